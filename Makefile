@@ -1,0 +1,59 @@
+# univr — the commands a user types. `make demo` and `make test` set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.univr-installed
+DEMO_OUT ?= demo-out
+DEMO_ARGS ?=
+PYTEST_ARGS ?=
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo test bench reliability up down lint tools clean
+
+## setup: create the virtual environment and install univr with its test tools (idempotent)
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip setuptools wheel
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+## tools: Debian's chromium (browser tests) and docker-compose (validates compose.yaml, no engine needed)
+APT_TOOLS := chromium:chromium docker-compose:docker-compose
+tools:
+	@for pair in $(APT_TOOLS); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$bin >/dev/null 2>&1 && continue; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else echo "missing $$pkg: install it for its tests"; continue; fi; \
+	  $$SUDO apt-get install -y -q $$pkg >/dev/null 2>&1 || { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $$pkg >/dev/null; } || echo "could not install $$pkg"; \
+	done
+
+## demo: the whole loop on the embedded default (no services, no GPU, no downloads)
+demo: setup
+	$(BIN)/univr demo --out $(DEMO_OUT) $(DEMO_ARGS)
+
+## test: the test suite (CI=true makes tests that need Postgres/RabbitMQ/Redis fail instead of skip)
+test: setup tools
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+## bench: every benchmark; each prints ratios against a baseline measured in the same run
+bench: setup
+	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done
+
+## reliability: the fault-injection suite against the real services, with its figures table
+reliability: setup
+	$(BIN)/pytest -q -s tests/reliability $(PYTEST_ARGS)
+
+## up / down: the full stack with Docker Compose (GPU hosts: add --profile gpu)
+up:
+	docker compose up -d
+down:
+	docker compose down
+
+lint: setup
+	$(BIN)/ruff check shared services tests bench
+
+clean:
+	rm -rf $(DEMO_OUT) .univr .pytest_cache

@@ -1,0 +1,94 @@
+"""`univr demo`: run the whole loop on the embedded default and show what it did."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.demo.pipeline import ABILITY_KEYS, DemoOptions, demo_env, run_demo
+from services.demo.report import reason_kind
+from services.demo.stages import StageError, StageRunner
+
+console = Console(width=max(Console().width, 150))
+
+
+def demo(
+    out: Path = typer.Option(Path("demo-out"), help="Folder for the corpus, the home, the report."),
+    videos: int = typer.Option(160, help="Raw short videos to generate (plus broken ones on purpose)."),
+    long_videos: int = typer.Option(4, "--long", help="Long multi-shot videos among them."),
+    steps: int = typer.Option(300, help="Training steps per sampler (pyramid and uniform)."),
+    batch_size: int = typer.Option(16, help="Training batch size."),
+    workers: int = typer.Option(2, help="Synthesis worker processes."),
+    seed: int = typer.Option(7, help="Seed of the generated world and the runs."),
+    uvrb_size: int = typer.Option(32, help="Corpus size of each UVRB-mini dataset."),
+    fresh: bool = typer.Option(False, help="Start clean instead of reusing finished stages."),
+    stack: bool = typer.Option(False, help="Use the stack configured in the environment (UNIVR_PROFILE=stack) instead of the embedded default."),
+) -> None:
+    """Generate videos → synthesize pairs → train the tiny GVE → evaluate on UVRB-mini → index → search."""
+    opts = DemoOptions(out=out.resolve(), videos=videos, long_videos=long_videos, seed=seed, steps=steps,
+                       batch_size=batch_size, workers=workers, uvrb_size=uvrb_size, fresh=fresh, stack=stack)
+    status = console.status("starting")
+    status.start()
+
+    def started(name: str) -> None:
+        status.update(f"[bold]{name}[/] … (log: {opts.out / 'logs' / (name + '.log')})")
+
+    def done(name: str, secs: float, cached: bool) -> None:
+        console.print(f"  [green]✓[/] {name:<16} " + ("(reused)" if cached else f"{secs:6.1f} s"))
+
+    runner = StageRunner(out=opts.out, env=demo_env(opts), on_start=started, on_done=done)
+    try:
+        summary = run_demo(opts, runner)
+    except StageError as exc:
+        status.stop()
+        console.print(f"[red]demo failed[/]: {exc}")
+        raise typer.Exit(1) from exc
+    status.stop()
+    print_summary(summary, opts.out)
+
+
+def print_summary(summary: dict, out: Path) -> None:
+    synth = summary.get("synthesis", {})
+    t = Table(title="univr demo", show_header=False)
+    t.add_row("videos in", str(summary.get("videos_in")))
+    for k, v in (synth.get("counts") or {}).items():
+        t.add_row(f"items {k}", str(v))
+    for k in ("clips", "frames", "pairs"):
+        if k in synth:
+            t.add_row(k, str(synth[k]))
+    for task, n in summary.get("snapshot", {}).get("counts", {}).items():
+        t.add_row(f"pairs {task}", str(n))
+    reasons: dict[str, int] = {}
+    for item in synth.get("items", []):
+        reason = item.get("reason") or item.get("error")
+        if reason:
+            kind = reason_kind(reason)
+            reasons[kind] = reasons.get(kind, 0) + 1
+    for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:8]:
+        t.add_row("rejected", f"{n} × {reason[:80]}")
+    for sampler, tr in summary.get("training", {}).items():
+        t.add_row(f"training {sampler}", f"{tr.get('steps')} steps, {tr.get('wall_seconds')} s")
+    idx = summary.get("index", {})
+    t.add_row("live index", f"{idx.get('version')} ({idx.get('points')} points)")
+    t.add_row("wall time", f"{summary.get('wall_seconds')} s")
+    console.print(t)
+
+    a = Table(title="UVRB-mini abilities")
+    a.add_column("model")
+    for k in ABILITY_KEYS:
+        a.add_column(k, justify="right")
+    for name, vals in summary.get("abilities", {}).items():
+        a.add_row(name, *[("–" if vals.get(k) is None else f"{vals[k]:.3f}") for k in ABILITY_KEYS])
+    console.print(a)
+
+    for q in summary.get("queries", {}).get("results", []):
+        hits = q.get("hits") or []
+        hits = hits.get("results", []) if isinstance(hits, dict) else hits
+        console.print(f"[bold]{q['kind']}[/] {q.get('query', '')!r}")
+        for h in hits[:3]:
+            console.print(f"    {h.get('score', 0):.3f}  {h.get('video', '')}  {h.get('start_ms', 0) / 1000:.1f}–{h.get('end_ms', 0) / 1000:.1f} s  {json.dumps(h.get('caption', ''))[:70]}")
+    console.print(f"report: {out / 'report.html'}   summary: {out / 'summary.json'}")

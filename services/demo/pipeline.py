@@ -1,0 +1,159 @@
+"""The demo's main job: the whole univr loop on the embedded default, stage by stage.
+
+raw corpus → synthesis (real worker processes) → snapshot → UVRB-mini → untrained score →
+training (pyramid, and uniform as the ablation) → scores → index + promotion → queries → report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from services.demo.stages import StageRunner
+
+ABILITY_KEYS = ["TXT", "CMP", "VIS", "CG", "FG", "LC", "S", "T", "PR", "AVG_A", "AVG_D"]
+SAMPLERS = ("pyramid", "uniform")
+
+
+@dataclass
+class DemoOptions:
+    out: Path
+    videos: int = 160
+    long_videos: int = 4
+    seed: int = 7
+    steps: int = 300
+    batch_size: int = 16
+    workers: int = 2
+    uvrb_size: int = 32
+    fresh: bool = False
+    stack: bool = False  # use the running stack from the environment instead of the embedded default
+
+
+def demo_env(opts: DemoOptions) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not opts.stack:
+        env["UNIVR_PROFILE"] = "embedded"
+        env["UNIVR_HOME"] = str(opts.out / "home")
+    return env
+
+
+def run_demo(opts: DemoOptions, runner: StageRunner | None = None) -> dict[str, Any]:
+    out = opts.out
+    if opts.fresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runner = runner or StageRunner(out=out, env=demo_env(opts))
+    t0 = time.perf_counter()
+    raw = out / "raw"
+    uvrb = out / "uvrb"
+
+    gen = runner.stage("generate", lambda: _generate(runner, raw, opts))
+    synth = runner.stage("synthesis", lambda: runner.univr(
+        "synthesis", ["synth", "run", str(raw / "manifest.jsonl"), "--json", "--workers", str(opts.workers)], json_out=True))
+    snap = runner.stage("snapshot", lambda: runner.univr(
+        "snapshot", ["data", "snapshot", "--name", "demo", "--json"], json_out=True))
+    model = runner.stage("model", lambda: {"path": runner.univr("model", ["model", "tiny", "--out", str(out / "home" / "models" / "tiny"), "--seed", str(opts.seed)]) and str(out / "home" / "models" / "tiny")})
+    runner.stage("uvrb", lambda: _uvrb(runner, uvrb, opts))
+
+    scores: dict[str, Any] = {}
+    scores["untrained"] = runner.stage("eval-untrained", lambda: _evaluate(runner, "eval-untrained", uvrb, model["path"], None, out))
+    trained: dict[str, Any] = {}
+    for sampler in SAMPLERS:
+        trained[sampler] = runner.stage(f"train-{sampler}", lambda s=sampler: _train(runner, s, snap, model["path"], opts))
+        scores[sampler] = runner.stage(
+            f"eval-{sampler}", lambda s=sampler: _evaluate(runner, f"eval-{s}", uvrb, model["path"], trained[s]["adapter"], out))
+
+    best = max(SAMPLERS, key=lambda s: scores[s]["abilities"]["AVG_A"])
+    index = runner.stage("index", lambda: _index(runner, model["path"], trained[best]["adapter"], scores[best], best))
+    queries = runner.stage("queries", lambda: _queries(runner, raw))
+
+    summary = {
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "stage_seconds": {k: round(v, 1) for k, v in runner.timings.items()},
+        "videos_in": gen["videos"],
+        "synthesis": synth,
+        "snapshot": snap,
+        "abilities": {name: {k: s["abilities"].get(k) for k in ABILITY_KEYS} for name, s in scores.items()},
+        "datasets": {name: {ds: v.get("score") for ds, v in s.get("datasets", {}).items()} for name, s in scores.items()},
+        "training": {s: {k: v for k, v in trained[s].items() if k in ("steps", "wall_seconds", "curve", "task_probs", "adapter", "final_loss")} for s in SAMPLERS},
+        "best_sampler": best,
+        "index": index,
+        "queries": queries,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    from services.demo.report import write_report
+
+    write_report(summary, out / "report.html", store_root=out / "home" / "objects")
+    return summary
+
+
+def _generate(runner: StageRunner, raw: Path, opts: DemoOptions) -> dict[str, Any]:
+    if raw.exists():
+        shutil.rmtree(raw)
+    runner.univr("generate", ["media", "generate", "--out", str(raw), "--videos", str(opts.videos),
+                              "--seed", str(opts.seed), "--long", str(opts.long_videos), "--failures"])
+    rows = [json.loads(line) for line in (raw / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    failures: dict[str, int] = {}
+    for row in rows:
+        if row.get("failure"):
+            failures[row["failure"]] = failures.get(row["failure"], 0) + 1
+    return {"videos": len(rows), "failures_planted": failures}
+
+
+def _uvrb(runner: StageRunner, uvrb: Path, opts: DemoOptions) -> dict[str, Any]:
+    if uvrb.exists():
+        shutil.rmtree(uvrb)
+    runner.univr("uvrb", ["uvrb", "mini", "--out", str(uvrb), "--seed", str(opts.seed + 100_000), "--n", str(opts.uvrb_size),
+                          "--long-n", str(max(3, opts.uvrb_size // 4))])
+    return {"path": str(uvrb)}
+
+
+def _evaluate(runner: StageRunner, stage: str, uvrb: Path, model: str, adapter: str | None, out: Path) -> dict[str, Any]:
+    result_path = out / "eval" / f"{stage}.json"
+    result_path.parent.mkdir(parents=True, exist_ok=True)
+    args = ["eval", "run", "--uvrb", str(uvrb), "--model", model, "--out", str(result_path)]
+    if adapter:
+        args += ["--adapter", adapter]
+    runner.univr(stage, args)
+    return json.loads(result_path.read_text())
+
+
+def _train(runner: StageRunner, sampler: str, snap: dict[str, Any], model: str, opts: DemoOptions) -> dict[str, Any]:
+    run_dir = opts.out / "train" / sampler
+    args = ["train", "run", "--snapshot", snap["id"], "--model", model, "--sampler", sampler,
+            "--steps", str(opts.steps), "--batch-size", str(opts.batch_size), "--seed", str(opts.seed),
+            "--out", str(run_dir), "--preset", "tiny", "--json"]
+    return runner.univr(f"train-{sampler}", args, json_out=True)
+
+
+def _index(runner: StageRunner, model: str, adapter: str, score: dict[str, Any], sampler: str) -> dict[str, Any]:
+    built = runner.univr("index", ["index", "build", "--model", model, "--adapter", adapter, "--json"], json_out=True)
+    version = built["version"]
+    promoted = runner.univr("index", ["index", "promote", version, "--avg-a", str(score["abilities"]["AVG_A"]), "--json"], json_out=True)
+    return {"version": version, "sampler": sampler, "points": built.get("points"), "promotion": promoted}
+
+
+def _queries(runner: StageRunner, raw: Path) -> dict[str, Any]:
+    rows = [json.loads(line) for line in (raw / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    good = [r for r in rows if not r.get("failure")]
+    sample_video = str(raw / good[0]["path"]) if good else None
+    queries: list[tuple[str, list[str]]] = [
+        ("text", ["a red circle moving right"]),
+        ("text", ["a blue square appears, then a green triangle moves left"]),
+    ]
+    if sample_video:
+        queries.append(("video", ["--video", sample_video]))
+        queries.append(("text+video", ["what happens next", "--video", sample_video]))
+    results = []
+    for kind, args in queries:
+        hits = runner.univr("queries", ["search", *args, "--top-k", "3", "--json"], json_out=True)
+        results.append({"kind": kind, "query": " ".join(a for a in args if not a.startswith("--")), "hits": hits})
+    return {"results": results}

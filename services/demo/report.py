@@ -1,0 +1,125 @@
+"""The demo's report: one self-contained HTML page (inline SVG charts, thumbnails as data URIs)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from services.demo.charts import grouped_bars, line_chart
+
+ABILITIES = ["TXT", "CMP", "VIS", "CG", "FG", "LC", "S", "T", "PR", "AVG_A", "AVG_D"]
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}
+h1{margin-bottom:0} .sub{color:#666;margin-top:4px}
+table{border-collapse:collapse;margin:8px 0 18px} td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}
+th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
+.grid{display:flex;flex-wrap:wrap;gap:16px} .card{border:1px solid #e3e3e3;border-radius:6px;padding:8px}
+.hits{display:flex;gap:8px;flex-wrap:wrap} .hit{width:150px;font-size:12px} .hit img{width:150px;image-rendering:pixelated}
+.good{color:#2a7} .bad{color:#c33}
+"""
+
+
+def _fmt(v: Any) -> str:
+    return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else escape(str(v)))
+
+
+def _thumb(store_root: Path, key: str | None) -> str:
+    if not key:
+        return ""
+    path = (store_root / key).resolve()
+    if store_root.resolve() not in path.parents or not path.is_file():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{escape(key)}" src="data:image/jpeg;base64,{data}">'
+
+
+def _ability_table(abilities: dict[str, dict[str, float | None]]) -> str:
+    head = "".join(f"<th>{k}</th>" for k in ABILITIES)
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td>" + "".join(f"<td>{_fmt(vals.get(k))}</td>" for k in ABILITIES) + "</tr>"
+        for name, vals in abilities.items()
+    )
+    return f"<table><tr><th>model</th>{head}</tr>{rows}</table>"
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_PATH = re.compile(r"'?/[^\s']+'?")
+
+
+def reason_kind(reason: str) -> str:
+    """A rejection reason without the ids and paths that make every row unique (for grouping)."""
+    text = _PATH.sub("<file>", _UUID.sub("<clip>", reason))
+    prefix = "all clips rejected: "
+    lead = prefix if text.startswith(prefix) else ""
+    parts = dict.fromkeys(p.strip() for p in text[len(lead):].split(";"))
+    return lead + "; ".join(sorted(parts))
+
+
+def _synthesis_section(synth: dict[str, Any]) -> str:
+    counts = synth.get("counts") or synth.get("states") or {}
+    reasons: dict[str, int] = {}
+    for item in synth.get("items", []):
+        reason = item.get("reason") or item.get("error")
+        if reason:
+            kind = reason_kind(reason)
+            reasons[kind] = reasons.get(kind, 0) + 1
+    rows = "".join(f"<tr><td>{escape(str(k))}</td><td>{_fmt(v)}</td></tr>" for k, v in counts.items())
+    rrows = "".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return (f"<h2>Synthesis</h2><div class='grid'><div><h3>Items by state</h3><table>{rows}</table></div>"
+            f"<div><h3>Rejections and failures</h3><table><tr><th>reason</th><th>items</th></tr>{rrows}</table></div></div>")
+
+
+def _training_charts(training: dict[str, Any]) -> str:
+    loss = {s: [(float(p[0]), float(p[1])) for p in t.get("curve", [])] for s, t in training.items()}
+    parts = [line_chart(loss, "Training loss", y_label="InfoNCE")]
+    probs = training.get("pyramid", {}).get("task_probs", [])
+    if probs:
+        tasks = sorted({task for row in probs for task in row.get("probs", {})})
+        series = {task: [(float(row["step"]), float(row["probs"].get(task, 0.0))) for row in probs] for task in tasks}
+        parts.append(line_chart(series, "Modality Pyramid: task probabilities", y_label="P(task)"))
+    return "<h2>Training</h2><div class='grid'>" + "".join(f"<div class='card'>{p}</div>" for p in parts) + "</div>"
+
+
+def _queries_section(queries: dict[str, Any], store_root: Path) -> str:
+    blocks = []
+    for q in queries.get("results", []):
+        hits = q.get("hits") or []
+        if isinstance(hits, dict):
+            hits = hits.get("results", [])
+        cells = "".join(
+            f"<div class='hit'>{_thumb(store_root, h.get('thumbnail_key'))}<br>{_fmt(h.get('score'))} · "
+            f"{escape(str(h.get('video', ''))[:24])}<br>{_fmt((h.get('start_ms') or 0) / 1000)}–{_fmt((h.get('end_ms') or 0) / 1000)} s</div>"
+            for h in hits
+        )
+        blocks.append(f"<div class='card'><b>{escape(q['kind'])}</b>: {escape(q.get('query', ''))}<div class='hits'>{cells}</div></div>")
+    return "<h2>Example retrievals (live index)</h2>" + "".join(blocks)
+
+
+def write_report(summary: dict[str, Any], path: Path, store_root: Path) -> Path:
+    abilities = summary.get("abilities", {})
+    datasets = summary.get("datasets", {})
+    ds_names = sorted({d for s in datasets.values() for d in s})
+    before, after = abilities.get("untrained", {}), abilities.get(summary.get("best_sampler", "pyramid"), {})
+    gain = (after.get("AVG_A") or 0) - (before.get("AVG_A") or 0)
+    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>univr demo report</title><style>{CSS}</style></head><body>
+<h1>univr demo</h1>
+<p class="sub">{summary.get('videos_in')} raw videos → {summary.get('snapshot', {}).get('counts', {}) and sum(summary['snapshot']['counts'].values())} pairs →
+tiny GVE trained with the Modality Pyramid and uniform sampling · wall time {summary.get('wall_seconds', 0):.0f} s ·
+AVG-A {_fmt(before.get('AVG_A'))} → {_fmt(after.get('AVG_A'))} (<span class="{'good' if gain > 0 else 'bad'}">{gain:+.3f}</span>)</p>
+<h2>UVRB-mini abilities</h2>
+<div class="card">{grouped_bars(ABILITIES, abilities, "Ability scores: untrained vs trained")}</div>
+{_ability_table(abilities)}
+<div class="card">{grouped_bars(ds_names, datasets, "Per-dataset scores (metric per SPEC: R@1, R@10 for CMRB/LoVR-TH, P@1 for MS-TI/MS-TV)", width=1000)}</div>
+{_training_charts(summary.get('training', {}))}
+{_synthesis_section(summary.get('synthesis', {}))}
+<h2>Pairs in the snapshot</h2><table>{''.join(f'<tr><td>{escape(k)}</td><td>{v}</td></tr>' for k, v in summary.get('snapshot', {}).get('counts', {}).items())}</table>
+<h2>Live index</h2><p>{escape(str(summary.get('index', {}).get('version')))} ({_fmt(summary.get('index', {}).get('points'))} points, trained with {escape(str(summary.get('best_sampler')))} sampling)</p>
+{_queries_section(summary.get('queries', {}), store_root)}
+<h2>Stage timings (s)</h2><table>{''.join(f'<tr><td>{escape(k)}</td><td>{v}</td></tr>' for k, v in summary.get('stage_seconds', {}).items())}</table>
+</body></html>"""
+    path.write_text(html, encoding="utf-8")
+    return path

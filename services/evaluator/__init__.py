@@ -1,0 +1,1 @@
+"""UVRB: the Universal Video Retrieval Benchmark, end to end (SPEC §1)."""

@@ -1,0 +1,57 @@
+"""`univr eval`: score an embedder on UVRB, aggregate scores, serve eval jobs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="UVRB evaluation: 16 datasets, 9 abilities.", no_args_is_help=True)
+
+
+@app.command("run")
+def run_cmd(uvrb: Path = typer.Option(..., help="A UVRB copy in the Hub layout (or UVRB-mini)."),
+            model: str = typer.Option("", help="Checkpoint path or hub id (default: the configured model)."),
+            adapter: str | None = typer.Option(None, help="A LoRA adapter folder."),
+            datasets: str = typer.Option("", help="Comma-separated dataset short names (default: all 16)."),
+            out: Path = typer.Option(Path("uvrb-results.json"), help="Results JSON."),
+            report: Path | None = typer.Option(None, help="Also write an HTML report here.")) -> None:
+    """Embed queries and corpus of each dataset and score them."""
+    from services.evaluator.layout import LayoutError
+    from services.evaluator.records import earlier_runs
+    from services.evaluator.report import write_report
+    from services.evaluator.runner import evaluate
+
+    try:
+        result = evaluate(uvrb, model or None, adapter, [d for d in datasets.split(",") if d] or None, out)
+    except (LayoutError, KeyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if report:
+        write_report(result, report, earlier_runs())
+    typer.echo(json.dumps({"out": str(out), "abilities": result["abilities"], "wall_seconds": result["wall_seconds"]}))
+
+
+@app.command("aggregate")
+def aggregate_cmd(scores: Path = typer.Argument(..., help='JSON {"<dataset>": score, ...} for the 16 datasets.')) -> None:
+    """Print TXT, CMP, VIS, CG, FG, LC, S, T, PR, AVG_A, AVG_D as JSON."""
+    from services.evaluator.aggregate import aggregate
+
+    try:
+        data = json.loads(scores.read_text())
+        if "datasets" in data and isinstance(data["datasets"], dict):  # a results file
+            data = {k: v["score"] for k, v in data["datasets"].items()}
+        typer.echo(json.dumps(aggregate({k: float(v) for k, v in data.items()})))
+    except (ValueError, KeyError, TypeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command("worker")
+def worker_cmd(concurrency: int = typer.Option(1)) -> None:
+    """Consume eval jobs (checkpoint.ready events) from the eval queue."""
+    import services.evaluator.tasks  # noqa: F401
+    from shared.queue import QUEUE_EVAL, run_worker
+
+    run_worker([QUEUE_EVAL], concurrency=concurrency)

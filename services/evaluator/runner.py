@@ -1,0 +1,93 @@
+"""Scoring an embedder on UVRB (SPEC §1.4): per-dataset instructions on queries, candidates
+without, 8 uniform frames, cosine, exact top-k; the dataset metric plus R@1/5/10, MRR, nDCG@10;
+the 9 abilities and both averages.
+
+Results JSON::
+
+    {"model": str, "adapter": str|null, "model_id": str, "benchmark": str, "wall_seconds": float,
+     "datasets": {short: {"metric": "R@1"|"R@10"|"P@1", "score": float, "R@1", "R@5", "R@10", "P@1",
+                          "MRR", "nDCG@10", "n_queries": int, "n_corpus": int, "cached": int}},
+     "abilities": {"TXT", "CMP", "VIS", "CG", "FG", "LC", "S", "T", "PR", "AVG_A", "AVG_D"}}
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from services.evaluator.aggregate import aggregate
+from services.evaluator.cache import EmbeddingCache
+from services.evaluator.layout import LoadedDataset, load_dataset
+from services.evaluator.metrics import evaluate_run
+from services.evaluator.registry import DATASETS, get
+from services.evaluator.topk import blocked_topk
+from shared.config import get_settings
+from shared.model import Embedder, EmbedInput, item_key
+
+
+def _embed_cached(embedder: Embedder, cache: EmbeddingCache, items: list[EmbedInput]) -> np.ndarray:
+    keys = [item_key(it) for it in items]
+    missing = [i for i, k in enumerate(keys) if cache.get(k) is None]
+    if missing:
+        vecs = embedder.embed([items[i] for i in missing])
+        cache.put_many([keys[i] for i in missing], vecs)
+    return np.stack([cache.items[k] for k in keys])
+
+
+def _query_input(q: dict[str, Any], instruction: str) -> EmbedInput:
+    return EmbedInput(text=q.get("text"), image=q.get("_image_path"), video=q.get("_video_path"), instruction=instruction)
+
+
+def score_dataset(embedder: Embedder, ds: LoadedDataset, cache_root: str) -> dict[str, Any]:
+    spec = get(ds.name)
+    cache = EmbeddingCache(cache_root, embedder.model_id, ds.name)
+    corpus_vecs = _embed_cached(embedder, cache, [EmbedInput(video=c["_path"]) for c in ds.corpus])
+    query_vecs = _embed_cached(embedder, cache, [_query_input(q, spec.instruction) for q in ds.queries])
+    cache.save()
+    cids = [str(c["id"]) for c in ds.corpus]
+    run: dict[str, dict[str, float]] = {}
+    if ds.candidates:  # per-query candidate sets (MomentSeeker): rank only those
+        index = {c: i for i, c in enumerate(cids)}
+        for q, qv in zip(ds.queries, query_vecs, strict=True):
+            cand = ds.candidates.get(str(q["id"]), cids)
+            sims = corpus_vecs[[index[c] for c in cand]] @ qv
+            run[str(q["id"])] = {c: float(s) for c, s in zip(cand, sims, strict=True)}
+    else:
+        k = max(10, get_settings().eval.topk)
+        scores, idx = blocked_topk(query_vecs, corpus_vecs, k, block=get_settings().eval.block_size)
+        for q, srow, irow in zip(ds.queries, scores, idx, strict=True):
+            run[str(q["id"])] = {cids[i]: float(s) for s, i in zip(srow, irow, strict=True)}
+    metrics = evaluate_run(run, ds.qrels)
+    return {"metric": spec.metric, "score": metrics[spec.metric], **metrics, "n_queries": len(ds.queries),
+            "n_corpus": len(ds.corpus), "cached": cache.hits}
+
+
+def evaluate(uvrb_dir: str | Path, model: str | None = None, adapter: str | None = None,
+             datasets: list[str] | None = None, out: str | Path | None = None,
+             embedder: Embedder | None = None, record: bool = True) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    root = Path(uvrb_dir)
+    embedder = embedder or Embedder(model, adapter)
+    names = datasets or [d.short for d in DATASETS]
+    results = {}
+    for name in names:
+        ds = load_dataset(root, get(name).short)
+        results[name] = score_dataset(embedder, ds, get_settings().eval.cache_dir)
+    report = {"model": str(model or embedder.name_or_path), "adapter": adapter, "model_id": embedder.model_id,
+              "benchmark": str(root), "datasets": results,
+              "abilities": aggregate({k: v["score"] for k, v in results.items()}),
+              "wall_seconds": round(time.perf_counter() - t0, 2)}
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(report, indent=1))
+    if record:
+        from services.evaluator.records import record_eval
+
+        report["eval_run_id"] = record_eval(report)
+        if out:
+            Path(out).write_text(json.dumps(report, indent=1))
+    return report

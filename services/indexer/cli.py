@@ -1,0 +1,64 @@
+"""`univr index`: build a collection for a model version, promote it, list versions, serve jobs."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+app = typer.Typer(help="Qdrant indexing and promotion of model versions.", no_args_is_help=True)
+
+
+@app.command("build")
+def build_cmd(model: str = typer.Option("", help="Checkpoint path or hub id (default: configured)."),
+              adapter: str | None = typer.Option(None, help="LoRA adapter folder."),
+              version: str | None = typer.Option(None, help="Collection name (default: from the model id and time)."),
+              json_out: bool = typer.Option(False, "--json")) -> None:
+    """Embed every kept clip and video into a new collection (resumable)."""
+    from services.indexer.build import build_index
+
+    try:
+        result = build_index(model or None, adapter, version)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(result) if json_out else f"built {result['version']}: {result['points']} points")
+
+
+@app.command("promote")
+def promote_cmd(version: str = typer.Argument(...), avg_a: float | None = typer.Option(None, help="UVRB AVG-A of this version (the gate)."),
+                force: bool = typer.Option(False, help="Promote even if not better than the live version."),
+                json_out: bool = typer.Option(False, "--json")) -> None:
+    """Verify VERSION and switch the live alias to it atomically."""
+    from services.indexer.promote import PromotionRefused, promote
+
+    try:
+        result = promote(version, avg_a, force)
+    except PromotionRefused as exc:
+        typer.echo(json.dumps({"promoted": False, "reason": str(exc)}) if json_out else f"not promoted: {exc}")
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps({"promoted": True, **result}) if json_out else f"live: {result['live']}")
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """Index versions and their states."""
+    from sqlalchemy import select
+
+    from shared.db import init_db, session_scope
+    from shared.db.models import IndexVersion
+
+    init_db()
+    with session_scope() as s:
+        rows = [{"version": r.id, "state": r.state, "points": r.points, "avg_a": r.avg_a, "model": r.model, "adapter": r.adapter}
+                for r in s.scalars(select(IndexVersion).order_by(IndexVersion.created_at))]
+    typer.echo(json.dumps(rows, indent=1))
+
+
+@app.command("worker")
+def worker_cmd() -> None:
+    """Consume index jobs and eval.completed events from the index queue."""
+    import services.indexer.tasks  # noqa: F401
+    from shared.queue import QUEUE_INDEX, run_worker
+
+    run_worker([QUEUE_INDEX], concurrency=1)

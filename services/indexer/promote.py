@@ -1,0 +1,80 @@
+"""Promotion: verify a built collection (point count, canary queries), gate on UVRB AVG-A against
+the live version, then switch the live alias atomically (one alias-update call: delete + create),
+and retire collections beyond the retention."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from qdrant_client import models
+from sqlalchemy import select
+
+from services.indexer.collections import live_collection
+from shared.config import get_settings
+from shared.db import init_db, session_scope
+from shared.db.models import IndexVersion
+from shared.vectors import get_qdrant
+
+
+class PromotionRefused(RuntimeError):
+    """The version is incomplete, fails its canaries, or is not better than the live one."""
+
+
+def verify(client, version: str, expected: int | None, canaries: int = 3) -> dict[str, Any]:  # noqa: ANN001
+    if not client.collection_exists(version):
+        raise PromotionRefused(f"no collection {version}")
+    count = client.count(version, exact=True).count
+    if expected is not None and count != expected:
+        raise PromotionRefused(f"{version} has {count} points, expected {expected}")
+    points, _ = client.scroll(version, limit=canaries, with_vectors=True)
+    for p in points:  # a stored vector must find itself first (or tied first: identical clips exist)
+        hits = client.query_points(version, query=p.vector, limit=10).points
+        top = hits[0].score if hits else None
+        if not hits or not any(str(h.id) == str(p.id) and h.score >= top - 1e-5 for h in hits):
+            raise PromotionRefused(f"canary query for point {p.id} did not return it")
+    return {"points": count, "canaries": len(points)}
+
+
+def promote(version: str, avg_a: float | None = None, force: bool = False, client=None) -> dict[str, Any]:  # noqa: ANN001
+    """``client``: an open Qdrant client to use (Qdrant local mode allows one per process)."""
+    init_db()
+    settings = get_settings()
+    alias = settings.vectors.alias
+    own_client = client is None
+    client = client or get_qdrant()
+    try:
+        with session_scope() as s:
+            row = s.get(IndexVersion, version)
+            expected = row.points if row else None
+            live_row = s.scalars(select(IndexVersion).where(IndexVersion.state == "live")).first()
+            live_avg = live_row.avg_a if live_row else None
+            live_id = live_row.id if live_row else None
+        if avg_a is not None and live_avg is not None and live_id != version and avg_a <= live_avg and not force:
+            raise PromotionRefused(f"AVG-A {avg_a:.4f} is not better than the live version's {live_avg:.4f} ({live_id})")
+        checks = verify(client, version, expected)
+        current = live_collection(client, alias)
+        ops: list[Any] = []
+        if current:
+            ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+        ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=version, alias_name=alias)))
+        client.update_collection_aliases(change_aliases_operations=ops)  # atomic switch
+        with session_scope() as s:
+            for old in s.scalars(select(IndexVersion).where(IndexVersion.state == "live", IndexVersion.id != version)):
+                old.state = "retired"
+            row = s.get(IndexVersion, version)
+            if row is None:
+                row = IndexVersion(id=version, model="unknown", points=checks["points"])
+                s.add(row)
+            row.state, row.avg_a, row.promoted_at = "live", avg_a if avg_a is not None else row.avg_a, datetime.now(UTC)
+            retired = [r.id for r in s.scalars(select(IndexVersion).where(IndexVersion.state == "retired")
+                                               .order_by(IndexVersion.created_at.desc()))]
+        removed = []
+        for old in retired[settings.vectors.retention:]:
+            if client.collection_exists(old):
+                client.delete_collection(old)
+                removed.append(old)
+        return {"live": version, "previous": current, "alias": alias, "removed": removed, **checks}
+    finally:
+        if own_client:
+            client.close()

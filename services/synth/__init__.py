@@ -1,0 +1,1 @@
+"""V-SynFlow: raw videos → clips, frames, captions and retrieval pairs of every task type."""

@@ -1,0 +1,82 @@
+"""`univr synth`: submit a source, follow a job, run workers, run a job to the end."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+app = typer.Typer(help="V-SynFlow: turn raw videos into retrieval pairs.", no_args_is_help=True)
+
+
+@app.command("submit")
+def submit_cmd(source: str = typer.Argument(..., help="A folder, an s3://bucket/prefix, or a .jsonl/.csv manifest."),
+               fresh: bool = typer.Option(False, help="A new job even if this source was submitted before.")) -> None:
+    """Create the job of SOURCE (one item per video) and enqueue its work."""
+    from services.synth.jobs import submit
+
+    typer.echo(json.dumps(submit(source, fresh=fresh)))
+
+
+@app.command("status")
+def status_cmd(job: str = typer.Argument(..., help="The job id."), json_out: bool = typer.Option(False, "--json")) -> None:
+    """Per-video state, counts and errors of JOB."""
+    from services.synth.records import job_summary
+
+    try:
+        summary = job_summary(job)
+    except KeyError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    if json_out:
+        typer.echo(json.dumps(summary, indent=1))
+        return
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"job {summary['job']}: [bold]{summary['state']}[/]  {summary['counts']}  clips {summary['clips']}, pairs {summary['pairs']}")
+    t = Table("item", "state", "stage", "clips", "reason")
+    for it in summary["items"]:
+        t.add_row(it["item"][-60:], it["state"], it["stage"] or "", str(it["clips"]), (it["reason"] or "; ".join(it["notes"]))[:90])
+    console.print(t)
+
+
+@app.command("worker")
+def worker_cmd(queues: str = typer.Option("media,caption,io", help="Comma-separated queues to consume."),
+               concurrency: int = typer.Option(0, help="Worker processes (0: the configured default)."),
+               pool: str = typer.Option("prefork", help="prefork | solo | threads")) -> None:
+    """Start a synthesis worker on QUEUES."""
+    from services.synth.worker import main
+
+    main([q.strip() for q in queues.split(",") if q.strip()], concurrency=concurrency or None, pool=pool)
+
+
+@app.command("run")
+def run_cmd(source: str = typer.Argument(..., help="A folder, an s3://bucket/prefix, or a .jsonl/.csv manifest."),
+            json_out: bool = typer.Option(False, "--json", help="Print the job summary as JSON."),
+            workers: int = typer.Option(2, help="Local worker processes to start when none are running (0: never)."),
+            timeout: float = typer.Option(3600, help="Give up after this many seconds."),
+            fresh: bool = typer.Option(False, help="A new job even if this source was submitted before.")) -> None:
+    """Run a whole job on SOURCE and wait for it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from services.synth.jobs import run
+
+    with Progress(TextColumn("synthesis"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
+                  disable=json_out) as bar:
+        task = bar.add_task("items", total=None)
+
+        def progress(summary: dict) -> None:
+            done = sum(v for k, v in summary["counts"].items() if k in ("done", "rejected", "failed"))
+            bar.update(task, completed=done, total=len(summary["items"]))
+
+        summary = run(source, workers=workers, timeout_s=timeout, fresh=fresh, progress=progress)
+    if json_out:
+        typer.echo(json.dumps(summary))
+    else:
+        _print_summary(summary)

@@ -1,0 +1,117 @@
+"""Synthesis jobs: submit a source (one item per video), follow it, run it to the end with local
+worker processes. A job's id is derived from its source, so resubmitting a source reuses its rows
+(and re-enqueues only unfinished items): nothing is duplicated, and a restarted job resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import select
+
+from services.synth.records import TERMINAL, job_summary
+from services.synth.sources import list_source, source_kind
+from shared.db import init_db, session_scope, upsert
+from shared.db.models import ItemState, Job, JobItem, JobState, Source
+from shared.ids import stable_id
+from shared.queue import QUEUE_CAPTION, QUEUE_IO, QUEUE_MEDIA, get_celery
+
+SYNTH_QUEUES = (QUEUE_MEDIA, QUEUE_CAPTION, QUEUE_IO)
+
+
+def submit(source: str, *, fresh: bool = False) -> dict[str, Any]:
+    """Create (or reuse) the job of ``source`` and enqueue its unfinished items."""
+    init_db()
+    uri = source if source.startswith("s3://") else os.path.abspath(source)
+    kind = source_kind(uri)
+    items = list_source(uri)
+    source_id = stable_id("source", uri)
+    job_id = stable_id("synth-job", uri, time.time_ns()) if fresh else stable_id("synth-job", uri)
+    with session_scope() as s:
+        upsert(s, Source, [{"id": source_id, "uri": uri, "kind": kind}], update=[])
+        job = s.get(Job, job_id)
+        if job is None:
+            s.add(Job(id=job_id, kind="synth", state=JobState.running, params={"source": uri}, source_id=source_id))
+        elif job.state == JobState.completed:
+            pass
+        else:
+            job.state = JobState.running
+        s.flush()
+        existing = {it.item_key: it for it in s.scalars(select(JobItem).where(JobItem.job_id == job_id))}
+        new_rows = []
+        for it in items:
+            if it.uri in existing:
+                continue
+            video_id = stable_id("video", it.uri)
+            new_rows.append({"id": stable_id(job_id, it.uri), "job_id": job_id, "item_key": it.uri,
+                             "state": ItemState.pending, "attempts": 0,
+                             "result": {"source": asdict(it), "video_id": video_id, "source_id": source_id}})
+        if new_rows:
+            upsert(s, JobItem, new_rows, update=[])
+        pending = s.scalars(select(JobItem.id).where(JobItem.job_id == job_id, JobItem.state.not_in(TERMINAL))).all()
+        if pending:
+            s.get(Job, job_id).state = JobState.running
+    app = get_celery()
+    for item_id in pending:  # an item resumes at the stage it reached
+        app.send_task("synth.media", args=[job_id, item_id], queue=QUEUE_MEDIA)
+    return {"job": job_id, "items": len(items), "enqueued": len(pending)}
+
+
+def is_done(job_id: str) -> bool:
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        return job is not None and job.state in (JobState.completed, JobState.failed, JobState.cancelled)
+
+
+def start_local_workers(n: int, queues: tuple[str, ...] = SYNTH_QUEUES) -> list[subprocess.Popen]:
+    """Worker processes on this machine (the embedded default's way of running a job)."""
+    code = ("from services.synth.worker import main; import sys; "
+            "main(sys.argv[1].split(','), concurrency=1)")
+    procs = []
+    for i in range(n):
+        procs.append(subprocess.Popen([sys.executable, "-c", code, ",".join(queues)], env=dict(os.environ, UNIVR_WORKER_INDEX=str(i)),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+    return procs
+
+
+def stop_workers(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def workers_alive(timeout: float = 1.5) -> bool:
+    try:
+        return bool(get_celery().control.ping(timeout=timeout))
+    except Exception:  # noqa: BLE001 - no broadcast support or no broker: assume none
+        return False
+
+
+def run(source: str, *, workers: int = 2, timeout_s: float = 3600, fresh: bool = False, progress=None) -> dict[str, Any]:  # noqa: ANN001
+    """Submit ``source``, start local workers if none answer, wait for the job to complete."""
+    info = submit(source, fresh=fresh)
+    procs = [] if (workers <= 0 or workers_alive()) else start_local_workers(workers)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not is_done(info["job"]):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {info['job']} not finished after {timeout_s:.0f} s")
+            for i, p in enumerate(procs):  # a dead local worker is replaced; its task is redelivered
+                if p.poll() is not None:
+                    procs[i] = start_local_workers(1)[0]
+            if progress:
+                progress(job_summary(info["job"]))
+            time.sleep(0.5)
+    finally:
+        stop_workers(procs)
+    return job_summary(info["job"])

@@ -1,0 +1,54 @@
+"""Dataset snapshots: an immutable, versioned manifest of pairs in the object store (the trainer's
+input). The id is the content hash, so the same pairs always give the same snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from shared.db import init_db, session_scope, upsert
+from shared.db.models import Pair, Snapshot
+from shared.storage import get_store
+
+
+def create_snapshot(name: str, tasks: list[str] | None = None, holdout_fraction: float = 0.0) -> dict[str, Any]:
+    init_db()
+    with session_scope() as s:
+        q = select(Pair).order_by(Pair.id)
+        if tasks:
+            q = q.where(Pair.task.in_(tasks))
+        pairs = s.scalars(q).all()
+        lines = [json.dumps({"id": p.id, "task": p.task, "domain": p.domain, "video_id": p.video_id,
+                             "dedup_cluster": p.dedup_cluster, "query": p.query, "target": p.target,
+                             "hard_negatives": p.hard_negatives}, sort_keys=True) for p in pairs]
+    if not lines:
+        raise ValueError("no pairs to snapshot: run a synthesis job first")
+    body = ("\n".join(lines) + "\n").encode()
+    sid = hashlib.sha256(body).hexdigest()[:16]
+    counts: dict[str, int] = {}
+    for p in pairs:
+        counts[p.task] = counts.get(p.task, 0) + 1
+    store = get_store()
+    pairs_key = f"snapshots/{sid}/pairs.jsonl"
+    manifest_key = f"snapshots/{sid}/manifest.json"
+    manifest = {"id": sid, "name": name, "created_at": datetime.now(UTC).isoformat(), "counts": counts,
+                "pairs_key": pairs_key, "videos": len({p.video_id for p in pairs}), "splits": {}}
+    if not store.exists(manifest_key):  # immutable: never rewritten
+        store.put_bytes(pairs_key, body, "application/jsonl")
+        store.put_bytes(manifest_key, json.dumps(manifest, indent=1).encode(), "application/json")
+    else:
+        manifest = json.loads(store.get_bytes(manifest_key))
+    with session_scope() as s:
+        upsert(s, Snapshot, [{"id": sid, "name": manifest["name"], "manifest_key": manifest_key, "counts": counts}], update=[])
+    return manifest
+
+
+def list_snapshots() -> list[dict[str, Any]]:
+    init_db()
+    with session_scope() as s:
+        return [{"id": r.id, "name": r.name, "counts": r.counts, "created_at": r.created_at.isoformat()}
+                for r in s.scalars(select(Snapshot).order_by(Snapshot.created_at))]

@@ -1,0 +1,310 @@
+"""The pipeline stages for one source video, each idempotent (deterministic IDs, upserts):
+
+1. ``media``: probe + integrity + limits (repair by remux), one low-res decode pass feeding the
+   scene split, motion (static filter), perceptual hashes (near-duplicates) and stored frames;
+   clips cut with ffmpeg; 8 uniform frames + a keyframe per clip; 8 frames of the whole video.
+2. ``caption``: captions of every kept clip (template or OpenAI-compatible captioner), with the
+   raw caption rectified.
+3. ``pairs``: retrieval pairs of all seven task types with domain hints and hard negatives.
+
+A bad input raises ``Rejected`` with the reason a user reads; anything else is an error the task
+retries (and fails for good after ``broker.max_attempts``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select, text, update
+
+from services.synth.captioner import ClipContext, make_captioner, rectify
+from services.synth.sources import SourceItem, fetch_s3
+from shared.config import get_settings
+from shared.db import session_scope, upsert
+from shared.db.models import Caption, Clip, Frame, Pair, Video
+from shared.ids import clip_id as make_clip_id
+from shared.ids import stable_id
+from shared.media import MediaError
+from shared.media.analysis import (
+    clip_frames,
+    decode_once,
+    detect_cuts,
+    hamming,
+    motion_score,
+    phash,
+    split_spans,
+)
+from shared.media.clip import extract_clip, remux
+from shared.media.probe import check_limits, probe
+from shared.storage import get_store
+
+
+class Rejected(Exception):
+    """The input cannot become clips; the message is the reason."""
+
+
+def _jpeg(frame: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def frame_keys(clip: str, n: int) -> list[str]:
+    return [f"clips/{clip}/frames/{i:02d}.jpg" for i in range(n)]
+
+
+def keyframe_key(clip: str) -> str:
+    return f"clips/{clip}/key/00.jpg"
+
+
+def video_frame_keys(video_id: str, n: int) -> list[str]:
+    return [f"videos/{video_id}/frames/{i:02d}.jpg" for i in range(n)]
+
+
+# --- 1. media --------------------------------------------------------------------------------------
+
+def media_stage(item: SourceItem, video_id: str, source_id: str | None) -> dict[str, Any]:
+    s = get_settings().synth
+    store = get_store()
+    with tempfile.TemporaryDirectory(prefix="univr-synth-") as tmp:
+        path = Path(item.local_path) if item.local_path else fetch_s3(item, Path(tmp) / "source")
+        meta = {"sidecar": item.sidecar, **item.extra}
+        try:
+            pr = probe(path)
+        except MediaError as exc:
+            _reject_video(video_id, source_id, item, str(exc), meta)
+            raise Rejected(str(exc)) from exc
+        reason = check_limits(pr, s)
+        if reason:
+            _reject_video(video_id, source_id, item, reason, meta, pr.as_dict())
+            raise Rejected(reason)
+        try:
+            an = decode_once(path, s.analysis_side, s.frame_side)
+        except MediaError:
+            an = None
+        if an is None or an.decode_errors:
+            try:  # repair what a remux can, then decode again
+                fixed = remux(path, Path(tmp) / "repaired.mp4")
+                an = decode_once(fixed, s.analysis_side, s.frame_side)
+                path = fixed
+                meta["repaired"] = "remux"
+            except MediaError as exc:
+                if an is None:
+                    why = f"undecodable video ({exc})"
+                    _reject_video(video_id, source_id, item, why, meta, pr.as_dict())
+                    raise Rejected(why) from exc
+        if an.duration_s < s.min_duration_s or len(an.times) < 2:
+            why = f"too short ({an.duration_s:.2f} s, {len(an.times)} frame(s))"
+            _reject_video(video_id, source_id, item, why, meta, pr.as_dict())
+            raise Rejected(why)
+        cuts = detect_cuts(an.small, an.times, s.scene_threshold)
+        spans = split_spans(an.duration_s, cuts, s.min_clip_s, s.max_clip_s, s.stride_clip_s)
+        if not spans:
+            why = f"no shot of at least {s.min_clip_s:.1f} s"
+            _reject_video(video_id, source_id, item, why, meta, pr.as_dict())
+            raise Rejected(why)
+        with session_scope() as db:
+            upsert(db, Video, [{"id": video_id, "source_id": source_id, "uri": item.uri, "raw_caption": item.raw_caption,
+                                "meta": meta, "duration_s": an.duration_s, "width": pr.width, "height": pr.height,
+                                "fps": pr.fps, "codec": pr.codec, "frame_count": len(an.times), "status": "ok",
+                                "reject_reason": None}])
+        vframes, _ = clip_frames(an, 0.0, an.duration_s + 1, s.frames_per_clip)
+        for key, fr in zip(video_frame_keys(video_id, s.frames_per_clip), vframes, strict=True):
+            store.put_bytes(key, _jpeg(fr), "image/jpeg")
+        kept, rejected, reasons = 0, 0, []
+        for start, end in spans:
+            cid = make_clip_id(item.uri, int(start * 1000), int(end * 1000))
+            motion = motion_score(an.small, an.times, start, end)
+            frames, times = clip_frames(an, start, end, s.frames_per_clip)
+            key_frame = frames[len(frames) // 2]
+            ph = phash(key_frame)
+            reason = None
+            dup_of = None
+            if motion < s.static_threshold:
+                reason = f"static clip (motion {motion:.2f} < {s.static_threshold})"
+            clip_row = {"id": cid, "video_id": video_id, "start_ms": int(start * 1000), "end_ms": int(end * 1000),
+                        "phash": ph, "filter_scores": {"motion": round(motion, 3)}}
+            with session_scope() as db:
+                if reason is None:
+                    dup_of = _find_duplicate(db, ph, video_id, s.dedup_hamming)
+                    if dup_of:
+                        reason = f"near-duplicate of clip {dup_of}"
+                clip_row.update(kept=reason is None, reject_reason=reason, dedup_cluster=dup_of or cid)
+                if reason is None:
+                    ckey = f"clips/{cid}/clip.mp4"
+                    clip_path = extract_clip(path, Path(tmp) / f"{cid}.mp4", start, end)
+                    store.put_file(ckey, clip_path, "video/mp4")
+                    keys = frame_keys(cid, len(frames))
+                    for key, fr in zip(keys, frames, strict=True):
+                        store.put_bytes(key, _jpeg(fr), "image/jpeg")
+                    store.put_bytes(keyframe_key(cid), _jpeg(key_frame), "image/jpeg")
+                    clip_row.update(object_key=ckey, frame_prefix=f"clips/{cid}/frames/")
+                    upsert(db, Clip, [clip_row])
+                    upsert(db, Frame, [{"id": stable_id(cid, i, "sample"), "clip_id": cid, "index": i, "kind": "sample",
+                                        "time_ms": int(t * 1000), "object_key": k, "width": fr.shape[1], "height": fr.shape[0]}
+                                       for i, (k, t, fr) in enumerate(zip(keys, times, frames, strict=True))]
+                           + [{"id": stable_id(cid, 0, "keyframe"), "clip_id": cid, "index": 0, "kind": "keyframe",
+                               "time_ms": int(times[len(times) // 2] * 1000), "object_key": keyframe_key(cid),
+                               "width": key_frame.shape[1], "height": key_frame.shape[0]}])
+                    kept += 1
+                else:
+                    upsert(db, Clip, [clip_row])
+                    rejected += 1
+                    reasons.append(reason)
+        if kept == 0:
+            why = "all clips rejected: " + "; ".join(sorted(set(r.split(" (")[0] for r in reasons)))
+            with session_scope() as db:
+                db.execute(update(Video).where(Video.id == video_id).values(status="rejected", reject_reason=why))
+            raise Rejected(why)
+        return {"clips": kept, "clips_rejected": rejected, "frames": kept * (s.frames_per_clip + 1),
+                "clip_reasons": sorted(set(reasons)), "cuts": [round(c, 3) for c in cuts], **({"repaired": "remux"} if meta.get("repaired") else {})}
+
+
+def _find_duplicate(db, ph: str, video_id: str, max_bits: int) -> str | None:  # noqa: ANN001
+    if db.get_bind().dialect.name == "postgresql":  # serialise the check-then-insert across workers
+        db.execute(text("SELECT pg_advisory_xact_lock(727272)"))
+    rows = db.execute(select(Clip.id, Clip.phash).where(Clip.kept.is_(True), Clip.video_id != video_id,
+                                                        Clip.phash.is_not(None))).all()
+    for cid, other in rows:
+        if hamming(ph, other) <= max_bits:
+            return cid
+    return None
+
+
+def _reject_video(video_id: str, source_id: str | None, item: SourceItem, reason: str, meta: dict, probe_info: dict | None = None) -> None:
+    info = probe_info or {}
+    with session_scope() as db:
+        upsert(db, Video, [{"id": video_id, "source_id": source_id, "uri": item.uri, "raw_caption": item.raw_caption,
+                            "meta": meta, "status": "rejected", "reject_reason": reason,
+                            "duration_s": info.get("duration_s"), "width": info.get("width"), "height": info.get("height"),
+                            "fps": info.get("fps"), "codec": info.get("codec")}])
+
+
+# --- 2. captions -----------------------------------------------------------------------------------
+
+def _clip_sidecar(video: Video, clip: Clip) -> dict[str, Any] | None:
+    side = (video.meta or {}).get("sidecar")
+    if not side:
+        return None
+    from shared.world.spec import sub_spec
+
+    return sub_spec(side, clip.start_ms / 1000, clip.end_ms / 1000)
+
+
+def check_raw_caption(raw: str, sidecar: dict[str, Any] | None) -> tuple[str, str | None]:
+    """Rectify the raw caption; with ground truth, also flag captions naming colours or shapes the
+    video does not contain. Returns (usable caption or '', reason it was dropped or None)."""
+    text_ok = rectify(raw)
+    if not text_ok:
+        return "", "raw caption unusable (empty, a file name or hashtags)"
+    if sidecar:
+        from shared.world.vocab import COLORS, SHAPES
+
+        present = {o["color"] for s in sidecar["shots"] for o in s["objects"]} | {
+            o["color_after"] for s in sidecar["shots"] for o in s["objects"] if o.get("color_after")}
+        shapes = {o["shape"] for s in sidecar["shots"] for o in s["objects"]}
+        words = set(text_ok.lower().replace(",", " ").replace(".", " ").split())
+        wrong = sorted((words & set(COLORS)) - present) + sorted((words & set(SHAPES)) - shapes)
+        if wrong:
+            return "", f"raw caption does not match the video (mentions {', '.join(wrong)})"
+    return text_ok, None
+
+
+def caption_stage(video_id: str, seed: int = 0) -> dict[str, Any]:
+    settings = get_settings()
+    captioner = make_captioner(settings.caption, settings.synth.profile_weights)
+    store = get_store()
+    with session_scope() as db:
+        video = db.get(Video, video_id)
+        clips = db.scalars(select(Clip).where(Clip.video_id == video_id, Clip.kept.is_(True)).order_by(Clip.start_ms)).all()
+        db.expunge_all()
+    raw, raw_reason = check_raw_caption(video.raw_caption or "", (video.meta or {}).get("sidecar"))
+    rows, n = [], 0
+    for i, clip in enumerate(clips):
+        from PIL import Image
+
+        frames = [np.asarray(Image.open(io.BytesIO(store.get_bytes(k)))) for k in frame_keys(clip.id, settings.synth.frames_per_clip)]
+        key_t = (len(frames) // 2 + 0.5) / len(frames) * (clip.end_ms - clip.start_ms) / 1000
+        side = _clip_sidecar(video, clip)
+        nxt = _clip_sidecar(video, clips[i + 1]) if i + 1 < len(clips) else None
+        ctx = ClipContext(clip_id=clip.id, frames=frames, keyframe=frames[len(frames) // 2], keyframe_t=key_t,
+                          raw_caption=raw, sidecar=side, next_sidecar=nxt)
+        caps = captioner.caption(ctx, random.Random(f"{seed}|{clip.id}"))
+        model, ver = caps.model, caps.prompt_version
+        rid = caps.request_ids[-1] if caps.request_ids else None
+        for style, text_ in caps.video.items():
+            rows.append({"id": stable_id(clip.id, style, model, ver), "target_kind": "clip", "target_id": clip.id, "style": style,
+                         "text": text_, "info_profile": caps.info_profile, "model": model, "prompt_version": ver, "request_id": rid})
+        for style, target_kind, text_ in (("frame", "frame", caps.frame), ("composed_image", "composed", caps.composed_image),
+                                          ("composed_video", "composed", caps.composed_video)):
+            rows.append({"id": stable_id(clip.id, style, model, ver), "target_kind": target_kind, "target_id": clip.id,
+                         "style": style, "text": text_, "info_profile": caps.info_profile, "model": model,
+                         "prompt_version": ver, "request_id": rid})
+        n += 1
+    with session_scope() as db:
+        upsert(db, Caption, rows)
+    return {"captioned_clips": n, "captions": len(rows), "raw_caption_dropped": raw_reason}
+
+
+# --- 3. pairs --------------------------------------------------------------------------------------
+
+DOMAIN_OF_STYLE = {"concise": "coarse", "abstract": "coarse", "rich": "long", "keywords": "partial", "partial": "partial"}
+
+
+def _video_ref(clip: Clip, n: int) -> dict[str, Any]:
+    return {"video": {"clip_id": clip.id, "frames": frame_keys(clip.id, n)}}
+
+
+def pairs_stage(video_id: str, hard_negatives: int) -> dict[str, Any]:
+    n = get_settings().synth.frames_per_clip
+    with session_scope() as db:
+        clips = db.scalars(select(Clip).where(Clip.video_id == video_id, Clip.kept.is_(True)).order_by(Clip.start_ms)).all()
+        caps = db.scalars(select(Caption).where(Caption.target_id.in_([c.id for c in clips]))).all()
+        others = db.scalars(select(Clip).where(Clip.video_id != video_id, Clip.kept.is_(True)).order_by(Clip.id).limit(256)).all()
+        db.expunge_all()
+    by_clip: dict[str, dict[str, Caption]] = {}
+    for c in caps:
+        by_clip.setdefault(c.target_id, {})[c.style] = c
+    whole = {"video": {"clip_id": f"video:{video_id}", "frames": video_frame_keys(video_id, n)}}
+    rows: list[dict[str, Any]] = []
+
+    def add(task: str, domain: str | None, clip: Clip, query: dict, target: dict) -> None:
+        rng = random.Random(f"{task}|{clip.id}|{json.dumps(query, sort_keys=True)}")
+        negs = [_video_ref(o, n) for o in rng.sample(others, min(hard_negatives, len(others)))] if task in ("T2V", "TI2V", "TV2V") else []
+        rows.append({"id": stable_id(task, json.dumps(query, sort_keys=True), json.dumps(target, sort_keys=True)),
+                     "task": task, "domain": domain, "video_id": video_id, "dedup_cluster": clip.dedup_cluster,
+                     "query": query, "target": target, "hard_negatives": negs})
+
+    for i, clip in enumerate(clips):
+        cc = by_clip.get(clip.id, {})
+        vref = _video_ref(clip, n)
+        key_img = {"image": keyframe_key(clip.id)}
+        for style, domain in DOMAIN_OF_STYLE.items():
+            if style in cc:
+                dom = {"spatial": "spatial", "temporal": "temporal"}.get(cc[style].info_profile, domain) if style == "rich" else domain
+                add("T2V", dom, clip, {"text": cc[style].text}, vref)
+        if "concise" in cc and "rich" in cc:
+            add("T2T", "coarse", clip, {"text": cc["concise"].text}, {"text": cc["rich"].text})
+        if "frame" in cc:
+            add("T2I", "spatial", clip, {"text": cc["frame"].text}, key_img)
+        add("I2V", "spatial", clip, key_img, vref)
+        if "composed_image" in cc:
+            add("TI2V", "temporal", clip, {"text": cc["composed_image"].text, **key_img}, vref)
+        if "composed_video" in cc:
+            target = _video_ref(clips[i + 1], n) if i + 1 < len(clips) else whole
+            add("TV2V", "temporal", clip, {"text": cc["composed_video"].text, **vref}, target)
+        add("V2V", "partial" if len(clips) > 1 else "coarse", clip, vref, whole)
+    with session_scope() as db:
+        upsert(db, Pair, rows)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["task"]] = counts.get(r["task"], 0) + 1
+    return {"pairs": len(rows), "pairs_by_task": counts}

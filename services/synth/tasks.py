@@ -1,0 +1,104 @@
+"""Celery tasks of the pipeline: ``synth.media`` (media queue) → ``synth.caption`` (caption queue)
+→ ``synth.pairs`` (io queue), one chain per source video. Each task counts its attempt in the
+database first, so a task that crashes or kills its worker is retried a bounded number of times and
+then fails with a reason; a bad input ends the chain as ``rejected`` with its reason."""
+
+from __future__ import annotations
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from services.synth import records, stages
+from services.synth.sources import SourceItem
+from shared.config import get_settings
+from shared.db import init_db
+from shared.db.models import ItemState
+from shared.queue import get_celery, route_for
+
+app = get_celery()
+STAGES = ("media", "caption", "pairs")
+
+
+def _next(stage: str, job_id: str, item_id: str) -> None:
+    nxt = STAGES[STAGES.index(stage) + 1] if stage != STAGES[-1] else None
+    if nxt:
+        name = f"synth.{nxt}" if nxt != "caption" else "synth.caption"
+        app.send_task(name, args=[job_id, item_id], queue=route_for(name))
+
+
+def _run(task, stage: str, job_id: str, item_id: str) -> None:  # noqa: ANN001
+    init_db()
+    max_attempts = get_settings().broker.max_attempts
+    item, attempt = records.begin_attempt(item_id, stage)
+    if item is None or item.state in records.TERMINAL:
+        return  # unknown or already finished (a redelivered duplicate): nothing to do
+    if attempt > max_attempts:
+        records.finish_item(item_id, ItemState.failed, stage=stage,
+                            reason=f"gave up after {max_attempts} attempts at {stage}: {item.error or 'worker lost'}")
+        return
+    records.log_event(job_id, item_id, stage, "started", attempt=attempt)
+    src = SourceItem(**item.result["source"])
+    video_id = item.result["video_id"]
+    try:
+        if stage == "media":
+            if src.reject:
+                raise stages.Rejected(src.reject)
+            result = stages.media_stage(src, video_id, item.result.get("source_id"))
+        elif stage == "caption":
+            result = stages.caption_stage(video_id, seed=get_settings().model.seed)
+            if result.get("raw_caption_dropped"):
+                records.log_event(job_id, item_id, "caption", "rectified", result["raw_caption_dropped"])
+        else:
+            result = stages.pairs_stage(video_id, get_settings().synth.hard_negatives)
+    except stages.Rejected as exc:
+        records.finish_item(item_id, ItemState.rejected, stage=stage, reason=str(exc))
+        return
+    except SoftTimeLimitExceeded:
+        _retry(task, job_id, item_id, stage, attempt, "time limit exceeded")
+        return
+    except Exception as exc:  # noqa: BLE001 - any other error is retried, then recorded
+        _retry(task, job_id, item_id, stage, attempt, f"{type(exc).__name__}: {exc}"[:500])
+        return
+    records.update_result(item_id, **{k: v for k, v in result.items() if not isinstance(v, dict) or k == "pairs_by_task"})
+    records.log_event(job_id, item_id, stage, "done", attempt=attempt)
+    if stage == STAGES[-1]:
+        records.finish_item(item_id, ItemState.done, stage=stage)
+    else:
+        _next(stage, job_id, item_id)
+
+
+def _retry(task, job_id: str, item_id: str, stage: str, attempt: int, reason: str) -> None:  # noqa: ANN001
+    from sqlalchemy import update
+
+    from shared.db import session_scope
+    from shared.db.models import JobItem
+
+    with session_scope() as s:
+        s.execute(update(JobItem).where(JobItem.id == item_id).values(error=reason))
+    records.log_event(job_id, item_id, stage, "error", reason, attempt=attempt)
+    if attempt >= get_settings().broker.max_attempts:
+        records.finish_item(item_id, ItemState.failed, stage=stage, reason=f"failed after {attempt} attempts: {reason}")
+        return
+    app.send_task(task.name, args=[job_id, item_id], queue=route_for(task.name), countdown=min(2**attempt, 30))
+
+
+@app.task(name="synth.media", bind=True)
+def media(self, job_id: str, item_id: str) -> None:
+    _run(self, "media", job_id, item_id)
+
+
+@app.task(name="synth.caption", bind=True)
+def caption(self, job_id: str, item_id: str) -> None:
+    _run(self, "caption", job_id, item_id)
+
+
+@app.task(name="synth.pairs", bind=True)
+def pairs(self, job_id: str, item_id: str) -> None:
+    _run(self, "pairs", job_id, item_id)
+
+
+@app.task(name="synth.io_submit")
+def submit_source(job_id: str, params: dict) -> dict:
+    """Submission through the API: list the source and enqueue its items (io queue)."""
+    from services.synth.jobs import submit
+
+    return submit(params["source"], fresh=bool(params.get("fresh")))

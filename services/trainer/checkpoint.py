@@ -1,0 +1,60 @@
+"""Checkpoints in the object store: the LoRA adapter, optimizer, scheduler, sampler and RNG states
+and the resolved config, under ``checkpoints/<run>/<step>/``; ``latest.json`` names the newest
+complete one (written last, so a run killed mid-save resumes from the previous checkpoint)."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from shared.storage import get_store
+
+
+def rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(run_id: str, step: int, model, state: dict[str, Any], config: dict[str, Any]) -> str:  # noqa: ANN001
+    store = get_store()
+    prefix = f"checkpoints/{run_id}/{step:08d}"
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        for f in Path(tmp).iterdir():
+            store.put_file(f"{prefix}/adapter/{f.name}", f)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    store.put_bytes(f"{prefix}/state.pt", buf.getvalue())
+    store.put_bytes(f"{prefix}/config.json", json.dumps(config, indent=1, default=str).encode())
+    store.put_bytes(f"checkpoints/{run_id}/latest.json", json.dumps({"step": step, "prefix": prefix}).encode())
+    return prefix
+
+
+def latest(run_id: str) -> dict[str, Any] | None:
+    store = get_store()
+    key = f"checkpoints/{run_id}/latest.json"
+    return json.loads(store.get_bytes(key)) if store.exists(key) else None
+
+
+def load_state(prefix: str) -> dict[str, Any]:
+    return torch.load(io.BytesIO(get_store().get_bytes(f"{prefix}/state.pt")), weights_only=False)
+
+
+def download_adapter(prefix: str, dest: str | Path) -> Path:
+    store = get_store()
+    dest = Path(dest)
+    for key in store.list(f"{prefix}/adapter/"):
+        store.download(key, dest / key.rsplit("/", 1)[-1])
+    return dest

@@ -1,0 +1,100 @@
+"""`univr train`: run a training (directly or under torchrun), submit one to the trainer service,
+serve training jobs, export a merged model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+import yaml
+
+app = typer.Typer(help="GVE training: LoRA + InfoNCE under the Modality Pyramid.", no_args_is_help=True)
+
+
+def _config(config: Path | None, **cli) -> dict:  # noqa: ANN003
+    data = yaml.safe_load(config.read_text()) if config else {}
+    data = data or {}
+    for k, v in cli.items():
+        if v is not None:
+            data[k] = v
+    if not data.get("snapshot"):
+        raise typer.BadParameter("a snapshot id is required (--snapshot or in the config file)")
+    return data
+
+
+@app.command("run")
+def run_cmd(config: Path | None = typer.Option(None, help="YAML file of TrainConfig fields (snapshot, model, steps, ...)."),
+            snapshot: str | None = typer.Option(None, help="Dataset snapshot id (univr data snapshot)."),
+            model: str | None = typer.Option(None, help="Base checkpoint path or hub id (default: configured)."),
+            sampler: str | None = typer.Option(None, help="pyramid | uniform"),
+            steps: int | None = typer.Option(None), batch_size: int | None = typer.Option(None),
+            seed: int | None = typer.Option(None), out: str | None = typer.Option(None, help="Local output folder."),
+            preset: str | None = typer.Option(None, help="gve (SPEC hyper-parameters) | tiny (the tiny bundle's recipe)."),
+            run_id: str | None = typer.Option(None, help="Run id (default: derived from the config; a rerun resumes it)."),
+            nproc: int = typer.Option(1, help="Processes (torchrun); gloo on CPU, nccl on GPU."),
+            json_out: bool = typer.Option(False, "--json")) -> None:
+    """Train; resumes automatically from the run's latest checkpoint."""
+    data = _config(config, snapshot=snapshot, model=model, sampler=sampler, steps=steps, batch_size=batch_size,
+                   seed=seed, out=out, preset=preset, run_id=run_id)
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        cfg_file = Path(data.get("out", "train-out")) / "config.yaml"
+        cfg_file.parent.mkdir(parents=True, exist_ok=True)
+        cfg_file.write_text(yaml.safe_dump(data))
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "-m", "services.trainer.cli",
+               "run", "--config", str(cfg_file)] + (["--json"] if json_out else [])
+        raise typer.Exit(subprocess.call(cmd))
+    from services.trainer.loop import TrainConfig, train
+
+    result = train(TrainConfig(**data))
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    if json_out:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(f"run {result['run_id']}: {result['steps']} steps in {result['wall_seconds']} s, final loss {result['final_loss']}, "
+                   f"held-out t2v R@1 {result['heldout_t2v_r1_before']:.3f} → {result['heldout_t2v_r1_after']:.3f}; adapter {result['adapter']}")
+
+
+@app.command("submit")
+def submit_cmd(config: Path | None = typer.Option(None), snapshot: str | None = typer.Option(None),
+               sampler: str | None = typer.Option(None), steps: int | None = typer.Option(None)) -> None:
+    """Send a training job to the trainer service (train queue)."""
+    from shared.db import init_db, session_scope
+    from shared.db.models import Job, JobState
+    from shared.ids import stable_id
+    from shared.queue import QUEUE_TRAIN, get_celery
+
+    data = _config(config, snapshot=snapshot, sampler=sampler, steps=steps, emit_events=True)
+    init_db()
+    job_id = stable_id("train-job", json.dumps(data, sort_keys=True))
+    with session_scope() as s:
+        if s.get(Job, job_id) is None:
+            s.add(Job(id=job_id, kind="train", state=JobState.pending, params=data))
+    get_celery().send_task("trainer.run", args=[job_id, data], queue=QUEUE_TRAIN)
+    typer.echo(json.dumps({"job": job_id}))
+
+
+@app.command("worker")
+def worker_cmd() -> None:
+    """Consume training jobs from the train queue (one at a time)."""
+    import services.trainer.tasks  # noqa: F401
+    from shared.queue import QUEUE_TRAIN, run_worker
+
+    run_worker([QUEUE_TRAIN], concurrency=1)
+
+
+@app.command("export")
+def export_cmd(run: str = typer.Option(..., help="Run id."), step: int | None = typer.Option(None),
+               out: Path = typer.Option(..., help="Folder for the merged Hugging Face model.")) -> None:
+    """Merge a checkpoint's LoRA into its base model and save it (loads with from_pretrained)."""
+    from services.trainer.export import export_merged
+
+    typer.echo(str(export_merged(run, step, out)))
+
+
+if __name__ == "__main__":
+    app()

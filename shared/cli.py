@@ -1,0 +1,84 @@
+"""The ``univr`` command (Typer).
+
+The library's own groups (config, db, model, media) live here; each service registers its groups
+through the ``univr.commands`` entry-point group in pyproject.toml, so this module never imports a
+service by name and a service that fails to import does not break the others.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import import_module
+from importlib.metadata import entry_points
+
+import typer
+
+from shared.config import get_settings
+
+app = typer.Typer(help="univr: universal video retrieval, the whole loop.", no_args_is_help=True)
+
+config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+
+
+@config_app.command("show")
+def config_show(
+    unmask: bool = typer.Option(False, help="Print secrets in clear text."),
+) -> None:
+    """Print the resolved configuration (secrets masked)."""
+    typer.echo(json.dumps(get_settings().resolved(mask_secrets=not unmask), indent=2))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Create or migrate the schema to REVISION (default: head)."""
+    from shared.db.migrate import upgrade
+
+    upgrade(revision)
+    typer.echo(f"database at {revision}: {get_settings().resolved()['database']['url']}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument("base")) -> None:
+    """Migrate the schema down to REVISION (default: base, i.e. drop everything)."""
+    from shared.db.migrate import downgrade
+
+    downgrade(revision)
+    typer.echo(f"database at {revision}")
+
+
+BUILTIN_GROUPS = {"model": "shared.model.cli:app", "media": "shared.world.cli:app"}
+_built = False
+
+
+def _load(name: str, target: str, load) -> None:  # noqa: ANN001
+    try:
+        sub = load()
+    except (ImportError, AttributeError) as exc:  # a part not installed or broken must not hide the others
+        print(f"univr: command group '{name}' ({target}) unavailable: {exc}", file=sys.stderr)
+        return
+    if isinstance(sub, typer.Typer):
+        app.add_typer(sub, name=name)
+    else:
+        app.command(name)(sub)
+
+
+def build_app() -> typer.Typer:
+    """Mount the library's and the services' command groups (once per process)."""
+    global _built
+    if _built:
+        return app
+    for name, target in BUILTIN_GROUPS.items():
+        module, attr = target.split(":")
+        _load(name, target, lambda m=module, a=attr: getattr(import_module(m), a))
+    for ep in sorted(entry_points(group="univr.commands"), key=lambda e: e.name):
+        _load(ep.name, ep.value, ep.load)
+    _built = True
+    return app
+
+
+def main() -> None:
+    build_app()()

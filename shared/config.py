@@ -1,0 +1,268 @@
+"""The one typed Settings object of univr.
+
+Every knob of every service lives here, grouped in sections (``settings.synth.min_clip_s``...).
+Values come, in increasing priority, from: the profile defaults (``embedded`` | ``stack``), an
+optional YAML file (``UNIVR_CONFIG_FILE``), and environment variables with prefix ``UNIVR_``
+(nested with ``__``: ``UNIVR_TRAIN__LR=1e-3``). A run records ``settings.resolved()``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+Profile = Literal["embedded", "stack"]
+
+
+class DatabaseSettings(BaseModel):
+    url: str = ""  # filled from the profile when empty
+    echo: bool = False
+
+
+class StorageSettings(BaseModel):
+    backend: Literal["local", "s3"] = "local"
+    local_root: str = ""  # filled from the profile when empty
+    endpoint: str = "localhost:9000"
+    access_key: str = "univr"
+    secret_key: SecretStr = SecretStr("univr-secret")
+    secure: bool = False
+    region: str = "us-east-1"
+    bucket: str = "univr"
+    presign_expiry_s: int = 3600
+
+
+class BrokerSettings(BaseModel):
+    url: str = ""  # filled from the profile: filesystem:// (embedded) or amqp:// (stack)
+    result_backend: str = ""
+    # Long media tasks: soft < hard < visibility timeout (DESIGN.md conventions).
+    soft_time_limit_s: int = 300
+    hard_time_limit_s: int = 360
+    visibility_timeout_s: int = 3600
+    max_attempts: int = 3
+    worker_concurrency: int = 2
+    eager: bool = False  # run tasks in-process (debugging only; the demo uses real workers)
+
+
+class VectorSettings(BaseModel):
+    url: str = ""  # Qdrant server URL (stack)
+    path: str = ""  # Qdrant local-mode folder (embedded); filled from the profile when empty
+    api_key: SecretStr | None = None
+    alias: str = "univr-live"
+    retention: int = 2  # old collections kept after a promotion
+
+
+class ModelSettings(BaseModel):
+    name_or_path: str = ""  # empty: the tiny bundle under home/models/tiny (built on demand)
+    adapter: str | None = None
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16
+    num_frames: int = 8
+    fps: float = 1.0
+    frame_min_pixels: int = 4 * 28 * 28
+    frame_max_pixels: int = 200 * 28 * 28
+    image_max_pixels: int = 256 * 28 * 28
+    max_length: int = 8192
+    padding_side: Literal["left", "right"] = "left"
+    batch_size: int = 16
+    max_batch_tokens: int = 32768
+    frame_cache_items: int = 512
+    seed: int = 0
+
+
+class CaptionSettings(BaseModel):
+    backend: Literal["template", "openai"] = "template"
+    base_url: str = "http://localhost:8000/v1"
+    api_key: SecretStr = SecretStr("EMPTY")
+    model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    timeout_s: float = 120.0
+    max_retries: int = 3
+    concurrency: int = 8
+    frames_per_request: int = 8
+
+
+class SynthSettings(BaseModel):
+    max_file_bytes: int = 4 * 1024**3
+    max_duration_s: float = 4 * 3600.0
+    min_duration_s: float = 0.5
+    max_pixels: int = 3840 * 2160
+    min_side: int = 16
+    min_clip_s: float = 1.0
+    max_clip_s: float = 10.0
+    stride_clip_s: float = 4.0
+    scene_threshold: float = 0.3  # fraction of pixels that change at a hard cut
+    analysis_side: int = 32  # the one low-resolution decode pass feeds every consumer
+    frames_per_clip: int = 8
+    frame_side: int = 224
+    static_threshold: float = 0.5  # percent of pixels changing between frames below which a clip is static
+    dedup_hamming: int = 4
+    consistency_filter: bool = False
+    consistency_threshold: float = 0.2
+    hard_negatives: int = 1
+    profile_weights: dict[str, float] = Field(
+        default_factory=lambda: {"spatial": 0.3, "temporal": 0.6, "other": 0.1}
+    )
+
+
+class TrainSettings(BaseModel):
+    lr: float = 3e-5
+    weight_decay: float = 0.1
+    warmup_steps: int = 20
+    epochs: int = 3
+    steps_per_epoch: int = 0  # 0: derived from the snapshot size
+    batch_size: int = 32
+    temperature: float = 0.03
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    lora_targets: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj", "gate_proj"]
+    )
+    lora_scope: Literal["language", "all"] = "language"  # SPEC §5.2: LoRA on the language model only
+    sampler: Literal["pyramid", "uniform"] = "pyramid"
+    sigma_min: float = 0.1
+    sigma_max: float = 1.0
+    sigma_ramp: Literal["epoch", "step"] = "epoch"
+    probe_pairs: int = 32
+    grad_cache: bool = False
+    grad_cache_chunk: int = 8
+    checkpoint_every: int = 100
+    grad_clip: float = 1.0
+    seed: int = 42
+    loader_workers: int = 1
+
+
+class EvalSettings(BaseModel):
+    block_size: int = 4096
+    topk: int = 10
+    cache_dir: str = ""  # filled from the profile when empty
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_upload_bytes: int = 32 * 1024**2
+    require_keys: bool = True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="UNIVR_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    profile: Profile = "embedded"
+    home: str = ".univr"
+    log_level: str = "INFO"
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    vectors: VectorSettings = Field(default_factory=VectorSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    caption: CaptionSettings = Field(default_factory=CaptionSettings)
+    synth: SynthSettings = Field(default_factory=SynthSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls), file_secret_settings)
+
+    @model_validator(mode="after")
+    def _fill_profile_defaults(self) -> Settings:
+        home = Path(self.home).expanduser().resolve()
+        if self.profile == "embedded":
+            self.database.url = self.database.url or f"sqlite:///{home / 'univr.db'}"
+            self.storage.local_root = self.storage.local_root or str(home / "objects")
+            self.vectors.path = self.vectors.path or ("" if self.vectors.url else str(home / "qdrant"))
+            self.broker.url = self.broker.url or "filesystem://"
+        else:
+            self.database.url = self.database.url or "postgresql+psycopg://postgres@localhost:5432/univr"
+            if self.storage.backend == "local" and not self.storage.local_root:
+                self.storage.backend = "s3"
+            self.vectors.url = self.vectors.url or ("" if self.vectors.path else "http://localhost:6333")
+            self.broker.url = self.broker.url or "amqp://guest:guest@localhost:5672//"
+        self.storage.local_root = self.storage.local_root or str(home / "objects")
+        self.eval.cache_dir = self.eval.cache_dir or str(home / "cache" / "embeddings")
+        return self
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home).expanduser().resolve()
+
+    @property
+    def broker_folder(self) -> Path:
+        """Folder of the embedded (kombu filesystem) broker."""
+        return self.home_path / "broker"
+
+    @property
+    def tiny_model_path(self) -> Path:
+        return self.home_path / "models" / "tiny"
+
+    def resolved(self, mask_secrets: bool = True) -> dict[str, Any]:
+        """The configuration as data, as a run records it (secrets masked by default)."""
+        if not mask_secrets:
+            return _unmasked(self)
+        return _mask_urls(self.model_dump(mode="json"))
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads ``UNIVR_CONFIG_FILE`` (YAML) when set; env vars still win over it."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("UNIVR_CONFIG_FILE")
+        if not path:
+            return {}
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the config file must hold a mapping, got {type(data).__name__}")
+        return data
+
+
+def _unmasked(s: Settings) -> dict[str, Any]:
+    out = s.model_dump(mode="python")
+
+    def walk(obj: Any) -> Any:
+        if isinstance(obj, SecretStr):
+            return obj.get_secret_value()
+        if isinstance(obj, dict):
+            return {k: walk(v) for k, v in obj.items()}
+        return obj
+
+    return walk(out)
+
+
+def _mask_urls(obj: Any) -> Any:
+    """Hide passwords inside URLs such as amqp://user:pass@host (SecretStr already dumps as ****)."""
+    if isinstance(obj, dict):
+        return {k: _mask_urls(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_mask_urls(v) for v in obj]
+    if isinstance(obj, str) and "://" in obj and "@" in obj:
+        scheme, rest = obj.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:****@{host}" if ":" in creds else obj
+    return obj
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide Settings (call ``get_settings.cache_clear()`` after changing env in tests)."""
+    return Settings()

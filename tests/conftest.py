@@ -1,0 +1,94 @@
+"""Fixtures shared by every test: an isolated univr home per test, and the real services.
+
+Services (PostgreSQL, RabbitMQ, Redis) are on localhost on the development machine. Locally a
+missing service skips its tests; with ``CI=true`` it fails them, so CI cannot pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.config import get_settings
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+POSTGRES_ADMIN_URL = os.environ.get("UNIVR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+RABBITMQ_URL = os.environ.get("UNIVR_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS_URL = os.environ.get("UNIVR_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    if _port_open(host, port):
+        return
+    msg = f"{name} is not reachable on {host}:{port}"
+    if IN_CI:
+        pytest.fail(f"{msg}; CI requires it (see DESIGN.md for how to start it)")
+    pytest.skip(msg)
+
+
+@pytest.fixture(autouse=True)
+def univr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own embedded-profile home, and a fresh Settings."""
+    home = tmp_path / "univr-home"
+    monkeypatch.setenv("UNIVR_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    for key in list(os.environ):
+        if key.startswith("UNIVR_") and key not in {"UNIVR_HOME", "UNIVR_ARTIFACTS"} and not key.startswith("UNIVR_TEST_"):
+            monkeypatch.delenv(key, raising=False)
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    from sqlalchemy import create_engine, text
+
+    name = f"univr_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def rabbitmq_url() -> str:
+    require_service("RabbitMQ", "127.0.0.1", 5672)
+    return RABBITMQ_URL
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require_service("Redis", "127.0.0.1", 6379)
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Qwen2.5-VL bundle, built once per test session."""
+    from shared.model.tiny import build_tiny_bundle
+
+    return build_tiny_bundle(tmp_path_factory.mktemp("tiny-bundle"), seed=0)

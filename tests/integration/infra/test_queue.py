@@ -1,0 +1,84 @@
+"""A real Celery worker process runs tasks through RabbitMQ, Redis and the embedded broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings
+from shared.queue import QUEUE_EVAL, QUEUE_IO, emit, make_celery, route_for
+
+HERE = Path(__file__).parent
+
+
+def _start_worker(env: dict[str, str], queues: str) -> subprocess.Popen:
+    code = ("from shared.queue import run_worker; "
+            f"run_worker({queues.split(',')!r}, concurrency=1, include=['univr_test_tasks'], hostname='t-{uuid.uuid4().hex[:6]}@%h')")
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return path.read_text()
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.2)
+    raise AssertionError(f"task did not run within {timeout}s")
+
+
+def _roundtrip(broker_url: str, tmp_path: Path, univr_home: Path) -> None:
+    env = dict(os.environ, UNIVR_BROKER__URL=broker_url, UNIVR_HOME=str(univr_home),
+               PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    os.environ["UNIVR_BROKER__URL"] = broker_url
+    app = make_celery(Settings())
+    queue_tag = uuid.uuid4().hex
+    marker = tmp_path / f"marker-{queue_tag}"
+    event_marker = tmp_path / f"event-{queue_tag}"
+    with app.connection_for_write() as conn:  # start from empty queues (shared brokers)
+        for q in (QUEUE_IO, QUEUE_EVAL):
+            try:
+                conn.default_channel.queue_purge(q)
+            except Exception:  # noqa: BLE001 - not declared yet
+                pass
+    app.send_task("synth.io_touch", args=[str(marker), queue_tag], queue=route_for("synth.io_touch"))
+    emit("checkpoint.ready", {"marker": str(event_marker)}, app=app)
+    proc = _start_worker(env, f"{QUEUE_IO},{QUEUE_EVAL}")
+    try:
+        assert _wait_for(marker, proc) == queue_tag
+        assert _wait_for(event_marker, proc) == "checkpoint.ready"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.rabbitmq
+def test_worker_over_rabbitmq(rabbitmq_url, tmp_path, univr_home):
+    _roundtrip(rabbitmq_url, tmp_path, univr_home)
+
+
+@pytest.mark.redis
+def test_worker_over_redis(redis_url, tmp_path, univr_home):
+    _roundtrip(redis_url.rsplit("/", 1)[0] + "/5", tmp_path, univr_home)
+
+
+def test_worker_over_embedded_broker(tmp_path, univr_home):
+    _roundtrip("filesystem://", tmp_path, univr_home)
+
+
+def test_unknown_event_is_refused():
+    with pytest.raises(ValueError, match="unknown event"):
+        emit("no.such.event", {})
+
+
+def test_time_limits_must_nest(monkeypatch):
+    monkeypatch.setenv("UNIVR_BROKER__HARD_TIME_LIMIT_S", "9999")
+    with pytest.raises(ValueError, match="visibility"):
+        make_celery(Settings())
