@@ -191,8 +191,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if distributed:
             for p in params:
                 if p.grad is not None:
-                    torch.distributed.all_reduce(p.grad)
-                    p.grad /= torch.distributed.get_world_size()
+                    torch.distributed.all_reduce(p.grad)  # SUM: see services/trainer/loss.py
         torch.nn.utils.clip_grad_norm_(params, ts.grad_clip)
         opt.step()
         sched.step()

@@ -1,9 +1,16 @@
-"""Symmetric InfoNCE (SPEC §4.3) with negatives gathered across processes (gradients flow back to
-every process's slice), explicit hard negatives, and duplicate positives masked out.
+"""Symmetric InfoNCE (SPEC §4.3) with negatives gathered across processes, explicit hard negatives,
+and duplicate positives masked out.
 
 L_i = ½ (L_i^{q→y} + L_i^{y→q}); q→y candidates are all gathered positives plus all gathered hard
 negatives; y→q candidates are all gathered queries. A candidate from the same group (source video
 or dedup cluster) as the positive is not a negative.
+
+Cross-process negatives: every process gathers the others' embeddings *without* autograd, splices
+its own (differentiable) slice back in, and computes the loss of the whole global batch. Process
+r's backward then yields J_rᵀ ∂L/∂z_r; the *sum* of those over processes (an all-reduce SUM of the
+gradients, as the training loop does) is exactly ∂L/∂θ of one process on the concatenated batch.
+This is open_clip's "full logits" scheme; it avoids autograd collectives (gloo's all_to_all
+backward aborts intermittently) and costs only an N×N logit matrix per process.
 """
 
 from __future__ import annotations
@@ -13,54 +20,61 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 
-def gather(x: torch.Tensor) -> torch.Tensor:
-    """All-gather along dim 0 with gradients (identity in a single process)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0)
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
 
 
-def gather_groups(groups: torch.Tensor) -> torch.Tensor:
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return groups
-    out = [torch.zeros_like(groups) for _ in range(dist.get_world_size())]
-    dist.all_gather(out, groups)
-    return torch.cat(out)
+def gather(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """All-gather rows from every process (sizes may differ), keeping gradients on this process's
+    own rows. Returns the concatenation and the offset of the local rows in it."""
+    world, rank = _world()
+    if world == 1:
+        return x, 0
+    size = torch.tensor([x.size(0)], device=x.device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    counts = [int(s) for s in sizes]
+    longest = max(counts)
+    padded = torch.zeros((longest, *x.shape[1:]), dtype=x.dtype, device=x.device)
+    padded[: x.size(0)] = x.detach()
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    pieces = [p[:n] for p, n in zip(parts, counts, strict=True)]
+    pieces[rank] = x
+    return torch.cat(pieces, dim=0), sum(counts[:rank])
 
 
 def infonce(q: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, temperature: float,
             hard: torch.Tensor | None = None, hard_groups: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Loss of the local batch against the global one. ``q``, ``y``: (B, D) unit rows (local);
-    ``groups``: (B,) int64 group ids; ``hard``: (H, D) local hard negatives of groups ``hard_groups``.
+    """Loss of the global batch. ``q``, ``y``: (B, D) unit rows (local); ``groups``: (B,) int64
+    group ids; ``hard``: (H, D) local hard negatives of groups ``hard_groups``.
 
-    The value is the mean over the global batch, scaled so that summing gradients over processes
-    (as DDP's averaging times world size does) equals the single-process gradient on the
-    concatenated batch."""
-    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-    rank = dist.get_rank() if world > 1 else 0
-    qa, ya, ga = gather(q), gather(y), gather_groups(groups)
-    b = q.size(0)
-    offset = rank * b  # equal local batch sizes across processes
-    local = torch.arange(b, device=q.device) + offset
-    logits_qy = q @ ya.T / temperature  # (B, N)
-    same = groups[:, None] == ga[None, :]
-    mask = same.clone()
-    mask[torch.arange(b), local] = False  # keep the positive itself
-    logits_qy = logits_qy.masked_fill(mask, float("-inf"))
-    if hard is not None and hard.numel():
-        ha, hg = gather(hard), gather_groups(hard_groups)
-        logits_h = (q @ ha.T / temperature).masked_fill(groups[:, None] == hg[None, :], float("-inf"))
+    The value is the mean over the global batch, the same on every process; summing the
+    processes' gradients gives the single-process gradient on the concatenated batch."""
+    qa, offset = gather(q)
+    ya, _ = gather(y)
+    ga, _ = gather(groups)
+    n = qa.size(0)
+    target = torch.arange(n, device=q.device)
+    same = ga[:, None] == ga[None, :]
+    mask = same & ~torch.eye(n, dtype=torch.bool, device=q.device)  # keep the positive itself
+    logits_qy = (qa @ ya.T / temperature).masked_fill(mask, float("-inf"))
+    if hard is None:  # every process joins the same collectives, with or without hard negatives
+        hard, hard_groups = q.new_zeros((0, q.size(1))), groups.new_zeros((0,))
+    ha, _ = gather(hard)
+    hg, _ = gather(hard_groups.to(groups.device))
+    if ha.numel():
+        logits_h = (qa @ ha.T / temperature).masked_fill(ga[:, None] == hg[None, :], float("-inf"))
         logits_qy = torch.cat([logits_qy, logits_h], dim=1)
-    logits_yq = (y @ qa.T / temperature).masked_fill(mask, float("-inf"))
-    loss_qy = F.cross_entropy(logits_qy, local, reduction="sum")
-    loss_yq = F.cross_entropy(logits_yq, local, reduction="sum")
-    n_global = b * world
-    loss = 0.5 * (loss_qy + loss_yq) / n_global * world  # world-scaled: DDP averages gradients
+    logits_yq = (ya @ qa.T / temperature).masked_fill(mask, float("-inf"))
+    loss = 0.5 * (F.cross_entropy(logits_qy, target) + F.cross_entropy(logits_yq, target))
     with torch.no_grad():
+        b = q.size(0)
+        local = slice(offset, offset + b)
         pos = (q * y).sum(-1)
-        neg = (q @ ya.T).masked_fill(same, float("-inf"))
+        neg = (q @ ya.T).masked_fill(same[local], float("-inf"))
         hardest = neg.max(dim=1).values
         hardest = torch.where(torch.isinf(hardest), torch.zeros_like(hardest), hardest)
     return {"loss": loss, "pos_sim": pos.mean(), "hardest_neg_sim": hardest.mean(), "gap": (pos - hardest).mean()}

@@ -55,17 +55,17 @@ def _worker(rank: int, world: int, init_file: str, result_file: str) -> None:
     xq, xy, xh, groups, w = _data()
     w = w.clone().requires_grad_()
     sl = slice(rank * B, (rank + 1) * B)
-    hs = slice(rank * 2, (rank + 1) * 2)
+    hs = slice(0, 3) if rank == 0 else slice(3, 4)  # uneven hard-negative counts across ranks
     out = _forward(w, xq[sl], xy[sl], xh[hs], groups[sl], torch.tensor([100, 101, 102, 103])[hs])
     out["loss"].backward()
     grad = w.grad.clone()
-    dist.all_reduce(grad)
-    grad /= world  # what DDP does
+    dist.all_reduce(grad)  # SUM, as the training loop does
     loss = out["loss"].detach().clone()
-    dist.all_reduce(loss)
-    loss /= world
     if rank == 0:
         torch.save({"loss": loss, "grad": grad}, result_file)
+    # Without a final barrier one rank can tear gloo down while the other still has a pending
+    # collective on its socket, and gloo aborts that process ("terminate called ...").
+    dist.barrier()
     dist.destroy_process_group()
 
 
