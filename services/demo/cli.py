@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.demo.pipeline import ABILITY_KEYS, DemoOptions, demo_env, run_demo
-from services.demo.report import reason_kind
+from services.demo.report import rejection_counts
 from services.demo.stages import StageError, StageRunner
 
 console = Console(width=max(Console().width, 150))
@@ -62,13 +62,7 @@ def print_summary(summary: dict, out: Path) -> None:
             t.add_row(k, str(synth[k]))
     for task, n in summary.get("snapshot", {}).get("counts", {}).items():
         t.add_row(f"pairs {task}", str(n))
-    reasons: dict[str, int] = {}
-    for item in synth.get("items", []):
-        reason = item.get("reason") or item.get("error")
-        if reason:
-            kind = reason_kind(reason)
-            reasons[kind] = reasons.get(kind, 0) + 1
-    for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:8]:
+    for reason, n in list(rejection_counts(synth).items())[:8]:
         t.add_row("rejected", f"{n} × {reason[:80]}")
     for sampler, tr in summary.get("training", {}).items():
         t.add_row(f"training {sampler}", f"{tr.get('steps')} steps, {tr.get('wall_seconds')} s")

@@ -59,16 +59,22 @@ def reason_kind(reason: str) -> str:
     return lead + "; ".join(sorted(parts))
 
 
-def _synthesis_section(synth: dict[str, Any]) -> str:
-    counts = synth.get("counts") or synth.get("states") or {}
+def rejection_counts(synth: dict[str, Any]) -> dict[str, int]:
+    """Items rejected or failed during synthesis, counted by kind of reason, most frequent first."""
     reasons: dict[str, int] = {}
     for item in synth.get("items", []):
         reason = item.get("reason") or item.get("error")
         if reason:
             kind = reason_kind(reason)
             reasons[kind] = reasons.get(kind, 0) + 1
+    return dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
+
+
+def _synthesis_section(synth: dict[str, Any]) -> str:
+    counts = synth.get("counts") or synth.get("states") or {}
+    reasons = rejection_counts(synth)
     rows = "".join(f"<tr><td>{escape(str(k))}</td><td>{_fmt(v)}</td></tr>" for k, v in counts.items())
-    rrows = "".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    rrows = "".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in reasons.items())
     return (f"<h2>Synthesis</h2><div class='grid'><div><h3>Items by state</h3><table>{rows}</table></div>"
             f"<div><h3>Rejections and failures</h3><table><tr><th>reason</th><th>items</th></tr>{rrows}</table></div></div>")
 
