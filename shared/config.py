@@ -55,6 +55,7 @@ class VectorSettings(BaseModel):
     api_key: SecretStr | None = None
     alias: str = "univr-live"
     retention: int = 2  # old collections kept after a promotion
+    upsert_batch: int = Field(64, ge=1)  # points embedded and upserted per call by an index build
 
 
 class ModelSettings(BaseModel):

@@ -12,17 +12,21 @@ app = typer.Typer(help="Qdrant indexing and promotion of model versions.", no_ar
 @app.command("build")
 def build_cmd(model: str = typer.Option("", help="Checkpoint path or hub id (default: configured)."),
               adapter: str | None = typer.Option(None, help="LoRA adapter folder."),
-              version: str | None = typer.Option(None, help="Collection name (default: from the model id and time)."),
+              version: str | None = typer.Option(None, help="Collection name (default: from the model id and the scope)."),
+              source: str | None = typer.Option(None, help="Only the clips of this source (id or URI)."),
+              dataset: str | None = typer.Option(None, help="Only the clips of this dataset (snapshot name or id)."),
               json_out: bool = typer.Option(False, "--json")) -> None:
-    """Embed every kept clip and video into a new collection (resumable)."""
+    """Embed the kept clips and their videos into the collection of this model and scope. Re-running
+    the same build resumes it if it was interrupted, or reuses it if it is complete."""
     from services.indexer.build import build_index
 
     try:
-        result = build_index(model or None, adapter, version)
+        result = build_index(model or None, adapter, version, source=source, dataset=dataset)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(json.dumps(result) if json_out else f"built {result['version']}: {result['points']} points")
+    typer.echo(json.dumps(result) if json_out else
+               f"built {result['version']}: {result['points']} points ({result['embedded']} embedded now)")
 
 
 @app.command("promote")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 
 from sqlalchemy import select
@@ -13,6 +14,9 @@ from shared.db import init_db, session_scope
 from shared.db.models import ApiKey
 
 SCOPES = ("search", "jobs", "admin")
+PREFIX = "univr_"
+KEY_ID = re.compile(r"[0-9a-f]{12}")  # secrets.token_hex(6)
+MAX_TOKEN_CHARS = 200  # a real token is 51; anything longer is not looked up nor hashed
 
 
 def _hash(key_id: str, secret: str) -> str:
@@ -27,15 +31,15 @@ def create_key(name: str, scopes: list[str]) -> str:
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(24)
     with session_scope() as s:
         s.add(ApiKey(id=key_id, name=name, key_hash=_hash(key_id, secret), scopes=sorted(set(scopes))))
-    return f"univr_{key_id}_{secret}"
+    return f"{PREFIX}{key_id}_{secret}"
 
 
 def check_key(token: str | None) -> list[str] | None:
     """The scopes of a valid, unrevoked key; None otherwise."""
-    if not token or not token.startswith("univr_") or token.count("_") < 2:
+    if not token or len(token) > MAX_TOKEN_CHARS or not token.startswith(PREFIX) or token.count("_") < 2:
         return None
     _, key_id, secret = token.split("_", 2)
-    if len(key_id) != 12 or not secret:
+    if not KEY_ID.fullmatch(key_id) or not secret:
         return None
     with session_scope() as s:
         row = s.get(ApiKey, key_id)
@@ -52,6 +56,7 @@ def list_keys() -> list[dict]:
 
 
 def revoke_key(key_id: str) -> bool:
+    init_db()
     with session_scope() as s:
         row = s.get(ApiKey, key_id)
         if row is None:

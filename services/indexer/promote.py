@@ -13,7 +13,7 @@ from sqlalchemy import select
 from services.indexer.collections import live_collection
 from shared.config import get_settings
 from shared.db import init_db, session_scope
-from shared.db.models import IndexVersion
+from shared.db.models import EvalRun, IndexVersion
 from shared.vectors import get_qdrant
 
 
@@ -36,8 +36,25 @@ def verify(client, version: str, expected: int | None, canaries: int = 3) -> dic
     return {"points": count, "canaries": len(points)}
 
 
-def promote(version: str, avg_a: float | None = None, force: bool = False, client=None) -> dict[str, Any]:  # noqa: ANN001
-    """``client``: an open Qdrant client to use (Qdrant local mode allows one per process)."""
+def live_score() -> tuple[str | None, float | None]:
+    """The live version and its AVG-A (None, None when nothing is live)."""
+    init_db()
+    with session_scope() as s:
+        row = s.scalars(select(IndexVersion).where(IndexVersion.state == "live")).first()
+        return (row.id, row.avg_a) if row else (None, None)
+
+
+def gate(version: str, avg_a: float | None, force: bool = False) -> None:
+    """Refuse a version whose AVG-A is not better than the live version's."""
+    live_id, live_avg = live_score()
+    if avg_a is not None and live_avg is not None and live_id != version and avg_a <= live_avg and not force:
+        raise PromotionRefused(f"AVG-A {avg_a:.4f} is not better than the live version's {live_avg:.4f} ({live_id})")
+
+
+def promote(version: str, avg_a: float | None = None, force: bool = False, client=None,  # noqa: ANN001
+            eval_run_id: str | None = None) -> dict[str, Any]:
+    """``client``: an open Qdrant client to use (Qdrant local mode allows one per process);
+    ``eval_run_id``: the UVRB run that scored this version (recorded with it)."""
     init_db()
     settings = get_settings()
     alias = settings.vectors.alias
@@ -47,11 +64,9 @@ def promote(version: str, avg_a: float | None = None, force: bool = False, clien
         with session_scope() as s:
             row = s.get(IndexVersion, version)
             expected = row.points if row else None
-            live_row = s.scalars(select(IndexVersion).where(IndexVersion.state == "live")).first()
-            live_avg = live_row.avg_a if live_row else None
-            live_id = live_row.id if live_row else None
-        if avg_a is not None and live_avg is not None and live_id != version and avg_a <= live_avg and not force:
-            raise PromotionRefused(f"AVG-A {avg_a:.4f} is not better than the live version's {live_avg:.4f} ({live_id})")
+            if eval_run_id is not None and s.get(EvalRun, eval_run_id) is None:
+                eval_run_id = None  # an unknown run is not recorded (the column is a foreign key)
+        gate(version, avg_a, force)
         checks = verify(client, version, expected)
         current = live_collection(client, alias)
         ops: list[Any] = []
@@ -67,6 +82,7 @@ def promote(version: str, avg_a: float | None = None, force: bool = False, clien
                 row = IndexVersion(id=version, model="unknown", points=checks["points"])
                 s.add(row)
             row.state, row.avg_a, row.promoted_at = "live", avg_a if avg_a is not None else row.avg_a, datetime.now(UTC)
+            row.eval_run_id = eval_run_id or row.eval_run_id
             retired = [r.id for r in s.scalars(select(IndexVersion).where(IndexVersion.state == "retired")
                                                .order_by(IndexVersion.created_at.desc()))]
         removed = []

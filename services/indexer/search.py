@@ -25,12 +25,22 @@ def query_kind(text: str | None, image: Any, video: Any) -> str:
     raise ValueError("a query needs text, an image or a video")
 
 
+def _any_of(keys: tuple[str, ...], value: str) -> models.Filter:
+    return models.Filter(should=[models.FieldCondition(key=k, match=models.MatchValue(value=value)) for k in keys])
+
+
 def build_filter(source: str | None = None, dataset: str | None = None, kind: str | None = None,
                  min_duration: float | None = None, max_duration: float | None = None) -> models.Filter | None:
+    """Source: its id or URI; dataset: a snapshot's name or id; duration in seconds, bounds included."""
+    if min_duration is not None and max_duration is not None and min_duration > max_duration:
+        raise ValueError(f"min_duration {min_duration} is above max_duration {max_duration}")
     must: list[Any] = []
-    for key, value in (("source", source), ("dataset", dataset), ("kind", kind)):
-        if value:
-            must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
+    if source:
+        must.append(_any_of(("source", "source_uri"), source))
+    if dataset:
+        must.append(_any_of(("dataset", "snapshot"), dataset))
+    if kind:
+        must.append(models.FieldCondition(key="kind", match=models.MatchValue(value=kind)))
     if min_duration is not None or max_duration is not None:
         must.append(models.FieldCondition(key="duration_s", range=models.Range(gte=min_duration, lte=max_duration)))
     return models.Filter(must=must) if must else None
@@ -48,6 +58,6 @@ def search(embedder: Embedder, client: QdrantClient, *, text: str | None = None,
         p = dict(h.payload or {})
         item = {"id": str(h.id), "score": float(h.score), **p}
         if presign and p.get("object_key"):
-            item["url"] = presign(p["object_key"])
+            item["url"] = presign(p["object_key"])  # keys come from the index, never from the request
         out.append(item)
     return out

@@ -11,7 +11,9 @@ import typer
 def search(text: str = typer.Argument(None, help="Query text (with --image or --video: a composed query)."),
            image: Path | None = typer.Option(None, help="Query image file."),
            video: Path | None = typer.Option(None, help="Query video file."),
-           top_k: int = typer.Option(5, min=1, max=100), source: str | None = typer.Option(None),
+           top_k: int = typer.Option(5, min=1, max=100),
+           source: str | None = typer.Option(None, help="Only this source (id or URI)."),
+           dataset: str | None = typer.Option(None, help="Only this dataset (snapshot name or id)."),
            kind: str | None = typer.Option(None, help="clip | video"),
            json_out: bool = typer.Option(False, "--json")) -> None:
     """Search the live index with text, an image, a video, or text with either."""
@@ -31,7 +33,7 @@ def search(text: str = typer.Argument(None, help="Query text (with --image or --
     client = get_qdrant()
     try:
         hits = do_search(Embedder.from_settings(), client, text=text, image=str(image) if image else None,
-                         video=str(video) if video else None, top_k=top_k, filters=build_filter(source, None, kind),
+                         video=str(video) if video else None, top_k=top_k, filters=build_filter(source, dataset, kind),
                          presign=get_store().presign)
     except Exception as exc:  # noqa: BLE001
         typer.echo(f"error: search failed ({exc}); is there a live index? (univr index build / promote)", err=True)

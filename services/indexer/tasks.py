@@ -1,4 +1,5 @@
-"""The indexer service: build + promote on ``eval.completed`` (the gate is AVG-A), and index jobs."""
+"""The indexer service's tasks: build + promote on ``eval.completed`` (gated on AVG-A), and index
+jobs submitted through the API (their Job row follows the work)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,13 @@ app = get_celery()
 
 @app.task(name="indexer.on_eval_completed")
 def on_eval_completed(event: str, payload: dict[str, Any]) -> dict[str, Any]:
-    from services.indexer.build import build_index
-    from services.indexer.promote import PromotionRefused, promote
+    from services.indexer.pipeline import index_and_promote
 
-    built = build_index(payload.get("model"), payload.get("adapter"))
-    try:
-        return {"promoted": True, **promote(built["version"], (payload.get("abilities") or {}).get("AVG_A"))}
-    except PromotionRefused as exc:
-        return {"promoted": False, "version": built["version"], "reason": str(exc)}
+    return index_and_promote(payload, require_score=True)
 
 
 @app.task(name="indexer.build_and_promote")
 def build_and_promote(job_id: str, params: dict[str, Any]) -> dict[str, Any]:
-    return on_eval_completed("job", params)
+    from services.indexer.pipeline import run_job
+
+    return run_job(job_id, params)

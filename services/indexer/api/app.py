@@ -21,9 +21,8 @@ from typing import Any, Literal
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
-from starlette.middleware.base import BaseHTTPMiddleware
 
 from services.indexer.keys import check_key
 from shared.config import get_settings
@@ -43,6 +42,12 @@ class Filters(BaseModel):
     min_duration: float | None = Field(None, ge=0, le=1e6)
     max_duration: float | None = Field(None, ge=0, le=1e6)
 
+    @model_validator(mode="after")
+    def _ordered(self) -> Filters:
+        if self.min_duration is not None and self.max_duration is not None and self.min_duration > self.max_duration:
+            raise ValueError("min_duration must not be above max_duration")
+        return self
+
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -58,21 +63,49 @@ class JobRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class BodyLimit(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next):  # noqa: ANN001, ANN201
+class BodyLimit:
+    """Pure ASGI: a body larger than ``api.max_upload_bytes`` gets 413, whether announced by
+    content-length or streamed (chunked, no length) — counted while it is read, never buffered past
+    the limit; the app then reads the buffered body as usual."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         limit = get_settings().api.max_upload_bytes
-        length = request.headers.get("content-length")
+        too_big = JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
+        length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
-        if request.method in ("POST", "PUT", "PATCH"):
-            body, size = b"", 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    return JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
-                body += chunk
-            request._body = body  # noqa: SLF001 - starlette caches the body here for the route
-        return await call_next(request)
+            await too_big(scope, receive, send)
+            return
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await too_big(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body, sent = b"".join(chunks), False
+
+        async def replay():  # noqa: ANN202
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 class Services:
@@ -254,8 +287,9 @@ def create_app() -> FastAPI:
 
     @app.get("/v1/jobs/{job_id}")
     def job_route(job_id: str, _: list[str] = Depends(require("jobs"))) -> dict[str, Any]:
+        jid = _uuid(job_id, "job id")  # every job id is a UUID (uuid4 here, uuid5 from the CLIs)
         with session_scope() as s:
-            job = s.get(Job, job_id[:64])
+            job = s.get(Job, jid)
             if job is None:
                 raise HTTPException(404, "no such job")
             counts = dict(s.execute(select(JobItem.state, func.count()).where(JobItem.job_id == job.id).group_by(JobItem.state)).all())

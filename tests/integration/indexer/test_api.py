@@ -50,6 +50,14 @@ def test_filters_apply(api):
     assert r["results"] and all(h["kind"] == "video" for h in r["results"])
     r = c.post("/v1/search", json={"text": "blue", "top_k": 50, "filters": {"max_duration": 2.0}}, headers=_auth(key)).json()
     assert all(h["duration_s"] <= 2.0 for h in r["results"])
+    hits = c.post("/v1/search", json={"text": "blue", "top_k": 100}, headers=_auth(key)).json()["results"]
+    src = hits[0]
+    assert src["source_uri"] and all(h["object_key"] for h in hits if h["kind"] == "clip")
+    by_id = c.post("/v1/search", json={"text": "blue", "top_k": 100, "filters": {"source": src["source"]}}, headers=_auth(key)).json()
+    by_uri = c.post("/v1/search", json={"text": "blue", "top_k": 100, "filters": {"source": src["source_uri"]}}, headers=_auth(key)).json()
+    assert by_id["results"] and [h["id"] for h in by_id["results"]] == [h["id"] for h in by_uri["results"]]
+    bad = c.post("/v1/search", json={"text": "x", "filters": {"min_duration": 5, "max_duration": 1}}, headers=_auth(key))
+    assert bad.status_code == 422
 
 
 def test_keys_and_scopes(api):

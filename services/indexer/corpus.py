@@ -1,0 +1,103 @@
+"""The corpus a build embeds: one point per kept clip and one per video that has kept clips (so a
+partially relevant query can return the span), each with its frames and its payload; optionally
+only the clips of one source (id or URI) or of one dataset (a snapshot, by name or id)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from shared.config import get_settings
+from shared.db import init_db, session_scope
+from shared.db.models import Caption, Clip, Snapshot, Source, Video
+from shared.ids import stable_id
+from shared.storage import get_store
+
+VIDEO_REF = "video:"  # how a pair names a whole video instead of a clip
+
+
+def video_point_id(video_id: str) -> str:
+    return stable_id("video-point", video_id)
+
+
+def _side_refs(side: Any) -> list[str]:
+    video = side.get("video") if isinstance(side, dict) else None
+    if isinstance(video, dict) and video.get("clip_id"):
+        return [str(video["clip_id"])]
+    return [video] if isinstance(video, str) else []
+
+
+def snapshot_members() -> dict[str, set[tuple[str, str]]]:
+    """clip id or ``video:<id>`` → {(snapshot id, snapshot name)} for every snapshot whose pairs use it."""
+    with session_scope() as s:
+        snaps = [(r.id, r.name, r.manifest_key) for r in s.scalars(select(Snapshot))]
+    store = get_store()
+    members: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for sid, name, manifest_key in snaps:
+        manifest = json.loads(store.get_bytes(manifest_key))
+        with store.open(manifest["pairs_key"]) as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                pair = json.loads(line)
+                for side in [pair.get("query"), pair.get("target"), *(pair.get("hard_negatives") or [])]:
+                    for ref in _side_refs(side):
+                        members[ref].add((sid, name))
+    return members
+
+
+def _store_key(uri: str | None) -> str | None:
+    """The object key of a source video that lies in the configured bucket (else it has no URL)."""
+    prefix = f"s3://{get_settings().storage.bucket}/"
+    return uri[len(prefix):] if uri and uri.startswith(prefix) else None
+
+
+def _payload_sets(refs: set[tuple[str, str]]) -> dict[str, list[str]]:
+    return {"dataset": sorted({n for _, n in refs}), "snapshot": sorted({i for i, _ in refs})}
+
+
+def corpus_rows(source: str | None = None, dataset: str | None = None, frames: int | None = None) -> list[dict[str, Any]]:
+    """Rows ``{"id", "frames", "payload"}``; raises ValueError for an unknown source or dataset."""
+    init_db()
+    frames = frames or get_settings().synth.frames_per_clip
+    members = snapshot_members()
+    with session_scope() as s:
+        q = (select(Clip, Video, Source).join(Video, Clip.video_id == Video.id).outerjoin(Source, Video.source_id == Source.id)
+             .where(Clip.kept.is_(True)).order_by(Clip.id))
+        if source:
+            if s.scalars(select(Source.id).where(or_(Source.id == source, Source.uri == source))).first() is None:
+                raise ValueError(f"no source {source!r} (give a source id or its URI)")
+            q = q.where(or_(Source.id == source, Source.uri == source))
+        wanted: set[str] | None = None
+        if dataset:
+            if s.scalars(select(Snapshot.id).where(or_(Snapshot.id == dataset, Snapshot.name == dataset))).first() is None:
+                raise ValueError(f"no dataset {dataset!r} (give a snapshot name or id)")
+            wanted = {ref for ref, snaps in members.items() if any(dataset in pair for pair in snaps)}
+        captions = {c.target_id: c.text for c in s.scalars(select(Caption).where(Caption.style == "concise"))}
+        rows: list[dict[str, Any]] = []
+        videos: dict[str, tuple[Video, Source | None, set[tuple[str, str]]]] = {}
+        for clip, video, src in s.execute(q).all():
+            if wanted is not None and clip.id not in wanted and VIDEO_REF + video.id not in wanted:
+                continue
+            refs = members.get(clip.id, set())
+            rows.append({"id": clip.id, "frames": [f"{clip.frame_prefix}{i:02d}.jpg" for i in range(frames)],
+                         "payload": {"kind": "clip", "clip_id": clip.id, "video_id": video.id, "video": video.uri,
+                                     "source": video.source_id, "source_uri": src.uri if src else None,
+                                     "start_ms": clip.start_ms, "end_ms": clip.end_ms,
+                                     "duration_s": (clip.end_ms - clip.start_ms) / 1000, "caption": captions.get(clip.id, ""),
+                                     "thumbnail_key": f"clips/{clip.id}/key/00.jpg", "object_key": clip.object_key,
+                                     **_payload_sets(refs)}})
+            _, _, seen = videos.setdefault(video.id, (video, src, set()))
+            seen |= refs
+        for vid, (video, src, refs) in videos.items():
+            refs = refs | members.get(VIDEO_REF + vid, set())
+            rows.append({"id": video_point_id(vid), "frames": [f"videos/{vid}/frames/{i:02d}.jpg" for i in range(frames)],
+                         "payload": {"kind": "video", "clip_id": None, "video_id": vid, "video": video.uri,
+                                     "source": video.source_id, "source_uri": src.uri if src else None,
+                                     "start_ms": 0, "end_ms": int((video.duration_s or 0) * 1000), "duration_s": video.duration_s or 0,
+                                     "caption": (video.raw_caption or "")[:300], "thumbnail_key": f"videos/{vid}/frames/{frames // 2:02d}.jpg",
+                                     "object_key": video.object_key or _store_key(video.uri), **_payload_sets(refs)}})
+    return rows

@@ -1,0 +1,79 @@
+"""Build-then-promote, as the indexer service runs it: on ``eval.completed`` and for index jobs.
+
+The AVG-A gate is checked before anything is built (a model that is not better than the live one
+costs nothing); a finished collection of the same model, adapter and scope is reused, not rebuilt;
+the eval run that scored the version is recorded with it; a job's row moves pending → running →
+completed | failed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from shared.db import init_db, session_scope, upsert
+from shared.db.models import EvalRun, Job, JobState
+
+AVG_A = "AVG_A"
+
+
+def _avg_a(params: dict[str, Any]) -> float | None:
+    """AVG-A from the params (``abilities.AVG_A`` as the evaluator emits it, or ``avg_a``), else from
+    the eval run they name."""
+    value = (params.get("abilities") or {}).get(AVG_A, params.get("avg_a"))
+    if value is None and params.get("eval_run_id"):
+        with session_scope() as s:
+            run = s.get(EvalRun, str(params["eval_run_id"]))
+            value = (run.abilities or {}).get(AVG_A) if run else None
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"AVG-A must be a number, got {value!r}") from None
+
+
+def index_and_promote(params: dict[str, Any], *, require_score: bool = True, build: Callable[..., dict] | None = None,
+                      client=None) -> dict[str, Any]:  # noqa: ANN001
+    """``params``: model, adapter, source, dataset, version, eval_run_id, abilities/avg_a, force.
+    ``require_score``: refuse a version with no AVG-A while the live one has one (the automatic
+    path); an operator's job may omit the score only with ``force``."""
+    from services.indexer.build import build_index
+    from services.indexer.promote import PromotionRefused, gate, live_score, promote
+
+    init_db()
+    avg_a, force = _avg_a(params), bool(params.get("force"))
+    eval_run_id = params.get("eval_run_id")
+    try:
+        if avg_a is None and require_score and live_score()[1] is not None and not force:
+            raise PromotionRefused("no AVG-A to compare with the live version's (give eval_run_id or avg_a, or force)")
+        gate(params.get("version") or "", avg_a, force)  # before building: a worse model costs nothing
+    except PromotionRefused as exc:
+        return {"promoted": False, "built": False, "reason": str(exc), "avg_a": avg_a, "eval_run_id": eval_run_id}
+    built = (build or build_index)(params.get("model"), params.get("adapter"), params.get("version"), client=client,
+                                   source=params.get("source"), dataset=params.get("dataset"))
+    try:
+        result = promote(built["version"], avg_a, force, client=client, eval_run_id=eval_run_id)
+        return {"promoted": True, "built": True, "reused": built.get("reused", False), "eval_run_id": eval_run_id, **result}
+    except PromotionRefused as exc:
+        return {"promoted": False, "built": True, "version": built["version"], "reason": str(exc), "eval_run_id": eval_run_id}
+
+
+def set_job_state(job_id: str, state: JobState, error: str | None = None, params: dict[str, Any] | None = None) -> None:
+    """Move a job's row (created by the API as pending; created here if another client sent the task)."""
+    init_db()
+    with session_scope() as s:
+        row = {"id": job_id, "kind": "index", "state": state, "error": error[:2000] if error else None}
+        if params is not None:
+            row["params"] = params
+        upsert(s, Job, [row], update=["state", "error"])
+
+
+def run_job(job_id: str, params: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    set_job_state(job_id, JobState.running, params=params)
+    try:
+        result = index_and_promote(params, require_score=True, **kwargs)
+    except Exception as exc:
+        set_job_state(job_id, JobState.failed, f"{type(exc).__name__}: {exc}")
+        raise
+    set_job_state(job_id, JobState.completed, None if result["promoted"] else result.get("reason"))
+    return result
