@@ -63,16 +63,17 @@ class ModelSettings(BaseModel):
     adapter: str | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16
-    num_frames: int = 8
+    num_frames: int = Field(8, ge=2, multiple_of=2)  # SPEC §6.3: 8 uniform frames; temporal patch 2
     fps: float = 1.0
     frame_min_pixels: int = 4 * 28 * 28
     frame_max_pixels: int = 200 * 28 * 28
     image_max_pixels: int = 256 * 28 * 28
-    max_length: int = 8192
+    max_length: int = Field(8192, ge=1)  # tokens, the appended <|endoftext|> included
     padding_side: Literal["left", "right"] = "left"
-    batch_size: int = 16
-    max_batch_tokens: int = 32768
-    frame_cache_items: int = 512
+    batch_size: int = Field(16, ge=1)
+    max_batch_tokens: int = Field(32768, ge=1)
+    frame_cache_items: int = Field(512, ge=0)  # decoded videos kept (resized); 0: no cache
+    seek_min_frames: int = Field(2000, ge=1)  # clips this long are sampled by seeking, not by decoding every frame
     seed: int = 0
 
 

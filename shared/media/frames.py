@@ -1,14 +1,21 @@
 """Uniform frame sampling: exactly ``num`` frames spread over the whole clip (SPEC §1.4, §6.3),
-decoded with PyAV; and frames stored as images in the object store."""
+decoded with PyAV; and frames stored as images in the object store.
+
+Only the sampled frames are converted to RGB, so memory does not grow with the clip's length; a
+long clip is sampled by seeking to each target time instead of decoding every frame.
+"""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from shared.media import MediaError
+
+_TIME_EPS = 1e-6  # seconds: float slack when a frame's time equals a target time
 
 
 def _resize(frame: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -21,57 +28,164 @@ def _resize(frame: np.ndarray, max_side: int | None) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR))
 
 
+def _same_size(frames: list[np.ndarray]) -> np.ndarray:
+    """Stack frames; a stream whose resolution changes midway is resized to its first frame's size."""
+    from PIL import Image
+
+    h, w = frames[0].shape[:2]
+    return np.stack([f if f.shape[:2] == (h, w) else np.asarray(Image.fromarray(f).resize((w, h), Image.BILINEAR))
+                     for f in frames])
+
+
 def uniform_indices(total: int, num: int) -> list[int]:
-    """``num`` indices spread uniformly over ``total`` frames (repeating when there are fewer)."""
+    """``num`` indices spread uniformly over ``total`` frames (the middle of ``num`` equal spans;
+    indices repeat when there are fewer frames than ``num``)."""
     if total <= 0:
         raise MediaError("video has no frames")
+    if num <= 0:
+        raise ValueError(f"num must be positive, got {num}")
     return [min(total - 1, int((i + 0.5) * total / num)) for i in range(num)]
 
 
-def sample_frames(path: str | Path, num: int = 8, max_side: int | None = None) -> tuple[np.ndarray, list[float]]:
-    """``num`` uniformly sampled RGB frames ``(num, H, W, 3)`` uint8 and their times in seconds."""
-    import av
-
-    path = Path(path)
+def _check_file(path: Path) -> None:
     if not path.is_file():
         raise MediaError(f"no such video file: {path}")
     if path.stat().st_size == 0:
         raise MediaError(f"empty file (0 bytes): {path}")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise MediaError(f"no video stream in {path.name}")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            frames, times = [], []
+
+
+def _video_stream(container, name: str):  # noqa: ANN001, ANN202
+    if not container.streams.video:
+        raise MediaError(f"no video stream in {name}")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def _count_frames(path: Path, exact_below: int) -> int:
+    """How many frames the clip shows. Under ``exact_below`` frames (by the header), or with no
+    count in the header, the packets are counted without decoding, leaving out those an MP4 edit
+    list discards (a clip cut by stream copy starts at the keyframe before its span, and its header
+    counts those frames too). Longer clips trust the header: they are sampled by seeking anyway."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = _video_stream(container, path.name)
+        if stream.frames and stream.frames >= exact_below:
+            return int(stream.frames)
+        return sum(1 for packet in container.demux(stream) if packet.size and not packet.is_discard)
+
+
+def _by_index(path: Path, indices: list[int], max_side: int | None) -> tuple[list[np.ndarray], list[float], int]:
+    """Decode in order, converting only the wanted frames; also returns how many frames were seen."""
+    import av
+
+    wanted = set(indices)
+    last = max(wanted)
+    picked: dict[int, tuple[np.ndarray, float]] = {}
+    seen = 0
+    with av.open(str(path)) as container:
+        stream = _video_stream(container, path.name)
+        for i, frame in enumerate(container.decode(stream)):
+            seen = i + 1
+            if i in wanted:
+                picked[i] = (_resize(frame.to_ndarray(format="rgb24"), max_side), float(frame.time or 0.0))
+            if i >= last:
+                break
+    if len(picked) < len(wanted):
+        return [], [], seen
+    return [picked[i][0] for i in indices], [picked[i][1] for i in indices], seen
+
+
+def _by_seeking(path: Path, num: int, max_side: int | None) -> tuple[list[np.ndarray], list[float]] | None:
+    """For each of ``num`` uniform target times, seek to the keyframe before it and decode up to the
+    frame showing at that time. ``None`` when the stream has no usable timing."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = _video_stream(container, path.name)
+        tb = stream.time_base
+        if tb is None:
+            return None
+        if stream.duration:
+            duration = float(stream.duration * tb)
+        elif container.duration:  # e.g. Matroska/WebM keep the duration on the container only
+            duration = container.duration / av.time_base
+        else:
+            return None
+        start = float((stream.start_time or 0) * tb)
+        frames, times = [], []
+        for i in range(num):
+            target = start + (i + 0.5) * duration / num
+            container.seek(int(target / tb), stream=stream, backward=True, any_frame=False)
+            shown = None  # the last frame whose time is <= target (or the first one after it)
             for frame in container.decode(stream):
-                frames.append(_resize(frame.to_ndarray(format="rgb24"), max_side))
-                times.append(float(frame.time or 0.0))
+                if frame.time is None:
+                    return None
+                if frame.time > target + _TIME_EPS:
+                    if shown is None:  # the seek landed after the target: the first frame shows then
+                        shown = frame
+                    break
+                shown = frame
+            if shown is None:
+                return None
+            frames.append(_resize(shown.to_ndarray(format="rgb24"), max_side))
+            times.append(float(shown.time))
+    return frames, times
+
+
+def sample_frames(path: str | Path, num: int = 8, max_side: int | None = None,
+                  seek_min_frames: int | None = None) -> tuple[np.ndarray, list[float]]:
+    """``num`` uniformly sampled RGB frames ``(num, H, W, 3)`` uint8 and their times in seconds.
+
+    Clips of at least ``seek_min_frames`` frames (default: ``settings.model.seek_min_frames``) are
+    sampled by seeking; shorter ones by one decoding pass. ``max_side`` bounds the longer side."""
+    import av
+
+    if num <= 0:
+        raise ValueError(f"num must be positive, got {num}")
+    path = Path(path)
+    _check_file(path)
+    if seek_min_frames is None:
+        from shared.config import get_settings
+
+        seek_min_frames = get_settings().model.seek_min_frames
+    try:
+        total = _count_frames(path, seek_min_frames)
+        if total <= 0:
+            raise MediaError(f"no decodable frames in {path.name}")
+        if total >= seek_min_frames:
+            sought = _by_seeking(path, num, max_side)
+            if sought is not None:
+                return _same_size(sought[0]), sought[1]
+        frames, times, seen = _by_index(path, uniform_indices(total, num), max_side)
+        if not frames and seen:  # the header over-counted the frames: sample what really decodes
+            frames, times, _ = _by_index(path, uniform_indices(seen, num), max_side)
+        if not frames:
+            raise MediaError(f"no decodable frames in {path.name}")
+        return _same_size(frames), times
     except MediaError:
         raise
-    except Exception as exc:  # noqa: BLE001 - PyAV raises many kinds; the reason is what matters
+    except (av.error.FFmpegError, OSError, RuntimeError, ValueError) as exc:  # the reason is what matters
         raise MediaError(f"cannot decode {path.name}: {exc}") from exc
-    if not frames:
-        raise MediaError(f"no decodable frames in {path.name}")
-    idx = uniform_indices(len(frames), num)
-    return np.stack([frames[i] for i in idx]), [times[i] for i in idx]
 
 
 def load_frames_from_store(keys: Sequence[str], store=None) -> np.ndarray:  # noqa: ANN001
     """Frames stored as images (jpg/png) in the object store, as ``(T, H, W, 3)`` uint8."""
-    import io
-
     from PIL import Image
 
     from shared.storage import get_store
 
+    if not keys:
+        raise MediaError("no frame keys given")
     store = store or get_store()
     out = []
     for key in keys:
         try:
             out.append(np.asarray(Image.open(io.BytesIO(store.get_bytes(key))).convert("RGB")))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - missing key, bad bytes, backend error: all unusable
             raise MediaError(f"cannot read stored frame {key}: {exc}") from exc
-    if not out:
-        raise MediaError("no frame keys given")
+    shapes = {f.shape for f in out}
+    if len(shapes) > 1:
+        raise MediaError(f"stored frames differ in size ({sorted(shapes)}): {keys[0]} ...")
     return np.stack(out)

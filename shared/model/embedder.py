@@ -8,8 +8,9 @@ hidden layer (left or right padding), L2-normalised.
 from __future__ import annotations
 
 import hashlib
-import json
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,28 @@ import torch
 import torch.nn.functional as F
 
 from shared.config import Settings, get_settings
-from shared.model.inputs import (
-    EmbedInput,
+from shared.media import MediaError
+from shared.model.inputs import EmbedInput
+from shared.model.prompts import build_prompt
+from shared.model.visual import (
     FrameCache,
+    PixelBudget,
     PreparedVideo,
-    item_key,
+    image_tokens_estimate,
     resolve_image,
     resolve_video,
+    video_tokens_estimate,
 )
-from shared.model.prompts import build_prompt
+
+
+@dataclass
+class Prepared:
+    """One input ready for the processor: the prompt string and the resolved pixels."""
+
+    prompt: str
+    image: Any  # PIL image or None
+    video: PreparedVideo | None
+    length: int  # tokens, visual tokens and EOD included
 
 
 def pick_device(name: str) -> torch.device:
@@ -38,7 +52,10 @@ def pick_device(name: str) -> torch.device:
 def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in dtypes:
+        raise ValueError(f"unknown dtype {name!r}; use auto, {', '.join(dtypes)}")
+    return dtypes[name]
 
 
 def pool_last(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -49,19 +66,41 @@ def pool_last(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
 
 
+_SAMPLE_BYTES = 1 << 20  # large weight files are fingerprinted by size + their first and last MiB
+
+
 def _fingerprint(path: str) -> str:
+    """Content hash of a checkpoint/adapter folder's config and weights; for a hub id, of its name
+    (a revision pinned in the id is part of the name)."""
+    h = hashlib.sha256()
     p = Path(path)
     if not p.exists():
-        return path  # a hub id: the name (and revision in it) is the identity
-    h = hashlib.sha256()
-    for f in sorted(p.iterdir()):
-        if f.is_file() and (f.suffix in {".json", ".safetensors", ".bin"}):
-            st = f.stat()
-            if st.st_size < 64 * 1024**2:
-                h.update(f.read_bytes())
+        h.update(path.encode())
+        return h.hexdigest()[:16]
+    files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file())
+    for f in files:
+        if f.suffix not in {".json", ".safetensors", ".bin"}:
+            continue
+        size = f.stat().st_size
+        h.update(f"{f.name}:{size}".encode())
+        with open(f, "rb") as fh:
+            if size <= 2 * _SAMPLE_BYTES:
+                h.update(fh.read())
             else:
-                h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+                h.update(fh.read(_SAMPLE_BYTES))
+                fh.seek(size - _SAMPLE_BYTES)
+                h.update(fh.read())
     return h.hexdigest()[:16]
+
+
+_NAME_CHARS = 32  # the readable part of a model_id; the hash after it carries the identity
+
+
+def _safe_name(name_or_path: str) -> str:
+    """The last path part (a hub id's repo name), reduced to characters safe in file and collection
+    names."""
+    name = Path(name_or_path.rstrip("/")).name or "model"
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", name)[:_NAME_CHARS]
 
 
 class Embedder:
@@ -105,11 +144,16 @@ class Embedder:
     # --- identity ----------------------------------------------------------------------------
     @property
     def model_id(self) -> str:
+        """``<name>-<hash>``: the hash covers the weights, the adapter and the input recipe (dtype,
+        frames, pixel budgets, max length), so the id changes whenever the vectors would. Safe in
+        paths and collection names (no "/", at most 49 characters)."""
         if self._model_id is None:
-            parts = [Path(self.name_or_path).name, _fingerprint(self.name_or_path)]
-            if self.adapter:
-                parts.append(_fingerprint(self.adapter))
-            self._model_id = "-".join(parts)
+            ms = self.settings.model
+            recipe = (str(self.dtype), ms.num_frames, ms.fps, ms.frame_min_pixels, ms.frame_max_pixels,
+                      ms.image_max_pixels, ms.max_length)
+            parts = (_fingerprint(self.name_or_path), _fingerprint(self.adapter) if self.adapter else "", recipe)
+            digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+            self._model_id = f"{_safe_name(self.name_or_path)}-{digest}"
         return self._model_id
 
     @property
@@ -122,48 +166,92 @@ class Embedder:
         return m.model
 
     # --- inputs ------------------------------------------------------------------------------
-    def _prepare(self, item: EmbedInput) -> tuple[str, Any, PreparedVideo | None, int]:
+    def _budgets(self) -> tuple[PixelBudget, PixelBudget]:
         ms = self.settings.model
-        video = resolve_video(item.video, ms.num_frames, ms.fps, self.cache) if item.video is not None else None
+        return (PixelBudget(ms.frame_min_pixels, ms.frame_max_pixels),
+                PixelBudget(ms.frame_min_pixels, ms.image_max_pixels))
+
+    def _estimate_cost(self, item: EmbedInput) -> int:
+        """Approximate sequence length (tokens) without decoding anything: for length buckets."""
+        ms = self.settings.model
+        video_budget, image_budget = self._budgets()
+        cost = self._overhead + (len(item.text or "") + len(item.instruction or "")) // 4
+        if item.video is not None:
+            cost += video_tokens_estimate(item.video, ms.num_frames, self.cache, video_budget)
+        if item.image is not None:
+            cost += image_tokens_estimate(item.image, image_budget)
+        return min(cost, ms.max_length)
+
+    def _prompt_tokens(self, prompt: str) -> int:
+        return len(self.processor.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+    def _prepare(self, item: EmbedInput) -> Prepared:
+        """Resolve the visual inputs and build the prompt, truncating only the text so the whole
+        sequence (visual tokens and the EOD included) fits ``max_length``."""
+        ms = self.settings.model
+        video_budget, image_budget = self._budgets()
+        video = (resolve_video(item.video, ms.num_frames, ms.fps, self.cache, video_budget, ms.seek_min_frames)
+                 if item.video is not None else None)
         image = resolve_image(item.image) if item.image is not None else None
-        visual = self._visual_tokens(image, video)
+        # each placeholder pad token expands to its visual tokens
+        visual = (video.tokens() - 1 if video is not None else 0) + (
+            image_budget.tokens(image.height, image.width) - 1 if image is not None else 0)
+        kinds = {"image": image is not None, "video": video is not None}
+        fixed = self._prompt_tokens(build_prompt("", instruction=item.instruction, **kinds)) + visual
+        if fixed > ms.max_length:
+            raise ValueError(f"visual tokens alone ({fixed} tokens with the prompt) exceed max_length "
+                             f"{ms.max_length}; lower the pixel budget (model.frame_max_pixels/image_max_pixels)")
         text = item.text
-        if text:
-            budget = ms.max_length - self._overhead - visual - len(self.processor.tokenizer(item.instruction or "")["input_ids"])
-            if budget < 0:
-                raise ValueError(f"visual tokens alone ({visual}) exceed max_length {ms.max_length}")
+        prompt = build_prompt(text, instruction=item.instruction, **kinds)
+        length = self._prompt_tokens(prompt) + visual
+        if text and length > ms.max_length:
             ids = self.processor.tokenizer(text, add_special_tokens=False)["input_ids"]
-            if len(ids) > budget:  # truncate the text, never the visual tokens
-                text = self.processor.tokenizer.decode(ids[:budget])
-        prompt = build_prompt(text, image=image is not None, video=video is not None, instruction=item.instruction)
-        cost = len(prompt) // 3 + visual
-        return prompt, image, video, cost
+            keep = len(ids) - (length - ms.max_length)
+            while length > ms.max_length and keep > 0:  # re-tokenising a cut text can shift a token
+                text = self.processor.tokenizer.decode(ids[:keep])
+                prompt = build_prompt(text, instruction=item.instruction, **kinds)
+                length = self._prompt_tokens(prompt) + visual
+                keep -= max(1, length - ms.max_length)
+            if length > ms.max_length:
+                text = ""
+                prompt = build_prompt(text, instruction=item.instruction, **kinds)
+                length = self._prompt_tokens(prompt) + visual
+        return Prepared(prompt, image, video, length)
 
-    def _visual_tokens(self, image: Any, video: PreparedVideo | None) -> int:
-        n = 0
-        data = self.processor._get_num_multimodal_tokens(
-            image_sizes=[(image.height, image.width)] if image is not None else None,
-            video_sizes=[video.frames.shape[:3]] if video is not None else None)
-        n += sum(getattr(data, "num_image_tokens", None) or [])
-        n += sum(getattr(data, "num_video_tokens", None) or [])
-        return n
+    def _prepare_all(self, items: Sequence[EmbedInput], positions: Sequence[int] | None = None) -> list[Prepared]:
+        out = []
+        for n, item in enumerate(items):
+            try:
+                out.append(self._prepare(item))
+            except (MediaError, ValueError, TypeError) as exc:  # say which input failed
+                where = positions[n] if positions is not None else n
+                try:
+                    named = type(exc)(f"input #{where}: {exc}")
+                except Exception:  # noqa: BLE001 - an exception type with another signature
+                    named = None
+                if named is None:
+                    raise  # as it came
+                raise named from exc
+        return out
 
-    def _process(self, prepared: Sequence[tuple[str, Any, PreparedVideo | None, int]]):  # noqa: ANN202
+    def _process(self, prepared: Sequence[Prepared]):  # noqa: ANN202
         from transformers.video_utils import VideoMetadata
 
-        ms = self.settings.model
-        prompts = [p[0] for p in prepared]
-        images = [p[1] for p in prepared if p[1] is not None]
-        videos = [p[2] for p in prepared if p[2] is not None]
+        video_budget, image_budget = self._budgets()
+        prompts = [p.prompt for p in prepared]
+        images = [p.image for p in prepared if p.image is not None]
+        videos = [p.video for p in prepared if p.video is not None]
         kwargs: dict[str, Any] = {}
         if images:
             kwargs["images"] = images
-            kwargs["images_kwargs"] = {"size": {"shortest_edge": ms.frame_min_pixels, "longest_edge": ms.image_max_pixels}}
+            kwargs["images_kwargs"] = {"size": {"shortest_edge": image_budget.min_pixels,
+                                                "longest_edge": image_budget.max_pixels}}
         if videos:
             kwargs["videos"] = [v.frames for v in videos]
             kwargs["videos_kwargs"] = {
-                "size": {"shortest_edge": ms.frame_min_pixels, "longest_edge": ms.frame_max_pixels},
+                "size": {"shortest_edge": video_budget.min_pixels, "longest_edge": video_budget.max_pixels},
                 "do_sample_frames": False,
+                "cap_pixels_per_frame": True,
                 "video_metadata": [VideoMetadata(total_num_frames=len(v.frames), fps=v.fps,
                                                  frames_indices=list(range(len(v.frames)))) for v in videos],
             }
@@ -172,11 +260,11 @@ class Embedder:
 
     def collate(self, items: Sequence[EmbedInput]):  # noqa: ANN201
         """Processor outputs for a batch (tensors on the model's device)."""
-        return self._process([self._prepare(it) for it in items])
+        return self._process(self._prepare_all(items))
 
     def forward(self, batch) -> torch.Tensor:  # noqa: ANN001
         """Pooled, L2-normalised embeddings of a collated batch (keeps gradients)."""
-        inputs = {k: v for k, v in batch.items() if k != "mm_token_type_ids" or "mm_token_type_ids" in batch}
+        inputs = dict(batch.items())
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         if "pixel_values_videos" in inputs:
@@ -186,27 +274,36 @@ class Embedder:
         return F.normalize(pooled.float(), dim=-1)
 
     # --- inference ---------------------------------------------------------------------------
-    def embed(self, items: Sequence[EmbedInput], batch_size: int | None = None, progress: bool = False,
-              bucket: bool = True) -> np.ndarray:
-        """Unit vectors ``(N, dim)`` float32, in input order; batches are length-bucketed (``bucket``)
-        so that a batch pads to similar lengths."""
+    def plan_batches(self, items: Sequence[EmbedInput], batch_size: int | None = None,
+                     bucket: bool = True) -> list[list[int]]:
+        """Batches of input positions: sorted by estimated length (``bucket``) or in arrival order,
+        each at most ``batch_size`` inputs and ``model.max_batch_tokens`` padded tokens."""
         ms = self.settings.model
         batch_size = batch_size or ms.batch_size
-        if not items:
-            return np.zeros((0, self.dim), np.float32)
-        prepared = [self._prepare(it) for it in items]
-        order = sorted(range(len(items)), key=lambda i: prepared[i][3]) if bucket else list(range(len(items)))
-        out = np.zeros((len(items), self.dim), np.float32)
+        costs = [self._estimate_cost(it) for it in items]
+        order = sorted(range(len(items)), key=costs.__getitem__) if bucket else list(range(len(items)))
         batches: list[list[int]] = []
         current: list[int] = []
+        longest = 0
         for i in order:
-            longest = max([prepared[j][3] for j in current] + [prepared[i][3]])
-            if current and (len(current) >= batch_size or longest * (len(current) + 1) > ms.max_batch_tokens):
+            widest = max(longest, costs[i])
+            if current and (len(current) >= batch_size or widest * (len(current) + 1) > ms.max_batch_tokens):
                 batches.append(current)
-                current = []
+                current, widest = [], costs[i]
             current.append(i)
+            longest = widest
         if current:
             batches.append(current)
+        return batches
+
+    def embed(self, items: Sequence[EmbedInput], batch_size: int | None = None, progress: bool = False,
+              bucket: bool = True) -> np.ndarray:
+        """Unit vectors ``(N, dim)`` float32, in input order. Inputs are decoded batch by batch
+        (memory stays bounded by a batch); batches are length-bucketed unless ``bucket=False``."""
+        if not items:
+            return np.zeros((0, self.dim), np.float32)
+        out = np.zeros((len(items), self.dim), np.float32)
+        batches = self.plan_batches(items, batch_size, bucket)
         iterator = batches
         if progress:
             from rich.progress import track
@@ -214,18 +311,9 @@ class Embedder:
             iterator = track(batches, description="embedding")
         with torch.inference_mode():
             for idx in iterator:
-                vecs = self.forward(self._process([prepared[i] for i in idx]))
-                out[idx] = vecs.cpu().numpy()
+                prepared = self._prepare_all([items[i] for i in idx], idx)
+                out[idx] = self.forward(self._process(prepared)).cpu().numpy()
         return out
 
     def embed_one(self, item: EmbedInput) -> np.ndarray:
         return self.embed([item])[0]
-
-
-def cache_key(embedder: Embedder, item: EmbedInput) -> str:
-    return f"{embedder.model_id}:{item_key(item)}"
-
-
-def describe_model(path: str) -> dict[str, Any]:
-    cfg = json.loads((Path(path) / "config.json").read_text())
-    return {"path": path, "architectures": cfg.get("architectures"), "hidden_size": cfg.get("text_config", {}).get("hidden_size")}

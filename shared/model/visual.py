@@ -1,0 +1,223 @@
+"""Visual inputs as the model sees them: images and videos resolved to pixels, video frames sampled
+(uniform, ``num_frames``) and resized to the per-frame pixel budget of SPEC §6.3 once, kept in an
+LRU frame cache; and the visual token counts that batching and truncation rely on."""
+
+from __future__ import annotations
+
+import io
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.media import MediaError
+from shared.model.inputs import VideoFrames
+
+PATCH_FACTOR = 28  # Qwen2.5-VL: 14 px patches merged 2x2 — sizes snap to multiples of this
+TEMPORAL_PATCH = 2  # two frames per temporal patch, so a video needs an even frame count
+
+
+@dataclass(frozen=True)
+class PixelBudget:
+    min_pixels: int
+    max_pixels: int
+
+    def fit(self, height: int, width: int) -> tuple[int, int]:
+        """The processor's target size for a ``height`` x ``width`` picture."""
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        try:
+            return smart_resize(height, width, PATCH_FACTOR, self.min_pixels, self.max_pixels)
+        except ValueError as exc:  # aspect ratio beyond 200:1
+            raise MediaError(f"unusable picture of {width}x{height}: {exc}") from exc
+
+    def tokens(self, height: int, width: int) -> int:
+        h, w = self.fit(height, width)
+        return (h // PATCH_FACTOR) * (w // PATCH_FACTOR)
+
+
+@dataclass
+class PreparedVideo:
+    frames: np.ndarray  # (T, H, W, 3) uint8, T even, already at the budget's size
+    fps: float  # the rate the frames were sampled at (second_per_grid_ts = 2 / fps)
+
+    def tokens(self) -> int:
+        t, h, w = self.frames.shape[:3]
+        return (t // TEMPORAL_PATCH) * (h // PATCH_FACTOR) * (w // PATCH_FACTOR)
+
+
+@dataclass
+class FrameCache:
+    """LRU of decoded and resized videos, keyed by where they came from."""
+
+    capacity: int = 512
+    _items: OrderedDict = field(default_factory=OrderedDict)
+    hits: int = 0
+    misses: int = 0
+
+    def get(self, key: Any):  # noqa: ANN201
+        if key in self._items:
+            self._items.move_to_end(key)
+            self.hits += 1
+            return self._items[key]
+        self.misses += 1
+        return None
+
+    def peek(self, key: Any):  # noqa: ANN201 - no LRU or counter update (size estimates)
+        return self._items.get(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        if self.capacity <= 0:
+            return
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _resize_frames(frames: np.ndarray, budget: PixelBudget) -> np.ndarray:
+    from PIL import Image
+
+    h, w = budget.fit(*frames.shape[1:3])
+    if (h, w) == frames.shape[1:3]:
+        return frames
+    return np.stack([np.asarray(Image.fromarray(f).resize((w, h), Image.BICUBIC)) for f in frames])
+
+
+def _uniform(frames: np.ndarray, num: int) -> np.ndarray:
+    from shared.media.frames import uniform_indices
+
+    if len(frames) == num:
+        return frames
+    return frames[uniform_indices(len(frames), num)]
+
+
+def video_key(video: Any, num_frames: int, budget: PixelBudget) -> tuple | None:
+    """The frame-cache key of a video input (``None``: arrays are not cached)."""
+    if isinstance(video, VideoFrames):
+        return ("store", video.keys, num_frames, budget)
+    if isinstance(video, (str, Path)):
+        path = Path(video)
+        mtime = path.stat().st_mtime_ns if path.exists() else 0
+        return ("file", str(path.resolve()), mtime, num_frames, budget)
+    return None
+
+
+def resolve_video(video: Any, num_frames: int, default_fps: float, cache: FrameCache,
+                  budget: PixelBudget, seek_min_frames: int | None = None) -> PreparedVideo:
+    """``num_frames`` uniform frames at the pixel budget, from a path, an array or stored frames.
+    The fps passed on (``second_per_grid_ts = 2 / fps``) is the true sampling rate for a file,
+    ``VideoFrames.fps`` for stored frames, else ``default_fps``."""
+    if num_frames % TEMPORAL_PATCH:
+        raise ValueError(f"num_frames must be even (temporal patch {TEMPORAL_PATCH}), got {num_frames}")
+    if isinstance(video, np.ndarray):
+        if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8 or not len(video):
+            raise ValueError(f"a video array must be (T>0, H, W, 3) uint8, got {video.shape} {video.dtype}")
+        return PreparedVideo(_resize_frames(_uniform(video, num_frames), budget), default_fps)
+    key = video_key(video, num_frames, budget)
+    if key is None:
+        raise TypeError(f"unsupported video input: {type(video).__name__} (a path, an array or VideoFrames)")
+    hit = cache.get(key)
+    if hit is not None:
+        if isinstance(video, VideoFrames):  # the frames are cached; the fps is the caller's (not in the key)
+            return PreparedVideo(hit.frames, video.fps or default_fps)
+        return hit
+    if isinstance(video, VideoFrames):
+        from shared.media.frames import load_frames_from_store, uniform_indices
+
+        keys = video.keys  # read only the frames that are used
+        if keys and len(keys) != num_frames:
+            keys = tuple(keys[i] for i in uniform_indices(len(keys), num_frames))
+        frames = load_frames_from_store(keys)
+        fps = video.fps or default_fps
+    else:
+        from shared.media.frames import sample_frames
+
+        frames, times = sample_frames(video, num_frames, seek_min_frames=seek_min_frames)
+        span = times[-1] - times[0]
+        fps = (len(times) - 1) / span if span > 0 else default_fps
+    prepared = PreparedVideo(_resize_frames(frames, budget), fps)
+    cache.put(key, prepared)
+    return prepared
+
+
+def video_tokens_estimate(video: Any, num_frames: int, cache: FrameCache, budget: PixelBudget) -> int:
+    """Visual tokens of a video without decoding it (cache, array shape, or the stream/jpg header);
+    0 when it cannot be told — the real decode reports the problem later."""
+    try:
+        key = video_key(video, num_frames, budget)
+        hit = cache.peek(key) if key is not None else None
+        if hit is not None:
+            return hit.tokens()
+        if isinstance(video, np.ndarray) and video.ndim == 4:
+            return num_frames // TEMPORAL_PATCH * budget.tokens(*video.shape[1:3])
+        if isinstance(video, VideoFrames) and video.keys:
+            from PIL import Image
+
+            from shared.storage import get_store
+
+            with get_store().open(video.keys[0]) as fh:
+                w, h = Image.open(fh).size
+            return num_frames // TEMPORAL_PATCH * budget.tokens(h, w)
+        if isinstance(video, (str, Path)):
+            import av
+
+            with av.open(str(video)) as container:
+                ctx = container.streams.video[0].codec_context
+                return num_frames // TEMPORAL_PATCH * budget.tokens(ctx.height, ctx.width)
+    except Exception:  # noqa: BLE001 - only an estimate; resolve_video raises the real error
+        return 0
+    return 0
+
+
+def resolve_image(image: Any):  # noqa: ANN201 - returns a PIL image
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[-1] not in (3, 4) or image.dtype != np.uint8:
+            raise ValueError(f"an image array must be (H, W, 3|4) uint8, got {image.shape} {image.dtype}")
+        return Image.fromarray(image).convert("RGB")
+    if isinstance(image, str) and image.startswith("store://"):
+        from shared.storage import get_store
+
+        try:
+            return Image.open(io.BytesIO(get_store().get_bytes(image[len("store://"):]))).convert("RGB")
+        except Exception as exc:  # noqa: BLE001 - missing key, bad bytes, backend error: all unusable
+            raise MediaError(f"cannot read stored image {image}: {exc}") from exc
+    if isinstance(image, (str, Path)):
+        try:
+            return Image.open(image).convert("RGB")
+        except Exception as exc:  # noqa: BLE001
+            raise MediaError(f"cannot read image {image}: {exc}") from exc
+    raise TypeError(f"unsupported image input: {type(image).__name__} (PIL image, array, path or store://key)")
+
+
+def image_tokens_estimate(image: Any, budget: PixelBudget) -> int:
+    """Visual tokens of an image from its size alone (header only for files and stored images)."""
+    from PIL import Image
+
+    try:
+        if isinstance(image, Image.Image):
+            w, h = image.size
+        elif isinstance(image, np.ndarray):
+            h, w = image.shape[:2]
+        elif isinstance(image, str) and image.startswith("store://"):
+            from shared.storage import get_store
+
+            with get_store().open(image[len("store://"):]) as fh:
+                w, h = Image.open(fh).size
+        elif isinstance(image, (str, Path)):
+            with Image.open(image) as im:
+                w, h = im.size
+        else:
+            return 0
+        return budget.tokens(h, w)
+    except Exception:  # noqa: BLE001 - only an estimate; resolve_image raises the real error
+        return 0

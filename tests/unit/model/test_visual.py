@@ -1,0 +1,152 @@
+"""Visual inputs: the frame cache (LRU eviction), frames resized to the pixel budget before caching,
+the sampling fps, the token counts batching relies on, and stable input keys for embedding caches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shared.media import MediaError
+from shared.media.frames import sample_frames
+from shared.model import EmbedInput, VideoFrames, item_key
+from shared.model.visual import (
+    FrameCache,
+    PixelBudget,
+    image_tokens_estimate,
+    resolve_image,
+    resolve_video,
+    video_tokens_estimate,
+)
+from tests.helpers import small_videos
+
+BUDGET = PixelBudget(4 * 28 * 28, 200 * 28 * 28)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    return small_videos(tmp_path_factory.mktemp("vids"), 3, seed=2, shots=1, size=(320, 240))
+
+
+def test_frame_cache_evicts_the_least_recently_used():
+    cache = FrameCache(capacity=2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # "a" is now the most recent
+    cache.put("c", 3)  # evicts "b"
+    assert len(cache) == 2 and cache.get("b") is None and cache.get("a") == 1 and cache.get("c") == 3
+    assert (cache.hits, cache.misses) == (3, 1)
+    assert cache.peek("a") == 1 and (cache.hits, cache.misses) == (3, 1)  # peek counts nothing
+    cache.put("a", 10)  # replacing keeps one entry
+    assert len(cache) == 2 and cache.get("a") == 10
+
+
+def test_zero_capacity_caches_nothing():
+    cache = FrameCache(capacity=0)
+    cache.put("a", 1)
+    assert len(cache) == 0 and cache.get("a") is None
+
+
+def test_resolve_video_caches_resized_frames_and_evicts(videos):
+    cache = FrameCache(capacity=1)
+    first = resolve_video(str(videos[0]), 8, 1.0, cache, BUDGET)
+    h, w = BUDGET.fit(240, 320)
+    assert first.frames.shape == (8, h, w, 3) and h * w <= BUDGET.max_pixels and h % 28 == w % 28 == 0
+    assert resolve_video(Path(videos[0]), 8, 1.0, cache, BUDGET) is first  # str and Path: one entry
+    assert (cache.hits, cache.misses) == (1, 1)
+    resolve_video(str(videos[1]), 8, 1.0, cache, BUDGET)  # evicts videos[0]
+    again = resolve_video(str(videos[0]), 8, 1.0, cache, BUDGET)
+    assert again is not first and np.array_equal(again.frames, first.frames)
+    assert (cache.hits, cache.misses) == (1, 3)
+    # another budget or frame count is another entry, not a stale hit
+    small = resolve_video(str(videos[0]), 8, 1.0, cache, PixelBudget(4 * 28 * 28, 16 * 28 * 28))
+    assert small.frames.shape[1] * small.frames.shape[2] <= 16 * 28 * 28
+
+
+def test_video_fps_is_the_true_sampling_rate(videos):
+    _, times = sample_frames(videos[0], 8)
+    video = resolve_video(str(videos[0]), 8, 1.0, FrameCache(), BUDGET)
+    assert video.fps == pytest.approx(7 / (times[-1] - times[0]))
+    arr = np.zeros((5, 56, 56, 3), np.uint8)
+    assert resolve_video(arr, 8, 1.0, FrameCache(), BUDGET).fps == 1.0
+    assert resolve_video(arr, 8, 1.0, FrameCache(), BUDGET).frames.shape[0] == 8  # sampled to num_frames
+
+
+def test_stored_frames_read_only_the_sampled_keys():
+    import io
+
+    from shared.storage import get_store
+
+    store = get_store()
+    keys = [f"clips/z/frames/{i:02d}.png" for i in range(16)]
+    for i in range(1, 16, 2):  # the 8 uniform picks of 16 are the odd ones; the others do not exist
+        buf = io.BytesIO()
+        Image.fromarray(np.full((28, 56, 3), i * 15, np.uint8)).save(buf, format="PNG")
+        store.put_bytes(keys[i], buf.getvalue())
+    video = resolve_video(VideoFrames(keys), 8, 1.0, FrameCache(), BUDGET)
+    assert video.frames.shape[0] == 8 and [int(f[0, 0, 0]) for f in video.frames] == [i * 15 for i in range(1, 16, 2)]
+    with pytest.raises(MediaError, match="no frame keys"):
+        resolve_video(VideoFrames([]), 8, 1.0, FrameCache(), BUDGET)
+
+
+def test_token_counts_match_the_prepared_pixels(videos):
+    video = resolve_video(str(videos[0]), 8, 1.0, FrameCache(), BUDGET)
+    t, h, w = video.frames.shape[:3]
+    assert video.tokens() == t // 2 * (h // 28) * (w // 28)
+    assert video_tokens_estimate(str(videos[0]), 8, FrameCache(), BUDGET) == video.tokens()
+    assert video_tokens_estimate(np.zeros((3, 240, 320, 3), np.uint8), 8, FrameCache(), BUDGET) == video.tokens()
+    img = Image.new("RGB", (640, 480))
+    assert image_tokens_estimate(img, BUDGET) == BUDGET.tokens(480, 640) <= 200
+    assert video_tokens_estimate("/no/such/file.mp4", 8, FrameCache(), BUDGET) == 0  # decode reports it later
+
+
+def test_bad_visual_inputs_say_what_is_wrong(tmp_path):
+    with pytest.raises(ValueError, match="even"):
+        resolve_video(np.zeros((8, 56, 56, 3), np.uint8), 7, 1.0, FrameCache(), BUDGET)
+    with pytest.raises(ValueError, match="uint8"):
+        resolve_video(np.zeros((8, 56, 56, 3), np.float32), 8, 1.0, FrameCache(), BUDGET)
+    with pytest.raises(TypeError, match="unsupported video input"):
+        resolve_video(42, 8, 1.0, FrameCache(), BUDGET)
+    with pytest.raises(MediaError, match="no such video file"):
+        resolve_video(str(tmp_path / "missing.mp4"), 8, 1.0, FrameCache(), BUDGET)
+    with pytest.raises(ValueError, match="uint8"):
+        resolve_image(np.zeros((8, 8, 3), np.float64))
+    with pytest.raises(MediaError, match="cannot read image"):
+        resolve_image(str(tmp_path / "missing.jpg"))
+    with pytest.raises(MediaError, match="cannot read stored image store://nope.png"):
+        resolve_image("store://nope.png")
+    with pytest.raises(TypeError, match="unsupported image input"):
+        resolve_image(3.5)
+
+
+def test_item_key_is_stable_and_content_based():
+    def pil(value: int) -> Image.Image:
+        return Image.fromarray(np.full((8, 8, 3), value, np.uint8))
+
+    # the same content in different objects: the same key (no object ids, no reprs of addresses)
+    assert item_key(EmbedInput(image=pil(3))) == item_key(EmbedInput(image=pil(3)))
+    assert item_key(EmbedInput(image=pil(3))) != item_key(EmbedInput(image=pil(4)))
+    assert item_key(EmbedInput(text="a", video="x.mp4")) == item_key(EmbedInput(text="a", video=Path("x.mp4")))
+    keys = VideoFrames(["clips/a/00.jpg", "clips/a/01.jpg"])
+    assert item_key(EmbedInput(video=keys)) == item_key(EmbedInput(video=VideoFrames(list(keys.keys))))
+    # the same bytes in another shape, dtype, slot or role: another key
+    flat = np.zeros((2, 6, 3), np.uint8)
+    assert item_key(EmbedInput(image=flat)) != item_key(EmbedInput(image=flat.reshape(6, 2, 3)))
+    assert item_key(EmbedInput(video=np.zeros((2, 4, 4, 3), np.uint8))) != item_key(
+        EmbedInput(video=np.zeros((2, 4, 4, 3), np.int8)))
+    assert item_key(EmbedInput(image="x.png")) != item_key(EmbedInput(video="x.png"))
+    assert item_key(EmbedInput(text="a", instruction="b")) != item_key(EmbedInput(text="b", instruction="a"))
+    assert item_key(EmbedInput(video=keys)) != item_key(EmbedInput(video=VideoFrames(keys.keys, fps=2.0)))
+    key = item_key(EmbedInput(text="a red circle"))
+    assert len(key) == 64 and int(key, 16) >= 0
+
+
+def test_embed_input_rejects_bad_fields():
+    with pytest.raises(ValueError, match="at least one"):
+        EmbedInput()
+    with pytest.raises(TypeError, match="text must be a string"):
+        EmbedInput(text=3)
+    with pytest.raises(TypeError, match="unsupported visual input"):
+        item_key(EmbedInput(image=3.5))
