@@ -97,10 +97,13 @@ class SynthSettings(BaseModel):
     min_clip_s: float = 1.0
     max_clip_s: float = 10.0
     stride_clip_s: float = 4.0
-    scene_threshold: float = 0.3  # fraction of pixels that change at a hard cut
+    scene_threshold: float = 0.25  # fraction of pixels that change at a hard cut
+    scene_pixel_delta: float = 8.0  # levels a pixel must change by to count as changed at a cut
     analysis_side: int = 32  # the one low-resolution decode pass feeds every consumer
     frames_per_clip: int = 8
     frame_side: int = 224
+    clip_copy: bool = True  # clips by stream copy with an edit list; False: re-encode every clip
+    clip_max_side: int = 448  # long side of re-encoded clips
     static_threshold: float = 0.5  # percent of pixels changing between frames below which a clip is static
     dedup_hamming: int = 4
     consistency_filter: bool = False

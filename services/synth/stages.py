@@ -2,7 +2,8 @@
 
 1. ``media``: probe + integrity + limits (repair by remux), one low-res decode pass feeding the
    scene split, motion (static filter), perceptual hashes (near-duplicates) and stored frames;
-   clips cut with ffmpeg; 8 uniform frames + a keyframe per clip; 8 frames of the whole video.
+   clips cut by stream copy in one pass (an exact re-encode where copy is impossible); 8 uniform
+   frames + a keyframe per clip; 8 frames of the whole video.
 2. ``caption``: captions of every kept clip (template or OpenAI-compatible captioner), with the
    raw caption rectified.
 3. ``pairs``: retrieval pairs of all seven task types with domain hints and hard negatives.
@@ -17,6 +18,7 @@ import io
 import json
 import random
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ from shared.media.analysis import (
     phash,
     split_spans,
 )
-from shared.media.clip import extract_clip, remux
+from shared.media.clip import copy_clips, extract_clip, remux
 from shared.media.probe import check_limits, probe
 from shared.storage import get_store
 
@@ -105,7 +107,7 @@ def media_stage(item: SourceItem, video_id: str, source_id: str | None) -> dict[
             why = f"too short ({an.duration_s:.2f} s, {len(an.times)} frame(s))"
             _reject_video(video_id, source_id, item, why, meta, pr.as_dict())
             raise Rejected(why)
-        cuts = detect_cuts(an.small, an.times, s.scene_threshold)
+        cuts = detect_cuts(an.small, an.times, s.scene_threshold, pixel_delta=s.scene_pixel_delta)
         spans = split_spans(an.duration_s, cuts, s.min_clip_s, s.max_clip_s, s.stride_clip_s)
         if not spans:
             why = f"no shot of at least {s.min_clip_s:.1f} s"
@@ -119,46 +121,20 @@ def media_stage(item: SourceItem, video_id: str, source_id: str | None) -> dict[
         vframes, _ = clip_frames(an, 0.0, an.duration_s + 1, s.frames_per_clip)
         for key, fr in zip(video_frame_keys(video_id, s.frames_per_clip), vframes, strict=True):
             store.put_bytes(key, _jpeg(fr), "image/jpeg")
+        candidates = [_clip_candidate(item.uri, an, start, end, s) for start, end in spans]
+        moving = [c for c in candidates if c["reason"] is None]
+        files = dict(zip([c["id"] for c in moving], _cut_clips(path, [(c["start"], c["end"]) for c in moving], Path(tmp), s),
+                         strict=True))
         kept, rejected, reasons = 0, 0, []
-        for start, end in spans:
-            cid = make_clip_id(item.uri, int(start * 1000), int(end * 1000))
-            motion = motion_score(an.small, an.times, start, end)
-            frames, times = clip_frames(an, start, end, s.frames_per_clip)
-            key_frame = frames[len(frames) // 2]
-            ph = phash(key_frame)
-            reason = None
-            dup_of = None
-            if motion < s.static_threshold:
-                reason = f"static clip (motion {motion:.2f} < {s.static_threshold})"
-            clip_row = {"id": cid, "video_id": video_id, "start_ms": int(start * 1000), "end_ms": int(end * 1000),
-                        "phash": ph, "filter_scores": {"motion": round(motion, 3)}}
-            with session_scope() as db:
-                if reason is None:
-                    dup_of = _find_duplicate(db, ph, video_id, s.dedup_hamming)
-                    if dup_of:
-                        reason = f"near-duplicate of clip {dup_of}"
-                clip_row.update(kept=reason is None, reject_reason=reason, dedup_cluster=dup_of or cid)
-                if reason is None:
-                    ckey = f"clips/{cid}/clip.mp4"
-                    clip_path = extract_clip(path, Path(tmp) / f"{cid}.mp4", start, end)
-                    store.put_file(ckey, clip_path, "video/mp4")
-                    keys = frame_keys(cid, len(frames))
-                    for key, fr in zip(keys, frames, strict=True):
-                        store.put_bytes(key, _jpeg(fr), "image/jpeg")
-                    store.put_bytes(keyframe_key(cid), _jpeg(key_frame), "image/jpeg")
-                    clip_row.update(object_key=ckey, frame_prefix=f"clips/{cid}/frames/")
-                    upsert(db, Clip, [clip_row])
-                    upsert(db, Frame, [{"id": stable_id(cid, i, "sample"), "clip_id": cid, "index": i, "kind": "sample",
-                                        "time_ms": int(t * 1000), "object_key": k, "width": fr.shape[1], "height": fr.shape[0]}
-                                       for i, (k, t, fr) in enumerate(zip(keys, times, frames, strict=True))]
-                           + [{"id": stable_id(cid, 0, "keyframe"), "clip_id": cid, "index": 0, "kind": "keyframe",
-                               "time_ms": int(times[len(times) // 2] * 1000), "object_key": keyframe_key(cid),
-                               "width": key_frame.shape[1], "height": key_frame.shape[0]}])
-                    kept += 1
-                else:
-                    upsert(db, Clip, [clip_row])
-                    rejected += 1
-                    reasons.append(reason)
+        for cand in candidates:
+            if cand["reason"] is None and _claim_clip(cand, video_id, s.dedup_hamming):
+                _store_clip(store, cand, files[cand["id"]])
+                kept += 1
+                continue
+            if cand["id"] not in files:  # static: recorded with its reason (a duplicate already is)
+                _save_rejected(cand, video_id)
+            rejected += 1
+            reasons.append(cand["reason"])
         if kept == 0:
             why = "all clips rejected: " + "; ".join(sorted(set(r.split(" (")[0] for r in reasons)))
             with session_scope() as db:
@@ -166,6 +142,72 @@ def media_stage(item: SourceItem, video_id: str, source_id: str | None) -> dict[
             raise Rejected(why)
         return {"clips": kept, "clips_rejected": rejected, "frames": kept * (s.frames_per_clip + 1),
                 "clip_reasons": sorted(set(reasons)), "cuts": [round(c, 3) for c in cuts], **({"repaired": "remux"} if meta.get("repaired") else {})}
+
+
+def _clip_candidate(uri: str, an, start: float, end: float, s) -> dict[str, Any]:  # noqa: ANN001
+    """A span's clip id, filter scores and stored frames, and the static filter's verdict."""
+    motion = motion_score(an.small, an.times, start, end)
+    frames, times = clip_frames(an, start, end, s.frames_per_clip)
+    key_frame = frames[len(frames) // 2]
+    reason = f"static clip (motion {motion:.2f} < {s.static_threshold})" if motion < s.static_threshold else None
+    return {"id": make_clip_id(uri, int(start * 1000), int(end * 1000)), "start": start, "end": end,
+            "motion": motion, "frames": frames, "times": times, "key_frame": key_frame, "phash": phash(key_frame),
+            "reason": reason}
+
+
+def _cut_clips(path: Path, spans: list[tuple[float, float]], tmp: Path, s) -> list[Path]:  # noqa: ANN001
+    """One clip file per span: a stream copy of all spans in one pass over the source's packets,
+    or (codecs MP4 cannot carry, a failed copy, ``clip_copy`` off) one exact re-encode per span."""
+    dsts = [tmp / f"clip-{i:04d}.mp4" for i in range(len(spans))]
+    if spans and s.clip_copy:
+        try:
+            return copy_clips(path, spans, dsts)
+        except MediaError:
+            pass
+    return [extract_clip(path, dst, a, b, s.clip_max_side) for (a, b), dst in zip(spans, dsts, strict=True)]
+
+
+def _claim_clip(cand: dict[str, Any], video_id: str, max_bits: int) -> bool:
+    """Record a moving clip: kept, or a near-duplicate of a kept clip of another video. The check
+    and the insert share one transaction (under a lock on PostgreSQL), so two workers cannot both
+    keep a pair of duplicates."""
+    with session_scope() as db:
+        dup_of = _find_duplicate(db, cand["phash"], video_id, max_bits)
+        if dup_of:
+            cand["reason"] = f"near-duplicate of clip {dup_of}"
+        upsert(db, Clip, [_clip_row(cand, video_id, dup_of)])
+    return dup_of is None
+
+
+def _save_rejected(cand: dict[str, Any], video_id: str) -> None:
+    with session_scope() as db:
+        upsert(db, Clip, [_clip_row(cand, video_id, None)])
+
+
+def _clip_row(cand: dict[str, Any], video_id: str, dup_of: str | None) -> dict[str, Any]:
+    cid, kept = cand["id"], cand["reason"] is None
+    return {"id": cid, "video_id": video_id, "start_ms": int(cand["start"] * 1000), "end_ms": int(cand["end"] * 1000),
+            "phash": cand["phash"], "filter_scores": {"motion": round(cand["motion"], 3)}, "kept": kept,
+            "reject_reason": cand["reason"], "dedup_cluster": dup_of or cid,
+            "object_key": f"clips/{cid}/clip.mp4" if kept else None, "frame_prefix": f"clips/{cid}/frames/" if kept else None}
+
+
+def _store_clip(store, cand: dict[str, Any], clip_file: Path) -> None:  # noqa: ANN001
+    """The clip's file, 8 frames and keyframe in the object store, and their Frame rows."""
+    cid, frames, times, key_frame = cand["id"], cand["frames"], cand["times"], cand["key_frame"]
+    store.put_file(f"clips/{cid}/clip.mp4", clip_file, "video/mp4")
+    keys = frame_keys(cid, len(frames))
+    for key, fr in zip(keys, frames, strict=True):
+        store.put_bytes(key, _jpeg(fr), "image/jpeg")
+    store.put_bytes(keyframe_key(cid), _jpeg(key_frame), "image/jpeg")
+    rows = [{"id": stable_id(cid, i, "sample"), "clip_id": cid, "index": i, "kind": "sample", "time_ms": int(t * 1000),
+             "object_key": k, "width": fr.shape[1], "height": fr.shape[0]}
+            for i, (k, t, fr) in enumerate(zip(keys, times, frames, strict=True))]
+    rows.append({"id": stable_id(cid, 0, "keyframe"), "clip_id": cid, "index": 0, "kind": "keyframe",
+                 "time_ms": int(times[len(times) // 2] * 1000), "object_key": keyframe_key(cid),
+                 "width": key_frame.shape[1], "height": key_frame.shape[0]})
+    with session_scope() as db:
+        upsert(db, Frame, rows)
 
 
 def _find_duplicate(db, ph: str, video_id: str, max_bits: int) -> str | None:  # noqa: ANN001
@@ -251,7 +293,44 @@ def caption_stage(video_id: str, seed: int = 0) -> dict[str, Any]:
         n += 1
     with session_scope() as db:
         upsert(db, Caption, rows)
-    return {"captioned_clips": n, "captions": len(rows), "raw_caption_dropped": raw_reason}
+    result = {"captioned_clips": n, "captions": len(rows), "raw_caption_dropped": raw_reason}
+    if settings.synth.consistency_filter and clips:
+        dropped = consistency_filter(clips, {r["target_id"]: r["text"] for r in rows if r["style"] == "concise"},
+                                     settings.synth.consistency_threshold)
+        result["clips_inconsistent"] = len(dropped)
+        if len(dropped) == len(clips):
+            raise Rejected("all clips rejected: captions do not match the video (cross-modal consistency)")
+    return result
+
+
+@lru_cache(maxsize=1)
+def _embedder():  # noqa: ANN202 - one model per worker process
+    from shared.model import Embedder
+
+    return Embedder.from_settings()
+
+
+def consistency_filter(clips: list[Clip], captions: dict[str, str], threshold: float) -> list[str]:
+    """Cross-modal consistency (SPEC §3.2): the embedder's similarity between a clip's concise
+    caption (as a T2V query) and its stored frames. Every score is recorded on the clip; clips below
+    ``threshold`` stop being kept, with the reason. Returns the ids of the clips dropped."""
+    from shared.model import TASK_INSTRUCTIONS, EmbedInput, VideoFrames
+
+    n = get_settings().synth.frames_per_clip
+    scored = [c for c in clips if c.id in captions]
+    emb = _embedder()
+    q = emb.embed([EmbedInput(text=captions[c.id], instruction=TASK_INSTRUCTIONS["T2V"]) for c in scored])
+    v = emb.embed([EmbedInput(video=VideoFrames(keys=frame_keys(c.id, n))) for c in scored])
+    dropped = []
+    with session_scope() as db:
+        for clip, sim in zip(scored, (q * v).sum(axis=1), strict=True):
+            row = db.get(Clip, clip.id)
+            row.filter_scores = {**(row.filter_scores or {}), "consistency": round(float(sim), 4)}
+            if sim < threshold:
+                row.kept = False
+                row.reject_reason = f"caption does not match the clip (consistency {sim:.3f} < {threshold})"
+                dropped.append(clip.id)
+    return dropped
 
 
 # --- 3. pairs --------------------------------------------------------------------------------------

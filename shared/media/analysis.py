@@ -13,8 +13,8 @@ from shared.media import MediaError
 
 @dataclass
 class Analysis:
-    times: np.ndarray  # (N,) seconds
-    small: np.ndarray  # (N, a, a, 3) float32 RGB at analysis resolution
+    times: np.ndarray  # (N,) seconds from the first frame
+    small: np.ndarray  # (N, ≈a, ≈a, 3) float32 at analysis resolution (YUV for 4:2:0 sources, else RGB)
     keep_idx: np.ndarray  # indices of frames kept at frame resolution
     keep: list[np.ndarray]  # RGB uint8 frames (<= frame_side) for storage
     duration_s: float
@@ -24,7 +24,8 @@ class Analysis:
 def decode_once(path: str | Path, analysis_side: int, frame_side: int, keep_fps: float = 8.0,
                 max_frames: int = 200_000) -> Analysis:
     """Decode every frame once: a tiny RGB copy of each, and RGB frames at ``frame_side``
-    subsampled to ``keep_fps`` (enough for 8 uniform frames per clip of >= 1 s)."""
+    subsampled to ``keep_fps`` (enough for 8 uniform frames per clip of >= 1 s; 0 keeps none, for
+    a scene split alone)."""
     import av
 
     times, small, keep, keep_idx = [], [], [], []
@@ -55,8 +56,8 @@ def decode_once(path: str | Path, analysis_side: int, frame_side: int, keep_fps:
                     t = float(frame.time) if frame.time is not None else (len(times) / 25.0)
                     times.append(t)
                     small.append(_small(frame, analysis_side))
-                    if t + 1e-6 >= next_keep:
-                        keep.append(frame.reformat(width=kw, height=kh, format="rgb24", interpolation="FAST_BILINEAR").to_ndarray())
+                    if keep_fps > 0 and t + 1e-6 >= next_keep:
+                        keep.append(_rgb(frame, kw, kh))
                         keep_idx.append(len(times) - 1)
                         next_keep = t + 1.0 / keep_fps
                     if len(times) >= max_frames:
@@ -71,11 +72,11 @@ def decode_once(path: str | Path, analysis_side: int, frame_side: int, keep_fps:
         raise MediaError("no decodable frames")
     t = np.asarray(times)
     order = np.argsort(t, kind="stable")  # VFR / B-frame safety
-    t = t[order]
+    t = t[order] - t[order[0]]  # seconds from the first frame (streams may start later than 0)
     small_arr = np.stack(small).astype(np.float32)[order]
     remap = np.empty_like(order)
     remap[order] = np.arange(len(order))
-    kidx = remap[np.asarray(keep_idx)]
+    kidx = remap[np.asarray(keep_idx, dtype=np.int64)]
     korder = np.argsort(kidx, kind="stable")
     dt = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
     return Analysis(times=t, small=small_arr, keep_idx=kidx[korder], keep=[keep[i] for i in korder],
@@ -83,6 +84,15 @@ def decode_once(path: str | Path, analysis_side: int, frame_side: int, keep_fps:
 
 
 _PLANAR_420 = {"yuv420p", "yuvj420p"}
+
+
+def _rgb(frame, width: int, height: int) -> np.ndarray:  # noqa: ANN001 - an av.VideoFrame
+    """An RGB copy at ``width``×``height``: swscale, then the plane read straight into numpy
+    (PyAV's ``to_ndarray`` costs several times the conversion itself on padded rows)."""
+    rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="FAST_BILINEAR")
+    plane = rgb.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(rgb.height, plane.line_size)
+    return rows[:, : rgb.width * 3].reshape(rgb.height, rgb.width, 3).copy()
 
 
 def _small(frame, side: int) -> np.ndarray:  # noqa: ANN001 - an av.VideoFrame
@@ -108,24 +118,35 @@ def frame_differences(small: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(small, axis=0)).reshape(len(small) - 1, -1).mean(axis=1)
 
 
+def changed_fraction(small: np.ndarray, pixel_delta: float) -> np.ndarray:
+    """(N-1, pixels) booleans: which pixels change by more than ``pixel_delta`` levels in any
+    channel between consecutive frames. (An OR of per-channel masks: a max over the channel axis
+    is an order of magnitude slower on these tiny strided arrays.)"""
+    moved = np.abs(np.diff(small, axis=0)) > pixel_delta
+    if moved.ndim == 4:
+        moved = np.logical_or.reduce([moved[..., c] for c in range(moved.shape[-1])])
+    return moved.reshape(len(moved), -1)
+
+
 def detect_cuts(small: np.ndarray, times: np.ndarray, threshold: float, min_gap_s: float = 0.5,
-                pixel_delta: float = 15.0, peak_ratio: float = 2.0) -> list[float]:
+                pixel_delta: float = 8.0, peak_ratio: float = 2.0, window: int = 3) -> list[float]:
     """Hard cuts: frames where at least ``threshold`` of the pixels change by more than
     ``pixel_delta`` levels (a whole-frame change, unlike an object appearing or moving), and
-    ``peak_ratio`` times more than in the neighbouring frames (unlike a fast pan)."""
+    ``peak_ratio`` times more than the median of the ``window`` frames on either side (unlike a
+    fast pan, where every neighbour changes as much)."""
     if len(small) < 2:
         return []
-    delta = np.abs(np.diff(small, axis=0))
-    if delta.ndim == 4:
-        delta = delta.max(axis=-1)
-    changed = (delta > pixel_delta).reshape(len(delta), -1).mean(axis=1)
+    changed = changed_fraction(small, pixel_delta).mean(axis=1)
+    padded = np.pad(changed, window, constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * window + 1)
+    around = np.delete(windows, window, axis=1)
+    with np.errstate(all="ignore"):
+        local = np.nan_to_num(np.nanmedian(around, axis=1), nan=0.0) if around.shape[1] else np.zeros_like(changed)
     cuts: list[float] = []
-    for i, frac in enumerate(changed):
-        around = np.concatenate([changed[max(0, i - 3) : i], changed[i + 1 : i + 4]])
-        if frac > threshold and frac > peak_ratio * (np.median(around) if len(around) else 0.0):
-            t = float(times[i + 1])
-            if not cuts or t - cuts[-1] >= min_gap_s:
-                cuts.append(t)
+    for i in np.nonzero((changed > threshold) & (changed > peak_ratio * local))[0]:
+        t = float(times[i + 1])
+        if not cuts or t - cuts[-1] >= min_gap_s:
+            cuts.append(t)
     return cuts
 
 
@@ -154,10 +175,7 @@ def motion_score(small: np.ndarray, times: np.ndarray, start: float, end: float,
     sel = small[(times >= start) & (times < end)]
     if len(sel) < 2:
         return 0.0
-    delta = np.abs(np.diff(sel, axis=0))
-    if delta.ndim == 4:
-        delta = delta.max(axis=-1)
-    return float((delta > pixel_delta).mean() * 100)
+    return float(changed_fraction(sel, pixel_delta).mean() * 100)
 
 
 def phash(frame: np.ndarray) -> str:
