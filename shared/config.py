@@ -143,7 +143,14 @@ class TrainSettings(BaseModel):
 
 
 class EvalSettings(BaseModel):
+    # exact top-k (services/evaluator/topk.py): one matmul tile is query_block x block_size scores;
+    # tiles are merged once per topk_memory_mb of scores (per worker thread); chunk maxima over
+    # topk_chunk scores prune; topk_threads query blocks run at once (0: torch's thread count)
     block_size: int = 4096
+    query_block: int = 256
+    topk_chunk: int = 128
+    topk_memory_mb: int = 32
+    topk_threads: int = 0
     topk: int = 10
     cache_dir: str = ""  # filled from the profile when empty
 

@@ -49,16 +49,18 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict[str, Any]]:
         missing = [k for k in required if k not in row]
         if missing:
             raise LayoutError(f"{path}:{n}: missing key(s) {missing}")
+        row["_line"] = n  # for error messages that point at the file line
         rows.append(row)
     if not rows:
         raise LayoutError(f"{path}: empty")
     return rows
 
 
-def _media_path(ds_root: Path, value: str, kind: str) -> Path:
+def _media_path(ds_root: Path, value: str, kind: str, where: str) -> Path:
+    """The file (or frame folder) a jsonl row names; ``where`` is ``file:line`` for errors."""
     rel = Path(value)
     if rel.is_absolute() or ".." in rel.parts:
-        raise LayoutError(f"{ds_root.name}: {kind} path escapes the dataset folder: {value!r}")
+        raise LayoutError(f"{where}: {kind} path escapes the dataset folder: {value!r}")
     for base in ((ds_root / "images") if kind == "image" else ds_root / "videos", ds_root):
         p = base / rel
         if p.exists():
@@ -66,7 +68,7 @@ def _media_path(ds_root: Path, value: str, kind: str) -> Path:
     frames = ds_root / "videos_frames" / rel.stem
     if kind == "video" and frames.is_dir():
         return frames
-    raise LayoutError(f"{ds_root.name}: {kind} file not found: {value!r}")
+    raise LayoutError(f"{where}: {kind} file not found: {value!r}")
 
 
 def load_dataset(root: Path, name: str, check_media: bool = True) -> LoadedDataset:
@@ -77,14 +79,20 @@ def load_dataset(root: Path, name: str, check_media: bool = True) -> LoadedDatas
     instances = _read_jsonl(j / "instances.jsonl", ("qid", "pos"))
     qids = {str(q["id"]) for q in queries}
     cids = {str(c["id"]) for c in corpus}
-    if len(qids) != len(queries):
-        raise LayoutError(f"{j / 'queries.jsonl'}: duplicate query ids")
+    for fname, rows, ids in (("queries.jsonl", queries, qids), ("corpus.jsonl", corpus, cids)):
+        if len(ids) != len(rows):
+            seen: set[str] = set()
+            dup = next(r for r in rows if str(r["id"]) in seen or seen.add(str(r["id"])))
+            raise LayoutError(f"{j / fname}:{dup['_line']}: duplicate id {dup['id']!r}")
     for q in queries:
         if not any(k in q for k in ("text", "image", "video")):
-            raise LayoutError(f"{name}: query {q['id']} has none of text, image, video")
+            raise LayoutError(f"{j / 'queries.jsonl'}:{q['_line']}: query {q['id']!r} has none of text, image, video")
+        bad = [str(c) for c in q.get("candidates", []) if str(c) not in cids]
+        if bad:
+            raise LayoutError(f"{j / 'queries.jsonl'}:{q['_line']}: unknown candidate corpus id(s) {bad[:3]}")
     qrels: dict[str, set[str]] = {}
-    for n, inst in enumerate(instances, 1):
-        qid = str(inst["qid"])
+    for inst in instances:
+        n, qid = inst["_line"], str(inst["qid"])
         pos = inst["pos"] if isinstance(inst["pos"], list) else [inst["pos"]]
         if qid not in qids:
             raise LayoutError(f"{j / 'instances.jsonl'}:{n}: unknown qid {qid!r}")
@@ -96,11 +104,11 @@ def load_dataset(root: Path, name: str, check_media: bool = True) -> LoadedDatas
         raise LayoutError(f"{name}: no relevance judgements")
     if check_media:
         for c in corpus:
-            c["_path"] = str(_media_path(ds_root, c["video"], "video"))
+            c["_path"] = str(_media_path(ds_root, c["video"], "video", f"{j / 'corpus.jsonl'}:{c['_line']}"))
         for q in queries:
             for kind in ("image", "video"):
                 if kind in q:
-                    q[f"_{kind}_path"] = str(_media_path(ds_root, q[kind], kind))
+                    q[f"_{kind}_path"] = str(_media_path(ds_root, q[kind], kind, f"{j / 'queries.jsonl'}:{q['_line']}"))
     candidates = {str(q["id"]): [str(c) for c in q["candidates"]] for q in queries if "candidates" in q}
     return LoadedDataset(name, ds_root, queries, corpus, qrels, candidates)
 

@@ -58,7 +58,7 @@ def score_dataset(embedder: Embedder, ds: LoadedDataset, cache_root: str) -> dic
             run[str(q["id"])] = {c: float(s) for c, s in zip(cand, sims, strict=True)}
     else:
         k = max(10, get_settings().eval.topk)
-        scores, idx = blocked_topk(query_vecs, corpus_vecs, k, block=get_settings().eval.block_size)
+        scores, idx = blocked_topk(query_vecs, corpus_vecs, k)
         for q, srow, irow in zip(ds.queries, scores, idx, strict=True):
             run[str(q["id"])] = {cids[i]: float(s) for s, i in zip(srow, irow, strict=True)}
     metrics = evaluate_run(run, ds.qrels)

@@ -1,33 +1,143 @@
-"""Exact top-k by cosine (dot product of unit vectors), in corpus blocks with a running merge, so
-memory is bounded by queries × (k + block), never by queries × corpus."""
+"""Exact top-k by cosine (dot product of unit vectors) with bounded memory.
+
+Results equal a full stable sort: scores descending, ties broken by the lower corpus index.
+
+How: for a block of queries, score the corpus in tiles of ``block`` columns (one matmul each, a
+size the BLAS runs at full speed) into a buffer of at most ``memory_mb``; right after each tile,
+take the maximum of every run of ``chunk`` consecutive scores while the tile is still in cache.
+Then, once per buffer, merge with the best k so far: only a chunk whose maximum beats the current
+k-th best can change the result, and at most the k best such chunks matter (any score outside them
+has k larger scores above it), so the selection touches a few chunks per query, not every score.
+Where a cut falls on a tie (equal chunk maxima, or equal scores at rank k), those query rows are
+merged by an exact stable sort instead, so ties never make the result depend on the order of work.
+"""
 
 from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
+from shared.config import get_settings
 
-def blocked_topk(queries: np.ndarray, corpus: np.ndarray, k: int, block: int = 4096,
-                 query_block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, indices), each (n_queries, min(k, n_corpus)), best first."""
-    k = min(k, len(corpus))
-    c = np.ascontiguousarray(corpus, dtype=np.float32)
-    out_s = np.empty((len(queries), k), np.float32)
-    out_i = np.empty((len(queries), k), np.int64)
-    for q0 in range(0, len(queries), query_block):
-        q = np.ascontiguousarray(queries[q0 : q0 + query_block], dtype=np.float32)
-        best_s = torch.full((len(q), k), -torch.inf)
-        best_i = torch.zeros((len(q), k), dtype=torch.long)
-        for c0 in range(0, len(c), block):
-            # numpy's BLAS matmul is the fast part here; torch's top-k is the fast selection
-            s = torch.from_numpy(q @ c[c0 : c0 + block].T)
-            kk = min(k, s.shape[1])
-            bs, bi = torch.topk(s, kk, dim=1, sorted=False)
-            cat_s = torch.cat([best_s, bs], dim=1)
-            cat_i = torch.cat([best_i, bi + c0], dim=1)
-            top_s, pos = torch.topk(cat_s, k, dim=1)
-            best_s, best_i = top_s, torch.gather(cat_i, 1, pos)
-        order = torch.argsort(best_s, dim=1, descending=True)
-        out_s[q0 : q0 + len(q)] = torch.gather(best_s, 1, order).numpy()
-        out_i[q0 : q0 + len(q)] = torch.gather(best_i, 1, order).numpy()
+
+def _by_score_then_index(s: torch.Tensor, i: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first k of each row ordered by score descending, then by index ascending."""
+    o = torch.sort(i, dim=1).indices
+    s, i = s.gather(1, o), i.gather(1, o)
+    o = torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k]
+    return s.gather(1, o), i.gather(1, o)
+
+
+class _QueryBlock:
+    """Running best k of one block of queries; the score buffer is laid out tile-major
+    (tiles, queries, chunks per tile, chunk) so every tile is one contiguous matmul output."""
+
+    def __init__(self, q: torch.Tensor, k: int, n: int, buf: torch.Tensor, mbuf: torch.Tensor) -> None:
+        self.q, self.k, self.nq = q, k, len(q)
+        self.buf, self.mbuf = buf, mbuf
+        self.best_s = torch.full((self.nq, k), -torch.inf)
+        self.best_i = torch.full((self.nq, k), n, dtype=torch.long)
+
+    def score(self, corpus: torch.Tensor, c0: int, nb: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores of corpus[c0 : c0 + nb] into the buffer (tail padded with -inf); chunk maxima."""
+        _, qb, per_tile, chunk = self.buf.shape
+        width = per_tile * chunk
+        tiles = -(-nb // width)
+        b, mb = self.buf[:tiles, : self.nq], self.mbuf[:tiles, : self.nq]
+        for j in range(tiles):
+            c = corpus[c0 + j * width : c0 + min((j + 1) * width, nb)]
+            t = b[j].view(self.nq, width)
+            if len(c) == width:
+                torch.mm(self.q, c.T, out=t)
+            else:
+                t[:, : len(c)] = self.q @ c.T
+                t[:, len(c) :] = -torch.inf
+            torch.amax(b[j], 2, out=mb[j])
+        return b, mb.permute(1, 0, 2).reshape(self.nq, tiles * per_tile)  # chunk j*per_tile+t, corpus order
+
+    def merge(self, b: torch.Tensor, m: torch.Tensor, c0: int, nb: int) -> None:
+        k, nq = self.k, self.nq
+        _, qb, per_tile, chunk = self.buf.shape
+        nch = m.shape[1]
+        passing = (m > self.best_s[:, k - 1 : k]).sum(1)  # an equal score loses to the earlier index
+        kc = min(k, int(passing.max()))
+        if kc == 0:
+            return
+        ms, mi = torch.topk(m, min(kc + 1, nch), dim=1)
+        tie = (passing > kc) & (ms[:, kc - 1] == ms[:, kc]) if nch > kc else torch.zeros(nq, dtype=torch.bool)
+        mi = mi[:, :kc].sort(dim=1).values
+        rows = (((mi // per_tile) * qb + torch.arange(nq).unsqueeze(1)) * per_tile + mi % per_tile).flatten()
+        cand = self.buf.view(-1, chunk).index_select(0, rows).view(nq, -1)
+        ts, tp = torch.topk(torch.cat([self.best_s, cand], 1), k + 1, dim=1)
+        tie |= ts[:, k - 1] == ts[:, k]
+        tp = tp[:, :k]
+        p = (tp - k).clamp(min=0)
+        new_i = torch.where(tp < k, self.best_i.gather(1, tp.clamp(max=k - 1)),
+                            mi.gather(1, p // chunk) * chunk + p % chunk + c0)
+        new_s = ts[:, :k]
+        if tie.any():
+            r = tie.nonzero().squeeze(1)
+            full = b[:, r].permute(1, 0, 2, 3).reshape(len(r), -1)[:, :nb]
+            idx = torch.arange(c0, c0 + nb).expand(len(r), nb)
+            new_s[r], new_i[r] = _by_score_then_index(torch.cat([self.best_s[r], full], 1),
+                                                      torch.cat([self.best_i[r], idx], 1), k)
+        self.best_s, self.best_i = new_s, new_i
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return _by_score_then_index(self.best_s, self.best_i, self.k)
+
+
+def blocked_topk(queries: np.ndarray, corpus: np.ndarray, k: int, block: int | None = None,
+                 query_block: int | None = None, chunk: int | None = None,
+                 memory_mb: float | None = None, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(scores float32, indices int64), each (n_queries, min(k, n_corpus)), best first; ties by
+    lower corpus index. Unset sizes come from ``Settings.eval``. Each of ``threads`` workers takes
+    whole query blocks and owns one score buffer of query_block x (a multiple of block) floats,
+    about ``memory_mb`` and at least one tile; meanwhile torch's own ops run single-threaded."""
+    cfg = get_settings().eval
+    query_block = query_block or cfg.query_block
+    chunk = chunk or cfg.topk_chunk
+    memory_mb = memory_mb or cfg.topk_memory_mb
+    qn = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+    cn = torch.from_numpy(np.ascontiguousarray(corpus, dtype=np.float32))
+    n = len(cn)
+    k = min(k, n)
+    out_s = np.empty((len(qn), k), np.float32)
+    out_i = np.empty((len(qn), k), np.int64)
+    if k == 0 or len(qn) == 0:
+        return out_s, out_i
+    width = min(max(chunk, (block or cfg.block_size) // chunk * chunk), -(-n // chunk) * chunk)
+    threads = threads or cfg.topk_threads or torch.get_num_threads()
+    qb = min(query_block, -(-len(qn) // threads))  # few queries: smaller blocks, so every thread works
+    tiles = max(1, min(int(memory_mb * 2**20) // (qb * width * 4), -(-n // width)))
+    workers = min(threads, -(-len(qn) // qb))
+    local = threading.local()
+
+    def run(q0: int) -> None:
+        if not hasattr(local, "buf"):  # one score buffer per worker thread
+            local.buf = torch.empty(tiles, qb, width // chunk, chunk)
+            local.mbuf = torch.empty(tiles, qb, width // chunk)
+        state = _QueryBlock(qn[q0 : q0 + qb], k, n, local.buf, local.mbuf)
+        for c0 in range(0, n, tiles * width):
+            nb = min(tiles * width, n - c0)
+            state.merge(*state.score(cn, c0, nb), c0, nb)
+        s, i = state.result()
+        out_s[q0 : q0 + len(s)], out_i[q0 : q0 + len(s)] = s.numpy(), i.numpy()
+
+    starts = range(0, len(qn), qb)
+    if workers <= 1:
+        for q0 in starts:
+            run(q0)
+        return out_s, out_i
+    # query blocks in parallel, each op single-threaded: no per-op barrier between threads
+    intra = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, starts))
+    finally:
+        torch.set_num_threads(intra)
     return out_s, out_i

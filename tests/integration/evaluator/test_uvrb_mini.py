@@ -4,6 +4,7 @@ check command on a good and a broken copy; a second run served from the embeddin
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -32,12 +33,17 @@ def test_check_accepts_mini_and_pinpoints_breakage(mini, tmp_path):
     (broken / "MSRVTT" / "jsonl" / "queries.jsonl").write_text('{"id": "q0", "text": "x"}\nnot json\n')
     next((broken / "PEV-K" / "videos").iterdir()).unlink()
     shutil.rmtree(broken / "VDC-D" / "jsonl")
+    dream = broken / "DREAM-E" / "jsonl" / "corpus.jsonl"
+    first = dream.read_text().splitlines()[0]
+    dream.write_text(dream.read_text() + "\n" + first + "\n")  # a blank line, then a repeated row
     bad = runner.invoke(build_app(), ["uvrb", "check", str(broken)])
     assert bad.exit_code == 1
     report = json.loads(bad.output)
     assert "unknown corpus id" in report["CMRB"]["error"]
     assert "queries.jsonl:2: invalid JSON" in report["MSRVTT"]["error"]
-    assert "video file not found" in report["PEV-K"]["error"]
+    assert re.search(r"PEV-K/jsonl/corpus\.jsonl:\d+: video file not found", report["PEV-K"]["error"])
+    n_lines = len(dream.read_text().splitlines())
+    assert f"DREAM-E/jsonl/corpus.jsonl:{n_lines}: duplicate id" in report["DREAM-E"]["error"]
     assert "no jsonl/ folder" in report["VDC-D"]["error"]
     assert report["LoVR-V"]["ok"]
 
@@ -52,10 +58,16 @@ def test_eval_run_scores_everything_and_reuses_the_cache(mini, tiny_model_dir, t
     assert all(v is not None and 0 <= v <= 1 for v in first["abilities"].values())
     assert first["datasets"]["CMRB"]["metric"] == "R@10" and first["datasets"]["MS-TI"]["metric"] == "P@1"
     assert all(d["cached"] == 0 for d in first["datasets"].values())
-    second = evaluate(mini, str(tiny_model_dir), out=tmp_path / "r2.json")
+    from shared.model import Embedder
+
+    embedder = Embedder(str(tiny_model_dir))
+    calls: list[int] = []
+    embed = embedder.embed
+    embedder.embed = lambda items, **kw: calls.append(len(items)) or embed(items, **kw)
+    second = evaluate(mini, str(tiny_model_dir), out=tmp_path / "r2.json", embedder=embedder)
     assert all(d["cached"] == d["n_queries"] + d["n_corpus"] for d in second["datasets"].values())
+    assert calls == []  # nothing embedded again: every vector came from the cache
     assert second["abilities"] == first["abilities"]
-    assert second["wall_seconds"] < first["wall_seconds"]
     from services.evaluator.report import write_report
 
     html = write_report(second, tmp_path / "r.html").read_text()

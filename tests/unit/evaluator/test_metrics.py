@@ -1,5 +1,5 @@
 """Metrics checked against trec_eval (pytrec_eval) on random runs with several positives and ties;
-the SPEC §1.3 aggregation; the blocked top-k against a full sort."""
+the SPEC §1.3 aggregation."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import pytrec_eval
 from services.evaluator.aggregate import aggregate
 from services.evaluator.metrics import evaluate_run
 from services.evaluator.registry import DATASETS, get
-from services.evaluator.topk import blocked_topk
 
 
 def _random_run(seed: int):
@@ -82,13 +81,25 @@ def test_aggregate_cli(tmp_path):
     assert CliRunner().invoke(build_app(), ["eval", "aggregate", str(f)]).exit_code == 2
 
 
-@pytest.mark.parametrize("block", [1, 7, 64, 4096])
-def test_blocked_topk_is_exact(block):
-    rng = np.random.default_rng(0)
-    q = rng.normal(size=(33, 16)).astype(np.float32)
-    c = rng.normal(size=(200, 16)).astype(np.float32)
-    s, i = blocked_topk(q, c, 10, block=block, query_block=8)
-    full = q @ c.T
-    ref = np.argsort(-full, axis=1)[:, :10]
-    assert np.allclose(s, np.take_along_axis(full, ref, 1), atol=1e-5)
-    assert (np.sort(i, 1) == np.sort(ref, 1)).mean() > 0.99
+
+# SPEC §2 (Table 2), published ability rows: AVG_A, TXT, CMP, VIS, CG, FG, LC, S, T, PR
+PUBLISHED = {
+    "GVE-3B": (0.571, 0.619, 0.304, 0.647, 0.552, 0.541, 0.764, 0.816, 0.430, 0.377),
+    "GVE-7B": (0.600, 0.657, 0.312, 0.657, 0.587, 0.570, 0.814, 0.821, 0.469, 0.419),
+}
+
+
+@pytest.mark.parametrize("model", sorted(PUBLISHED))
+def test_aggregation_reproduces_the_published_gve_rows(model):
+    """SPEC §2 prints no per-dataset scores, so each dataset takes the published score of its leaf
+    group (CG, S, T, PR, LC, CMP, VIS); the derived FG, TXT and AVG_A must then match the paper to
+    its 3-decimal rounding, which fails for FG over 7 datasets, TXT over 12 or AVG_A over 9."""
+    avg, txt, cmp_, vis, cg, fg, lc, s, t, pr = PUBLISHED[model]
+    leaf = {"CG": cg, "S": s, "T": t, "PR": pr, "LC": lc, "CMP": cmp_, "VIS": vis}
+    group = {"MSRVTT": "CG", "DiDeMo": "CG", "CRB-G": "CG", "CRB-S": "S", "VDC-O": "S", "CRB-T": "T", "CMRB": "T",
+             "DREAM-E": "PR", "LoVR-TH": "PR", "PEV-K": "PR", "LoVR-V": "LC", "VDC-D": "LC", "MS-TI": "CMP",
+             "MS-TV": "CMP", "MSRVTT-I2V": "VIS", "LoVR-C2V": "VIS"}
+    a = aggregate({d: leaf[g] for d, g in group.items()})
+    for name, published in [("FG", fg), ("TXT", txt), ("AVG_A", avg)]:
+        assert abs(a[name] - published) <= 0.0015, (name, a[name], published)
+    assert a["AVG_D"] == pytest.approx(np.mean([leaf[g] for g in group.values()]))
