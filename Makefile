@@ -42,9 +42,11 @@ test: setup tools
 bench: setup
 	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
-## reliability: the fault-injection suite against the real services, with its figures table
+## reliability: the fault-injection suite against the real services in its full form (10 worker
+## kills in a ~50-video job, 3 broker / database / object-store outages, a minute of search load),
+## with its figures table; `make test` runs the same scenarios in a short form
 reliability: setup
-	$(BIN)/pytest -q -s tests/reliability $(PYTEST_ARGS)
+	UNIVR_TEST_RELIABILITY=full $(BIN)/pytest -q -s tests/reliability --timeout 1800 $(PYTEST_ARGS)
 
 ## up / down: the full stack with Docker Compose (GPU hosts: add --profile gpu)
 up:

@@ -45,6 +45,10 @@ class BrokerSettings(BaseModel):
     hard_time_limit_s: int = 360
     visibility_timeout_s: int = 3600
     max_attempts: int = 3
+    # A task that cannot reach the database (restart, fail-over) is retried with exponential backoff
+    # (1, 2, 4 ... outage_backoff_max_s seconds) without spending its item's attempts.
+    outage_retries: int = 60
+    outage_backoff_max_s: float = 30.0
     worker_concurrency: int = 2
     eager: bool = False  # run tasks in-process (debugging only; the demo uses real workers)
 

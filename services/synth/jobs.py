@@ -24,14 +24,16 @@ from shared.queue import QUEUE_CAPTION, QUEUE_IO, QUEUE_MEDIA, get_celery
 SYNTH_QUEUES = (QUEUE_MEDIA, QUEUE_CAPTION, QUEUE_IO)
 
 
-def submit(source: str, *, fresh: bool = False) -> dict[str, Any]:
-    """Create (or reuse) the job of ``source`` and enqueue its unfinished items."""
+def submit(source: str, *, fresh: bool = False, job_id: str | None = None) -> dict[str, Any]:
+    """Create (or reuse) the job of ``source`` and enqueue its unfinished items. ``job_id``: the id
+    of a job row created beforehand (a submission through the API), which this job then fills."""
     init_db()
     uri = source if source.startswith("s3://") else os.path.abspath(source)
     kind = source_kind(uri)
     items = list_source(uri)
     source_id = stable_id("source", uri)
-    job_id = stable_id("synth-job", uri, time.time_ns()) if fresh else stable_id("synth-job", uri)
+    if job_id is None:
+        job_id = stable_id("synth-job", uri, time.time_ns()) if fresh else stable_id("synth-job", uri)
     with session_scope() as s:
         upsert(s, Source, [{"id": source_id, "uri": uri, "kind": kind}], update=[])
         job = s.get(Job, job_id)
@@ -41,6 +43,10 @@ def submit(source: str, *, fresh: bool = False) -> dict[str, Any]:
             pass
         else:
             job.state = JobState.running
+            job.source_id = job.source_id or source_id
+        if not items:
+            s.flush()
+            s.get(Job, job_id).state = JobState.completed  # nothing to do: done, not pending forever
         s.flush()
         existing = {it.item_key: it for it in s.scalars(select(JobItem).where(JobItem.job_id == job_id))}
         new_rows = []

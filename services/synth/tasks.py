@@ -6,6 +6,7 @@ then fails with a reason; a bad input ends the chain as ``rejected`` with its re
 from __future__ import annotations
 
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.synth import records, stages
 from services.synth.sources import SourceItem
@@ -55,6 +56,8 @@ def _run(task, stage: str, job_id: str, item_id: str) -> None:  # noqa: ANN001
     except SoftTimeLimitExceeded:
         _retry(task, job_id, item_id, stage, attempt, "time limit exceeded")
         return
+    except (OperationalError, InterfaceError):
+        raise  # the database is unreachable: not the item's fault, retried by _guarded without an attempt
     except Exception as exc:  # noqa: BLE001 - any other error is retried, then recorded
         _retry(task, job_id, item_id, stage, attempt, f"{type(exc).__name__}: {exc}"[:500])
         return
@@ -81,24 +84,50 @@ def _retry(task, job_id: str, item_id: str, stage: str, attempt: int, reason: st
     app.send_task(task.name, args=[job_id, item_id], queue=route_for(task.name), countdown=min(2**attempt, 30))
 
 
+def _guarded(task, stage: str, job_id: str, item_id: str) -> None:  # noqa: ANN001
+    """Run a stage; while the database is unreachable (a restart, a fail-over) the task is retried
+    with exponential backoff instead of failing, which would ack its message and strand the item."""
+    try:
+        _run(task, stage, job_id, item_id)
+    except (OperationalError, InterfaceError) as exc:
+        b = get_settings().broker  # the engine's pre-ping replaces dead pooled connections on the next try
+        raise task.retry(exc=exc, countdown=min(2 ** task.request.retries, b.outage_backoff_max_s),
+                         max_retries=b.outage_retries) from exc
+
+
 @app.task(name="synth.media", bind=True)
 def media(self, job_id: str, item_id: str) -> None:
-    _run(self, "media", job_id, item_id)
+    _guarded(self, "media", job_id, item_id)
 
 
 @app.task(name="synth.caption", bind=True)
 def caption(self, job_id: str, item_id: str) -> None:
-    _run(self, "caption", job_id, item_id)
+    _guarded(self, "caption", job_id, item_id)
 
 
 @app.task(name="synth.pairs", bind=True)
 def pairs(self, job_id: str, item_id: str) -> None:
-    _run(self, "pairs", job_id, item_id)
+    _guarded(self, "pairs", job_id, item_id)
 
 
 @app.task(name="synth.io_submit")
 def submit_source(job_id: str, params: dict) -> dict:
-    """Submission through the API: list the source and enqueue its items (io queue)."""
-    from services.synth.jobs import submit
+    """Submission through the API: list the source and enqueue its items (io queue) under the job
+    row the API created and returned (so ``GET /v1/jobs/<id>`` follows the job to its end); a
+    source that cannot be listed fails that job with the reason."""
+    from sqlalchemy import update
 
-    return submit(params["source"], fresh=bool(params.get("fresh")))
+    from services.synth.jobs import submit
+    from shared.db import session_scope
+    from shared.db.models import Job, JobState
+
+    init_db()
+    try:
+        return submit(params["source"], fresh=bool(params.get("fresh")), job_id=job_id)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bad source is recorded on the job, not lost
+        with session_scope() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(state=JobState.failed,
+                                                                 error=f"{type(exc).__name__}: {exc}"[:500]))
+        return {"job": job_id, "error": str(exc)}

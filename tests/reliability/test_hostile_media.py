@@ -9,13 +9,16 @@ import sys
 
 import pytest
 
+from tests.reliability.figures import record
 from tests.reliability.hostile_media import build_hostile_corpus
 
 
 @pytest.mark.slow
 def test_hostile_corpus(tmp_path):
     import json
+    import time
 
+    t0 = time.monotonic()
     cases = build_hostile_corpus(tmp_path / "hostile")
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNIVR_")}
     env.update(UNIVR_HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1", UNIVR_BROKER__SOFT_TIME_LIMIT_S="60",
@@ -40,6 +43,11 @@ def test_hostile_corpus(tmp_path):
             problems.append((case.name, "no clear reason", item["reason"]))
         if case.expect == "clip" and outcome != "clip" or case.expect == "reject" and outcome != "rejected":
             problems.append((case.name, f"expected {case.expect}, got {outcome}", item["reason"]))
+    record("hostile media corpus", faults=len(cases), expected=len(cases),
+           completed=sum(1 for it in items if it["state"] in ("done", "rejected")),
+           lost=len(cases) - sum(1 for it in items if it["state"] in ("done", "rejected")),
+           duplicated=max(0, len(items) - len(cases)), errors=len(problems), wall_s=time.monotonic() - t0,
+           clips=sum(1 for r in rows if r[2] == "clip"), rejected=sum(1 for r in rows if r[2] == "rejected"))
     print("\nhostile media: case, expected, outcome, reason")
     for row in rows:
         print(f"  {row[0]:<22} {row[1]:<7} {row[2]:<9} {row[3][:90]}")
