@@ -23,6 +23,7 @@ def _demo(out, *extra: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path):
     out = tmp_path / "demo"
     first = _demo(out)
