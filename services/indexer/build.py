@@ -93,7 +93,7 @@ def build_index(model: str | None = None, adapter: str | None = None, version: s
         _mark(version, embedder, "building" if todo else "ready")
         for i in range(0, len(todo), batch_size):
             chunk = todo[i : i + batch_size]
-            vecs = embedder.embed([EmbedInput(video=VideoFrames(r["frames"])) for r in chunk])
+            vecs = embedder.embed([EmbedInput(video=VideoFrames(r["frames"], fps=r.get("fps"))) for r in chunk])
             client.upsert(version, points=models.Batch(ids=[r["id"] for r in chunk], vectors=vecs.tolist(),
                                                        payloads=[r["payload"] for r in chunk]), wait=True)
             if progress:

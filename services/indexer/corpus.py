@@ -1,5 +1,6 @@
-"""The corpus a build embeds: one point per kept clip and one per video that has kept clips (so a
-partially relevant query can return the span), each with its frames and its payload; optionally
+"""The corpus a build embeds: one point per kept clip whose objects are stored and one per video
+that has such clips (so a partially relevant query can return the span), each with its frames, the
+rate they sample it at (``fps``, SPEC §6.3) and its payload; optionally
 only the clips of one source (id or URI) or of one dataset (a snapshot, by name or id)."""
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from sqlalchemy import or_, select
 
 from shared.config import get_settings
 from shared.db import init_db, session_scope
-from shared.db.models import Caption, Clip, Snapshot, Source, Video
+from shared.db.models import Caption, Clip, Snapshot, Source, Video, clip_stored
 from shared.ids import stable_id
+from shared.media.frames import sampling_fps
 from shared.storage import get_store
 
 VIDEO_REF = "video:"  # how a pair names a whole video instead of a clip
@@ -60,13 +62,13 @@ def _payload_sets(refs: set[tuple[str, str]]) -> dict[str, list[str]]:
 
 
 def corpus_rows(source: str | None = None, dataset: str | None = None, frames: int | None = None) -> list[dict[str, Any]]:
-    """Rows ``{"id", "frames", "payload"}``; raises ValueError for an unknown source or dataset."""
+    """Rows ``{"id", "frames", "fps", "payload"}``; raises ValueError for an unknown source or dataset."""
     init_db()
     frames = frames or get_settings().synth.frames_per_clip
     members = snapshot_members()
     with session_scope() as s:
         q = (select(Clip, Video, Source).join(Video, Clip.video_id == Video.id).outerjoin(Source, Video.source_id == Source.id)
-             .where(Clip.kept.is_(True)).order_by(Clip.id))
+             .where(clip_stored()).order_by(Clip.id))
         if source:
             if s.scalars(select(Source.id).where(or_(Source.id == source, Source.uri == source))).first() is None:
                 raise ValueError(f"no source {source!r} (give a source id or its URI)")
@@ -84,6 +86,7 @@ def corpus_rows(source: str | None = None, dataset: str | None = None, frames: i
                 continue
             refs = members.get(clip.id, set())
             rows.append({"id": clip.id, "frames": [f"{clip.frame_prefix}{i:02d}.jpg" for i in range(frames)],
+                         "fps": sampling_fps(frames, (clip.end_ms - clip.start_ms) / 1000),
                          "payload": {"kind": "clip", "clip_id": clip.id, "video_id": video.id, "video": video.uri,
                                      "source": video.source_id, "source_uri": src.uri if src else None,
                                      "start_ms": clip.start_ms, "end_ms": clip.end_ms,
@@ -95,6 +98,7 @@ def corpus_rows(source: str | None = None, dataset: str | None = None, frames: i
         for vid, (video, src, refs) in videos.items():
             refs = refs | members.get(VIDEO_REF + vid, set())
             rows.append({"id": video_point_id(vid), "frames": [f"videos/{vid}/frames/{i:02d}.jpg" for i in range(frames)],
+                         "fps": sampling_fps(frames, video.duration_s),
                          "payload": {"kind": "video", "clip_id": None, "video_id": vid, "video": video.uri,
                                      "source": video.source_id, "source_uri": src.uri if src else None,
                                      "start_ms": 0, "end_ms": int((video.duration_s or 0) * 1000), "duration_s": video.duration_s or 0,

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 
 from services.synth.captioner import ClipContext, make_captioner, rectify
 from services.synth.sources import SourceItem, fetch_s3
 from shared.config import get_settings
 from shared.db import session_scope, upsert
-from shared.db.models import Caption, Clip, Frame, Pair, Video
+from shared.db.models import Caption, Clip, Frame, Pair, Video, clip_stored
 from shared.ids import clip_id as make_clip_id
 from shared.ids import stable_id
 from shared.media import MediaError
@@ -43,6 +43,7 @@ from shared.media.analysis import (
     split_spans,
 )
 from shared.media.clip import copy_clips, extract_clip, remux
+from shared.media.frames import sampling_fps
 from shared.media.probe import check_limits, probe
 from shared.storage import get_store
 
@@ -128,7 +129,11 @@ def media_stage(item: SourceItem, video_id: str, source_id: str | None) -> dict[
         kept, rejected, reasons = 0, 0, []
         for cand in candidates:
             if cand["reason"] is None and _claim_clip(cand, video_id, s.dedup_hamming):
-                _store_clip(store, cand, files[cand["id"]])
+                try:
+                    _store_clip(store, cand, files[cand["id"]])
+                except Exception as exc:  # the task retries (and claims the clip again) or fails for good
+                    _unkeep(store, [cand["id"]], f"its objects could not be stored ({type(exc).__name__}: {exc})"[:500])
+                    raise
                 kept += 1
                 continue
             if cand["id"] not in files:  # static: recorded with its reason (a duplicate already is)
@@ -210,6 +215,30 @@ def _store_clip(store, cand: dict[str, Any], clip_file: Path) -> None:  # noqa: 
         upsert(db, Frame, rows)
 
 
+def _unkeep(store, cids: list[str], reason: str) -> None:  # noqa: ANN001
+    """Stop keeping clips (with the reason), then remove their objects."""
+    with session_scope() as db:
+        db.execute(update(Clip).where(Clip.id.in_(cids)).values(kept=False, reject_reason=reason))
+    try:
+        remove_objects(store, cids)
+    except Exception:  # noqa: BLE001 - the store may be what failed; the object_key left on the row says so
+        pass
+
+
+def remove_objects(store, cids: list[str]) -> None:  # noqa: ANN001
+    """Delete the objects of clips that are no longer kept: their Frame rows first (so no consumer
+    takes them as stored), then the bytes, then the keys on the row. A clip not kept whose
+    ``object_key`` is still set has objects left to delete (a retry of its caption stage does it)."""
+    if not cids:
+        return
+    with session_scope() as db:
+        db.execute(delete(Frame).where(Frame.clip_id.in_(cids)))
+    for cid in cids:
+        store.delete_prefix(f"clips/{cid}/")
+    with session_scope() as db:
+        db.execute(update(Clip).where(Clip.id.in_(cids)).values(object_key=None, frame_prefix=None))
+
+
 def _find_duplicate(db, ph: str, video_id: str, max_bits: int) -> str | None:  # noqa: ANN001
     if db.get_bind().dialect.name == "postgresql":  # serialise the check-then-insert across workers
         db.execute(text("SELECT pg_advisory_xact_lock(727272)"))
@@ -267,7 +296,10 @@ def caption_stage(video_id: str, seed: int = 0) -> dict[str, Any]:
     with session_scope() as db:
         video = db.get(Video, video_id)
         clips = db.scalars(select(Clip).where(Clip.video_id == video_id, Clip.kept.is_(True)).order_by(Clip.start_ms)).all()
+        leftover = list(db.scalars(select(Clip.id).where(Clip.video_id == video_id, Clip.kept.is_(False),
+                                                         Clip.object_key.is_not(None))))
         db.expunge_all()
+    remove_objects(store, leftover)  # of clips a previous attempt's consistency filter dropped
     raw, raw_reason = check_raw_caption(video.raw_caption or "", (video.meta or {}).get("sidecar"))
     rows, n = [], 0
     for i, clip in enumerate(clips):
@@ -320,7 +352,7 @@ def consistency_filter(clips: list[Clip], captions: dict[str, str], threshold: f
     scored = [c for c in clips if c.id in captions]
     emb = _embedder()
     q = emb.embed([EmbedInput(text=captions[c.id], instruction=TASK_INSTRUCTIONS["T2V"]) for c in scored])
-    v = emb.embed([EmbedInput(video=VideoFrames(keys=frame_keys(c.id, n))) for c in scored])
+    v = emb.embed([EmbedInput(video=VideoFrames(frame_keys(c.id, n), fps=clip_fps(c, n))) for c in scored])
     dropped = []
     with session_scope() as db:
         for clip, sim in zip(scored, (q * v).sum(axis=1), strict=True):
@@ -330,6 +362,7 @@ def consistency_filter(clips: list[Clip], captions: dict[str, str], threshold: f
                 row.kept = False
                 row.reject_reason = f"caption does not match the clip (consistency {sim:.3f} < {threshold})"
                 dropped.append(clip.id)
+    remove_objects(get_store(), dropped)
     return dropped
 
 
@@ -338,27 +371,42 @@ def consistency_filter(clips: list[Clip], captions: dict[str, str], threshold: f
 DOMAIN_OF_STYLE = {"concise": "coarse", "abstract": "coarse", "rich": "long", "keywords": "partial", "partial": "partial"}
 
 
+def clip_fps(clip: Clip, n: int) -> float | None:
+    """The rate a clip's ``n`` stored frames sample it at (n / its span, as from its mp4)."""
+    return sampling_fps(n, (clip.end_ms - clip.start_ms) / 1000)
+
+
 def _video_ref(clip: Clip, n: int) -> dict[str, Any]:
-    return {"video": {"clip_id": clip.id, "frames": frame_keys(clip.id, n)}}
+    return {"video": {"clip_id": clip.id, "frames": frame_keys(clip.id, n), "fps": clip_fps(clip, n)}}
+
+
+def _identity(side: dict[str, Any]) -> str:
+    """A side as it names its content (without the fps it carries: pair ids stay those of before)."""
+    video = side.get("video")
+    if isinstance(video, dict) and "fps" in video:
+        side = {**side, "video": {k: v for k, v in video.items() if k != "fps"}}
+    return json.dumps(side, sort_keys=True)
 
 
 def pairs_stage(video_id: str, hard_negatives: int) -> dict[str, Any]:
     n = get_settings().synth.frames_per_clip
     with session_scope() as db:
-        clips = db.scalars(select(Clip).where(Clip.video_id == video_id, Clip.kept.is_(True)).order_by(Clip.start_ms)).all()
+        video = db.get(Video, video_id)
+        clips = db.scalars(select(Clip).where(Clip.video_id == video_id, clip_stored()).order_by(Clip.start_ms)).all()
         caps = db.scalars(select(Caption).where(Caption.target_id.in_([c.id for c in clips]))).all()
-        others = db.scalars(select(Clip).where(Clip.video_id != video_id, Clip.kept.is_(True)).order_by(Clip.id).limit(256)).all()
+        others = db.scalars(select(Clip).where(Clip.video_id != video_id, clip_stored()).order_by(Clip.id).limit(256)).all()
         db.expunge_all()
     by_clip: dict[str, dict[str, Caption]] = {}
     for c in caps:
         by_clip.setdefault(c.target_id, {})[c.style] = c
-    whole = {"video": {"clip_id": f"video:{video_id}", "frames": video_frame_keys(video_id, n)}}
+    whole = {"video": {"clip_id": f"video:{video_id}", "frames": video_frame_keys(video_id, n),
+                       "fps": sampling_fps(n, video.duration_s if video else None)}}
     rows: list[dict[str, Any]] = []
 
     def add(task: str, domain: str | None, clip: Clip, query: dict, target: dict) -> None:
-        rng = random.Random(f"{task}|{clip.id}|{json.dumps(query, sort_keys=True)}")
+        rng = random.Random(f"{task}|{clip.id}|{_identity(query)}")
         negs = [_video_ref(o, n) for o in rng.sample(others, min(hard_negatives, len(others)))] if task in ("T2V", "TI2V", "TV2V") else []
-        rows.append({"id": stable_id(task, json.dumps(query, sort_keys=True), json.dumps(target, sort_keys=True)),
+        rows.append({"id": stable_id(task, _identity(query), _identity(target)),
                      "task": task, "domain": domain, "video_id": video_id, "dedup_cluster": clip.dedup_cluster,
                      "query": query, "target": target, "hard_negatives": negs})
 

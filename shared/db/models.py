@@ -121,6 +121,15 @@ class Frame(Base):
     height: Mapped[int | None] = mapped_column(Integer)
 
 
+def clip_stored():  # noqa: ANN201 - a SQL condition on Clip
+    """Kept clips whose objects are all in the store. Frame rows are written after a clip's uploads
+    (and deleted before its objects are), so a kept clip without them is still being stored or lost
+    its upload: no consumer (pairs, snapshots, the indexer) may use it."""
+    from sqlalchemy import and_, exists
+
+    return and_(Clip.kept.is_(True), exists().where(Frame.clip_id == Clip.id))
+
+
 class Caption(Base):
     __tablename__ = "captions"
     id: Mapped[str] = mapped_column(ID, primary_key=True)  # uuid5(target | style | model | prompt)

@@ -37,6 +37,14 @@ def _same_size(frames: list[np.ndarray]) -> np.ndarray:
                      for f in frames])
 
 
+def sampling_fps(num: int, duration_s: float | None) -> float | None:
+    """The rate of ``num`` frames spread uniformly over ``duration_s`` seconds (SPEC §6.3: the
+    reported fps is 8 / duration, so ``second_per_grid_ts = 2 / fps``); ``None`` when unknown."""
+    if not duration_s or duration_s <= 0 or num <= 0:
+        return None
+    return round(num / duration_s, 6)
+
+
 def uniform_indices(total: int, num: int) -> list[int]:
     """``num`` indices spread uniformly over ``total`` frames (the middle of ``num`` equal spans;
     indices repeat when there are fewer frames than ``num``)."""

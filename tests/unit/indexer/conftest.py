@@ -37,10 +37,11 @@ class FakeEmbedder:
 
 @pytest.fixture
 def corpus(univr_home):
-    """Two sources (one S3, one directory), three videos, five kept clips and one rejected clip, one
-    snapshot ("mini") that uses the clips of the first video and the whole second video."""
+    """Two sources (one S3, one directory), three videos, five kept clips (with their Frame rows: the
+    objects are stored) and one rejected clip, one snapshot ("mini") that uses the clips of the
+    first video and the whole second video."""
     from shared.db import init_db, session_scope, upsert
-    from shared.db.models import Caption, Clip, Snapshot, Source, Video
+    from shared.db.models import Caption, Clip, Frame, Snapshot, Source, Video
     from shared.storage import get_store
 
     init_db()
@@ -69,6 +70,9 @@ def corpus(univr_home):
         upsert(s, Source, sources)
         upsert(s, Video, videos)
         upsert(s, Clip, clips)
+        upsert(s, Frame, [{"id": stable_id(c["id"], i, "sample"), "clip_id": c["id"], "index": i, "kind": "sample",
+                           "time_ms": c["start_ms"], "object_key": f"{c['frame_prefix']}{i:02d}.jpg"}
+                          for c in clips if c["kept"] for i in range(8)])
         upsert(s, Caption, [{"id": stable_id(c["id"], "concise"), "target_kind": "clip", "target_id": c["id"], "style": "concise",
                              "text": f"caption of {c['id'][:8]}", "model": "template", "prompt_version": "1"} for c in clips])
         upsert(s, Snapshot, [{"id": "snap1", "name": "mini", "manifest_key": "snapshots/snap1/manifest.json", "counts": {"T2V": 2}}])

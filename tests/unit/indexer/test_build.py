@@ -93,3 +93,27 @@ def test_a_collection_of_another_model_is_not_written_into(corpus, qdrant, fake_
 def test_an_empty_corpus_is_refused(qdrant, fake_embedder):
     with pytest.raises(ValueError, match="nothing to index"):
         build_index(embedder=fake_embedder, client=qdrant)
+
+
+def test_stored_frames_are_embedded_at_the_rate_they_sample_their_clip(corpus, qdrant, fake_embedder):
+    seen = []
+    embed = fake_embedder.embed
+    fake_embedder.embed = lambda items: (seen.extend(it.video for it in items), embed(items))[1]
+    build_index(embedder=fake_embedder, client=qdrant)
+    fps = {v.keys[0].split("/")[1]: v.fps for v in seen}
+    for c in corpus["kept"]:  # 8 frames over the clip's span, as from its mp4 (SPEC §6.3)
+        assert fps[c["id"]] == pytest.approx(8 / ((c["end_ms"] - c["start_ms"]) / 1000))
+    assert fps[corpus["videos"][0]["id"]] == pytest.approx(8 / 6.0)  # the whole video: 8 over its duration
+
+
+def test_a_kept_clip_whose_objects_are_not_stored_is_not_indexed(corpus, qdrant, fake_embedder):
+    from sqlalchemy import delete
+
+    from shared.db import session_scope
+    from shared.db.models import Frame
+
+    lost = corpus["kept"][0]["id"]  # claimed as kept, its upload never finished: no Frame rows
+    with session_scope() as s:
+        s.execute(delete(Frame).where(Frame.clip_id == lost))
+    r = build_index(embedder=fake_embedder, client=qdrant)
+    assert r["points"] == len(corpus["kept"]) - 1 + 3 and lost not in _payloads(qdrant, r["version"])
