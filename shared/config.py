@@ -124,7 +124,10 @@ class TrainSettings(BaseModel):
     warmup_steps: int = 20
     epochs: int = 3
     steps_per_epoch: int = 0  # 0: derived from the snapshot size
-    batch_size: int = 32
+    batch_size: int = 32  # per process; a step's global batch is batch_size × processes
+    # per-task batch sizes (per process), e.g. SPEC Table 7's BS column {"T2I": 32, "T2V": 64, ...};
+    # a task not listed uses batch_size
+    task_batch_size: dict[str, int] = Field(default_factory=dict)
     temperature: float = 0.03
     lora_r: int = 16
     lora_alpha: int = 32
@@ -138,6 +141,9 @@ class TrainSettings(BaseModel):
     sigma_max: float = 1.0
     sigma_ramp: Literal["epoch", "step"] = "epoch"
     probe_pairs: int = 32
+    # epoch-1 prober of the Modality Pyramid (SPEC §4.2: an off-the-shelf embedder such as GME-7B):
+    # a model path or hub id loaded as a separate embedder; empty: the model being trained
+    prober: str = ""
     grad_cache: bool = False
     grad_cache_chunk: int = 8
     checkpoint_every: int = 100

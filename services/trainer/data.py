@@ -1,6 +1,12 @@
 """Training data from a dataset snapshot: pairs grouped by task, single-task batches of distinct
-source videos, inputs resolved to the embedder's ``EmbedInput`` (frames read from the object
-store, decoded once through the embedder's frame cache)."""
+source videos (the same global batch on every process, each taking its slice), inputs resolved to
+the embedder's ``EmbedInput`` (frames read from the object store, decoded once through the
+embedder's frame cache).
+
+Groups: a pair's group is its ``dedup_cluster`` (else its ``video_id``); in-batch candidates of the
+positive's group are not negatives. A hard negative belongs to the group of its clip, the same
+definition: the ``dedup_cluster``/``video_id`` it carries, else the group of the snapshot's pairs
+whose target is that clip, else its own clip id."""
 
 from __future__ import annotations
 
@@ -34,20 +40,46 @@ def heldout(video_id: str, fraction: float) -> bool:
     return (zlib.crc32(video_id.encode()) % 1000) < fraction * 1000
 
 
+def _hash(key: str) -> int:
+    return zlib.crc32(key.encode()) & 0x7FFFFFFF
+
+
 def group_of(pair: dict[str, Any]) -> int:
-    return zlib.crc32(str(pair.get("dedup_cluster") or pair["video_id"]).encode()) & 0x7FFFFFFF
+    return _hash(str(pair.get("dedup_cluster") or pair["video_id"]))
+
+
+def clip_groups(pairs: list[dict[str, Any]]) -> dict[str, int]:
+    """clip id → group, from the pairs whose target is that clip and whose query holds no video
+    (in a TV2V pair the target is the *next* clip, of another dedup cluster)."""
+    out: dict[str, int] = {}
+    for p in pairs:
+        video = p["target"].get("video")
+        if video and "video" not in p["query"]:
+            out.setdefault(video["clip_id"], group_of(p))
+    return out
+
+
+def hard_group(neg: dict[str, Any], groups: dict[str, int]) -> int:
+    """The group of a hard negative, defined as for a positive (see the module docstring)."""
+    video = neg.get("video") or {}
+    own = neg.get("dedup_cluster") or video.get("dedup_cluster") or neg.get("video_id") or video.get("video_id")
+    if own:
+        return _hash(str(own))
+    clip = str(video.get("clip_id", ""))
+    return groups.get(clip, _hash(clip))
 
 
 def side_input(side: dict[str, Any], instruction: str | None) -> EmbedInput:
     video = side.get("video")
     return EmbedInput(text=side.get("text"), image=f"store://{side['image']}" if side.get("image") else None,
-                      video=VideoFrames(video["frames"]) if video else None, instruction=instruction)
+                      video=VideoFrames(video["frames"], fps=video.get("fps")) if video else None, instruction=instruction)
 
 
 class PairBatcher:
     """Draws single-task batches whose pairs come from distinct groups where possible."""
 
     def __init__(self, pairs: list[dict[str, Any]], seed: int = 0):
+        """Every process builds it from the same pairs and seed, so all draw the same batches."""
         self.by_task: dict[str, list[dict[str, Any]]] = {}
         for p in pairs:
             self.by_task.setdefault(p["task"], []).append(p)
@@ -77,6 +109,11 @@ class PairBatcher:
             chosen.append(pool[int(self.rng.integers(len(pool)))])
         return chosen
 
+    def local_batch(self, task: str, size: int, rank: int, world: int) -> list[dict[str, Any]]:
+        """This process's ``size`` pairs: slice ``rank`` of the global batch of ``size × world``,
+        which every process draws identically (distinct groups across the whole global batch)."""
+        return self.batch(task, size * world)[rank * size:(rank + 1) * size]
+
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state}
 
@@ -84,7 +121,10 @@ class PairBatcher:
         self.rng.bit_generator.state = state["rng"]
 
 
-def to_inputs(batch: list[dict[str, Any]], task: str) -> tuple[list[EmbedInput], list[EmbedInput], list[EmbedInput], list[int], list[int]]:
+def to_inputs(batch: list[dict[str, Any]], task: str, groups_of_clips: dict[str, int] | None = None,
+              ) -> tuple[list[EmbedInput], list[EmbedInput], list[EmbedInput], list[int], list[int]]:
+    """Queries, targets, hard negatives and their group ids; ``groups_of_clips`` (``clip_groups``
+    of the whole snapshot) places hard negatives in their clips' groups."""
     instruction = TASK_INSTRUCTIONS.get(task)
     queries = [side_input(p["query"], instruction) for p in batch]
     targets = [side_input(p["target"], None) for p in batch]
@@ -93,5 +133,5 @@ def to_inputs(batch: list[dict[str, Any]], task: str) -> tuple[list[EmbedInput],
     for p in batch:
         for neg in p.get("hard_negatives") or []:
             hard.append(side_input(neg, None))
-            hard_groups.append(zlib.crc32(str(neg.get("video", {}).get("clip_id", "")).encode()) & 0x7FFFFFFF)
+            hard_groups.append(hard_group(neg, groups_of_clips or {}))
     return queries, targets, hard, groups, hard_groups

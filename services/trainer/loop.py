@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from services.trainer import checkpoint as ckpt
-from services.trainer.data import PairBatcher, heldout, load_snapshot, side_input, to_inputs
+from services.trainer.data import (
+    PairBatcher,
+    clip_groups,
+    heldout,
+    load_snapshot,
+    side_input,
+    to_inputs,
+)
 from services.trainer.loss import infonce
 from services.trainer.pyramid import TaskSampler, sigma_at
 from shared.config import TrainSettings, get_settings
@@ -79,6 +86,14 @@ def _embed_grad(embedder: Embedder, items: list[EmbedInput]) -> torch.Tensor:
     return embedder.forward(embedder.collate(items))
 
 
+def epoch_prober(epoch: int, ts: TrainSettings, model: Embedder) -> Embedder:
+    """The prober Ψ_t of epoch ``epoch`` (SPEC §4.2): the configured off-the-shelf embedder in
+    epoch 1 when ``train.prober`` is set, else the model being trained (at the end of epoch t-1)."""
+    if epoch == 1 and ts.prober:
+        return Embedder(ts.prober, device=str(model.device))
+    return model
+
+
 @torch.no_grad()
 def probe_alignment(embedder: Embedder, batcher: PairBatcher, n_pairs: int) -> dict[str, float]:
     """R_k: mean positive-pair cosine of each task under the current model (SPEC §4.2)."""
@@ -132,11 +147,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if distributed and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     rank = torch.distributed.get_rank() if distributed else 0
+    world = torch.distributed.get_world_size() if distributed else 1
     init_db()
     snap = load_snapshot(cfg.snapshot)
     train_pairs = [p for p in snap.pairs if not heldout(p["video_id"], cfg.heldout_fraction)]
     eval_pairs = [p for p in snap.pairs if heldout(p["video_id"], cfg.heldout_fraction)]
-    run_id = cfg.run_id or stable_id("train", cfg.snapshot, cfg.model, cfg.sampler, cfg.steps, cfg.batch_size, ts.seed, cfg.preset)
+    # every resolved training knob is in the id, so a run with other overrides never resumes this one
+    run_id = cfg.run_id or stable_id("train", cfg.snapshot, cfg.model, cfg.steps, cfg.heldout_fraction,
+                                     json.dumps(ts.model_dump(), sort_keys=True, default=str))
     embedder = Embedder(cfg.model or None)
     resolved = {"train": ts.model_dump(), "run": asdict(cfg),
                 "model": embedder.name_or_path, "settings": get_settings().resolved()}
@@ -146,7 +164,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     params = [p for p in embedder.model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=ts.lr, weight_decay=ts.weight_decay)
     sched = _schedule(opt, ts.warmup_steps, cfg.steps)
-    batcher = PairBatcher(train_pairs, seed=ts.seed + rank * 0)  # every process draws the same task
+    # Same seed on every process: the same task and the same global batch, of which each takes its slice.
+    batcher = PairBatcher(train_pairs, seed=ts.seed)
+    groups_of_clips = clip_groups(snap.pairs)
     sampler = TaskSampler(batcher.tasks, mode=ts.sampler, seed=ts.seed)
     epochs = max(ts.epochs, 1)
     steps_per_epoch = max(cfg.steps // epochs, 1)
@@ -175,13 +195,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if epoch > epoch_done:  # a new epoch: probe task alignment with the current model
             sampler.sigma = sigma_at(epoch, epochs, step, cfg.steps, ts.sigma_min, ts.sigma_max, ts.sigma_ramp)
             if ts.sampler == "pyramid":
-                sampler.alignment = probe_alignment(embedder, batcher, ts.probe_pairs)
+                sampler.alignment = probe_alignment(epoch_prober(epoch, ts, embedder), batcher, ts.probe_pairs)
             epoch_done = epoch
         elif ts.sigma_ramp == "step":
             sampler.sigma = sigma_at(epoch, epochs, step, cfg.steps, ts.sigma_min, ts.sigma_max, "step")
         task = sampler.draw()
-        batch = batcher.batch(task, ts.batch_size)
-        q_in, y_in, h_in, groups, hgroups = to_inputs(batch, task)
+        batch = batcher.local_batch(task, ts.task_batch_size.get(task, ts.batch_size), rank, world)
+        q_in, y_in, h_in, groups, hgroups = to_inputs(batch, task, groups_of_clips)
         q = _embed_grad(embedder, q_in)
         y = _embed_grad(embedder, y_in)
         h = _embed_grad(embedder, h_in) if h_in else None
@@ -202,7 +222,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if rank == 0:
             with session_scope() as s:
                 upsert(s, TrainMetric, [{"run_id": run_id, "step": step + 1, "task": task, "loss": loss,
-                                         "values": {"pos_sim": float(out["pos_sim"]), "hardest_neg_sim": float(out["hardest_neg_sim"]),
+                                         "values": {"batch_size": len(batch) * world, "pos_sim": float(out["pos_sim"]), "hardest_neg_sim": float(out["hardest_neg_sim"]),
                                                     "sigma": sampler.sigma, "probs": probs, "alignment": sampler.alignment,
                                                     "lr": sched.get_last_lr()[0]}}], key=("run_id", "step"))
         if rank == 0 and ((step + 1) % ts.checkpoint_every == 0 or step + 1 == cfg.steps):
