@@ -35,7 +35,25 @@ def wait_port(port: int, up: bool = True, timeout: float = 120.0) -> None:
     raise TimeoutError(f"port {port} did not go {'up' if up else 'down'} in {timeout:.0f} s")
 
 
-class PrivateRedis:
+class _Restartable:
+    """A private server a test can take down and bring back; subclasses define start() and stop()."""
+
+    restarts = 0
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def restart(self, down_s: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+        self.restarts += 1
+
+
+class PrivateRedis(_Restartable):
     """``redis-server`` with an append-only file, so queued messages survive a restart (as a
     production broker is configured); stop is a clean SIGTERM (the AOF is flushed)."""
 
@@ -64,12 +82,6 @@ class PrivateRedis:
             self.proc.wait(timeout=60)
         wait_port(self.port, up=False)
 
-    def restart(self, down_s: float = 0.0) -> None:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
-        self.restarts += 1
-
     def close(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
@@ -77,7 +89,7 @@ class PrivateRedis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class PrivatePostgres:
+class PrivatePostgres(_Restartable):
     """A PostgreSQL cluster of its own (initdb + pg_ctl as the ``postgres`` OS user: initdb refuses
     root), trust auth on 127.0.0.1 only. ``restart`` is pg_ctl stop -m fast + start: every client
     connection is cut, as in a real database restart or fail-over."""
@@ -114,12 +126,6 @@ class PrivatePostgres:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
         wait_port(self.port, up=False)
 
-    def restart(self, down_s: float = 0.0) -> None:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
-        self.restarts += 1
-
     def close(self) -> None:
         try:
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
@@ -128,7 +134,7 @@ class PrivatePostgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class PrivateRabbitMQ:
+class PrivateRabbitMQ(_Restartable):
     """A RabbitMQ node of its own (own node name, AMQP and distribution ports, mnesia and log
     folders, no plugins). Its mnesia folder survives ``restart``, so durable queues and persistent
     messages come back, as on a real broker restart."""
@@ -192,12 +198,6 @@ class PrivateRabbitMQ:
             self.proc.wait(timeout=120)
         wait_port(self.port, up=False)
 
-    def restart(self, down_s: float = 0.0) -> None:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
-        self.restarts += 1
-
     def close(self) -> None:
         pid = self._beam_pid()
         if pid:
@@ -214,7 +214,7 @@ class PrivateRabbitMQ:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class RestartableS3:
+class RestartableS3(_Restartable):
     """moto's S3 server (a real HTTP endpoint) that can go away and come back on the same port.
     moto keeps its buckets in this process's memory, so the data outlives a server restart, as a
     MinIO restart keeps its disks: only the endpoint is unavailable while it is down."""
@@ -222,7 +222,6 @@ class RestartableS3:
     def __init__(self) -> None:
         self.port = free_port()
         self.server = None
-        self.outages = 0
 
     @property
     def endpoint(self) -> str:
@@ -240,12 +239,6 @@ class RestartableS3:
             self.server.stop()
             self.server = None
         wait_port(self.port, up=False)
-
-    def outage(self, down_s: float) -> None:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
-        self.outages += 1
 
     def close(self) -> None:
         if self.server is not None:

@@ -280,7 +280,7 @@ def test_object_store_outage_mid_job(configure, private_rabbitmq, postgres_url, 
     total = len(fault_corpus.read_text().splitlines())
 
     def outage(procs: list) -> list:
-        restartable_s3.outage(down_s=5)
+        restartable_s3.restart(down_s=5)
         return procs
 
     fault = AtProgress(size(1, 3), total, outage)
