@@ -4,17 +4,19 @@ the loss and gradients equal a single process on the concatenated batch."""
 from __future__ import annotations
 
 import os
-import tempfile
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from services.trainer.loss import infonce
 
 D, B = 8, 6
+HARD_GROUPS = torch.tensor([100, 101, 102, 103])
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _data(seed: int = 0):
@@ -44,40 +46,25 @@ def test_matches_a_direct_computation_with_masking():
 
 def test_hard_negatives_raise_the_loss():
     xq, xy, xh, groups, w = _data()
-    hg = torch.tensor([100, 101, 102, 103])
+    hg = HARD_GROUPS
     without = _forward(w, xq, xy, xh[:0], groups, hg[:0])["loss"]
     with_h = _forward(w, xq, xy, xh, groups, hg)["loss"]
     assert with_h > without
 
 
-def _worker(rank: int, world: int, init_file: str, result_file: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    xq, xy, xh, groups, w = _data()
-    w = w.clone().requires_grad_()
-    sl = slice(rank * B, (rank + 1) * B)
-    hs = slice(0, 3) if rank == 0 else slice(3, 4)  # uneven hard-negative counts across ranks
-    out = _forward(w, xq[sl], xy[sl], xh[hs], groups[sl], torch.tensor([100, 101, 102, 103])[hs])
-    out["loss"].backward()
-    grad = w.grad.clone()
-    dist.all_reduce(grad)  # SUM, as the training loop does
-    loss = out["loss"].detach().clone()
-    if rank == 0:
-        torch.save({"loss": loss, "grad": grad}, result_file)
-    # Without a final barrier one rank can tear gloo down while the other still has a pending
-    # collective on its socket, and gloo aborts that process ("terminate called ...").
-    dist.barrier()
-    dist.destroy_process_group()
-
-
 @pytest.mark.timeout(180)
-def test_two_processes_equal_one_process_on_the_concatenated_batch():
+def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
+    """torchrun, two gloo processes on CPU, each with half the batch and uneven hard negatives."""
     xq, xy, xh, groups, w = _data()
     w = w.clone().requires_grad_()
-    single = _forward(w, xq, xy, xh, groups, torch.tensor([100, 101, 102, 103]))
+    single = _forward(w, xq, xy, xh, groups, HARD_GROUPS)
     single["loss"].backward()
-    with tempfile.TemporaryDirectory() as tmp:
-        init_file, result_file = os.path.join(tmp, "init"), os.path.join(tmp, "res.pt")
-        mp.spawn(_worker, args=(2, init_file, result_file), nprocs=2, join=True)
-        res = torch.load(result_file)
+    result_file = tmp_path / "res.pt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(Path(__file__).with_name("dist_worker.py")), str(result_file)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = torch.load(result_file)
     assert float(res["loss"]) == pytest.approx(float(single["loss"]), rel=1e-5)
     assert torch.allclose(res["grad"], w.grad, atol=1e-6, rtol=1e-4)
