@@ -246,21 +246,26 @@ def test_sigkill_workers_repeatedly(configure, private_rabbitmq, postgres_url, f
     assert fault.landed, "no fault was injected before the job completed"
 
 
+def _outage_mid_job(name: str, server, down_s: float, fault_corpus: Path) -> None:  # noqa: ANN001
+    """Take ``server`` down for ``down_s`` seconds (1 time short, 3 times full) while a job runs."""
+    total = len(fault_corpus.read_text().splitlines())
+
+    def outage(procs: list) -> list:
+        server.restart(down_s=down_s)
+        return procs
+
+    fault = AtProgress(size(1, 3), total, outage)
+    summary, wall = run_with_faults(fault_corpus, 2, fault)
+    _finish(name, f"{fault.count}/{fault.n}", summary, fault_corpus, wall)
+    assert fault.landed, "no fault was injected before the job completed"
+
+
 @pytest.mark.rabbitmq
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_broker_restart_mid_job(configure, private_rabbitmq, postgres_url, fault_corpus):
     configure(private_rabbitmq.url, postgres_url)
-    total = len(fault_corpus.read_text().splitlines())
-
-    def restart(procs: list) -> list:
-        private_rabbitmq.restart(down_s=3)
-        return procs
-
-    fault = AtProgress(size(1, 3), total, restart)
-    summary, wall = run_with_faults(fault_corpus, 2, fault)
-    _finish("synth: RabbitMQ restart", f"{fault.count}/{fault.n}", summary, fault_corpus, wall)
-    assert fault.landed, "no fault was injected before the job completed"
+    _outage_mid_job("synth: RabbitMQ restart", private_rabbitmq, 3, fault_corpus)
 
 
 @pytest.mark.rabbitmq
@@ -268,16 +273,7 @@ def test_broker_restart_mid_job(configure, private_rabbitmq, postgres_url, fault
 @pytest.mark.slow
 def test_postgres_restart_mid_job(configure, private_rabbitmq, private_postgres, fault_corpus):
     configure(private_rabbitmq.url, private_postgres.url)
-    total = len(fault_corpus.read_text().splitlines())
-
-    def restart(procs: list) -> list:
-        private_postgres.restart(down_s=3)
-        return procs
-
-    fault = AtProgress(size(1, 3), total, restart)
-    summary, wall = run_with_faults(fault_corpus, 2, fault)
-    _finish("synth: Postgres restart", f"{fault.count}/{fault.n}", summary, fault_corpus, wall)
-    assert fault.landed, "no fault was injected before the job completed"
+    _outage_mid_job("synth: Postgres restart", private_postgres, 3, fault_corpus)
 
 
 @pytest.mark.rabbitmq
@@ -285,13 +281,4 @@ def test_postgres_restart_mid_job(configure, private_rabbitmq, private_postgres,
 @pytest.mark.slow
 def test_object_store_outage_mid_job(configure, private_rabbitmq, postgres_url, restartable_s3, fault_corpus):
     configure(private_rabbitmq.url, postgres_url, restartable_s3.endpoint)
-    total = len(fault_corpus.read_text().splitlines())
-
-    def outage(procs: list) -> list:
-        restartable_s3.restart(down_s=5)
-        return procs
-
-    fault = AtProgress(size(1, 3), total, outage)
-    summary, wall = run_with_faults(fault_corpus, 2, fault)
-    _finish("synth: S3 outage", f"{fault.count}/{fault.n}", summary, fault_corpus, wall)
-    assert fault.landed, "no fault was injected before the job completed"
+    _outage_mid_job("synth: S3 outage", restartable_s3, 5, fault_corpus)
