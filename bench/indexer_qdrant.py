@@ -1,15 +1,20 @@
 """Qdrant: batched upserts vs one-point upserts, and search latency percentiles at the corpus size the
-demo builds, in the two modes that can run here: qdrant-client local mode in memory and on disk
-(the embedded default; every call persists).
+demo builds, in three modes: qdrant-client local mode in memory and on disk (the embedded default;
+every call persists), and over REST to a separate server process (the stack's path: one network round
+trip per call).
 
-Acceptance asks for >= 20x batched vs one-point against a Qdrant *server*, where each call is a
-network round trip. No Qdrant server can run on this machine, so that case is NOT measured here;
-the output says so. Run: ``.venv/bin/python bench/indexer_qdrant.py [--points N] [--dim D]``."""
+Acceptance asks for >= 20x batched vs one-point against a Qdrant *server*. No Qdrant server can run on
+this machine, so the server mode talks to ``bench/qdrant_rest_standin.py``: Qdrant's REST routes served
+by uvicorn on Qdrant's own engine (Qdrant Edge). Its HTTP layer is Python, not Qdrant's; the table
+prints its empty-request floor so the ratio can be judged. Run with a real server instead with
+``--url http://host:6333``. Run: ``.venv/bin/python bench/indexer_qdrant.py [--points N] [--dim D]``."""
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +40,7 @@ def parse() -> argparse.Namespace:
                    help="corpus size for the latency test: the demo's clips + whole videos (160 + 4 videos, ~3 clips each)")
     p.add_argument("--dim", type=int, default=128, help="vector size (the tiny bundle's: 128; GVE-3B: 2048)")
     p.add_argument("--queries", type=int, default=300)
+    p.add_argument("--url", default="", help="a real Qdrant server to measure instead of the stand-in")
     return p.parse_args()
 
 
@@ -77,31 +83,86 @@ def latencies(client: QdrantClient, vecs: np.ndarray, points: int, queries: int,
     return np.array(out)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_standin(data: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "qdrant_rest_standin.py"),
+                             "--port", str(port), "--data", str(data)])
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return proc, url
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the Qdrant stand-in did not start")
+
+
+def round_trip_floor(url: str, n: int = 300) -> float:
+    """Median ms of an empty request (GET /) with the client's own HTTP stack: the per-call floor."""
+    import httpx
+
+    with httpx.Client(base_url=url) as http:
+        http.get("/")
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            http.get("/")
+            times.append((time.perf_counter() - t0) * 1000)
+    return float(np.median(times))
+
+
+def measure(mode: str, client: QdrantClient, vecs: np.ndarray, a: argparse.Namespace) -> list[tuple[str, str]]:
+    t_single, t_batch = upserts(client, vecs[: a.upserts], a.batch)
+    ratio = t_single / t_batch
+    rows = [(f"{mode}: {a.upserts} one-point upserts", f"{t_single:.3f} s ({t_single / a.upserts * 1000:.2f} ms/call)"),
+            (f"{mode}: batched upserts ({a.batch}/call)", f"{t_batch:.3f} s"),
+            (f"{mode}: batched / one-point speed-up",
+             f"{ratio:.1f}x  ({'meets' if ratio >= GOAL else 'below'} the {GOAL}x goal)")]
+    for label, flt in (("no filter", None), ("filter kind=clip", build_filter(kind="clip"))):
+        p50, p95, p99 = np.percentile(latencies(client, vecs, a.points, a.queries, flt), [50, 95, 99])
+        rows.append((f"{mode}: search top-10, {a.points} pts, {label}",
+                     f"p50 {p50:.2f} ms, p95 {p95:.2f} ms, p99 {p99:.2f} ms ({a.queries} queries)"))
+    return rows
+
+
 def main() -> None:
     a = parse()
     rng = np.random.default_rng(0)
     vecs = rng.normal(size=(max(a.upserts, a.points), a.dim)).astype(np.float32)
     tmp = Path(tempfile.mkdtemp(prefix="univr-bench-qdrant-"))
     rows = []
+    proc = None
     try:
         for mode, make in (("in-memory local", lambda: QdrantClient(location=":memory:")),
                            ("on-disk local", lambda: QdrantClient(path=str(tmp / "q")))):
             client = make()
-            t_single, t_batch = upserts(client, vecs[: a.upserts], a.batch)
-            ratio = t_single / t_batch
-            rows += [(f"{mode}: {a.upserts} one-point upserts", f"{t_single:.3f} s"),
-                     (f"{mode}: batched upserts ({a.batch}/call)", f"{t_batch:.3f} s"),
-                     (f"{mode}: batched / one-point speed-up", f"{ratio:.1f}x  ({'meets' if ratio >= GOAL else 'below'} the {GOAL}x goal)")]
-            for label, flt in (("no filter", None), ("filter kind=clip", build_filter(kind="clip"))):
-                p50, p95, p99 = np.percentile(latencies(client, vecs, a.points, a.queries, flt), [50, 95, 99])
-                rows.append((f"{mode}: search top-10, {a.points} pts, {label}",
-                             f"p50 {p50:.2f} ms, p95 {p95:.2f} ms, p99 {p99:.2f} ms ({a.queries} queries)"))
+            rows += measure(mode, client, vecs, a)
             client.close()
+        if a.url:
+            mode, url = "Qdrant server (REST)", a.url
+        else:
+            proc, url = start_standin(tmp / "standin")
+            mode = "REST stand-in server"
+        rows.append((f"{mode}: empty round trip (floor per call)", f"{round_trip_floor(url):.2f} ms median"))
+        client = QdrantClient(url=url, timeout=60, check_compatibility=False)
+        rows += measure(mode, client, vecs, a)
+        client.close()
     finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
-    rows.append(("Qdrant server (stack profile)", f"NOT MEASURED: no server can run here; the {GOAL}x goal (one network "
-                                                   "round trip per call) is unverified"))
-    table(f"Qdrant upserts and search, {a.dim}-dim vectors (qdrant-client local mode only)", rows)
+    if not a.url:
+        rows.append(("Qdrant's own server", "NOT MEASURED here (none can run); the stand-in is Qdrant's engine behind "
+                                            "a Python HTTP layer: pass --url to measure a real one"))
+    table(f"Qdrant upserts and search, {a.dim}-dim vectors", rows)
 
 
 if __name__ == "__main__":

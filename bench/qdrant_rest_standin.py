@@ -1,0 +1,143 @@
+"""A stand-in Qdrant server for the benchmarks: Qdrant's REST routes that univr's indexer uses, served
+over HTTP by uvicorn in its own process, on Qdrant's own storage engine (Qdrant Edge, ``qdrant-edge-py``).
+
+Why it exists: the batched-upsert goal of issue 7 is about one network round trip per call to a Qdrant
+*server*, and no Qdrant server can run on the development machine (no Docker engine, no binary). With
+this, the real ``qdrant-client`` talks REST over loopback to a separate process that stores points in
+Qdrant's engine (segments, WAL, payload filters), so a bench measures the round trips the indexer makes.
+
+It is NOT Qdrant's server: its HTTP layer is Python (uvicorn + Starlette), not Rust (actix), so a
+request costs more here; ``bench/indexer_qdrant.py`` prints that floor (an empty round trip) beside
+the ratios. Only the routes below exist; anything else answers 404. Bench use only, never deployed.
+
+Run: ``python bench/qdrant_rest_standin.py --port 6333 --data DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+DISTANCES = {"Cosine": qe.Distance.Cosine, "Dot": qe.Distance.Dot, "Euclid": qe.Distance.Euclid}
+
+
+def ok(result: Any, t0: float) -> JSONResponse:
+    return JSONResponse({"result": result, "status": "ok", "time": time.perf_counter() - t0})
+
+
+def condition(c: dict) -> Any:
+    """One condition of Qdrant's REST filter JSON as an Edge condition (match value/any, range, nested)."""
+    if any(k in c for k in ("must", "should", "must_not")):
+        return to_filter(c)
+    if "match" in c:
+        m = c["match"]
+        match = qe.MatchAny(m["any"]) if "any" in m else qe.MatchValue(m["value"])
+        return qe.FieldCondition(key=c["key"], match=match)
+    if "range" in c:
+        r = {k: v for k, v in c["range"].items() if v is not None}
+        return qe.FieldCondition(key=c["key"], range=qe.RangeFloat(**r))
+    raise ValueError(f"condition not supported by the stand-in: {c}")
+
+
+def to_filter(f: dict | None) -> qe.Filter | None:
+    if not f:
+        return None
+    parts = {k: [condition(c) for c in f[k]] for k in ("must", "should", "must_not") if f.get(k)}
+    return qe.Filter(**parts)
+
+
+class Standin:
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.shards: dict[str, qe.EdgeShard] = {}
+
+    async def root(self, request: Request) -> JSONResponse:
+        return JSONResponse({"title": "qdrant-rest-standin (Qdrant Edge)", "version": "1.15.0"})
+
+    async def collection(self, request: Request) -> JSONResponse:
+        t0, name = time.perf_counter(), request.path_params["name"]
+        if request.method == "PUT":
+            vp = (await request.json())["vectors"]
+            cfg = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=vp["size"], distance=DISTANCES[vp["distance"]]))
+            self.shards[name] = qe.EdgeShard.create(str(self.data / name), cfg)
+            return ok(True, t0)
+        if request.method == "DELETE":
+            shard = self.shards.pop(name, None)
+            if shard is not None:
+                shard.close()
+                shutil.rmtree(self.data / name, ignore_errors=True)
+            return ok(shard is not None, t0)
+        if name not in self.shards:
+            return JSONResponse({"status": {"error": f"Collection `{name}` doesn't exist!"}}, status_code=404)
+        return ok({"status": "green", "points_count": self._count(name)}, t0)
+
+    async def exists(self, request: Request) -> JSONResponse:
+        return ok({"exists": request.path_params["name"] in self.shards}, time.perf_counter())
+
+    async def upsert(self, request: Request) -> JSONResponse:
+        t0, name = time.perf_counter(), request.path_params["name"]
+        body = await request.json()
+        if "batch" in body:
+            b = body["batch"]
+            payloads = b.get("payloads") or [None] * len(b["ids"])
+            points = [qe.Point(id=i, vector=v, payload=p) for i, v, p in zip(b["ids"], b["vectors"], payloads, strict=True)]
+        else:
+            points = [qe.Point(id=p["id"], vector=p["vector"], payload=p.get("payload")) for p in body["points"]]
+        self.shards[name].update(qe.UpdateOperation.upsert_points(points))
+        # wait=true in Qdrant returns once the operation is applied; the WAL write above is that point
+        return ok({"operation_id": 0, "status": "completed"}, t0)
+
+    def _count(self, name: str, flt: dict | None = None) -> int:
+        return self.shards[name].count(qe.CountRequest(exact=True, filter=to_filter(flt)))
+
+    async def count(self, request: Request) -> JSONResponse:
+        t0, name = time.perf_counter(), request.path_params["name"]
+        body = await request.json() if await request.body() else {}
+        return ok({"count": self._count(name, body.get("filter"))}, t0)
+
+    async def query(self, request: Request) -> JSONResponse:
+        t0, name = time.perf_counter(), request.path_params["name"]
+        body = await request.json()
+        vector = body["query"]
+        if isinstance(vector, dict):  # the client sends {"nearest": [...]} for a plain vector
+            vector = vector["nearest"]
+        hits = self.shards[name].query(qe.QueryRequest(
+            limit=body.get("limit", 10), query=qe.Query.Nearest(vector), filter=to_filter(body.get("filter")),
+            with_payload=bool(body.get("with_payload", True)), with_vector=False))
+        points = [{"id": h.id, "version": h.version, "score": h.score, "payload": h.payload} for h in hits]
+        return ok({"points": points}, t0)
+
+
+def app(data: Path) -> Starlette:
+    s = Standin(data)
+    return Starlette(routes=[
+        Route("/", s.root),
+        Route("/collections/{name}", s.collection, methods=["GET", "PUT", "DELETE"]),
+        Route("/collections/{name}/exists", s.exists),
+        Route("/collections/{name}/points", s.upsert, methods=["PUT"]),
+        Route("/collections/{name}/points/count", s.count, methods=["POST"]),
+        Route("/collections/{name}/points/query", s.query, methods=["POST"]),
+    ])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, default=6333)
+    p.add_argument("--data", type=Path, required=True, help="folder for the shards (emptied first)")
+    a = p.parse_args()
+    shutil.rmtree(a.data, ignore_errors=True)
+    a.data.mkdir(parents=True)
+    uvicorn.run(app(a.data), host="127.0.0.1", port=a.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
