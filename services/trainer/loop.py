@@ -1,6 +1,7 @@
 """The training loop: the shared embedder's backbone with LoRA, single-task batches drawn by the
-Modality Pyramid (or uniformly), symmetric InfoNCE with cross-process and hard negatives, AdamW
-with warm-up + cosine decay, checkpoints with exact resume, metrics to the database."""
+Modality Pyramid (or uniformly), symmetric InfoNCE with cross-process and hard negatives (with
+Gradient Cache when ``train.grad_cache`` is on: services/trainer/gradcache.py), AdamW with
+warm-up + cosine decay, checkpoints with exact resume, metrics to the database."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from services.trainer.data import (
     side_input,
     to_inputs,
 )
+from services.trainer.gradcache import grad_cache_backward
 from services.trainer.loss import infonce
 from services.trainer.pyramid import TaskSampler, sigma_at
 from shared.config import TrainSettings, get_settings
@@ -84,6 +86,24 @@ def _schedule(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.opti
 
 def _embed_grad(embedder: Embedder, items: list[EmbedInput]) -> torch.Tensor:
     return embedder.forward(embedder.collate(items))
+
+
+def forward_backward(embedder: Embedder, q_in: list[EmbedInput], y_in: list[EmbedInput], h_in: list[EmbedInput],
+                     groups: list[int], hard_groups: list[int], ts: TrainSettings) -> dict[str, torch.Tensor]:
+    """One step's symmetric InfoNCE on this process's inputs; accumulates ∂L/∂θ into ``.grad``
+    (zero it before). With ``ts.grad_cache`` the inputs are embedded ``ts.grad_cache_chunk`` at a
+    time (Gradient Cache), else each side in one forward. Returns the loss outputs, detached."""
+    g = torch.tensor(groups, device=embedder.device)
+    hg = torch.tensor(hard_groups, dtype=torch.long, device=embedder.device)
+
+    def loss(q: torch.Tensor, y: torch.Tensor, h: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        return infonce(q, y, g, ts.temperature, h, hg if h is not None else None)
+
+    if ts.grad_cache:
+        return grad_cache_backward(embedder, [q_in, y_in, h_in], loss, ts.grad_cache_chunk)
+    out = loss(_embed_grad(embedder, q_in), _embed_grad(embedder, y_in), _embed_grad(embedder, h_in) if h_in else None)
+    out["loss"].backward()
+    return {k: v.detach() for k, v in out.items()}
 
 
 def epoch_prober(epoch: int, ts: TrainSettings, model: Embedder) -> Embedder:
@@ -202,12 +222,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         task = sampler.draw()
         batch = batcher.local_batch(task, ts.task_batch_size.get(task, ts.batch_size), rank, world)
         q_in, y_in, h_in, groups, hgroups = to_inputs(batch, task, groups_of_clips)
-        q = _embed_grad(embedder, q_in)
-        y = _embed_grad(embedder, y_in)
-        h = _embed_grad(embedder, h_in) if h_in else None
-        out = infonce(q, y, torch.tensor(groups), ts.temperature, h, torch.tensor(hgroups) if h_in else None)
         opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
+        out = forward_backward(embedder, q_in, y_in, h_in, groups, hgroups, ts)
         if distributed:
             for p in params:
                 if p.grad is not None:

@@ -1,5 +1,6 @@
 """InfoNCE: symmetric, duplicate positives masked, hard negatives counted; with two processes (gloo)
-the loss and gradients equal a single process on the concatenated batch."""
+the loss and gradients equal a single process on the concatenated batch, with and without
+Gradient Cache."""
 
 from __future__ import annotations
 
@@ -68,3 +69,6 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
     res = torch.load(result_file)
     assert float(res["loss"]) == pytest.approx(float(single["loss"]), rel=1e-5)
     assert torch.allclose(res["grad"], w.grad, atol=1e-6, rtol=1e-4)
+    # Gradient Cache composes with the cross-process negatives and the all-reduce
+    assert float(res["gc_loss"]) == pytest.approx(float(single["loss"]), rel=1e-5)
+    assert torch.allclose(res["gc_grad"], w.grad, atol=1e-6, rtol=1e-4)
