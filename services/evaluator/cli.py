@@ -16,21 +16,30 @@ def run_cmd(uvrb: Path = typer.Option(..., help="A UVRB copy in the Hub layout (
             adapter: str | None = typer.Option(None, help="A LoRA adapter folder."),
             datasets: str = typer.Option("", help="Comma-separated dataset short names (default: all 16)."),
             out: Path = typer.Option(Path("uvrb-results.json"), help="Results JSON."),
-            report: Path | None = typer.Option(None, help="Also write an HTML report here.")) -> None:
-    """Embed queries and corpus of each dataset and score them."""
+            report: Path | None = typer.Option(None, help="Also write an HTML report here."),
+            job: str | None = typer.Option(None, help="The id of the Job row this run moves (default: a new job).")) -> None:
+    """Embed queries and corpus of each dataset and score them. The run is a job (shown by the API
+    and the dashboard): running, datasets done / total, then completed with its AVG-A and eval run,
+    or failed with the error."""
+    import uuid
+
+    from services.evaluator.jobs import run_eval_job
     from services.evaluator.layout import LayoutError
     from services.evaluator.records import earlier_runs
     from services.evaluator.report import write_report
-    from services.evaluator.runner import evaluate
 
+    job_id = job or str(uuid.uuid4())
+    params = {"uvrb": str(uvrb), "model": model or None, "adapter": adapter,
+              "datasets": [d for d in datasets.split(",") if d] or None}
     try:
-        result = evaluate(uvrb, model or None, adapter, [d for d in datasets.split(",") if d] or None, out)
-    except (LayoutError, KeyError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        result = run_eval_job(job_id, params, out=out)
+    except (LayoutError, KeyError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc} (job {job_id})", err=True)
         raise typer.Exit(2) from exc
     if report:
         write_report(result, report, earlier_runs())
-    typer.echo(json.dumps({"out": str(out), "abilities": result["abilities"], "wall_seconds": result["wall_seconds"]}))
+    typer.echo(json.dumps({"job": job_id, "out": str(out), "eval_run_id": result.get("eval_run_id"),
+                           "abilities": result["abilities"], "wall_seconds": result["wall_seconds"]}))
 
 
 @app.command("aggregate")

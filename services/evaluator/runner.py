@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -66,17 +66,40 @@ def score_dataset(embedder: Embedder, ds: LoadedDataset, cache_root: str) -> dic
             "n_corpus": len(ds.corpus), "cached": cache.hits}
 
 
+class Progress(Protocol):
+    """Told as each dataset starts, ends (its scores) or fails (the exception, then raised)."""
+
+    def started(self, name: str) -> None: ...
+    def done(self, name: str, scores: dict[str, Any]) -> None: ...
+    def failed(self, name: str, exc: BaseException) -> None: ...
+
+
+def dataset_names(datasets: list[str] | None = None) -> list[str]:
+    """The short names to score (default: all 16, in the registry's order); KeyError names an
+    unknown one."""
+    return [get(name).short for name in datasets] if datasets else [d.short for d in DATASETS]
+
+
 def evaluate(uvrb_dir: str | Path, model: str | None = None, adapter: str | None = None,
              datasets: list[str] | None = None, out: str | Path | None = None,
-             embedder: Embedder | None = None, record: bool = True) -> dict[str, Any]:
+             embedder: Embedder | None = None, record: bool = True, progress: Progress | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     root = Path(uvrb_dir)
+    names = dataset_names(datasets)
     embedder = embedder or Embedder(model, adapter)
-    names = datasets or [d.short for d in DATASETS]
     results = {}
     for name in names:
-        ds = load_dataset(root, get(name).short)
-        results[name] = score_dataset(embedder, ds, get_settings().eval.cache_dir)
+        if progress:
+            progress.started(name)
+        try:
+            ds = load_dataset(root, name)
+            results[name] = score_dataset(embedder, ds, get_settings().eval.cache_dir)
+        except Exception as exc:
+            if progress:
+                progress.failed(name, exc)
+            raise
+        if progress:
+            progress.done(name, results[name])
     report = {"model": str(model or embedder.name_or_path), "adapter": adapter, "model_id": embedder.model_id,
               "benchmark": str(root), "datasets": results,
               "abilities": aggregate({k: v["score"] for k, v in results.items()}),

@@ -14,8 +14,12 @@ merged by an exact stable sort instead, so ties never make the result depend on 
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +33,35 @@ def _by_score_then_index(s: torch.Tensor, i: torch.Tensor, k: int) -> tuple[torc
     s, i = s.gather(1, o), i.gather(1, o)
     o = torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k]
     return s.gather(1, o), i.gather(1, o)
+
+
+@functools.cache
+def _single_threaded_here() -> Callable[[], None] | None:
+    """A function that makes torch's CPU ops single-threaded in the thread that calls it, and in no
+    other: OpenMP's thread count and MKL's local one are per-thread settings, while
+    ``torch.set_num_threads`` also changes the count every thread started later takes (a
+    process-wide side effect). ``None`` where this torch build offers no such control (no OpenMP
+    backend, or MKL without its per-thread call): then query blocks run one after another."""
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        return None
+    try:  # dlsym on libtorch_cpu also searches the OpenMP runtime it was linked with
+        lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        omp_set_num_threads = lib.omp_set_num_threads
+    except (OSError, AttributeError):
+        return None
+    mkl_local = None
+    if torch.backends.mkl.is_available():
+        mkl_local = getattr(lib, "MKL_Set_Num_Threads_Local", None)  # the C entry (lower case is Fortran's)
+        if mkl_local is None:
+            return None
+
+    def limit() -> None:
+        torch.get_num_threads()  # torch sets a thread up on its first op, from the process-wide count: first
+        omp_set_num_threads(1)
+        if mkl_local is not None:
+            mkl_local(1)
+
+    return limit
 
 
 class _QueryBlock:
@@ -96,7 +129,8 @@ def blocked_topk(queries: np.ndarray, corpus: np.ndarray, k: int, block: int | N
     """(scores float32, indices int64), each (n_queries, min(k, n_corpus)), best first; ties by
     lower corpus index. Unset sizes come from ``Settings.eval``. Each of ``threads`` workers takes
     whole query blocks and owns one score buffer of query_block x (a multiple of block) floats,
-    about ``memory_mb`` and at least one tile; meanwhile torch's own ops run single-threaded."""
+    about ``memory_mb`` and at least one tile; torch's ops run single-threaded in those worker threads
+    only (nothing process-wide changes: other threads keep their thread counts)."""
     cfg = get_settings().eval
     query_block = query_block or cfg.query_block
     chunk = chunk or cfg.topk_chunk
@@ -114,10 +148,15 @@ def blocked_topk(queries: np.ndarray, corpus: np.ndarray, k: int, block: int | N
     qb = min(query_block, -(-len(qn) // threads))  # few queries: smaller blocks, so every thread works
     tiles = max(1, min(int(memory_mb * 2**20) // (qb * width * 4), -(-n // width)))
     workers = min(threads, -(-len(qn) // qb))
+    limit = _single_threaded_here() if workers > 1 else None
+    if limit is None:
+        workers = 1  # one after another, each op on torch's own threads
     local = threading.local()
 
     def run(q0: int) -> None:
         if not hasattr(local, "buf"):  # one score buffer per worker thread
+            if workers > 1 and limit is not None:
+                limit()  # query blocks in parallel, each op single-threaded: no per-op barrier between threads
             local.buf = torch.empty(tiles, qb, width // chunk, chunk)
             local.mbuf = torch.empty(tiles, qb, width // chunk)
         state = _QueryBlock(qn[q0 : q0 + qb], k, n, local.buf, local.mbuf)
@@ -132,12 +171,6 @@ def blocked_topk(queries: np.ndarray, corpus: np.ndarray, k: int, block: int | N
         for q0 in starts:
             run(q0)
         return out_s, out_i
-    # query blocks in parallel, each op single-threaded: no per-op barrier between threads
-    intra = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(run, starts))
-    finally:
-        torch.set_num_threads(intra)
+    with ThreadPoolExecutor(workers) as pool:  # its threads end with the call, and their settings with them
+        list(pool.map(run, starts))
     return out_s, out_i

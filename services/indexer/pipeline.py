@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from shared.db import init_db, session_scope, upsert
-from shared.db.models import EvalRun, Job, JobState
+from shared.db import init_db, session_scope
+from shared.db.jobs import describe_error, set_job_state
+from shared.db.models import EvalRun, JobState
 
 AVG_A = "AVG_A"
+KIND = "index"
 
 
 def _avg_a(params: dict[str, Any]) -> float | None:
@@ -58,22 +60,15 @@ def index_and_promote(params: dict[str, Any], *, require_score: bool = True, bui
         return {"promoted": False, "built": True, "version": built["version"], "reason": str(exc), "eval_run_id": eval_run_id}
 
 
-def set_job_state(job_id: str, state: JobState, error: str | None = None, params: dict[str, Any] | None = None) -> None:
-    """Move a job's row (created by the API as pending; created here if another client sent the task)."""
-    init_db()
-    with session_scope() as s:
-        row = {"id": job_id, "kind": "index", "state": state, "error": error[:2000] if error else None}
-        if params is not None:
-            row["params"] = params
-        upsert(s, Job, [row], update=["state", "error"])
-
-
 def run_job(job_id: str, params: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    set_job_state(job_id, JobState.running, params=params)
+    """An index job: its row (created by the API as pending; created here if another client sent
+    the task) moves running → completed (with the reason when nothing was promoted) | failed."""
+    set_job_state(job_id, JobState.running, kind=KIND, params=params)
     try:
         result = index_and_promote(params, require_score=True, **kwargs)
     except Exception as exc:
-        set_job_state(job_id, JobState.failed, f"{type(exc).__name__}: {exc}")
+        set_job_state(job_id, JobState.failed, kind=KIND, error=describe_error(exc))
         raise
-    set_job_state(job_id, JobState.completed, None if result["promoted"] else result.get("reason"))
+    set_job_state(job_id, JobState.completed, kind=KIND, error=None if result["promoted"] else result.get("reason"),
+                  result=result)
     return result

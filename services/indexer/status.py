@@ -19,7 +19,7 @@ def platform_status(queue_depths: dict[str, int | None] | None = None) -> dict[s
             counts = dict(s.execute(select(JobItem.state, func.count()).where(JobItem.job_id == job.id).group_by(JobItem.state)).all())
             jobs.append({"id": job.id, "kind": job.kind, "state": job.state.value, "created_at": job.created_at.isoformat(),
                          "items": {k.value if hasattr(k, "value") else k: v for k, v in counts.items()},
-                         "source": (job.params or {}).get("source")})
+                         "source": (job.params or {}).get("source"), "error": job.error, "result": job.result})
         since = datetime.now(UTC) - timedelta(hours=1)
         done_recent = s.scalar(select(func.count()).select_from(JobEvent).where(
             JobEvent.stage == "pairs", JobEvent.state == "done", JobEvent.created_at >= since)) or 0

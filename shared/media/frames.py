@@ -45,6 +45,30 @@ def sampling_fps(num: int, duration_s: float | None) -> float | None:
     return round(num / duration_s, 6)
 
 
+def _duration(container, stream) -> float | None:  # noqa: ANN001 - PyAV objects
+    """Seconds the stream shows: its header duration (an MP4 edit list's, for a clip cut by stream
+    copy), else the container's (Matroska/WebM keep it there only); None when neither says."""
+    import av
+
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return None
+
+
+def video_duration(path: str | Path) -> float | None:
+    """How long a video file shows, in seconds (header only, no decoding); None when unknown. With
+    ``sampling_fps`` it gives a file the fps its stored frames carry: ``num / duration``."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return _duration(container, _video_stream(container, Path(path).name))
+    except (av.error.FFmpegError, OSError, MediaError):
+        return None
+
+
 def uniform_indices(total: int, num: int) -> list[int]:
     """``num`` indices spread uniformly over ``total`` frames (the middle of ``num`` equal spans;
     indices repeat when there are fewer frames than ``num``)."""
@@ -113,13 +137,8 @@ def _by_seeking(path: Path, num: int, max_side: int | None) -> tuple[list[np.nda
     with av.open(str(path)) as container:
         stream = _video_stream(container, path.name)
         tb = stream.time_base
-        if tb is None:
-            return None
-        if stream.duration:
-            duration = float(stream.duration * tb)
-        elif container.duration:  # e.g. Matroska/WebM keep the duration on the container only
-            duration = container.duration / av.time_base
-        else:
+        duration = _duration(container, stream)
+        if tb is None or duration is None:
             return None
         start = float((stream.start_time or 0) * tb)
         frames, times = [], []

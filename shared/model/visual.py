@@ -5,6 +5,7 @@ LRU frame cache; and the visual token counts that batching and truncation rely o
 from __future__ import annotations
 
 import io
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,34 +51,42 @@ class PreparedVideo:
 
 @dataclass
 class FrameCache:
-    """LRU of decoded and resized videos, keyed by where they came from."""
+    """LRU of decoded and resized videos, keyed by where they came from. Thread-safe: one embedder
+    serves the API's worker threads, so every lookup, insert and eviction (and the counters) happens
+    under one lock. Two threads missing the same key both decode it; the last one stored wins."""
 
     capacity: int = 512
     _items: OrderedDict = field(default_factory=OrderedDict)
     hits: int = 0
     misses: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def get(self, key: Any):  # noqa: ANN201
-        if key in self._items:
+        with self._lock:
+            value = self._items.get(key)
+            if value is None:
+                self.misses += 1
+                return None
             self._items.move_to_end(key)
             self.hits += 1
-            return self._items[key]
-        self.misses += 1
-        return None
+            return value
 
     def peek(self, key: Any):  # noqa: ANN201 - no LRU or counter update (size estimates)
-        return self._items.get(key)
+        with self._lock:
+            return self._items.get(key)
 
     def put(self, key: Any, value: Any) -> None:
         if self.capacity <= 0:
             return
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
 
     def __len__(self) -> int:
-        return len(self._items)
+        with self._lock:
+            return len(self._items)
 
 
 def _resize_frames(frames: np.ndarray, budget: PixelBudget) -> np.ndarray:
@@ -111,7 +120,8 @@ def video_key(video: Any, num_frames: int, budget: PixelBudget) -> tuple | None:
 def resolve_video(video: Any, num_frames: int, default_fps: float, cache: FrameCache,
                   budget: PixelBudget, seek_min_frames: int | None = None) -> PreparedVideo:
     """``num_frames`` uniform frames at the pixel budget, from a path, an array or stored frames.
-    The fps passed on (``second_per_grid_ts = 2 / fps``) is the true sampling rate for a file,
+    The fps passed on (``second_per_grid_ts = 2 / fps``) is ``num_frames / duration`` for a file
+    (``shared.media.frames.sampling_fps``, as the same clip's stored frames carry it),
     ``VideoFrames.fps`` for stored frames, else ``default_fps``."""
     if num_frames % TEMPORAL_PATCH:
         raise ValueError(f"num_frames must be even (temporal patch {TEMPORAL_PATCH}), got {num_frames}")
@@ -136,11 +146,12 @@ def resolve_video(video: Any, num_frames: int, default_fps: float, cache: FrameC
         frames = load_frames_from_store(keys)
         fps = video.fps or default_fps
     else:
-        from shared.media.frames import sample_frames
+        from shared.media.frames import sample_frames, sampling_fps, video_duration
 
-        frames, times = sample_frames(video, num_frames, seek_min_frames=seek_min_frames)
-        span = times[-1] - times[0]
-        fps = (len(times) - 1) / span if span > 0 else default_fps
+        frames, _times = sample_frames(video, num_frames, seek_min_frames=seek_min_frames)
+        # one definition for every clip, as its stored frames carry it: frames / duration (SPEC §6.3),
+        # not the spacing of the first and last sampled frames (snapped to the source's frame grid)
+        fps = sampling_fps(num_frames, video_duration(video)) or default_fps
     prepared = PreparedVideo(_resize_frames(frames, budget), fps)
     cache.put(key, prepared)
     return prepared

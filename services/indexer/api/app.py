@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from services.indexer.keys import check_key
 from shared.config import get_settings
 from shared.db import init_db, session_scope
+from shared.db.jobs import job_progress
 from shared.db.models import Caption, Clip, Job, JobItem, JobState, Video
 
 SEARCHES = Counter("univr_search_requests_total", "Search requests", ["kind", "status"])
@@ -294,7 +295,8 @@ def create_app() -> FastAPI:
                 raise HTTPException(404, "no such job")
             counts = dict(s.execute(select(JobItem.state, func.count()).where(JobItem.job_id == job.id).group_by(JobItem.state)).all())
             return {"id": job.id, "kind": job.kind, "state": job.state.value, "error": job.error, "params": job.params,
-                    "items": {getattr(k, "value", k): v for k, v in counts.items()}}
+                    "items": {getattr(k, "value", k): v for k, v in counts.items()}, "progress": job_progress(s, job.id),
+                    "result": job.result, "updated_at": job.updated_at.isoformat() if job.updated_at else None}
 
     @app.get("/v1/status")
     def status_route(_: list[str] = Depends(require("search"))) -> dict[str, Any]:

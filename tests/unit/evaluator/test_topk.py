@@ -26,7 +26,11 @@ def _data(seed: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
     if kind == "duplicates":  # a third of the corpus copies a few vectors, as with repeated videos;
         c[rng.integers(0, n, n // 3)] = c[rng.integers(0, max(1, n // 50), n // 3)]
         return np.round(q * 8) / 8, np.round(c * 8) / 8  # eighths: every dot product is exact in float32
-    return q / np.linalg.norm(q, axis=1, keepdims=True), c / np.linalg.norm(c, axis=1, keepdims=True)
+    # unit vectors on a 1/64 grid: every dot product is exact in float32, so numpy's reference and the
+    # blocked torch tiles agree to the bit whatever BLAS kernel or summation order each one uses
+    # (unrounded, scores 4e-9 apart came out ordered in one and tied in the other)
+    q, c = q / np.linalg.norm(q, axis=1, keepdims=True), c / np.linalg.norm(c, axis=1, keepdims=True)
+    return np.round(q * 64) / 64, np.round(c * 64) / 64
 
 
 LAYOUTS = [  # block, query_block, chunk, memory_mb (tiny budgets force one tile per merge)
@@ -81,3 +85,37 @@ def test_worker_threads_change_nothing_but_speed():
     three = blocked_topk(q, c, 7, block=32, query_block=4, chunk=8, threads=3)
     assert np.array_equal(one[1], three[1]) and np.array_equal(one[1], _reference(q, c, 7)[1])
     assert torch.get_num_threads() == before  # the intra-op setting is restored
+
+
+def test_worker_threads_leave_other_threads_thread_counts_alone(monkeypatch):
+    """Only the worker threads run single-threaded: a thread that starts torch work while the top-k
+    runs, and the caller, keep the process's thread count."""
+    import threading
+
+    import torch
+
+    from services.evaluator import topk
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the process-wide count, even where the tests run with OMP_NUM_THREADS=1
+    seen: dict[str, list[int]] = {"workers": [], "started meanwhile": []}
+    score = topk._QueryBlock.score
+
+    def spy(self, *args):  # noqa: ANN001, ANN002, ANN202
+        seen["workers"].append(torch.get_num_threads())
+        t = threading.Thread(target=lambda: seen["started meanwhile"].append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        return score(self, *args)
+
+    monkeypatch.setattr(topk._QueryBlock, "score", spy)
+    try:
+        q, c = _data(5, "random")
+        got = blocked_topk(q, c, 5, block=32, query_block=4, chunk=8, threads=2)
+        assert np.array_equal(got[1], _reference(q, c, 5)[1])
+        assert seen["started meanwhile"] and set(seen["started meanwhile"]) == {2}
+        assert torch.get_num_threads() == 2
+        if topk._single_threaded_here() is not None:  # this torch build can limit one thread
+            assert set(seen["workers"]) == {1}  # workers do not oversubscribe the cores
+    finally:
+        torch.set_num_threads(before)

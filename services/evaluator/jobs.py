@@ -1,0 +1,83 @@
+"""An evaluation as a job a user follows: its Job row moves pending → running → completed (its
+result: the eval run id, AVG-A and AVG-D, the results file) | failed (the error, naming the dataset
+that failed), with one item per UVRB dataset for progress (datasets done / total), the same way the
+indexer's jobs move (``shared.db.jobs``). Used by API jobs (``evaluator.run``), evaluations of new
+checkpoints (``evaluator.on_checkpoint_ready``) and ``univr eval run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shared.config import get_settings
+from shared.db.jobs import describe_error, open_items, set_item_state, set_job_state
+from shared.db.models import ItemState, JobState
+
+if TYPE_CHECKING:
+    from shared.model import Embedder
+
+KIND = "eval"
+STAGE = "score"
+
+
+class JobProgress:
+    """Moves the item of each dataset as ``evaluate`` reports it."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.failed_dataset: str | None = None
+
+    def started(self, name: str) -> None:
+        set_item_state(self.job_id, name, ItemState.running, stage=STAGE)
+
+    def done(self, name: str, scores: dict[str, Any]) -> None:
+        set_item_state(self.job_id, name, ItemState.done, stage=STAGE,
+                       result={"metric": scores["metric"], "score": scores["score"]})
+
+    def failed(self, name: str, exc: BaseException) -> None:
+        self.failed_dataset = name
+        set_item_state(self.job_id, name, ItemState.failed, stage=STAGE, error=describe_error(exc))
+
+
+def _datasets(value: Any) -> list[str] | None:
+    """``params["datasets"]``: a list of short names or one comma-separated string; empty: all."""
+    if value is None or value == "":
+        return None
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"datasets must be a list of UVRB short names or a comma-separated string, got {value!r}")
+    return [n.strip() for n in names if n.strip()] or None
+
+
+def job_result(report: dict[str, Any], out: str | Path | None = None) -> dict[str, Any]:
+    """What a finished eval job shows: where its scores are, and the two averages."""
+    abilities = report.get("abilities") or {}
+    return {"eval_run_id": report.get("eval_run_id"), "AVG_A": abilities.get("AVG_A"), "AVG_D": abilities.get("AVG_D"),
+            "model": report.get("model"), "adapter": report.get("adapter"), "model_id": report.get("model_id"),
+            "benchmark": report.get("benchmark"), "datasets": len(report.get("datasets") or {}),
+            "out": str(out) if out else None, "wall_seconds": report.get("wall_seconds")}
+
+
+def run_eval_job(job_id: str, params: dict[str, Any], *, out: str | Path | None = None,
+                 embedder: Embedder | None = None) -> dict[str, Any]:
+    """Score ``params`` (uvrb, model, adapter, datasets) and move the job's row; returns the full
+    report (also recorded as an EvalRun). Errors are recorded on the row, then raised."""
+    from services.evaluator.runner import dataset_names, evaluate
+
+    set_job_state(job_id, JobState.running, kind=KIND, params=params)
+    progress = JobProgress(job_id)
+    try:
+        uvrb = params.get("uvrb") or str(get_settings().home_path / "uvrb-mini")
+        names = dataset_names(_datasets(params.get("datasets")))
+        if not Path(uvrb).is_dir():
+            raise FileNotFoundError(f"no UVRB copy at {uvrb}")
+        open_items(job_id, names)
+        report = evaluate(uvrb, params.get("model") or None, params.get("adapter"), names, out, embedder=embedder,
+                          progress=progress)
+    except Exception as exc:
+        where = f"dataset {progress.failed_dataset}: " if progress.failed_dataset else ""
+        set_job_state(job_id, JobState.failed, kind=KIND, error=where + describe_error(exc))
+        raise
+    set_job_state(job_id, JobState.completed, kind=KIND, result=job_result(report, out))
+    return report
+

@@ -1,0 +1,84 @@
+"""How a service moves the Job row a user follows (API ``GET /v1/jobs/{id}``, the dashboard):
+pending → running → completed | failed, with the error a user reads and the job's result; progress
+as one JobItem per unit of work (a UVRB dataset of an eval job), each pending → running → done |
+failed, so the job shows "units done / total" while it runs.
+
+Every write is an upsert: a job submitted by another client (no row yet) gets its row here, and a
+task delivered twice moves the same row again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared.db.models import ItemState, Job, JobItem, JobState, utcnow
+from shared.db.session import init_db, session_scope
+from shared.db.upsert import upsert
+from shared.ids import stable_id
+
+ERROR_CHARS = 2000
+TERMINAL_ITEMS = (ItemState.done, ItemState.rejected, ItemState.failed)
+
+
+def describe_error(exc: BaseException) -> str:
+    """The error a user reads on a failed job: the exception's type and message."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def set_job_state(job_id: str, state: JobState, *, kind: str, error: str | None = None,
+                  params: dict[str, Any] | None = None, result: dict[str, Any] | None = None) -> None:
+    """Move a job's row to ``state`` (created, of ``kind`` and with ``params``, if it does not exist
+    yet). ``error`` replaces the previous one (None clears it); ``result`` is kept when not given."""
+    init_db()
+    row: dict[str, Any] = {"id": job_id, "kind": kind, "state": state, "error": error[:ERROR_CHARS] if error else None,
+                           "updated_at": utcnow()}
+    update = ["state", "error", "updated_at"]
+    if params is not None:
+        row["params"] = params
+    if result is not None:
+        row["result"] = result
+        update.append("result")
+    with session_scope() as s:
+        upsert(s, Job, [row], update=update)
+
+
+def item_id(job_id: str, key: str) -> str:
+    return stable_id(job_id, key)
+
+
+def open_items(job_id: str, keys: Iterable[str]) -> None:
+    """One pending item per unit of work (a re-run of the job starts them over)."""
+    rows = [{"id": item_id(job_id, k), "job_id": job_id, "item_key": k, "state": ItemState.pending, "stage": None,
+             "attempts": 0, "error": None, "result": {}} for k in keys]
+    with session_scope() as s:
+        upsert(s, JobItem, rows, update=["state", "stage", "error", "result"])
+
+
+def set_item_state(job_id: str, key: str, state: ItemState, *, stage: str | None = None, error: str | None = None,
+                   result: dict[str, Any] | None = None) -> None:
+    """Move one unit of work; ``running`` counts an attempt."""
+    with session_scope() as s:
+        item = s.get(JobItem, item_id(job_id, key))
+        if item is None:
+            item = JobItem(id=item_id(job_id, key), job_id=job_id, item_key=key, attempts=0, result={})
+            s.add(item)
+        item.state, item.error = state, error[:ERROR_CHARS] if error else None
+        item.stage = stage or item.stage
+        if state == ItemState.running:
+            item.attempts = (item.attempts or 0) + 1
+        if result is not None:
+            item.result = {**(item.result or {}), **result}
+
+
+def job_progress(session: Session, job_id: str) -> dict[str, int] | None:
+    """``{"done": items ended, "total": items}`` of a job, or None when it has no items."""
+    counts = dict(session.execute(select(JobItem.state, func.count()).where(JobItem.job_id == job_id)
+                                  .group_by(JobItem.state)).all())
+    total = sum(counts.values())
+    if not total:
+        return None
+    return {"done": sum(n for st, n in counts.items() if ItemState(st) in TERMINAL_ITEMS), "total": total}
