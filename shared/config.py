@@ -113,6 +113,9 @@ class SynthSettings(BaseModel):
     consistency_filter: bool = False
     consistency_threshold: float = 0.2
     hard_negatives: int = 1
+    # `univr synth gc`: objects (and clips claimed) within this many seconds are never collected, so
+    # a job writing at the same moment keeps its uploads; keep it well above broker.hard_time_limit_s
+    gc_grace_s: float = Field(24 * 3600.0, ge=0)
     profile_weights: dict[str, float] = Field(
         default_factory=lambda: {"spatial": 0.3, "temporal": 0.6, "other": 0.1}
     )

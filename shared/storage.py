@@ -13,7 +13,8 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -48,6 +49,15 @@ def validate_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object as a listing shows it: its key, size and when it was last written."""
+
+    key: str
+    size: int
+    modified: datetime  # timezone-aware (UTC)
+
+
 def validate_prefix(prefix: str) -> str:
     return "" if prefix == "" else validate_key(prefix.rstrip("/")) + ("/" if prefix.endswith("/") else "")
 
@@ -60,6 +70,7 @@ class ObjectStore(Protocol):
     def download(self, key: str, path: str | Path) -> Path: ...
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str = "") -> Iterator[str]: ...
+    def list_info(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
     def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> int: ...
     def presign(self, key: str, expires_s: int | None = None) -> str: ...
@@ -135,6 +146,14 @@ class LocalStore(_PrefixDelete):
                 key = os.path.relpath(os.path.join(dirpath, name), self.root).replace(os.sep, "/")
                 if key.startswith(prefix):
                     yield key
+
+    def list_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for key in self.list(prefix):
+            try:
+                st = self._path(key).stat()
+            except FileNotFoundError:  # deleted since it was listed
+                continue
+            yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -234,6 +253,12 @@ class S3Store(_PrefixDelete):
     def list(self, prefix: str = "") -> Iterator[str]:
         for obj in self.client.list_objects(self.bucket, prefix=validate_prefix(prefix) or None, recursive=True):
             yield obj.object_name
+
+    def list_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for obj in self.client.list_objects(self.bucket, prefix=validate_prefix(prefix) or None, recursive=True):
+            modified = obj.last_modified or datetime.now(UTC)  # no date: as new as can be (never too old)
+            yield ObjectInfo(obj.object_name, obj.size or 0,
+                             modified if modified.tzinfo else modified.replace(tzinfo=UTC))
 
     @_retry
     def delete(self, key: str) -> None:

@@ -1,4 +1,4 @@
-"""`univr synth`: submit a source, follow a job, run workers, run a job to the end."""
+"""`univr synth`: submit a source, follow a job, run workers, run a job to the end, collect the store's garbage."""
 
 from __future__ import annotations
 
@@ -39,11 +39,43 @@ def _print_summary(summary: dict) -> None:
     from rich.table import Table
 
     console = Console()
-    console.print(f"job {summary['job']}: [bold]{summary['state']}[/]  {summary['counts']}  clips {summary['clips']}, pairs {summary['pairs']}")
+    reencoded = f", re-encoded {summary['clips_reencoded']}" if summary.get("clips_reencoded") else ""
+    console.print(f"job {summary['job']}: [bold]{summary['state']}[/]  {summary['counts']}  clips {summary['clips']}{reencoded}, "
+                  f"pairs {summary['pairs']}")
     t = Table("item", "state", "stage", "clips", "reason")
     for it in summary["items"]:
         t.add_row(it["item"][-60:], it["state"], it["stage"] or "", str(it["clips"]), (it["reason"] or "; ".join(it["notes"]))[:90])
     console.print(t)
+
+
+@app.command("gc")
+def gc_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be deleted; delete nothing."),
+           grace: float | None = typer.Option(None, help="Leave objects and clips newer than this many seconds "
+                                                  "(default: synth.gc_grace_s)."),
+           json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON.")) -> None:
+    """Delete the clip and video objects no stored clip or pair needs (failed uploads, lost dedup
+    races, rejected videos' frames) and clear the rows that marked them."""
+    from services.synth.gc import collect_garbage
+    from shared.config import get_settings
+
+    settings = get_settings()
+    if grace is not None and grace < settings.broker.hard_time_limit_s:
+        typer.echo(f"warning: a grace period under broker.hard_time_limit_s ({settings.broker.hard_time_limit_s} s) "
+                   "can delete the uploads of a task running now", err=True)
+    report = collect_garbage(dry_run=dry_run, grace_s=grace)
+    if json_out:
+        typer.echo(json.dumps(report))
+    else:
+        verb = "would delete" if dry_run else "deleted"
+        typer.echo(f"{verb} {report['objects_deleted']} object(s), {report['bytes_deleted']} bytes: "
+                   f"{report['clips']} clip(s), {report['videos']} video(s); {report['rows_unmarked']} row(s) "
+                   f"{'to clear' if dry_run else 'cleared'}; {report['skipped_recent']} left as recent "
+                   f"(< {report['grace_s']:.0f} s), {report['kept_for_snapshots']} kept for snapshots; "
+                   f"scanned {report['scanned']}")
+        for err in report["errors"]:
+            typer.echo(f"error: {err}", err=True)
+    if report["errors"]:
+        raise typer.Exit(1)
 
 
 @app.command("worker")

@@ -81,10 +81,12 @@ def job_summary(job_id: str) -> dict[str, Any]:
         for ev in events:
             if ev.item_id:
                 reasons.setdefault(ev.item_id, []).append(f"{ev.stage}: {ev.reason}")
-        totals = {k: sum(int((it.result or {}).get(k, 0)) for it in items) for k in ("clips", "frames", "pairs", "clips_rejected")}
+        totals = {k: sum(int((it.result or {}).get(k, 0)) for it in items)
+                  for k in ("clips", "frames", "pairs", "clips_rejected", "clips_reencoded")}
         return {
             "job": job.id, "state": job.state.value, "source": job.params.get("source"), "counts": counts, **totals,
             "items": [{"item": it.item_key, "state": it.state.value, "stage": it.stage, "attempts": it.attempts,
-                       "clips": (it.result or {}).get("clips", 0), "reason": it.error,
+                       "clips": (it.result or {}).get("clips", 0),
+                       "clips_reencoded": (it.result or {}).get("clips_reencoded", 0), "reason": it.error,
                        "notes": reasons.get(it.id, [])} for it in items],
         }

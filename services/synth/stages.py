@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import random
 import tempfile
 from functools import lru_cache
@@ -29,7 +30,7 @@ from services.synth.captioner import ClipContext, make_captioner, rectify
 from services.synth.sources import SourceItem, fetch_s3
 from shared.config import get_settings
 from shared.db import session_scope, upsert
-from shared.db.models import Caption, Clip, Frame, Pair, Video, clip_stored
+from shared.db.models import Caption, Clip, Frame, Pair, Video, clip_stored, utcnow
 from shared.ids import clip_id as make_clip_id
 from shared.ids import stable_id
 from shared.media import MediaError
@@ -46,6 +47,8 @@ from shared.media.clip import copy_clips, extract_clip, remux
 from shared.media.frames import sampling_fps
 from shared.media.probe import check_limits, probe
 from shared.storage import get_store
+
+log = logging.getLogger(__name__)
 
 
 class Rejected(Exception):
@@ -115,6 +118,7 @@ def media_stage(item: SourceItem, video_id: str, source_id: str | None) -> dict[
             _reject_video(video_id, source_id, item, why, meta, pr.as_dict())
             raise Rejected(why)
         with session_scope() as db:
+            serialise(db)  # the garbage collector re-reads the status under the same lock before deleting
             upsert(db, Video, [{"id": video_id, "source_id": source_id, "uri": item.uri, "raw_caption": item.raw_caption,
                                 "meta": meta, "duration_s": an.duration_s, "width": pr.width, "height": pr.height,
                                 "fps": pr.fps, "codec": pr.codec, "frame_count": len(an.times), "status": "ok",
@@ -124,18 +128,21 @@ def media_stage(item: SourceItem, video_id: str, source_id: str | None) -> dict[
             store.put_bytes(key, _jpeg(fr), "image/jpeg")
         candidates = [_clip_candidate(item.uri, an, start, end, s) for start, end in spans]
         moving = [c for c in candidates if c["reason"] is None]
-        files = dict(zip([c["id"] for c in moving], _cut_clips(path, [(c["start"], c["end"]) for c in moving], Path(tmp), s),
-                         strict=True))
+        notes: dict[str, Any] = {}
+        cut = _cut_clips(path, [(c["start"], c["end"]) for c in moving], Path(tmp), s, notes)
+        files = dict(zip([c["id"] for c in moving], cut, strict=True))
+        fallback = notes.get("copy_fallback")
         kept, rejected, reasons = 0, 0, []
         for cand in candidates:
             if cand["reason"] is None and _claim_clip(cand, video_id, s.dedup_hamming):
                 try:
-                    _store_clip(store, cand, files[cand["id"]])
+                    _upload_clip(store, cand, files[cand["id"]])
                 except Exception as exc:  # the task retries (and claims the clip again) or fails for good
                     _unkeep(store, [cand["id"]], f"its objects could not be stored ({type(exc).__name__}: {exc})"[:500])
                     raise
-                kept += 1
-                continue
+                if _finalize_clip(store, cand, video_id, s.dedup_hamming):
+                    kept += 1
+                    continue
             if cand["id"] not in files:  # static: recorded with its reason (a duplicate already is)
                 _save_rejected(cand, video_id)
             rejected += 1
@@ -146,7 +153,10 @@ def media_stage(item: SourceItem, video_id: str, source_id: str | None) -> dict[
                 db.execute(update(Video).where(Video.id == video_id).values(status="rejected", reject_reason=why))
             raise Rejected(why)
         return {"clips": kept, "clips_rejected": rejected, "frames": kept * (s.frames_per_clip + 1),
-                "clip_reasons": sorted(set(reasons)), "cuts": [round(c, 3) for c in cuts], **({"repaired": "remux"} if meta.get("repaired") else {})}
+                "clip_reasons": sorted(set(reasons)), "cuts": [round(c, 3) for c in cuts],
+                "clips_reencoded": len(cut) if (fallback or not s.clip_copy) else 0,
+                **({"copy_fallback": fallback} if fallback else {}),
+                **({"repaired": "remux"} if meta.get("repaired") else {})}
 
 
 def _clip_candidate(uri: str, an, start: float, end: float, s) -> dict[str, Any]:  # noqa: ANN001
@@ -160,28 +170,67 @@ def _clip_candidate(uri: str, an, start: float, end: float, s) -> dict[str, Any]
             "reason": reason}
 
 
-def _cut_clips(path: Path, spans: list[tuple[float, float]], tmp: Path, s) -> list[Path]:  # noqa: ANN001
+def _cut_clips(path: Path, spans: list[tuple[float, float]], tmp: Path, s,  # noqa: ANN001
+               notes: dict[str, Any] | None = None) -> list[Path]:
     """One clip file per span: a stream copy of all spans in one pass over the source's packets,
-    or (codecs MP4 cannot carry, a failed copy, ``clip_copy`` off) one exact re-encode per span."""
+    or (codecs MP4 cannot carry, a failed copy, ``clip_copy`` off) one exact re-encode per span.
+    A stream copy that failed is logged, and why goes to ``notes["copy_fallback"]`` (the media
+    stage records it on the item, where ``univr synth status`` shows it)."""
     dsts = [tmp / f"clip-{i:04d}.mp4" for i in range(len(spans))]
     if spans and s.clip_copy:
         try:
             return copy_clips(path, spans, dsts)
-        except MediaError:
-            pass
+        except MediaError as exc:
+            why = f"stream copy impossible ({exc}): {len(spans)} clip(s) re-encoded"[:500]
+            log.warning("%s: %s", path.name, why)
+            if notes is not None:
+                notes["copy_fallback"] = why
     return [extract_clip(path, dst, a, b, s.clip_max_side) for (a, b), dst in zip(spans, dsts, strict=True)]
 
 
+def serialise(db) -> None:  # noqa: ANN001
+    """Take the synthesis lock for the rest of ``db``'s transaction: the dedup checks with the rows
+    they write, and the garbage collector's check-then-delete, run one at a time across workers
+    (an advisory lock on PostgreSQL; SQLite's write lock, taken by a write that changes nothing)."""
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(727272)"))
+    elif dialect == "sqlite":
+        db.execute(text("UPDATE clips SET id = id WHERE 0"))
+
+
 def _claim_clip(cand: dict[str, Any], video_id: str, max_bits: int) -> bool:
-    """Record a moving clip: kept, or a near-duplicate of a kept clip of another video. The check
-    and the insert share one transaction (under a lock on PostgreSQL), so two workers cannot both
-    keep a pair of duplicates."""
+    """Record a moving clip: kept (provisionally: until ``_finalize_clip`` its objects are not
+    stored), or a near-duplicate of a **stored** clip of another video. Duplicates are only ever
+    judged against stored clips, so a clip whose upload fails (for good, or its worker dies) takes
+    no other clip down with it."""
     with session_scope() as db:
         dup_of = _find_duplicate(db, cand["phash"], video_id, max_bits)
         if dup_of:
             cand["reason"] = f"near-duplicate of clip {dup_of}"
         upsert(db, Clip, [_clip_row(cand, video_id, dup_of)])
     return dup_of is None
+
+
+def _finalize_clip(store, cand: dict[str, Any], video_id: str, max_bits: int) -> bool:  # noqa: ANN001
+    """After the uploads: the clip becomes stored (its Frame rows), unless a duplicate of another
+    video became stored while it was uploading; the check and the Frame rows share one transaction
+    under the lock, so of two duplicates in flight at once exactly the first to finish is kept. The
+    other stops being kept, with the reason, and its objects go (a failed delete leaves the row's
+    ``object_key`` set, for ``univr synth gc``). Returns whether the clip is kept."""
+    cid = cand["id"]
+    with session_scope() as db:
+        dup_of = _find_duplicate(db, cand["phash"], video_id, max_bits)
+        if dup_of is None:
+            upsert(db, Frame, _frame_rows(cand))
+            return True
+        cand["reason"] = f"near-duplicate of clip {dup_of}"
+        db.execute(update(Clip).where(Clip.id == cid).values(kept=False, reject_reason=cand["reason"], dedup_cluster=dup_of))
+    try:
+        remove_objects(store, [cid])
+    except Exception:  # noqa: BLE001 - the object_key left on the row marks them for the garbage collector
+        log.warning("clip %s: objects of a near-duplicate could not be deleted", cid, exc_info=True)
+    return False
 
 
 def _save_rejected(cand: dict[str, Any], video_id: str) -> None:
@@ -193,26 +242,30 @@ def _clip_row(cand: dict[str, Any], video_id: str, dup_of: str | None) -> dict[s
     cid, kept = cand["id"], cand["reason"] is None
     return {"id": cid, "video_id": video_id, "start_ms": int(cand["start"] * 1000), "end_ms": int(cand["end"] * 1000),
             "phash": cand["phash"], "filter_scores": {"motion": round(cand["motion"], 3)}, "kept": kept,
-            "reject_reason": cand["reason"], "dedup_cluster": dup_of or cid,
+            "reject_reason": cand["reason"], "dedup_cluster": dup_of or cid, "claimed_at": utcnow(),
             "object_key": f"clips/{cid}/clip.mp4" if kept else None, "frame_prefix": f"clips/{cid}/frames/" if kept else None}
 
 
-def _store_clip(store, cand: dict[str, Any], clip_file: Path) -> None:  # noqa: ANN001
-    """The clip's file, 8 frames and keyframe in the object store, and their Frame rows."""
-    cid, frames, times, key_frame = cand["id"], cand["frames"], cand["times"], cand["key_frame"]
+def _upload_clip(store, cand: dict[str, Any], clip_file: Path) -> None:  # noqa: ANN001
+    """The clip's file, 8 frames and keyframe in the object store."""
+    cid, frames, key_frame = cand["id"], cand["frames"], cand["key_frame"]
     store.put_file(f"clips/{cid}/clip.mp4", clip_file, "video/mp4")
-    keys = frame_keys(cid, len(frames))
-    for key, fr in zip(keys, frames, strict=True):
+    for key, fr in zip(frame_keys(cid, len(frames)), frames, strict=True):
         store.put_bytes(key, _jpeg(fr), "image/jpeg")
     store.put_bytes(keyframe_key(cid), _jpeg(key_frame), "image/jpeg")
+
+
+def _frame_rows(cand: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Frame rows of an uploaded clip (written last: they make it stored, ``clip_stored``)."""
+    cid, frames, times, key_frame = cand["id"], cand["frames"], cand["times"], cand["key_frame"]
+    keys = frame_keys(cid, len(frames))
     rows = [{"id": stable_id(cid, i, "sample"), "clip_id": cid, "index": i, "kind": "sample", "time_ms": int(t * 1000),
              "object_key": k, "width": fr.shape[1], "height": fr.shape[0]}
             for i, (k, t, fr) in enumerate(zip(keys, times, frames, strict=True))]
     rows.append({"id": stable_id(cid, 0, "keyframe"), "clip_id": cid, "index": 0, "kind": "keyframe",
                  "time_ms": int(times[len(times) // 2] * 1000), "object_key": keyframe_key(cid),
                  "width": key_frame.shape[1], "height": key_frame.shape[0]})
-    with session_scope() as db:
-        upsert(db, Frame, rows)
+    return rows
 
 
 def _unkeep(store, cids: list[str], reason: str) -> None:  # noqa: ANN001
@@ -240,10 +293,11 @@ def remove_objects(store, cids: list[str]) -> None:  # noqa: ANN001
 
 
 def _find_duplicate(db, ph: str, video_id: str, max_bits: int) -> str | None:  # noqa: ANN001
-    if db.get_bind().dialect.name == "postgresql":  # serialise the check-then-insert across workers
-        db.execute(text("SELECT pg_advisory_xact_lock(727272)"))
-    rows = db.execute(select(Clip.id, Clip.phash).where(Clip.kept.is_(True), Clip.video_id != video_id,
-                                                        Clip.phash.is_not(None))).all()
+    """A stored clip of another video within ``max_bits`` of ``ph``; takes the synthesis lock first,
+    so the caller's writes in the same transaction are serialised with every other check."""
+    serialise(db)
+    rows = db.execute(select(Clip.id, Clip.phash).where(clip_stored(), Clip.video_id != video_id,
+                                                        Clip.phash.is_not(None)).order_by(Clip.id)).all()
     for cid, other in rows:
         if hamming(ph, other) <= max_bits:
             return cid
@@ -377,14 +431,21 @@ def clip_fps(clip: Clip, n: int) -> float | None:
 
 
 def _video_ref(clip: Clip, n: int) -> dict[str, Any]:
-    return {"video": {"clip_id": clip.id, "frames": frame_keys(clip.id, n), "fps": clip_fps(clip, n)}}
+    """A clip as a pair side: its frames, their rate, and the source video and dedup cluster it
+    belongs to (a consumer groups a hard negative like a positive without rebuilding the mapping)."""
+    return {"video": {"clip_id": clip.id, "frames": frame_keys(clip.id, n), "fps": clip_fps(clip, n),
+                      "video_id": clip.video_id, "dedup_cluster": clip.dedup_cluster or clip.id}}
+
+
+_DESCRIPTIVE = ("fps", "video_id", "dedup_cluster")  # what a video ref says about its clip, not which clip
 
 
 def _identity(side: dict[str, Any]) -> str:
-    """A side as it names its content (without the fps it carries: pair ids stay those of before)."""
+    """A side as it names its content (without the fps, video id and dedup cluster it carries: pair
+    ids stay those of before these were added)."""
     video = side.get("video")
-    if isinstance(video, dict) and "fps" in video:
-        side = {**side, "video": {k: v for k, v in video.items() if k != "fps"}}
+    if isinstance(video, dict) and any(k in video for k in _DESCRIPTIVE):
+        side = {**side, "video": {k: v for k, v in video.items() if k not in _DESCRIPTIVE}}
     return json.dumps(side, sort_keys=True)
 
 
@@ -400,7 +461,7 @@ def pairs_stage(video_id: str, hard_negatives: int) -> dict[str, Any]:
     for c in caps:
         by_clip.setdefault(c.target_id, {})[c.style] = c
     whole = {"video": {"clip_id": f"video:{video_id}", "frames": video_frame_keys(video_id, n),
-                       "fps": sampling_fps(n, video.duration_s if video else None)}}
+                       "fps": sampling_fps(n, video.duration_s if video else None), "video_id": video_id}}
     rows: list[dict[str, Any]] = []
 
     def add(task: str, domain: str | None, clip: Clip, query: dict, target: dict) -> None:

@@ -44,6 +44,8 @@ def _run(task, stage: str, job_id: str, item_id: str) -> None:  # noqa: ANN001
             if src.reject:
                 raise stages.Rejected(src.reject)
             result = stages.media_stage(src, video_id, item.result.get("source_id"))
+            if result.get("copy_fallback"):  # a note `univr synth status` shows beside the item
+                records.log_event(job_id, item_id, "media", "reencoded", result["copy_fallback"], attempt=attempt)
         elif stage == "caption":
             result = stages.caption_stage(video_id, seed=get_settings().model.seed)
             if result.get("raw_caption_dropped"):

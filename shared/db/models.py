@@ -107,6 +107,9 @@ class Clip(Base):
     phash: Mapped[str | None] = mapped_column(String(64), index=True)
     dedup_cluster: Mapped[str | None] = mapped_column(ID, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # when a synthesis attempt last recorded the clip (its objects are uploaded after that): the
+    # garbage collector leaves the objects of a clip claimed within its grace period alone
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Frame(Base):

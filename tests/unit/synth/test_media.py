@@ -154,13 +154,16 @@ def test_stream_copy_falls_back_to_a_re_encode_where_it_cannot_copy(video, web_l
         copy_clips(src, spans, [tmp_path / f"x{i}.mp4" for i in range(len(spans))])
     calls = []
     monkeypatch.setattr(stages, "extract_clip", lambda *a, **k: calls.append(a) or extract_clip(*a, **k))
-    clips = stages._cut_clips(src, spans, tmp_path, SynthSettings())
+    notes: dict = {}
+    clips = stages._cut_clips(src, spans, tmp_path, SynthSettings(), notes)
     assert len(calls) == len(spans)
+    assert "timestamps" in notes["copy_fallback"] and f"{len(spans)} clip(s) re-encoded" in notes["copy_fallback"]
     for (a, b), clip in zip(spans, clips, strict=True):
         assert abs(len(decode_once(clip, 32, 64).times) - round((b - a) * 25)) <= 1
     calls.clear()
-    stages._cut_clips(web_like["bframes.mp4"], spans, tmp_path, SynthSettings())
-    assert calls == []  # copyable: no re-encode
+    notes.clear()
+    stages._cut_clips(web_like["bframes.mp4"], spans, tmp_path, SynthSettings(), notes)
+    assert calls == [] and notes == {}  # copyable: no re-encode
 
 
 def test_re_encoded_clips_are_exact_and_scaled(video, tmp_path):

@@ -149,3 +149,70 @@ def test_a_clip_whose_objects_are_not_all_stored_is_never_used(raw, monkeypatch,
 
 def raw_id(row: dict) -> str:
     return _item(row)[1]
+
+
+def test_hard_negatives_name_their_source_video_and_dedup_cluster(raw):
+    """A consumer groups a hard negative like a positive from the ref alone; pair ids do not change."""
+    init_db()
+    for row in raw:
+        _synth(row)
+    clips = {c.id: c for c in _clips(kept=True)}
+    with session_scope() as s:
+        pairs = s.scalars(select(Pair)).all()
+        s.expunge_all()
+    negs = [n["video"] for p in pairs for n in p.hard_negatives]
+    assert negs
+    for v in negs:
+        clip = clips[v["clip_id"]]
+        assert (v["video_id"], v["dedup_cluster"]) == (clip.video_id, clip.dedup_cluster)
+    # a pair whose target is that clip groups by the same (dedup cluster, video) as its hard-negative ref
+    by_target = {p.target["video"]["clip_id"]: p for p in pairs if p.task == "I2V"}
+    for v in negs:
+        assert (by_target[v["clip_id"]].dedup_cluster, by_target[v["clip_id"]].video_id) == (v["dedup_cluster"], v["video_id"])
+    for p in pairs:  # ids are those of refs without the descriptive fields (rows written before them keep theirs)
+        def bare(side: dict) -> str:
+            video = side.get("video")
+            if isinstance(video, dict):
+                side = {**side, "video": {k: v for k, v in video.items() if k in ("clip_id", "frames")}}
+            return json.dumps(side, sort_keys=True)
+
+        assert p.id == stable_id(p.task, bare(p.query), bare(p.target))
+
+
+def test_a_re_encode_fallback_is_logged_and_shown_in_the_job_status(raw, monkeypatch, caplog):
+    from dataclasses import asdict
+
+    from typer.testing import CliRunner
+
+    from services.synth import tasks
+    from services.synth.cli import app
+    from services.synth.records import job_summary
+    from shared.db import upsert
+    from shared.db.models import Job, JobItem, JobState
+    from shared.media import MediaError
+
+    init_db()
+    item, vid = _item(raw[0])
+
+    def no_copy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise MediaError("packets without timestamps")
+
+    monkeypatch.setattr(stages, "copy_clips", no_copy)
+    sent = []
+    monkeypatch.setattr(tasks.app, "send_task", lambda *a, **k: sent.append(a))
+    with session_scope() as s:
+        s.add(Job(id="job-1", kind="synth", state=JobState.running, params={"source": "mem://"}))
+        s.flush()
+        upsert(s, JobItem, [{"id": "item-1", "job_id": "job-1", "item_key": item.uri, "state": "pending", "attempts": 0,
+                             "result": {"source": asdict(item), "video_id": vid, "source_id": None}}])
+    task = type("Task", (), {"name": "synth.media"})()
+    with caplog.at_level("WARNING", logger="services.synth.stages"):
+        tasks._run(task, "media", "job-1", "item-1")
+    assert sent and sent[0][0] == "synth.caption"  # the item went on to its captions
+    assert any("stream copy impossible" in r.getMessage() and "re-encoded" in r.getMessage() for r in caplog.records)
+    summary = job_summary("job-1")
+    kept = len(_clips(video_id=vid, kept=True))
+    assert kept and summary["clips_reencoded"] == summary["items"][0]["clips_reencoded"] == summary["clips"] == kept
+    assert any(n.startswith("media: stream copy impossible (packets without timestamps)") for n in summary["items"][0]["notes"])
+    out = CliRunner().invoke(app, ["status", "job-1"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0 and f"re-encoded {kept}" in out.output, out.output
