@@ -301,3 +301,40 @@ def get_store(settings: Settings | None = None) -> ObjectStore:
     if settings.storage.backend == "s3":
         return S3Store.from_settings(settings)
     return LocalStore(settings.storage.local_root)
+
+
+def download_prefix(prefix: str, dest: str | Path, store: ObjectStore | None = None) -> list[Path]:
+    """Mirror every object under ``prefix`` (not empty) into the folder ``dest``, sub-paths kept."""
+    if not prefix.strip("/"):
+        raise InvalidKey("download_prefix needs a non-empty prefix")
+    store = store or get_store()
+    root = validate_prefix(prefix.rstrip("/") + "/")
+    return [store.download(key, Path(dest) / key[len(root):]) for key in store.list(root)]
+
+
+def checkpoint_adapter(checkpoint: str, settings: Settings | None = None) -> Path:
+    """The LoRA adapter of a training checkpoint (``checkpoints/<run>/<step>``, its adapter under
+    ``<checkpoint>/adapter/`` as the trainer writes it) as a local folder: downloaded once into
+    ``<home>/cache/<checkpoint>/adapter``, so a service on another host than the trainer (evaluator,
+    indexer) loads what ``checkpoint.ready`` named."""
+    settings = settings or get_settings()
+    key = validate_key(checkpoint.rstrip("/"))
+    dest = settings.home_path / "cache" / key / "adapter"
+    if (dest / "adapter_config.json").is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(dir=dest.parent, prefix="adapter.partial-"))
+    try:
+        files = download_prefix(f"{key}/adapter/", partial, get_store(settings))
+        if not any(f.name == "adapter_config.json" for f in files):
+            raise FileNotFoundError(f"checkpoint {checkpoint!r} has no adapter in the store "
+                                    f"({key}/adapter/adapter_config.json)")
+        shutil.rmtree(dest, ignore_errors=True)
+        # complete or absent: a download killed half-way is never taken for an adapter
+        os.replace(partial, dest)
+    except OSError:
+        if not (dest / "adapter_config.json").is_file():  # not a concurrent download that finished first
+            raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return dest

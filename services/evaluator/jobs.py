@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from shared.config import get_settings
 from shared.db.jobs import describe_error, open_items, set_item_state, set_job_state
 from shared.db.models import ItemState, JobState
+from shared.storage import checkpoint_adapter
 
 if TYPE_CHECKING:
     from shared.model import Embedder
@@ -60,8 +61,9 @@ def job_result(report: dict[str, Any], out: str | Path | None = None) -> dict[st
 
 def run_eval_job(job_id: str, params: dict[str, Any], *, out: str | Path | None = None,
                  embedder: Embedder | None = None) -> dict[str, Any]:
-    """Score ``params`` (uvrb, model, adapter, datasets) and move the job's row; returns the full
-    report (also recorded as an EvalRun). Errors are recorded on the row, then raised."""
+    """Score ``params`` (uvrb, model, adapter or checkpoint, datasets) and move the job's row; returns
+    the full report (also recorded as an EvalRun). Without an adapter, a ``checkpoint`` (store prefix)
+    is scored with its adapter, fetched from the store. Errors are recorded on the row, then raised."""
     from services.evaluator.runner import dataset_names, evaluate
 
     set_job_state(job_id, JobState.running, kind=KIND, params=params)
@@ -71,8 +73,11 @@ def run_eval_job(job_id: str, params: dict[str, Any], *, out: str | Path | None 
         names = dataset_names(_datasets(params.get("datasets")))
         if not Path(uvrb).is_dir():
             raise FileNotFoundError(f"no UVRB copy at {uvrb}")
+        adapter = params.get("adapter") or None
+        if adapter is None and params.get("checkpoint"):  # a checkpoint.ready event names the store prefix
+            adapter = str(checkpoint_adapter(params["checkpoint"]))
         open_items(job_id, names)
-        report = evaluate(uvrb, params.get("model") or None, params.get("adapter"), names, out, embedder=embedder,
+        report = evaluate(uvrb, params.get("model") or None, adapter, names, out, embedder=embedder,
                           progress=progress)
     except Exception as exc:
         where = f"dataset {progress.failed_dataset}: " if progress.failed_dataset else ""

@@ -27,7 +27,9 @@ def on_checkpoint_ready(event: str, payload: dict[str, Any]) -> dict[str, Any]:
     params = {k: payload[k] for k in ("uvrb", "model", "adapter", "datasets", "checkpoint", "run_id", "step")
               if payload.get(k) is not None}
     result = run_eval_job(checkpoint_job_id(payload), params)  # a failure raises: nothing is emitted
-    out = {"eval_run_id": result.get("eval_run_id"), "model": result["model"], "adapter": result.get("adapter"),
+    # the adapter as the event named it (a checkpoint's is fetched from the store by whoever needs it:
+    # the local copy here is a path on this host only)
+    out = {"eval_run_id": result.get("eval_run_id"), "model": result["model"], "adapter": payload.get("adapter"),
            "abilities": result["abilities"], "checkpoint": payload.get("checkpoint")}
     emit("eval.completed", out)
     return out

@@ -13,6 +13,7 @@ from typing import Any
 from shared.db import init_db, session_scope
 from shared.db.jobs import describe_error, set_job_state
 from shared.db.models import EvalRun, JobState
+from shared.storage import checkpoint_adapter
 
 AVG_A = "AVG_A"
 KIND = "index"
@@ -36,7 +37,8 @@ def _avg_a(params: dict[str, Any]) -> float | None:
 
 def index_and_promote(params: dict[str, Any], *, require_score: bool = True, build: Callable[..., dict] | None = None,
                       client=None) -> dict[str, Any]:  # noqa: ANN001
-    """``params``: model, adapter, source, dataset, version, eval_run_id, abilities/avg_a, force.
+    """``params``: model, adapter (or checkpoint: a store prefix), source, dataset, version,
+    eval_run_id, abilities/avg_a, force.
     ``require_score``: refuse a version with no AVG-A while the live one has one (the automatic
     path); an operator's job may omit the score only with ``force``."""
     from services.indexer.build import build_index
@@ -51,7 +53,10 @@ def index_and_promote(params: dict[str, Any], *, require_score: bool = True, bui
         gate(params.get("version") or "", avg_a, force)  # before building: a worse model costs nothing
     except PromotionRefused as exc:
         return {"promoted": False, "built": False, "reason": str(exc), "avg_a": avg_a, "eval_run_id": eval_run_id}
-    built = (build or build_index)(params.get("model"), params.get("adapter"), params.get("version"), client=client,
+    adapter = params.get("adapter") or None
+    if adapter is None and params.get("checkpoint"):  # eval.completed of a checkpoint: its adapter, from the store
+        adapter = str(checkpoint_adapter(params["checkpoint"]))
+    built = (build or build_index)(params.get("model"), adapter, params.get("version"), client=client,
                                    source=params.get("source"), dataset=params.get("dataset"))
     try:
         result = promote(built["version"], avg_a, force, client=client, eval_run_id=eval_run_id)

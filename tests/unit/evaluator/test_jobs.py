@@ -62,7 +62,12 @@ def uvrb(tmp_path):
 @pytest.fixture
 def fake(monkeypatch):
     emb = FakeEmbedder()
-    monkeypatch.setattr("services.evaluator.runner.Embedder", lambda model=None, adapter=None: emb)
+
+    def load(model=None, adapter=None):  # noqa: ANN001, ANN202
+        emb.adapter = adapter
+        return emb
+
+    monkeypatch.setattr("services.evaluator.runner.Embedder", load)
     return emb
 
 
@@ -159,7 +164,12 @@ def test_a_checkpoint_evaluation_is_a_job_and_still_reaches_the_promotion_gate(u
     monkeypatch.setattr(tasks, "emit", lambda event, payload: emitted.append((event, payload)))
     payload = {"run_id": "run-1", "step": 10, "checkpoint": "checkpoints/run-1/10", "model": "/models/fake",
                "uvrb": str(uvrb)}
+    from shared.storage import get_store
+
+    get_store().put_bytes("checkpoints/run-1/10/adapter/adapter_config.json", b"{}")  # as the trainer saves it
     out = tasks.on_checkpoint_ready("checkpoint.ready", payload)
+    # the checkpoint is scored with its adapter (fetched from the store), not as the bare base model
+    assert fake.adapter and (Path(fake.adapter) / "adapter_config.json").is_file()
     (event, sent), = emitted
     assert event == "eval.completed" and sent == out
     assert sent["checkpoint"] == payload["checkpoint"] and sent["eval_run_id"]

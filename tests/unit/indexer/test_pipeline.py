@@ -104,3 +104,25 @@ def test_a_failing_job_is_marked_failed(corpus, qdrant, builder, monkeypatch):
     with session_scope() as s:
         job = s.get(Job, "job-3")
         assert job.state == JobState.failed and "disk full" in job.error
+
+
+def test_a_checkpoint_is_indexed_with_its_adapter_from_the_store(corpus, qdrant, builder):
+    """eval.completed of a checkpoint names its store prefix, not a path on the evaluator's host."""
+    from shared.storage import get_store
+
+    get_store().put_bytes("checkpoints/run-9/00000100/adapter/adapter_config.json", b"{}")
+    r = index_and_promote({"checkpoint": "checkpoints/run-9/00000100", "abilities": {"AVG_A": 0.3}},
+                          build=builder, client=qdrant)
+    assert r["promoted"]
+    adapter = builder.calls[-1]["adapter"]
+    assert adapter and adapter.endswith("checkpoints/run-9/00000100/adapter")
+
+
+def test_a_checkpoint_without_an_adapter_fails_the_job_with_the_reason(corpus, qdrant, builder):
+    with pytest.raises(FileNotFoundError):
+        run_job("job-ckpt", {"checkpoint": "checkpoints/gone/1", "abilities": {"AVG_A": 0.3}}, build=builder,
+                client=qdrant)
+    with session_scope() as s:
+        job = s.get(Job, "job-ckpt")
+        assert job.state == JobState.failed and "has no adapter" in job.error
+    assert builder.calls == []
