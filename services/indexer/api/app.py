@@ -20,11 +20,18 @@ from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 
 from services.indexer.keys import check_key
+from services.indexer.metrics import PlatformCollector
 from shared.config import get_settings
 from shared.db import init_db, session_scope
 from shared.db.jobs import job_progress
@@ -185,9 +192,13 @@ def create_app() -> FastAPI:
             s.execute(select(1))
         return {"status": "ok"}
 
+    platform = CollectorRegistry(auto_describe=False)
+    platform.register(PlatformCollector())
+
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        # the API's own counters (process-wide registry) and the platform's state read from the database
+        return Response(generate_latest() + generate_latest(platform), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/search")
     def search_route(req: SearchRequest, _: list[str] = Depends(require("search"))) -> dict[str, Any]:
