@@ -44,7 +44,8 @@ def run_cmd(config: Path | None = typer.Option(None, help="YAML file of TrainCon
         cfg_file = Path(data.get("out", "train-out")) / "config.yaml"
         cfg_file.parent.mkdir(parents=True, exist_ok=True)
         cfg_file.write_text(yaml.safe_dump(data))
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "-m", "services.trainer.cli",
+        # --standalone: one node, rendezvous on a free local port (two runs on one host don't collide on 29500)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "services.trainer.cli",
                "run", "--config", str(cfg_file)] + (["--json"] if json_out else [])
         raise typer.Exit(subprocess.call(cmd))
     from services.trainer.loop import TrainConfig, train

@@ -52,8 +52,10 @@ def infonce(q: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, temperature:
     group ids; ``hard``: (H, D) local hard negatives of groups ``hard_groups``.
 
     The value is the mean over the global batch, the same on every process; summing the
-    processes' gradients gives the single-process gradient on the concatenated batch."""
-    qa, offset = gather(q)
+    processes' gradients gives the single-process gradient on the concatenated batch. The logged
+    statistics (``pos_sim``, ``hardest_neg_sim``, ``gap``) are over the global batch too, so they
+    do not depend on how many processes share it."""
+    qa, _ = gather(q)
     ya, _ = gather(y)
     ga, _ = gather(groups)
     n = qa.size(0)
@@ -71,10 +73,8 @@ def infonce(q: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, temperature:
     logits_yq = (ya @ qa.T / temperature).masked_fill(mask, float("-inf"))
     loss = 0.5 * (F.cross_entropy(logits_qy, target) + F.cross_entropy(logits_yq, target))
     with torch.no_grad():
-        b = q.size(0)
-        local = slice(offset, offset + b)
-        pos = (q * y).sum(-1)
-        neg = (q @ ya.T).masked_fill(same[local], float("-inf"))
+        pos = (qa * ya).sum(-1)
+        neg = (qa @ ya.T).masked_fill(same, float("-inf"))
         hardest = neg.max(dim=1).values
         hardest = torch.where(torch.isinf(hardest), torch.zeros_like(hardest), hardest)
     return {"loss": loss, "pos_sim": pos.mean(), "hardest_neg_sim": hardest.mean(), "gap": (pos - hardest).mean()}
