@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from shared.storage import get_store
+from shared.storage import download_prefix, get_store
 
 
 def rng_state() -> dict[str, Any]:
@@ -53,8 +53,5 @@ def load_state(prefix: str) -> dict[str, Any]:
 
 
 def download_adapter(prefix: str, dest: str | Path) -> Path:
-    store = get_store()
-    dest = Path(dest)
-    for key in store.list(f"{prefix}/adapter/"):
-        store.download(key, dest / key.rsplit("/", 1)[-1])
-    return dest
+    download_prefix(f"{prefix}/adapter/", dest)
+    return Path(dest)
