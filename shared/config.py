@@ -79,6 +79,9 @@ class ModelSettings(BaseModel):
     frame_cache_items: int = Field(512, ge=0)  # decoded videos kept (resized); 0: no cache
     seek_min_frames: int = Field(2000, ge=1)  # clips this long are sampled by seeking, not by decoding every frame
     seed: int = 0
+    # CPU threads torch uses per process (shared/threads.py); 0: torch's default for a process
+    # alone, cores / pool size in a worker pool's children (torchrun ranks: 1)
+    torch_threads: int = Field(0, ge=0)
 
 
 class CaptionSettings(BaseModel):

@@ -153,6 +153,8 @@ def run_worker(
             f"--loglevel={loglevel or get_settings().log_level}", "--without-gossip", "--without-mingle"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
+    if pool == "prefork":
+        _share_cores_between_children(concurrency or app.conf.worker_concurrency or 1)
     if hostname:
         argv.append(f"--hostname={hostname}")
     app.worker_main(argv)
@@ -173,3 +175,16 @@ def queue_depths(app: Celery | None = None) -> dict[str, int | None]:
     except Exception:  # noqa: BLE001 - the broker is down: say so, don't fail the dashboard
         return {q: None for q in QUEUES}
     return depths
+
+
+def _share_cores_between_children(processes: int) -> None:
+    """Each prefork child gets cores / pool size torch threads (``shared.threads``): children
+    with torch's default each would spin one thread per core and slow one another down many times."""
+    from celery.signals import worker_process_init
+
+    from shared.threads import configure_torch_threads
+
+    def share(**_: Any) -> None:
+        configure_torch_threads(processes)
+
+    worker_process_init.connect(share, weak=False)

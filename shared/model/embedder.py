@@ -121,6 +121,10 @@ class Embedder:
             name_or_path = ensure_tiny_bundle(self.settings)
         self.name_or_path = str(name_or_path)
         self.adapter = str(adapter) if adapter else None
+        if ms.torch_threads:
+            from shared.threads import configure_torch_threads
+
+            configure_torch_threads(settings=self.settings)
         self.device = pick_device(device or ms.device)
         self.dtype = pick_dtype(dtype or ms.dtype, self.device)
         self.processor = AutoProcessor.from_pretrained(self.name_or_path)

@@ -17,9 +17,9 @@ from shared.queue import QUEUE_EVAL, QUEUE_IO, emit, make_celery, route_for
 HERE = Path(__file__).parent
 
 
-def _start_worker(env: dict[str, str], queues: str) -> subprocess.Popen:
+def _start_worker(env: dict[str, str], queues: str, concurrency: int = 1) -> subprocess.Popen:
     code = ("from shared.queue import run_worker; "
-            f"run_worker({queues.split(',')!r}, concurrency=1, include=['univr_test_tasks'], hostname='t-{uuid.uuid4().hex[:6]}@%h')")
+            f"run_worker({queues.split(',')!r}, concurrency={concurrency}, include=['univr_test_tasks'], hostname='t-{uuid.uuid4().hex[:6]}@%h')")
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -82,3 +82,35 @@ def test_time_limits_must_nest(monkeypatch):
     monkeypatch.setenv("UNIVR_BROKER__HARD_TIME_LIMIT_S", "9999")
     with pytest.raises(ValueError, match="visibility"):
         make_celery(Settings())
+
+
+@pytest.mark.parametrize(("concurrency", "setting"), [(2, None), (1, None), (2, "3")])
+def test_pool_children_share_the_cores_between_them(tmp_path, univr_home, concurrency, setting):
+    """Two prefork children with torch's default (a thread per core each) would oversubscribe the
+    cores; each gets cores / pool size, unless ``model.torch_threads`` says otherwise."""
+    from shared.threads import cpu_cores
+
+    env = dict(os.environ, UNIVR_BROKER__URL="filesystem://", UNIVR_HOME=str(univr_home),
+               PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "UNIVR_MODEL__TORCH_THREADS"):
+        env.pop(var, None)
+    if setting:
+        env["UNIVR_MODEL__TORCH_THREADS"] = setting
+    os.environ["UNIVR_BROKER__URL"] = "filesystem://"
+    app = make_celery(Settings())
+    marker = tmp_path / "threads"
+    app.send_task("synth.io_threads", args=[str(marker)], queue=route_for("synth.io_threads"))
+    proc = _start_worker(env, QUEUE_IO, concurrency)
+    try:
+        got = int(_wait_for(marker, proc))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    if setting:
+        assert got == int(setting)
+    elif concurrency > 1:
+        assert got == max(1, cpu_cores() // concurrency)
+    else:  # a worker alone keeps torch's default
+        default = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"], env=env,
+                                 capture_output=True, text=True, check=True).stdout
+        assert got == int(default)

@@ -16,3 +16,12 @@ def touch(path: str, text: str) -> str:
 @app.task(name="evaluator.on_checkpoint_ready")
 def on_checkpoint_ready(event: str, payload: dict) -> None:
     Path(payload["marker"]).write_text(event)
+
+
+@app.task(name="synth.io_threads")
+def threads(path: str) -> int:
+    import torch
+
+    n = torch.get_num_threads()
+    Path(path).write_text(str(n))
+    return n
