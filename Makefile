@@ -40,7 +40,7 @@ test: setup tools
 
 ## bench: every benchmark; each prints ratios against a baseline measured in the same run
 bench: setup
-	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done
+	@set -e; for f in bench/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
 ## reliability: the fault-injection suite against the real services in its full form (10 worker
 ## kills in a ~50-video job, 3 broker / database / object-store outages, a minute of search load),

@@ -4,7 +4,7 @@ every call persists), and over REST to a separate server process (the stack's pa
 trip per call).
 
 Acceptance asks for >= 20x batched vs one-point against a Qdrant *server*. No Qdrant server can run on
-this machine, so the server mode talks to ``bench/qdrant_rest_standin.py``: Qdrant's REST routes served
+this machine, so the server mode talks to ``bench/_qdrant_rest_standin.py``: Qdrant's REST routes served
 by uvicorn on Qdrant's own engine (Qdrant Edge). Its HTTP layer is Python, not Qdrant's; the table
 prints its empty-request floor so the ratio can be judged. Run with a real server instead with
 ``--url http://host:6333``. Run: ``.venv/bin/python bench/indexer_qdrant.py [--points N] [--dim D]``."""
@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from _common import table  # noqa: E402
 
 from services.indexer.search import build_filter  # noqa: E402
+from shared.config import Settings  # noqa: E402
 
 GOAL = 20
 
@@ -35,7 +36,8 @@ GOAL = 20
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--upserts", type=int, default=1000, help="points written one by one, then in batches")
-    p.add_argument("--batch", type=int, default=256, help="points per batched upsert")
+    p.add_argument("--batch", type=int, default=Settings().vectors.upsert_batch,
+                   help="points per batched upsert (default: an index build's, vectors.upsert_batch)")
     p.add_argument("--points", type=int, default=700,
                    help="corpus size for the latency test: the demo's clips + whole videos (160 + 4 videos, ~3 clips each)")
     p.add_argument("--dim", type=int, default=128, help="vector size (the tiny bundle's: 128; GVE-3B: 2048)")
@@ -91,7 +93,7 @@ def free_port() -> int:
 
 def start_standin(data: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "qdrant_rest_standin.py"),
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "_qdrant_rest_standin.py"),
                              "--port", str(port), "--data", str(data)])
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):

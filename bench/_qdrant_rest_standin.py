@@ -10,7 +10,7 @@ It is NOT Qdrant's server: its HTTP layer is Python (uvicorn + Starlette), not R
 request costs more here; ``bench/indexer_qdrant.py`` prints that floor (an empty round trip) beside
 the ratios. Only the routes below exist; anything else answers 404. Bench use only, never deployed.
 
-Run: ``python bench/qdrant_rest_standin.py --port 6333 --data DIR``."""
+Run: ``python bench/_qdrant_rest_standin.py --port 6333 --data DIR``."""
 
 from __future__ import annotations
 
