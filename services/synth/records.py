@@ -39,15 +39,18 @@ def begin_attempt(item_id: str, stage: str) -> tuple[JobItem | None, int]:
 
 
 def finish_item(item_id: str, state: ItemState, *, reason: str | None = None, stage: str, **result: Any) -> None:
+    """The item's end, its event and the job's state in one transaction: a worker killed between
+    them used to leave every item finished and the job ``running`` for good."""
     with session_scope() as s:
         item = s.get(JobItem, item_id, with_for_update=True)
         item.state = state
         item.error = reason
         item.stage = stage
         item.result = {**(item.result or {}), **result}
-        job_id = item.job_id
-    log_event(job_id, item_id, stage, state.value, reason, **result)
-    refresh_job(job_id)
+        s.add(JobEvent(job_id=item.job_id, item_id=item_id, stage=stage, state=state.value, reason=reason,
+                       detail=result))
+        s.flush()
+        _refresh(s, item.job_id)
 
 
 def update_result(item_id: str, **result: Any) -> None:
@@ -56,14 +59,18 @@ def update_result(item_id: str, **result: Any) -> None:
         item.result = {**(item.result or {}), **result}
 
 
+def _refresh(s, job_id: str) -> JobState:  # noqa: ANN001
+    job = s.get(Job, job_id, with_for_update=True)
+    open_items = s.scalar(select(func.count()).select_from(JobItem).where(
+        JobItem.job_id == job_id, JobItem.state.not_in(TERMINAL)))
+    if job.state in (JobState.pending, JobState.running):
+        job.state = JobState.running if open_items else JobState.completed
+    return job.state
+
+
 def refresh_job(job_id: str) -> JobState:
     with session_scope() as s:
-        job = s.get(Job, job_id, with_for_update=True)
-        open_items = s.scalar(select(func.count()).select_from(JobItem).where(
-            JobItem.job_id == job_id, JobItem.state.not_in(TERMINAL)))
-        if job.state in (JobState.pending, JobState.running):
-            job.state = JobState.running if open_items else JobState.completed
-        return job.state
+        return _refresh(s, job_id)
 
 
 def job_summary(job_id: str) -> dict[str, Any]:

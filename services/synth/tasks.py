@@ -30,8 +30,11 @@ def _run(task, stage: str, job_id: str, item_id: str) -> None:  # noqa: ANN001
     init_db()
     max_attempts = get_settings().broker.max_attempts
     item, attempt = records.begin_attempt(item_id, stage)
-    if item is None or item.state in records.TERMINAL:
-        return  # unknown or already finished (a redelivered duplicate): nothing to do
+    if item is None:
+        return  # unknown: nothing to do
+    if item.state in records.TERMINAL:
+        records.refresh_job(job_id)  # a redelivered duplicate; the job's state is settled all the same
+        return
     if attempt > max_attempts:
         records.finish_item(item_id, ItemState.failed, stage=stage,
                             reason=f"gave up after {max_attempts} attempts at {stage}: {item.error or 'worker lost'}")
