@@ -8,7 +8,8 @@ Qdrant's engine (segments, WAL, payload filters), so a bench measures the round 
 
 It is NOT Qdrant's server: its HTTP layer is Python (uvicorn + Starlette), not Rust (actix), so a
 request costs more here; ``bench/indexer_qdrant.py`` prints that floor (an empty round trip) beside
-the ratios. Only the routes below exist; anything else answers 404. Bench use only, never deployed.
+the ratios. Only the routes below exist; anything else answers 404. Used by the benchmarks and by the
+test of the indexer's server path (tests/integration/indexer/test_build_server.py); never deployed.
 
 Run: ``python bench/_qdrant_rest_standin.py --port 6333 --data DIR``."""
 
@@ -16,6 +17,9 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -104,6 +108,14 @@ class Standin:
         body = await request.json() if await request.body() else {}
         return ok({"count": self._count(name, body.get("filter"))}, t0)
 
+    async def scroll(self, request: Request) -> JSONResponse:
+        t0, name = time.perf_counter(), request.path_params["name"]
+        body = await request.json()
+        records, next_offset = self.shards[name].scroll(qe.ScrollRequest(
+            offset=body.get("offset"), limit=body.get("limit", 10), filter=to_filter(body.get("filter")),
+            with_payload=bool(body.get("with_payload", True)), with_vector=False))
+        return ok({"points": [{"id": r.id, "payload": r.payload} for r in records], "next_page_offset": next_offset}, t0)
+
     async def query(self, request: Request) -> JSONResponse:
         t0, name = time.perf_counter(), request.path_params["name"]
         body = await request.json()
@@ -126,7 +138,25 @@ def app(data: Path) -> Starlette:
         Route("/collections/{name}/points", s.upsert, methods=["PUT"]),
         Route("/collections/{name}/points/count", s.count, methods=["POST"]),
         Route("/collections/{name}/points/query", s.query, methods=["POST"]),
+        Route("/collections/{name}/points/scroll", s.scroll, methods=["POST"]),
     ])
+
+
+def start(data: Path, timeout_s: float = 30.0) -> tuple[subprocess.Popen, str]:
+    """Run the stand-in in its own process on a free port; returns the process and its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, __file__, "--port", str(port), "--data", str(data)])
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"the Qdrant stand-in did not start (exit code {proc.poll()})")
 
 
 def main() -> None:

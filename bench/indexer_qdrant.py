@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from qdrant_client import QdrantClient, models
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 from _common import table  # noqa: E402
+from _qdrant_rest_standin import start as start_standin  # noqa: E402
 
 from services.indexer.search import build_filter  # noqa: E402
 from shared.config import Settings  # noqa: E402
@@ -42,6 +42,8 @@ def parse() -> argparse.Namespace:
                    help="corpus size for the latency test: the demo's clips + whole videos (160 + 4 videos, ~3 clips each)")
     p.add_argument("--dim", type=int, default=128, help="vector size (the tiny bundle's: 128; GVE-3B: 2048)")
     p.add_argument("--queries", type=int, default=300)
+    p.add_argument("--parallel", type=int, default=Settings().vectors.upsert_parallel,
+                   help="batched upserts in flight against a server (default: an index build's, vectors.upsert_parallel)")
     p.add_argument("--url", default="", help="a real Qdrant server to measure instead of the stand-in")
     return p.parse_args()
 
@@ -54,21 +56,35 @@ def payload(i: int) -> dict:
     return {"kind": "video" if i % 4 == 0 else "clip", "duration_s": float(i % 10), "source": f"s{i % 3}"}
 
 
-def upserts(client: QdrantClient, vecs: np.ndarray, batch: int) -> tuple[float, float]:
+def upserts(client: QdrantClient, vecs: np.ndarray, batch: int, parallel: int = 0) -> dict[str, float]:
+    """Seconds to write ``vecs`` one point per call, a batch per call, and (``parallel`` > 0, a server
+    only) a batch per call with ``parallel`` calls in flight, as an index build sends them."""
     n, dim = vecs.shape
     create(client, "single", dim)
     t0 = time.perf_counter()
     for i in range(n):
         client.upsert("single", points=[models.PointStruct(id=i, vector=vecs[i].tolist(), payload=payload(i))])
-    t_single = time.perf_counter() - t0
+    times = {"single": time.perf_counter() - t0}
+
+    def send(name: str, s: int) -> None:
+        ids = list(range(s, min(s + batch, n)))
+        client.upsert(name, points=models.Batch(ids=ids, vectors=vecs[s : s + batch].tolist(), payloads=[payload(i) for i in ids]))
+
     create(client, "batch", dim)
     t0 = time.perf_counter()
     for s in range(0, n, batch):
-        ids = list(range(s, min(s + batch, n)))
-        client.upsert("batch", points=models.Batch(ids=ids, vectors=vecs[s : s + batch].tolist(), payloads=[payload(i) for i in ids]))
-    t_batch = time.perf_counter() - t0
-    assert client.count("single").count == client.count("batch").count == n
-    return t_single, t_batch
+        send("batch", s)
+    times["batch"] = time.perf_counter() - t0
+    names = ["single", "batch"]
+    if parallel:
+        create(client, "parallel", dim)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(parallel) as pool:
+            list(pool.map(lambda s: send("parallel", s), range(0, n, batch)))
+        times["parallel"] = time.perf_counter() - t0
+        names.append("parallel")
+    assert all(client.count(name).count == n for name in names)
+    return times
 
 
 def latencies(client: QdrantClient, vecs: np.ndarray, points: int, queries: int, flt: models.Filter | None) -> np.ndarray:
@@ -85,27 +101,6 @@ def latencies(client: QdrantClient, vecs: np.ndarray, points: int, queries: int,
     return np.array(out)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_standin(data: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "_qdrant_rest_standin.py"),
-                             "--port", str(port), "--data", str(data)])
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return proc, url
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("the Qdrant stand-in did not start")
-
-
 def round_trip_floor(url: str, n: int = 300) -> float:
     """Median ms of an empty request (GET /) with the client's own HTTP stack: the per-call floor."""
     import httpx
@@ -120,13 +115,19 @@ def round_trip_floor(url: str, n: int = 300) -> float:
     return float(np.median(times))
 
 
-def measure(mode: str, client: QdrantClient, vecs: np.ndarray, a: argparse.Namespace) -> list[tuple[str, str]]:
-    t_single, t_batch = upserts(client, vecs[: a.upserts], a.batch)
-    ratio = t_single / t_batch
-    rows = [(f"{mode}: {a.upserts} one-point upserts", f"{t_single:.3f} s ({t_single / a.upserts * 1000:.2f} ms/call)"),
-            (f"{mode}: batched upserts ({a.batch}/call)", f"{t_batch:.3f} s"),
-            (f"{mode}: batched / one-point speed-up",
-             f"{ratio:.1f}x  ({'meets' if ratio >= GOAL else 'below'} the {GOAL}x goal)")]
+def measure(mode: str, client: QdrantClient, vecs: np.ndarray, a: argparse.Namespace, parallel: int = 0) -> list[tuple[str, str]]:
+    t = upserts(client, vecs[: a.upserts], a.batch, parallel)
+
+    def speedup(key: str) -> str:
+        ratio = t["single"] / t[key]
+        return f"{ratio:.1f}x  ({'meets' if ratio >= GOAL else 'below'} the {GOAL}x goal)"
+
+    rows = [(f"{mode}: {a.upserts} one-point upserts", f"{t['single']:.3f} s ({t['single'] / a.upserts * 1000:.2f} ms/call)"),
+            (f"{mode}: batched upserts ({a.batch}/call)", f"{t['batch']:.3f} s"),
+            (f"{mode}: batched / one-point speed-up", speedup("batch"))]
+    if parallel:
+        rows += [(f"{mode}: batched upserts, {parallel} in flight (an index build's)", f"{t['parallel']:.3f} s"),
+                 (f"{mode}: batched, {parallel} in flight / one-point speed-up", speedup("parallel"))]
     for label, flt in (("no filter", None), ("filter kind=clip", build_filter(kind="clip"))):
         p50, p95, p99 = np.percentile(latencies(client, vecs, a.points, a.queries, flt), [50, 95, 99])
         rows.append((f"{mode}: search top-10, {a.points} pts, {label}",
@@ -154,7 +155,7 @@ def main() -> None:
             mode = "REST stand-in server"
         rows.append((f"{mode}: empty round trip (floor per call)", f"{round_trip_floor(url):.2f} ms median"))
         client = QdrantClient(url=url, timeout=60, check_compatibility=False)
-        rows += measure(mode, client, vecs, a)
+        rows += measure(mode, client, vecs, a, parallel=a.parallel)
         client.close()
     finally:
         if proc is not None:

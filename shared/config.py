@@ -62,6 +62,9 @@ class VectorSettings(BaseModel):
     # points embedded and upserted per call by an index build: one round trip per 256 points is ~20x
     # faster than per point (bench/indexer_qdrant.py); the embedder still batches by model.batch_size
     upsert_batch: int = Field(256, ge=1)
+    # upserts left in flight while the build embeds the next batch (server only: local mode runs them
+    # in turn, its SQLite handle belongs to the thread that opened it)
+    upsert_parallel: int = Field(2, ge=1)
 
 
 class ModelSettings(BaseModel):

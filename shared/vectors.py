@@ -17,3 +17,9 @@ def get_qdrant(settings: Settings | None = None) -> QdrantClient:
         return QdrantClient(location=":memory:")
     Path(v.path).mkdir(parents=True, exist_ok=True)
     return QdrantClient(path=v.path)
+
+
+def is_server(client: QdrantClient) -> bool:
+    """Whether the client talks to a Qdrant server (thread-safe, concurrent requests) or runs local mode."""
+    opts = client.init_options
+    return opts.get("location") != ":memory:" and opts.get("path") is None

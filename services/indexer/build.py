@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from qdrant_client import models
@@ -21,7 +23,7 @@ from shared.config import get_settings
 from shared.db import init_db, session_scope
 from shared.db.models import IndexVersion
 from shared.model import Embedder, EmbedInput, VideoFrames
-from shared.vectors import get_qdrant
+from shared.vectors import get_qdrant, is_server
 
 LIVE = "live"
 
@@ -71,6 +73,40 @@ def _mark(version: str, embedder: Embedder, state: str, points: int | None = Non
             row.points = points
 
 
+def _embed_and_upsert(client, version: str, embedder: Embedder, todo: list[dict[str, Any]], batch_size: int,  # noqa: ANN001
+                      progress=None) -> None:  # noqa: ANN001
+    """Embed ``todo`` a batch at a time; against a server the batch's upsert runs in a writer thread
+    while the next batch embeds (``vectors.upsert_parallel`` of them in flight), hiding the round trip.
+    On any failure the upserts already sent finish first, so a re-run resumes after them."""
+    parallel = get_settings().vectors.upsert_parallel if is_server(client) else 0
+    done = 0
+
+    def upsert(chunk: list[dict[str, Any]], vecs) -> int:  # noqa: ANN001
+        client.upsert(version, points=models.Batch(ids=[r["id"] for r in chunk], vectors=vecs.tolist(),
+                                                   payloads=[r["payload"] for r in chunk]), wait=True)
+        return len(chunk)
+
+    def finished(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, len(todo))
+
+    with ThreadPoolExecutor(max_workers=max(parallel, 1), thread_name_prefix="upsert") as pool:
+        in_flight: deque[Future[int]] = deque()
+        for i in range(0, len(todo), batch_size):
+            chunk = todo[i : i + batch_size]
+            vecs = embedder.embed([EmbedInput(video=VideoFrames(r["frames"], fps=r.get("fps"))) for r in chunk])
+            if not parallel:
+                finished(upsert(chunk, vecs))
+                continue
+            in_flight.append(pool.submit(upsert, chunk, vecs))
+            while len(in_flight) > parallel or (in_flight and in_flight[0].done()):
+                finished(in_flight.popleft().result())  # an upsert's error stops the build here
+        while in_flight:
+            finished(in_flight.popleft().result())
+
+
 def build_index(model: str | None = None, adapter: str | None = None, version: str | None = None,
                 batch_size: int | None = None, embedder: Embedder | None = None, progress=None, client=None,  # noqa: ANN001
                 source: str | None = None, dataset: str | None = None) -> dict[str, Any]:
@@ -91,13 +127,7 @@ def build_index(model: str | None = None, adapter: str | None = None, version: s
         present = present_ids(client, version)
         todo = [r for r in rows if r["id"] not in present]
         _mark(version, embedder, "building" if todo else "ready")
-        for i in range(0, len(todo), batch_size):
-            chunk = todo[i : i + batch_size]
-            vecs = embedder.embed([EmbedInput(video=VideoFrames(r["frames"], fps=r.get("fps"))) for r in chunk])
-            client.upsert(version, points=models.Batch(ids=[r["id"] for r in chunk], vectors=vecs.tolist(),
-                                                       payloads=[r["payload"] for r in chunk]), wait=True)
-            if progress:
-                progress(min(i + batch_size, len(todo)), len(todo))
+        _embed_and_upsert(client, version, embedder, todo, batch_size, progress)
         count = client.count(version, exact=True).count
         _mark(version, embedder, "ready", count)
     finally:
