@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import qdrant_edge as qe
 import uvicorn
 from starlette.applications import Starlette
@@ -32,6 +33,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 DISTANCES = {"Cosine": qe.Distance.Cosine, "Dot": qe.Distance.Dot, "Euclid": qe.Distance.Euclid}
+
+
+async def body_of(request: Request) -> dict:
+    """The request's JSON, parsed in Rust like Qdrant's own server does (serde): Python's json module
+    took 14 ms for a 256 x 128 batch, 7x orjson's 2 ms, and dominated the stand-in's cost per batch."""
+    raw = await request.body()
+    return orjson.loads(raw) if raw else {}
 
 
 def ok(result: Any, t0: float) -> JSONResponse:
@@ -70,7 +78,7 @@ class Standin:
     async def collection(self, request: Request) -> JSONResponse:
         t0, name = time.perf_counter(), request.path_params["name"]
         if request.method == "PUT":
-            vp = (await request.json())["vectors"]
+            vp = (await body_of(request))["vectors"]
             cfg = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=vp["size"], distance=DISTANCES[vp["distance"]]))
             self.shards[name] = qe.EdgeShard.create(str(self.data / name), cfg)
             return ok(True, t0)
@@ -89,7 +97,7 @@ class Standin:
 
     async def upsert(self, request: Request) -> JSONResponse:
         t0, name = time.perf_counter(), request.path_params["name"]
-        body = await request.json()
+        body = await body_of(request)
         if "batch" in body:
             b = body["batch"]
             payloads = b.get("payloads") or [None] * len(b["ids"])
@@ -105,12 +113,12 @@ class Standin:
 
     async def count(self, request: Request) -> JSONResponse:
         t0, name = time.perf_counter(), request.path_params["name"]
-        body = await request.json() if await request.body() else {}
+        body = await body_of(request)
         return ok({"count": self._count(name, body.get("filter"))}, t0)
 
     async def scroll(self, request: Request) -> JSONResponse:
         t0, name = time.perf_counter(), request.path_params["name"]
-        body = await request.json()
+        body = await body_of(request)
         records, next_offset = self.shards[name].scroll(qe.ScrollRequest(
             offset=body.get("offset"), limit=body.get("limit", 10), filter=to_filter(body.get("filter")),
             with_payload=bool(body.get("with_payload", True)), with_vector=False))
@@ -118,7 +126,7 @@ class Standin:
 
     async def query(self, request: Request) -> JSONResponse:
         t0, name = time.perf_counter(), request.path_params["name"]
-        body = await request.json()
+        body = await body_of(request)
         vector = body["query"]
         if isinstance(vector, dict):  # the client sends {"nearest": [...]} for a plain vector
             vector = vector["nearest"]
