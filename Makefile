@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-## tools: Debian's chromium (browser tests) and docker-compose (validates compose.yaml, no engine needed)
-APT_TOOLS := chromium:chromium docker-compose:docker-compose
+## tools: Debian's chromium (browser tests), docker-compose (validates compose.yaml, no engine needed)
+## and ffmpeg (CI proves a machine's own ffmpeg on PATH changes nothing: univr runs the pinned one)
+APT_TOOLS := chromium:chromium docker-compose:docker-compose ffmpeg:ffmpeg
 tools:
 	@for pair in $(APT_TOOLS); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$bin >/dev/null 2>&1 && continue; \

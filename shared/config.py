@@ -100,6 +100,13 @@ class CaptionSettings(BaseModel):
     frames_per_request: int = 8
 
 
+class MediaSettings(BaseModel):
+    # The ffmpeg binary every service runs: empty = the static build pinned with imageio-ffmpeg, so
+    # behaviour does not depend on whichever ffmpeg a machine has on PATH; a path or a command name
+    # (looked up on PATH) chooses another. Its version is checked once and logged.
+    ffmpeg: str = ""
+
+
 class SynthSettings(BaseModel):
     max_file_bytes: int = 4 * 1024**3
     max_duration_s: float = 4 * 3600.0
@@ -197,6 +204,7 @@ class Settings(BaseSettings):
     vectors: VectorSettings = Field(default_factory=VectorSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     caption: CaptionSettings = Field(default_factory=CaptionSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     synth: SynthSettings = Field(default_factory=SynthSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
