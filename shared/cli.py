@@ -8,20 +8,46 @@ service by name and a service that fails to import does not break the others.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from importlib import import_module
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
 import typer
 
 from shared.config import get_settings
 
-app = typer.Typer(help="univr: universal video retrieval, the whole loop.", no_args_is_help=True)
+app = typer.Typer(help="univr: universal video retrieval, the whole loop.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
 
 config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+
+
+def univr_version() -> str:
+    try:
+        return version("univr")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"univr {univr_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version_: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                  help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for expected errors too."),
+) -> None:
+    """univr: universal video retrieval, the whole loop."""
+    if debug:
+        os.environ["UNIVR_DEBUG"] = "1"
 
 
 @config_app.command("show")
@@ -81,4 +107,17 @@ def build_app() -> typer.Typer:
 
 
 def main() -> None:
-    build_app()()
+    """Run the command; an expected failure is one line on stderr and exit code 2 (a traceback
+    with ``--debug`` or ``UNIVR_DEBUG=1``), a defect keeps its traceback."""
+    from shared.errors import describe
+
+    try:
+        build_app()(prog_name="univr")
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - sorted into expected failures and defects below
+        reason = describe(exc)
+        if reason is None or os.environ.get("UNIVR_DEBUG") or "--debug" in sys.argv[1:]:
+            raise
+        print(f"univr: error: {reason}", file=sys.stderr)
+        sys.exit(2)

@@ -33,7 +33,10 @@ def source_kind(uri: str) -> str:
         return "directory"
     if p.suffix.lower() in {".jsonl", ".json", ".csv", ".tsv"}:
         return "manifest"
-    raise ValueError(f"not a source: {uri!r} (a directory, an s3://bucket/prefix, or a .jsonl/.csv manifest)")
+    from shared.errors import UserError
+
+    what = "no such path" if not p.exists() else "not a source"
+    raise UserError(f"{what}: {uri!r} (a directory, an s3://bucket/prefix, or a .jsonl/.csv manifest)")
 
 
 def _sidecar_for(path: Path) -> dict[str, Any] | None:
