@@ -4,22 +4,33 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.univr-installed
+LOCK := requirements.lock
 DEMO_OUT ?= demo-out
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test bench reliability up down lint tools clean
+.PHONY: setup demo test bench reliability up down lint tools clean lock
 
-## setup: create the virtual environment and install univr with its test tools (idempotent)
+## setup: create the virtual environment and install univr with its test tools from the lock file
+## (the exact versions CI tested; idempotent)
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip setuptools wheel
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -r $(LOCK)
+	$(BIN)/pip install -q --no-deps -e '.[dev]'
 	@touch $(STAMP)
+
+## lock: refresh requirements.lock from pyproject.toml with pip-tools (keeps the pins that still
+## fit; `make lock UPGRADE=1` moves every pin to the newest release that fits)
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q pip-tools
+	$(BIN)/pip-compile -q --extra dev --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade) \
+	  -o $(LOCK) pyproject.toml
 
 ## tools: Debian's chromium (browser tests), docker-compose (validates compose.yaml, no engine needed)
 ## and ffmpeg (CI proves a machine's own ffmpeg on PATH changes nothing: univr runs the pinned one)
