@@ -17,6 +17,9 @@ def run_cmd(uvrb: Path = typer.Option(..., help="A UVRB copy in the Hub layout (
             datasets: str = typer.Option("", help="Comma-separated dataset short names (default: all 16)."),
             out: Path = typer.Option(Path("uvrb-results.json"), help="Results JSON."),
             report: Path | None = typer.Option(None, help="Also write an HTML report here."),
+            fmt: str = typer.Option("univr", "--format",
+                                    help="univr (one results JSON) | mteb (also MTEB's results "
+                                         "layout in a folder beside --out)."),
             job: str | None = typer.Option(None, help="The id of the Job row this run moves (default: a new job).")) -> None:
     """Embed queries and corpus of each dataset and score them. The run is a job (shown by the API
     and the dashboard): running, datasets done / total, then completed with its AVG-A and eval run,
@@ -28,6 +31,8 @@ def run_cmd(uvrb: Path = typer.Option(..., help="A UVRB copy in the Hub layout (
     from services.evaluator.records import earlier_runs
     from services.evaluator.report import write_report
 
+    if fmt not in ("univr", "mteb"):
+        raise typer.BadParameter(f"--format must be univr or mteb, not {fmt!r}")
     job_id = job or str(uuid.uuid4())
     params = {"uvrb": str(uvrb), "model": model or None, "adapter": adapter,
               "datasets": [d for d in datasets.split(",") if d] or None}
@@ -38,8 +43,14 @@ def run_cmd(uvrb: Path = typer.Option(..., help="A UVRB copy in the Hub layout (
         raise typer.Exit(2) from exc
     if report:
         write_report(result, report, earlier_runs())
-    typer.echo(json.dumps({"job": job_id, "out": str(out), "eval_run_id": result.get("eval_run_id"),
-                           "abilities": result["abilities"], "wall_seconds": result["wall_seconds"]}))
+    summary = {"job": job_id, "out": str(out), "eval_run_id": result.get("eval_run_id"),
+               "abilities": result["abilities"], "wall_seconds": result["wall_seconds"]}
+    if fmt == "mteb":
+        from services.evaluator.mteb_format import write_mteb
+
+        mteb_dir = out.with_suffix("") if out.suffix else out.parent / (out.name + "-mteb")
+        summary["mteb"] = str(write_mteb(result, mteb_dir)[0].parent)
+    typer.echo(json.dumps(summary))
 
 
 @app.command("aggregate")

@@ -27,6 +27,7 @@ from services.evaluator.registry import DATASETS, get
 from services.evaluator.topk import blocked_topk
 from shared.config import get_settings
 from shared.model import Embedder, EmbedInput, item_key
+from shared.progress import ProgressReport
 
 
 def _embed_cached(embedder: Embedder, cache: EmbeddingCache, items: list[EmbedInput]) -> np.ndarray:
@@ -88,18 +89,25 @@ def evaluate(uvrb_dir: str | Path, model: str | None = None, adapter: str | None
     names = dataset_names(datasets)
     embedder = embedder or Embedder(model, adapter)
     results = {}
-    for name in names:
-        if progress:
-            progress.started(name)
-        try:
-            ds = load_dataset(root, name)
-            results[name] = score_dataset(embedder, ds, get_settings().eval.cache_dir)
-        except Exception as exc:
+    with ProgressReport("eval", total=len(names), unit="dataset") as console:
+        for name in names:
+            console.update(dataset=name)
             if progress:
-                progress.failed(name, exc)
-            raise
-        if progress:
-            progress.done(name, results[name])
+                progress.started(name)
+            t_ds = time.perf_counter()
+            try:
+                ds = load_dataset(root, name)
+                results[name] = score_dataset(embedder, ds, get_settings().eval.cache_dir)
+            except Exception as exc:
+                if progress:
+                    progress.failed(name, exc)
+                raise
+            r = results[name]
+            items = r["n_queries"] + r["n_corpus"]
+            console.advance(dataset=name, score=round(r["score"], 4),
+                            items_per_s=round(items / max(time.perf_counter() - t_ds, 1e-9), 1))
+            if progress:
+                progress.done(name, results[name])
     report = {"model": str(model or embedder.name_or_path), "adapter": adapter, "model_id": embedder.model_id,
               "benchmark": str(root), "datasets": results,
               "abilities": aggregate({k: v["score"] for k, v in results.items()}),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -48,7 +49,7 @@ def test_check_accepts_mini_and_pinpoints_breakage(mini, tmp_path):
     assert report["LoVR-V"]["ok"]
 
 
-def test_eval_run_scores_everything_and_reuses_the_cache(mini, tiny_model_dir, tmp_path):
+def test_eval_run_scores_everything_and_reuses_the_cache(mini, tiny_model_dir, tmp_path, capsys):
     from services.evaluator.runner import evaluate
 
     first = evaluate(mini, str(tiny_model_dir), out=tmp_path / "r1.json")
@@ -67,8 +68,23 @@ def test_eval_run_scores_everything_and_reuses_the_cache(mini, tiny_model_dir, t
     second = evaluate(mini, str(tiny_model_dir), out=tmp_path / "r2.json", embedder=embedder)
     assert all(d["cached"] == d["n_queries"] + d["n_corpus"] for d in second["datasets"].values())
     assert calls == []  # nothing embedded again: every vector came from the cache
+    err = capsys.readouterr().err  # progress, one dataset at a time, on stderr (piped here)
+    assert "[eval] started 0/16 datasets" in err and "[eval] done 16/16 datasets (100%)" in err
     assert second["abilities"] == first["abilities"]
     from services.evaluator.report import write_report
 
     html = write_report(second, tmp_path / "r.html").read_text()
     assert "GVE-7B (paper)" in html and "<svg" in html
+
+    # the same run through the CLI, also in MTEB's results layout (served from the cache)
+    res = CliRunner().invoke(build_app(), ["eval", "run", "--uvrb", str(mini), "--model", str(tiny_model_dir),
+                                           "--out", str(tmp_path / "r3.json"), "--format", "mteb"])
+    assert res.exit_code == 0, res.output
+    folder = json.loads(res.output.strip().splitlines()[-1])["mteb"]
+    tasks = {p.name: json.loads(p.read_text()) for p in Path(folder).glob("UVRB-*.json")}
+    assert len(tasks) == 16
+    cmrb = tasks["UVRB-CMRB.json"]["scores"]["test"][0]
+    assert cmrb["main_score"] == first["datasets"]["CMRB"]["score"] == cmrb["recall_at_10"]
+    assert tasks["UVRB-MS-TI.json"]["scores"]["test"][0]["main_score"] == first["datasets"]["MS-TI"]["P@1"]
+    assert json.loads((Path(folder) / "model_meta.json").read_text())["uvrb_abilities"] == \
+        first["abilities"]
