@@ -8,6 +8,8 @@ answer) into such a line too. Anything else is a defect and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class UserError(ValueError):
     """An expected failure; the message is the one line the user reads."""
@@ -37,7 +39,7 @@ def describe(exc: BaseException) -> str | None:
     return None
 
 
-def _config_error(err: dict) -> str:
+def _config_error(err: Any) -> str:  # a pydantic ErrorDetails
     loc = ".".join(str(p) for p in err.get("loc", ()))
     env = "UNIVR_" + "__".join(str(p).upper() for p in err.get("loc", ()))
     value = err.get("input")
@@ -51,10 +53,8 @@ def _unreachable(exc: BaseException) -> str | None:
 
     if isinstance(exc, DatabaseDown):
         return f"database unreachable: {str(exc.orig or exc).splitlines()[0][:300]}"
-    try:
-        from kombu.exceptions import OperationalError as BrokerDown
-    except ImportError:  # pragma: no cover - kombu is a dependency
-        BrokerDown = ()  # noqa: N806
+    from kombu.exceptions import OperationalError as BrokerDown
+
     if isinstance(exc, BrokerDown):
         return f"broker unreachable: {str(exc).splitlines()[0][:300]}"
     if isinstance(exc, ConnectionError):

@@ -41,8 +41,8 @@ class ProgressReport:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
-        self._bar = None
-        self._task = None
+        self._bar: Any = None  # a rich Progress on a terminal
+        self._task: Any = None
 
     # --- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> ProgressReport:
