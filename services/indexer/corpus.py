@@ -11,14 +11,13 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from shared import layout
 from shared.config import get_settings
 from shared.db import init_db, session_scope
 from shared.db.models import Caption, Clip, Snapshot, Source, Video, clip_stored
 from shared.ids import stable_id
 from shared.media.frames import sampling_fps
 from shared.storage import get_store
-
-VIDEO_REF = "video:"  # how a pair names a whole video instead of a clip
 
 
 def video_point_id(video_id: str) -> str:
@@ -82,26 +81,26 @@ def corpus_rows(source: str | None = None, dataset: str | None = None, frames: i
         rows: list[dict[str, Any]] = []
         videos: dict[str, tuple[Video, Source | None, set[tuple[str, str]]]] = {}
         for clip, video, src in s.execute(q).all():
-            if wanted is not None and clip.id not in wanted and VIDEO_REF + video.id not in wanted:
+            if wanted is not None and clip.id not in wanted and layout.video_ref(video.id) not in wanted:
                 continue
             refs = members.get(clip.id, set())
-            rows.append({"id": clip.id, "frames": [f"{clip.frame_prefix}{i:02d}.jpg" for i in range(frames)],
+            rows.append({"id": clip.id, "frames": [layout.frame_key(clip.frame_prefix, i) for i in range(frames)],
                          "fps": sampling_fps(frames, (clip.end_ms - clip.start_ms) / 1000),
                          "payload": {"kind": "clip", "clip_id": clip.id, "video_id": video.id, "video": video.uri,
                                      "source": video.source_id, "source_uri": src.uri if src else None,
                                      "start_ms": clip.start_ms, "end_ms": clip.end_ms,
                                      "duration_s": (clip.end_ms - clip.start_ms) / 1000, "caption": captions.get(clip.id, ""),
-                                     "thumbnail_key": f"clips/{clip.id}/key/00.jpg", "object_key": clip.object_key,
+                                     "thumbnail_key": layout.thumbnail_key("clip", clip.id, frames), "object_key": clip.object_key,
                                      **_payload_sets(refs)}})
             _, _, seen = videos.setdefault(video.id, (video, src, set()))
             seen |= refs
         for vid, (video, src, refs) in videos.items():
-            refs = refs | members.get(VIDEO_REF + vid, set())
-            rows.append({"id": video_point_id(vid), "frames": [f"videos/{vid}/frames/{i:02d}.jpg" for i in range(frames)],
+            refs = refs | members.get(layout.video_ref(vid), set())
+            rows.append({"id": video_point_id(vid), "frames": layout.video_frame_keys(vid, frames),
                          "fps": sampling_fps(frames, video.duration_s),
                          "payload": {"kind": "video", "clip_id": None, "video_id": vid, "video": video.uri,
                                      "source": video.source_id, "source_uri": src.uri if src else None,
                                      "start_ms": 0, "end_ms": int((video.duration_s or 0) * 1000), "duration_s": video.duration_s or 0,
-                                     "caption": (video.raw_caption or "")[:300], "thumbnail_key": f"videos/{vid}/frames/{frames // 2:02d}.jpg",
+                                     "caption": (video.raw_caption or "")[:300], "thumbnail_key": layout.thumbnail_key("video", vid, frames),
                                      "object_key": video.object_key or _store_key(video.uri), **_payload_sets(refs)}})
     return rows

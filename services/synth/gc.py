@@ -17,7 +17,7 @@ cleared as their objects go.
 
 Safe beside a job writing at the same moment: nothing newer than ``synth.gc_grace_s`` is touched
 (neither objects nor clips claimed since), and each clip or video is re-checked and deleted under
-the synthesis lock (``stages.serialise``) that a worker takes to claim a clip or to mark a video
+the synthesis lock (``dedup.serialise``) that a worker takes to claim a clip or to mark a video
 ``ok`` before uploading anything for it. An attempt lasts at most ``broker.hard_time_limit_s``, so
 with a grace period above that no upload can be in flight for what is deleted.
 """
@@ -32,7 +32,8 @@ from typing import Any
 
 from sqlalchemy import delete, exists, not_, select
 
-from services.synth.stages import serialise
+from services.synth.dedup import serialise
+from shared import layout
 from shared.config import get_settings
 from shared.db import init_db, session_scope
 from shared.db.models import Clip, Frame, Pair, Video, clip_stored, utcnow
@@ -65,8 +66,8 @@ def collect_garbage(*, dry_run: bool = False, grace_s: float | None = None) -> d
     grace = get_settings().synth.gc_grace_s if grace_s is None else grace_s
     cutoff = utcnow() - timedelta(seconds=grace)
     store = get_store()
-    clips, n_clip_objects = _owners(store, "clips/")
-    videos, n_video_objects = _owners(store, "videos/")
+    clips, n_clip_objects = _owners(store, layout.CLIPS)
+    videos, n_video_objects = _owners(store, layout.VIDEOS)
     with session_scope() as db:  # read after listing: a clip stored since it was listed counts as stored
         stored = set(db.scalars(select(Clip.id).where(clip_stored())))
         marked = set(db.scalars(select(Clip.id).where(Clip.object_key.is_not(None), not_(clip_stored()))))
@@ -104,12 +105,12 @@ def snapshot_owners(store) -> set[str]:  # noqa: ANN001
     owners: set[str] = set()
 
     def add_key(key: Any) -> None:
-        parts = key.split("/") if isinstance(key, str) else []
-        if len(parts) >= 3 and parts[0] in ("clips", "videos"):
-            owners.add(parts[1])
+        owner = layout.owner_of(key)
+        if owner:
+            owners.add(owner)
 
-    for key in store.list("snapshots/"):
-        if not key.endswith("/manifest.json"):
+    for key in store.list(layout.SNAPSHOTS):
+        if not layout.is_manifest_key(key):
             continue
         pairs_key = json.loads(store.get_bytes(key)).get("pairs_key")
         if not pairs_key:
@@ -126,7 +127,7 @@ def snapshot_owners(store) -> set[str]:  # noqa: ANN001
                     video = side.get("video")
                     if isinstance(video, dict):
                         cid = str(video.get("clip_id") or "")
-                        owners.add(cid.removeprefix("video:"))
+                        owners.add(layout.ref_owner(cid))
                         for frame in video.get("frames") or []:
                             add_key(frame)
     return owners
@@ -152,7 +153,7 @@ def _collect_clip(store, cid: str, objects: list[ObjectInfo], cutoff: datetime, 
         had_mark = row is not None and (row.object_key is not None or row.frame_prefix is not None or row.kept)
         if not dry_run:
             db.execute(delete(Frame).where(Frame.clip_id == cid))  # none on a clip that is not stored, normally
-            n = store.delete_prefix(f"clips/{cid}/")
+            n = store.delete_prefix(layout.clip_prefix(cid))
             if row is not None:
                 row.object_key = row.frame_prefix = None
                 if row.kept:  # claimed long ago and never stored: that attempt is over

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from shared import layout
 from shared.db import init_db, session_scope, upsert
 from shared.db.models import Clip, Pair, Snapshot, clip_stored
 from shared.storage import get_store
@@ -44,8 +45,8 @@ def create_snapshot(name: str, tasks: list[str] | None = None, holdout_fraction:
     for p in pairs:
         counts[p.task] = counts.get(p.task, 0) + 1
     store = get_store()
-    pairs_key = f"snapshots/{sid}/pairs.jsonl"
-    manifest_key = f"snapshots/{sid}/manifest.json"
+    pairs_key = layout.pairs_jsonl_key(sid)
+    manifest_key = layout.manifest_key(sid)
     manifest = {"id": sid, "name": name, "created_at": datetime.now(UTC).isoformat(), "counts": counts,
                 "pairs_key": pairs_key, "videos": len({p.video_id for p in pairs}), "splits": {},
                 "skipped": skipped}
@@ -63,7 +64,7 @@ def _usable(side: Any, stored: set[str]) -> bool:
     """A side names no clip, a whole video, or a clip whose objects are stored."""
     video = side.get("video") if isinstance(side, dict) else None
     cid = video.get("clip_id") if isinstance(video, dict) else None
-    return not cid or str(cid).startswith("video:") or cid in stored
+    return not cid or layout.is_video_ref(cid) or cid in stored
 
 
 def list_snapshots() -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from shared import layout
 from shared.model import TASK_INSTRUCTIONS, EmbedInput, VideoFrames
 from shared.storage import get_store
 
@@ -30,7 +31,7 @@ class Snapshot:
 
 def load_snapshot(snapshot_id: str) -> Snapshot:
     store = get_store()
-    manifest = json.loads(store.get_bytes(f"snapshots/{snapshot_id}/manifest.json"))
+    manifest = json.loads(store.get_bytes(layout.manifest_key(snapshot_id)))
     lines = store.get_bytes(manifest["pairs_key"]).decode().splitlines()
     return Snapshot(snapshot_id, manifest, [json.loads(line) for line in lines if line.strip()])
 

@@ -9,7 +9,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from services.synth import stages
+from services.synth import media, objects, stages
 from services.synth.snapshot import create_snapshot
 from services.synth.sources import SourceItem
 from shared.db import init_db, session_scope
@@ -114,15 +114,15 @@ def _visible_refs() -> set[str]:
 def test_a_clip_whose_objects_are_not_all_stored_is_never_used(raw, monkeypatch, handler_runs):
     init_db()
     _synth(raw[0])
-    real_put, real_unkeep = LocalStore.put_bytes, stages._unkeep
+    real_put, real_unkeep = LocalStore.put_bytes, objects.unkeep
     victim = _failing_put(monkeypatch)
     if not handler_runs:  # a killed worker runs no handler: the clip stays kept, without Frame rows
-        monkeypatch.setattr(stages, "_unkeep", lambda *a, **k: None)
+        monkeypatch.setattr(objects, "unkeep", lambda *a, **k: None)
     item, vid = _item(raw[1])
     with pytest.raises(OSError, match="store unavailable"):
         stages.media_stage(item, vid, None)
     monkeypatch.setattr(LocalStore, "put_bytes", real_put)  # the store works again for the other videos
-    monkeypatch.setattr(stages, "_unkeep", real_unkeep)
+    monkeypatch.setattr(objects, "unkeep", real_unkeep)
     (victim,) = victim
     row = _clips(id=victim)[0]
     with session_scope() as s:
@@ -197,7 +197,7 @@ def test_a_re_encode_fallback_is_logged_and_shown_in_the_job_status(raw, monkeyp
     def no_copy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise MediaError("packets without timestamps")
 
-    monkeypatch.setattr(stages, "copy_clips", no_copy)
+    monkeypatch.setattr(media, "copy_clips", no_copy)
     sent = []
     monkeypatch.setattr(tasks.app, "send_task", lambda *a, **k: sent.append(a))
     with session_scope() as s:
