@@ -1,45 +1,69 @@
-"""Near-duplicate removal across videos: a moving clip is claimed (recorded, provisionally kept),
-uploaded, then finalized (made stored) unless a stored clip of another video lies within
-``synth.dedup_hamming`` bits of its perceptual hash. Duplicates are only ever judged against
-stored clips, so a clip whose upload fails takes no other clip down with it."""
+"""Near-duplicate removal across videos, indexed and without a lock shared by the cluster.
+
+A moving clip is claimed (recorded, provisionally kept), uploaded, then finalized (made stored)
+unless a stored clip of another video lies within ``synth.dedup_hamming`` bits of its perceptual
+hash. Duplicates are only ever judged against stored clips, so a clip whose upload fails takes no
+other clip down with it.
+
+The lookup is multi-index hashing (``shared.db.hash_bands``): a stored clip's pHash is cut into
+``max_bits + 1`` bands stored as indexed rows, so every hash within ``max_bits`` shares at least
+one band value with the query; the few clips sharing one are verified exactly. Finalizing locks
+only the band buckets of its own hash (``shared.db.locks``): two near-duplicates share a bucket
+and so finalize one after the other (the first to finish is kept, the other sees it stored), while
+clips with nothing in common never wait for each other.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import and_, delete, or_, select, update
 
 from services.synth import objects
 from shared import layout
 from shared.db import session_scope, upsert
-from shared.db.models import Clip, clip_stored, utcnow
+from shared.db.hash_bands import band_rows, bands, n_bands
+from shared.db.locks import lock_names
+from shared.db.models import Clip, ClipHashBand, Frame, clip_stored, utcnow
 from shared.media.analysis import hamming
 
 log = logging.getLogger(__name__)
+REINDEX_BATCH = 2_000  # clips per page (5 band rows each: under the 65535 parameters)
 
 
-def serialise(db) -> None:  # noqa: ANN001
-    """Take the synthesis lock for the rest of ``db``'s transaction: the dedup checks with the rows
-    they write, and the garbage collector's check-then-delete, run one at a time across workers
-    (an advisory lock on PostgreSQL; SQLite's write lock, taken by a write that changes nothing)."""
-    dialect = db.get_bind().dialect.name
-    if dialect == "postgresql":
-        db.execute(text("SELECT pg_advisory_xact_lock(727272)"))
-    elif dialect == "sqlite":
-        db.execute(text("UPDATE clips SET id = id WHERE 0"))
+def lock_clip(db, clip_id: str) -> None:  # noqa: ANN001
+    """Serialise one clip's claim with the garbage collector's check-then-delete of its objects."""
+    lock_names(db, [f"clip:{clip_id}"])
+
+
+def lock_video(db, video_id: str) -> None:  # noqa: ANN001
+    """Serialise a video's ``ok`` mark with the garbage collector's check-then-delete."""
+    lock_names(db, [f"video:{video_id}"])
+
+
+def lock_buckets(db, ph: str, max_bits: int) -> None:  # noqa: ANN001
+    """Lock the band buckets of ``ph``: every near-duplicate finalizing now holds one of them."""
+    n = n_bands(max_bits)
+    lock_names(db, [f"phash:{n}:{b}:{v}" for b, v in bands(ph, n)])
+
+
+def candidates(db, ph: str, video_id: str, max_bits: int) -> list[tuple[str, str]]:  # noqa: ANN001
+    """(id, pHash) of the stored clips of other videos sharing a band with ``ph`` (indexed)."""
+    n = n_bands(max_bits)
+    same_band = or_(*[and_(ClipHashBand.band == b, ClipHashBand.value == v) for b, v in bands(ph, n)])
+    q = (select(Clip.id, Clip.phash).join(ClipHashBand, ClipHashBand.clip_id == Clip.id)
+         .where(ClipHashBand.scheme == n, same_band, Clip.video_id != video_id,
+                Clip.phash.is_not(None), clip_stored()).distinct())
+    return [(cid, other) for cid, other in db.execute(q)]
 
 
 def find_duplicate(db, ph: str, video_id: str, max_bits: int) -> str | None:  # noqa: ANN001
-    """A stored clip of another video within ``max_bits`` of ``ph``; takes the synthesis lock first,
-    so the caller's writes in the same transaction are serialised with every other check."""
-    serialise(db)
-    rows = db.execute(select(Clip.id, Clip.phash).where(clip_stored(), Clip.video_id != video_id,
-                                                        Clip.phash.is_not(None)).order_by(Clip.id)).all()
-    for cid, other in rows:
-        if hamming(ph, other) <= max_bits:
-            return cid
-    return None
+    """The first (by id) stored clip of another video within ``max_bits`` of ``ph``, or None:
+    the same answer as comparing with every stored clip, from the band index's candidates."""
+    close = sorted(cid for cid, other in candidates(db, ph, video_id, max_bits)
+                   if hamming(ph, other) <= max_bits)
+    return close[0] if close else None
 
 
 def clip_row(cand: dict[str, Any], video_id: str, dup_of: str | None) -> dict[str, Any]:
@@ -59,8 +83,10 @@ def save_rejected(cand: dict[str, Any], video_id: str) -> None:
 
 def claim_clip(cand: dict[str, Any], video_id: str, max_bits: int) -> bool:
     """Record a moving clip: kept (provisionally: until ``finalize_clip`` its objects are not
-    stored), or a near-duplicate of a **stored** clip of another video."""
+    stored), or a near-duplicate of a **stored** clip of another video (then nothing is uploaded).
+    No bucket lock: a duplicate stored meanwhile is caught when finalizing."""
     with session_scope() as db:
+        lock_clip(db, cand["id"])
         dup_of = find_duplicate(db, cand["phash"], video_id, max_bits)
         if dup_of:
             cand["reason"] = f"near-duplicate of clip {dup_of}"
@@ -69,18 +95,20 @@ def claim_clip(cand: dict[str, Any], video_id: str, max_bits: int) -> bool:
 
 
 def finalize_clip(store, cand: dict[str, Any], video_id: str, max_bits: int) -> bool:  # noqa: ANN001
-    """After the uploads: the clip becomes stored (its Frame rows), unless a duplicate of another
-    video became stored while it was uploading; the check and the Frame rows share one transaction
-    under the lock, so of two duplicates in flight at once exactly the first to finish is kept. The
-    other stops being kept, with the reason, and its objects go (a failed delete leaves the row's
-    ``object_key`` set, for ``univr synth gc``). Returns whether the clip is kept."""
-    from shared.db.models import Frame
-
-    cid = cand["id"]
+    """After the uploads: the clip becomes stored (its Frame rows and band rows), unless a
+    duplicate of another video became stored while it was uploading; the check and the rows share
+    one transaction under the locks of the clip's band buckets, so of two duplicates in flight at
+    once exactly the first to finish is kept. The other stops being kept, with the reason, and its
+    objects go (a failed delete leaves the row's ``object_key`` set, for ``univr synth gc``).
+    Returns whether the clip is kept."""
+    cid, ph = cand["id"], cand["phash"]
     with session_scope() as db:
-        dup_of = find_duplicate(db, cand["phash"], video_id, max_bits)
+        lock_buckets(db, ph, max_bits)
+        dup_of = find_duplicate(db, ph, video_id, max_bits)
         if dup_of is None:
             upsert(db, Frame, objects.frame_rows(cand))
+            upsert(db, ClipHashBand, band_rows(cid, ph, n_bands(max_bits)), update=[],
+                   key=("scheme", "band", "value", "clip_id"))
             return True
         cand["reason"] = f"near-duplicate of clip {dup_of}"
         db.execute(update(Clip).where(Clip.id == cid).values(
@@ -90,3 +118,21 @@ def finalize_clip(store, cand: dict[str, Any], video_id: str, max_bits: int) -> 
     except Exception:  # noqa: BLE001 - the object_key left on the row marks them for the gc
         log.warning("clip %s: objects of a near-duplicate could not be deleted", cid, exc_info=True)
     return False
+
+
+def reindex(max_bits: int) -> int:
+    """Band rows of every stored clip for ``max_bits`` (after ``synth.dedup_hamming`` changed:
+    the index holds one band layout per threshold), in keyset pages. Returns the clips indexed."""
+    n, last, total = n_bands(max_bits), "", 0
+    while True:
+        with session_scope() as db:
+            page = db.execute(select(Clip.id, Clip.phash).where(
+                Clip.id > last, Clip.phash.is_not(None), clip_stored())
+                .order_by(Clip.id).limit(REINDEX_BATCH)).all()
+            if not page:
+                return total
+            db.execute(delete(ClipHashBand).where(ClipHashBand.scheme == n,
+                                                  ClipHashBand.clip_id.in_([c for c, _ in page])))
+            upsert(db, ClipHashBand, [r for cid, ph in page for r in band_rows(cid, ph, n)],
+                   key=("scheme", "band", "value", "clip_id"), update=[])
+        last, total = page[-1][0], total + len(page)

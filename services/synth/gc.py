@@ -17,8 +17,8 @@ cleared as their objects go.
 
 Safe beside a job writing at the same moment: nothing newer than ``synth.gc_grace_s`` is touched
 (neither objects nor clips claimed since), and each clip or video is re-checked and deleted under
-the synthesis lock (``dedup.serialise``) that a worker takes to claim a clip or to mark a video
-``ok`` before uploading anything for it. An attempt lasts at most ``broker.hard_time_limit_s``, so
+the lock of that clip or video (``dedup.lock_clip``, ``dedup.lock_video``) that a worker takes to
+claim a clip or to mark a video ``ok`` before uploading anything for it. An attempt lasts at most ``broker.hard_time_limit_s``, so
 with a grace period above that no upload can be in flight for what is deleted.
 """
 
@@ -32,11 +32,11 @@ from typing import Any
 
 from sqlalchemy import delete, exists, not_, select
 
-from services.synth.dedup import serialise
+from services.synth.dedup import lock_clip, lock_video
 from shared import layout
 from shared.config import get_settings
 from shared.db import init_db, session_scope
-from shared.db.models import Clip, Frame, Pair, Video, clip_stored, utcnow
+from shared.db.models import Clip, ClipHashBand, Frame, Pair, Video, clip_stored, utcnow
 from shared.storage import ObjectInfo, get_store
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def _collect_clip(store, cid: str, objects: list[ObjectInfo], cutoff: datetime, 
                   report: dict[str, Any]) -> None:
     with session_scope() as db:
         if not dry_run:
-            serialise(db)  # no claim of this clip until the objects are gone and the row says so
+            lock_clip(db, cid)  # no claim of this clip until its objects are gone and the row says so
         row = db.get(Clip, cid)
         if row is not None and row.kept and db.scalar(select(exists().where(Frame.clip_id == cid))):
             return  # stored since the listing
@@ -152,7 +152,8 @@ def _collect_clip(store, cid: str, objects: list[ObjectInfo], cutoff: datetime, 
         size = sum(o.size for o in objects)
         had_mark = row is not None and (row.object_key is not None or row.frame_prefix is not None or row.kept)
         if not dry_run:
-            db.execute(delete(Frame).where(Frame.clip_id == cid))  # none on a clip that is not stored, normally
+            db.execute(delete(Frame).where(Frame.clip_id == cid))  # none on a clip not stored, normally
+            db.execute(delete(ClipHashBand).where(ClipHashBand.clip_id == cid))
             n = store.delete_prefix(layout.clip_prefix(cid))
             if row is not None:
                 row.object_key = row.frame_prefix = None
@@ -171,7 +172,7 @@ def _collect_video(store, vid: str, objects: list[ObjectInfo], cutoff: datetime,
                    report: dict[str, Any]) -> None:
     with session_scope() as db:
         if not dry_run:
-            serialise(db)  # a media stage marks its video ok under this lock before uploading its frames
+            lock_video(db, vid)  # a media stage marks its video ok under this lock before uploading
         video = db.get(Video, vid)
         if (video is not None and video.status == "ok") or db.scalar(select(exists().where(Pair.video_id == vid))):
             return

@@ -105,7 +105,7 @@ def _store_video(item: SourceItem, video_id: str, source_id: str | None, meta: d
                  s) -> None:  # noqa: ANN001
     """The video's row (``ok``), then its whole-video frames in the store."""
     with session_scope() as db:
-        dedup.serialise(db)  # the gc re-reads the status under the same lock before deleting
+        dedup.lock_video(db, video_id)  # the gc re-reads the status under this lock to delete
         upsert(db, Video, [{"id": video_id, "source_id": source_id, "uri": item.uri,
                             "raw_caption": item.raw_caption, "meta": meta,
                             "duration_s": an.duration_s, "width": pr.width, "height": pr.height,

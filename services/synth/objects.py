@@ -13,7 +13,7 @@ from sqlalchemy import delete, update
 
 from shared import layout
 from shared.db import session_scope
-from shared.db.models import Clip, Frame
+from shared.db.models import Clip, ClipHashBand, Frame
 from shared.ids import stable_id
 from shared.media.frames import sampling_fps
 
@@ -74,6 +74,7 @@ def remove_objects(store, cids: list[str]) -> None:  # noqa: ANN001
         return
     with session_scope() as db:
         db.execute(delete(Frame).where(Frame.clip_id.in_(cids)))
+        db.execute(delete(ClipHashBand).where(ClipHashBand.clip_id.in_(cids)))
     for cid in cids:
         store.delete_prefix(layout.clip_prefix(cid))
     with session_scope() as db:

@@ -17,7 +17,6 @@ from typing import Any
 
 from services.synth.caption import caption_stage, check_raw_caption
 from services.synth.consistency import _embedder, consistency_filter
-from services.synth.dedup import serialise
 from services.synth.errors import Rejected
 from services.synth.media import _clip_candidate, _cut_clips, media_stage
 from services.synth.objects import clip_fps, jpeg, remove_objects
@@ -31,7 +30,7 @@ STAGES = ("media", "caption", "pairs")
 __all__ = ["DOMAIN_OF_STYLE", "STAGES", "Rejected", "SourceItem", "_clip_candidate", "_cut_clips",
            "_embedder", "caption_stage", "check_raw_caption", "clip_fps", "consistency_filter",
            "frame_keys", "get_settings", "jpeg", "keyframe_key", "media_stage", "pairs_stage",
-           "remove_objects", "run_stage", "serialise", "video_frame_keys"]
+           "remove_objects", "run_stage", "video_frame_keys"]
 
 
 def run_stage(stage: str, src: SourceItem, video_id: str, source_id: str | None) -> dict[str, Any]:
