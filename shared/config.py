@@ -181,6 +181,9 @@ class ApiSettings(BaseModel):
     port: int = 8080
     max_upload_bytes: int = 32 * 1024**2
     require_keys: bool = True
+    # /metrics counts job events of this recent window only, at most this many (a bounded read)
+    metrics_events_window_s: float = Field(3600.0, gt=0)
+    metrics_events_limit: int = Field(100_000, gt=0)
 
 
 class Settings(BaseSettings):

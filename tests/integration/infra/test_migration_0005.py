@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from shared.db import session_scope, upsert
+from shared.db import counters, session_scope, upsert
 from shared.db.hash_bands import band_rows, n_bands
 from shared.db.migrate import current, downgrade, upgrade
 from shared.db.models import (
@@ -26,7 +26,7 @@ from shared.db.session import get_engine
 def _counts(url: str, job: str) -> dict[str, int]:
     with session_scope(url) as s:
         return {st: n for st, n in s.execute(select(JobCount.state, JobCount.n)
-                                             .where(JobCount.job_id == job)) if n}
+                                             .where(JobCount.job_id == job)) if n and ":" not in st}
 
 
 def _check(url: str) -> None:
@@ -36,8 +36,8 @@ def _check(url: str) -> None:
         s.add(Video(id="v", uri="/v.mp4"))
         s.flush()
         states = [ItemState.done] * 3 + [ItemState.rejected, ItemState.running]
-        upsert(s, JobItem, [{"id": f"a{i}", "job_id": "j1", "item_key": f"k{i}", "state": st}
-                            for i, st in enumerate(states)])
+        upsert(s, JobItem, [{"id": f"a{i}", "job_id": "j1", "item_key": f"k{i}", "state": st,
+                             "result": {"clips": i, "pairs": 2}} for i, st in enumerate(states)])
         upsert(s, JobItem, [{"id": "b0", "job_id": "j2", "item_key": "k", "state": ItemState.pending}])
         upsert(s, Clip, [{"id": f"c{i}", "video_id": "v", "start_ms": i, "end_ms": i + 1, "kept": i < 2,
                           "phash": f"{i:016x}"} for i in range(3)])
@@ -46,6 +46,9 @@ def _check(url: str) -> None:
     assert current(url) == "0005"
     assert _counts(url, "j1") == {"done": 3, "rejected": 1, "running": 1}
     assert _counts(url, "j2") == {"pending": 1}
+    with session_scope(url) as s:
+        assert counters.job_sums(s, "j1") == {"clips": 10, "pairs": 10}
+        assert counters.job_counts(s, "j1") == {"done": 3, "rejected": 1, "running": 1}
     with session_scope(url) as s:  # only c0 is stored (kept, with frames)
         got = sorted((r.scheme, r.band, r.value, r.clip_id) for r in s.scalars(select(ClipHashBand)))
     n = n_bands(4)

@@ -76,6 +76,31 @@ def _backfill_bands(bind) -> None:  # noqa: ANN001
         last = page[-1][0]
 
 
+SUMS = ("clips", "frames", "pairs", "clips_rejected", "clips_reencoded")  # synth item results
+
+
+def _backfill_sums(bind) -> None:  # noqa: ANN001
+    """Each job's ``sum:<name>`` rows: the sums of its items' result values (keyset pages)."""
+    import json
+
+    sums: dict[tuple[str, str], int] = {}
+    last = ""
+    while True:
+        page = bind.execute(sa.text("SELECT id, job_id, result FROM job_items WHERE id > :last "
+                                    "ORDER BY id LIMIT :n"), {"last": last, "n": BATCH}).all()
+        if not page:
+            break
+        for _, job_id, result in page:
+            res = json.loads(result) if isinstance(result, str) else (result or {})
+            for k in SUMS:
+                if isinstance(res, dict) and res.get(k):
+                    sums[(job_id, f"sum:{k}")] = sums.get((job_id, f"sum:{k}"), 0) + int(res[k])
+        last = page[-1][0]
+    table = sa.table("job_counts", sa.column("job_id"), sa.column("state"), sa.column("n"))
+    if sums:
+        op.bulk_insert(table, [{"job_id": j, "state": k, "n": n} for (j, k), n in sorted(sums.items())])
+
+
 def upgrade() -> None:
     bind = op.get_bind()
     op.create_table(
@@ -96,6 +121,7 @@ def upgrade() -> None:
     op.create_index('ix_job_events_job_id_id', 'job_events', ['job_id', 'id'])
     op.execute("INSERT INTO job_counts (job_id, state, n) "
                "SELECT job_id, state, count(*) FROM job_items GROUP BY job_id, state")
+    _backfill_sums(bind)
     _triggers(bind.dialect.name)
     _backfill_bands(bind)
 
