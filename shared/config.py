@@ -121,6 +121,7 @@ class SynthSettings(BaseModel):
     consistency_filter: bool = False
     consistency_threshold: float = 0.2
     hard_negatives: int = 1
+    snapshot_shard_rows: int = Field(100_000, gt=0)  # pairs per Parquet shard of a snapshot
     # `univr synth gc`: objects (and clips claimed) within this many seconds are never collected, so
     # a job writing at the same moment keeps its uploads; keep it well above broker.hard_time_limit_s
     gc_grace_s: float = Field(24 * 3600.0, ge=0)

@@ -7,7 +7,7 @@ itself: it calls these functions.
     clips/<clip id>/frames/<NN>.jpg     its uniformly sampled frames
     clips/<clip id>/key/00.jpg          its keyframe
     videos/<video id>/frames/<NN>.jpg   frames of the whole source video
-    snapshots/<snapshot id>/manifest.json, pairs.jsonl (old) or pairs-<NNNNN>.parquet
+    snapshots/<snapshot id>/manifest.json, pairs/part-<NNNNN>.parquet (or pairs.jsonl: older)
 """
 
 from __future__ import annotations
@@ -104,5 +104,10 @@ def pairs_jsonl_key(snapshot_id: str) -> str:
     return f"{snapshot_prefix(snapshot_id)}pairs.jsonl"
 
 
+def shards_prefix(snapshot_id: str) -> str:
+    """The folder of a snapshot's Parquet shards (nothing else lies in it: open it as a dataset)."""
+    return f"{snapshot_prefix(snapshot_id)}pairs/"
+
+
 def shard_key(snapshot_id: str, index: int) -> str:
-    return f"{snapshot_prefix(snapshot_id)}pairs-{index:05d}.parquet"
+    return f"{shards_prefix(snapshot_id)}part-{index:05d}.parquet"

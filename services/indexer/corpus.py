@@ -5,7 +5,6 @@ only the clips of one source (id or URI) or of one dataset (a snapshot, by name 
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Any
 
@@ -17,18 +16,14 @@ from shared.db import init_db, session_scope
 from shared.db.models import Caption, Clip, Snapshot, Source, Video, clip_stored
 from shared.ids import stable_id
 from shared.media.frames import sampling_fps
+from shared.snapshots import iter_rows, read_manifest, side_refs
 from shared.storage import get_store
+
+PAGE = 1000  # clips read from the cursor at a time
 
 
 def video_point_id(video_id: str) -> str:
     return stable_id("video-point", video_id)
-
-
-def _side_refs(side: Any) -> list[str]:
-    video = side.get("video") if isinstance(side, dict) else None
-    if isinstance(video, dict) and video.get("clip_id"):
-        return [str(video["clip_id"])]
-    return [video] if isinstance(video, str) else []
 
 
 def snapshot_members() -> dict[str, set[tuple[str, str]]]:
@@ -38,15 +33,9 @@ def snapshot_members() -> dict[str, set[tuple[str, str]]]:
     store = get_store()
     members: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for sid, name, manifest_key in snaps:
-        manifest = json.loads(store.get_bytes(manifest_key))
-        with store.open(manifest["pairs_key"]) as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                pair = json.loads(line)
-                for side in [pair.get("query"), pair.get("target"), *(pair.get("hard_negatives") or [])]:
-                    for ref in _side_refs(side):
-                        members[ref].add((sid, name))
+        for pair in iter_rows(store, read_manifest(store, key=manifest_key)):  # shard by shard
+            for ref in side_refs(pair):
+                members[ref].add((sid, name))
     return members
 
 
@@ -58,6 +47,17 @@ def _store_key(uri: str | None) -> str | None:
 
 def _payload_sets(refs: set[tuple[str, str]]) -> dict[str, list[str]]:
     return {"dataset": sorted({n for _, n in refs}), "snapshot": sorted({i for i, _ in refs})}
+
+
+def _pages(s, q):  # noqa: ANN001, ANN202
+    """(clip, video, source, concise captions of the page) from a cursor, a page at a time: the
+    captions are read for each page's clips, never all of them at once."""
+    for page in s.execute(q.execution_options(yield_per=PAGE)).partitions():
+        ids = [clip.id for clip, _, _ in page]
+        captions = dict(s.execute(select(Caption.target_id, Caption.text).where(
+            Caption.style == "concise", Caption.target_id.in_(ids))).all())
+        for clip, video, src in page:
+            yield clip, video, src, captions
 
 
 def corpus_rows(source: str | None = None, dataset: str | None = None, frames: int | None = None) -> list[dict[str, Any]]:
@@ -77,10 +77,9 @@ def corpus_rows(source: str | None = None, dataset: str | None = None, frames: i
             if s.scalars(select(Snapshot.id).where(or_(Snapshot.id == dataset, Snapshot.name == dataset))).first() is None:
                 raise ValueError(f"no dataset {dataset!r} (give a snapshot name or id)")
             wanted = {ref for ref, snaps in members.items() if any(dataset in pair for pair in snaps)}
-        captions = {c.target_id: c.text for c in s.scalars(select(Caption).where(Caption.style == "concise"))}
         rows: list[dict[str, Any]] = []
         videos: dict[str, tuple[Video, Source | None, set[tuple[str, str]]]] = {}
-        for clip, video, src in s.execute(q).all():
+        for clip, video, src, captions in _pages(s, q):
             if wanted is not None and clip.id not in wanted and layout.video_ref(video.id) not in wanted:
                 continue
             refs = members.get(clip.id, set())

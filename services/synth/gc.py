@@ -35,12 +35,15 @@ from sqlalchemy import delete, exists, not_, select
 from services.synth.dedup import lock_clip, lock_video
 from shared import layout
 from shared.config import get_settings
+from shared.contracts.snapshot import SnapshotManifest
 from shared.db import init_db, session_scope
 from shared.db.models import Clip, ClipHashBand, Frame, Pair, Video, clip_stored, utcnow
+from shared.snapshots import iter_rows
 from shared.storage import ObjectInfo, get_store
 
 log = logging.getLogger(__name__)
 NEVER_STORED = "its objects were never all stored (garbage-collected)"
+CHECK_BATCH = 1000  # listed owners checked against the rows per query
 
 
 def _aware(t: datetime | None) -> datetime | None:
@@ -68,15 +71,13 @@ def collect_garbage(*, dry_run: bool = False, grace_s: float | None = None) -> d
     store = get_store()
     clips, n_clip_objects = _owners(store, layout.CLIPS)
     videos, n_video_objects = _owners(store, layout.VIDEOS)
-    with session_scope() as db:  # read after listing: a clip stored since it was listed counts as stored
-        stored = set(db.scalars(select(Clip.id).where(clip_stored())))
-        marked = set(db.scalars(select(Clip.id).where(Clip.object_key.is_not(None), not_(clip_stored()))))
-        live_videos = set(db.scalars(select(Video.id).where(Video.status == "ok")))
-        live_videos |= set(db.scalars(select(Pair.video_id).distinct()))
+    # read after listing (a clip stored since it was listed counts as stored), by batches of the
+    # listed owners: no load of every stored clip, video or pair
+    clip_candidates = _not_stored(set(clips)) | _marked()
+    video_candidates = _not_live(set(videos))
     report: dict[str, Any] = {"dry_run": dry_run, "grace_s": grace, "scanned": n_clip_objects + n_video_objects,
                               "objects_deleted": 0, "bytes_deleted": 0, "clips": 0, "videos": 0, "rows_unmarked": 0,
                               "skipped_recent": 0, "kept_for_snapshots": 0, "errors": []}
-    clip_candidates, video_candidates = (set(clips) | marked) - stored, set(videos) - live_videos
     if clip_candidates or video_candidates:  # read the snapshots only when there is something to collect
         named = snapshot_owners(store)
         report["kept_for_snapshots"] = len(clip_candidates & named) + len(video_candidates & named)
@@ -98,6 +99,36 @@ def collect_garbage(*, dry_run: bool = False, grace_s: float | None = None) -> d
     return report
 
 
+def _batches(ids: set[str]) -> list[list[str]]:
+    ordered = sorted(ids)
+    return [ordered[i:i + CHECK_BATCH] for i in range(0, len(ordered), CHECK_BATCH)]
+
+
+def _not_stored(ids: set[str]) -> set[str]:
+    out = set()
+    for chunk in _batches(ids):
+        with session_scope() as db:
+            out |= set(chunk) - set(db.scalars(select(Clip.id).where(Clip.id.in_(chunk), clip_stored())))
+    return out
+
+
+def _marked() -> set[str]:
+    """Clips not stored whose row still marks objects (read from a cursor, in pages)."""
+    with session_scope() as db:
+        q = select(Clip.id).where(Clip.object_key.is_not(None), not_(clip_stored()))
+        return set(db.scalars(q.execution_options(yield_per=CHECK_BATCH)))
+
+
+def _not_live(ids: set[str]) -> set[str]:
+    out = set()
+    for chunk in _batches(ids):
+        with session_scope() as db:
+            live = set(db.scalars(select(Video.id).where(Video.id.in_(chunk), Video.status == "ok")))
+            live |= set(db.scalars(select(Pair.video_id).where(Pair.video_id.in_(chunk)).distinct()))
+        out |= set(chunk) - live
+    return out
+
+
 def snapshot_owners(store) -> set[str]:  # noqa: ANN001
     """The clip and video ids whose objects some snapshot in the store names (``clips/<id>/...`` and
     ``videos/<id>/...`` keys of any side, clip ids, ``video:<id>`` refs). A snapshot that cannot be
@@ -112,24 +143,19 @@ def snapshot_owners(store) -> set[str]:  # noqa: ANN001
     for key in store.list(layout.SNAPSHOTS):
         if not layout.is_manifest_key(key):
             continue
-        pairs_key = json.loads(store.get_bytes(key)).get("pairs_key")
-        if not pairs_key:
+        manifest = json.loads(store.get_bytes(key))
+        if not manifest.get("pairs_key") and not manifest.get("shards"):
             continue  # names no pairs
-        with store.open(pairs_key) as fh:
-            for line in fh:
-                if not line.strip():
+        for pair in iter_rows(store, SnapshotManifest.model_validate(manifest)):  # shard by shard
+            for side in [pair.get("query"), pair.get("target"), *(pair.get("hard_negatives") or [])]:
+                if not isinstance(side, dict):
                     continue
-                pair = json.loads(line)
-                for side in [pair.get("query"), pair.get("target"), *(pair.get("hard_negatives") or [])]:
-                    if not isinstance(side, dict):
-                        continue
-                    add_key(side.get("image"))
-                    video = side.get("video")
-                    if isinstance(video, dict):
-                        cid = str(video.get("clip_id") or "")
-                        owners.add(layout.ref_owner(cid))
-                        for frame in video.get("frames") or []:
-                            add_key(frame)
+                add_key(side.get("image"))
+                video = side.get("video")
+                if isinstance(video, dict):
+                    owners.add(layout.ref_owner(str(video.get("clip_id") or "")))
+                    for frame in video.get("frames") or []:
+                        add_key(frame)
     return owners
 
 

@@ -15,6 +15,7 @@ from services.synth.sources import SourceItem
 from shared.db import init_db, session_scope
 from shared.db.models import Clip, Frame, Pair, Video
 from shared.ids import stable_id
+from shared.snapshots import iter_pairs, read_manifest
 from shared.storage import LocalStore, get_store
 
 
@@ -106,8 +107,8 @@ def _failing_put(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def _visible_refs() -> set[str]:
     """Every clip a snapshot of all pairs names."""
     manifest = create_snapshot("all")
-    body = get_store().get_bytes(manifest["pairs_key"]).decode()
-    return {v["clip_id"] for line in body.splitlines() for v in _video_sides(json.loads(line))}
+    pairs = iter_pairs(get_store(), read_manifest(get_store(), manifest["id"]))
+    return {v["clip_id"] for pair in pairs for v in _video_sides(pair)}
 
 
 @pytest.mark.parametrize("handler_runs", [True, False], ids=["upload-fails", "worker-lost-mid-upload"])
