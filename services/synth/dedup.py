@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, cast, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import BIT
 
 from services.synth import objects
 from shared import layout
 from shared.db import session_scope, upsert
-from shared.db.hash_bands import band_rows, bands, n_bands
+from shared.db.hash_bands import HASH_BITS, band_rows, bands, n_bands, signed
 from shared.db.locks import lock_names
 from shared.db.models import Clip, ClipHashBand, Frame, clip_stored, utcnow
 from shared.media.analysis import hamming
@@ -48,21 +49,29 @@ def lock_buckets(db, ph: str, max_bits: int) -> None:  # noqa: ANN001
     lock_names(db, [f"phash:{n}:{b}:{v}" for b, v in bands(ph, n)])
 
 
-def candidates(db, ph: str, video_id: str, max_bits: int) -> list[tuple[str, str]]:  # noqa: ANN001
-    """(id, pHash) of the stored clips of other videos sharing a band with ``ph`` (indexed)."""
+def _near(ph: str, max_bits: int, exact_in_sql: bool):  # noqa: ANN202
+    """The band rows sharing a band with ``ph`` (an indexed lookup per band), and on PostgreSQL
+    only those within ``max_bits`` (``bit_count`` of the XOR, on the row: no clip is read)."""
     n = n_bands(max_bits)
     same_band = or_(*[and_(ClipHashBand.band == b, ClipHashBand.value == v) for b, v in bands(ph, n)])
-    q = (select(Clip.id, Clip.phash).join(ClipHashBand, ClipHashBand.clip_id == Clip.id)
-         .where(ClipHashBand.scheme == n, same_band, Clip.video_id != video_id,
-                Clip.phash.is_not(None), clip_stored()).distinct())
-    return [(cid, other) for cid, other in db.execute(q)]
+    q = select(ClipHashBand.clip_id).where(ClipHashBand.scheme == n, same_band)
+    if exact_in_sql:
+        xor = ClipHashBand.hash.op("#")(signed(int(ph, 16)))
+        q = q.where(func.bit_count(cast(xor, BIT(HASH_BITS))) <= max_bits)
+    return q
 
 
 def find_duplicate(db, ph: str, video_id: str, max_bits: int) -> str | None:  # noqa: ANN001
     """The first (by id) stored clip of another video within ``max_bits`` of ``ph``, or None:
-    the same answer as comparing with every stored clip, from the band index's candidates."""
-    close = sorted(cid for cid, other in candidates(db, ph, video_id, max_bits)
-                   if hamming(ph, other) <= max_bits)
+    the same answer as comparing with every stored clip, from the band index's candidates
+    (verified exactly: in SQL on PostgreSQL, here on the few candidates elsewhere)."""
+    in_sql = db.get_bind().dialect.name == "postgresql"
+    q = (select(Clip.id, Clip.phash).where(Clip.id.in_(_near(ph, max_bits, in_sql)),
+                                           Clip.video_id != video_id, Clip.phash.is_not(None),
+                                           clip_stored()).order_by(Clip.id))
+    if in_sql:
+        return db.scalars(q.with_only_columns(Clip.id).limit(1)).first()
+    close = sorted(cid for cid, other in db.execute(q) if hamming(ph, other) <= max_bits)
     return close[0] if close else None
 
 

@@ -15,7 +15,7 @@ def n_bands(max_bits: int) -> int:
     return max_bits + 1
 
 
-def _signed(v: int) -> int:
+def signed(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v  # stored in a signed 64-bit column
 
 
@@ -25,9 +25,11 @@ def bands(phash: str, n: int) -> list[tuple[int, int]]:
     out = []
     for b in range(n):
         lo, hi = b * HASH_BITS // n, (b + 1) * HASH_BITS // n
-        out.append((b, _signed((h >> lo) & ((1 << (hi - lo)) - 1))))
+        out.append((b, signed((h >> lo) & ((1 << (hi - lo)) - 1))))
     return out
 
 
 def band_rows(clip_id: str, phash: str, n: int) -> list[dict[str, int | str]]:
-    return [{"scheme": n, "band": b, "value": v, "clip_id": clip_id} for b, v in bands(phash, n)]
+    whole = signed(int(phash, 16))
+    return [{"scheme": n, "band": b, "value": v, "clip_id": clip_id, "hash": whole}
+            for b, v in bands(phash, n)]

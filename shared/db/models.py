@@ -144,6 +144,7 @@ class ClipHashBand(Base):
     band: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     clip_id: Mapped[str] = mapped_column(ForeignKey("clips.id"), primary_key=True, index=True)
+    hash: Mapped[int] = mapped_column(BigInteger)  # the whole pHash (signed): verified in SQL
 
 
 class Caption(Base):

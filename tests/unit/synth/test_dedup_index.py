@@ -33,10 +33,18 @@ def _brute(ph: str, stored: list[tuple[str, str, str]], video_id: str, max_bits:
     return close[0] if close else None
 
 
-@pytest.fixture
-def corpus() -> list[tuple[str, str, str]]:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def corpus(request, monkeypatch) -> list[tuple[str, str, str]]:
     """10⁴ stored clips with random hashes (and some in tight clusters), over 50 videos; one in
-    ten is kept but not stored (no Frame rows), which never counts as a duplicate."""
+    ten is kept but not stored (no Frame rows), which never counts as a duplicate. On SQLite the
+    candidates are verified in Python, on PostgreSQL in SQL."""
+    if request.param == "postgres":
+        from shared.db.session import reset_engines
+
+        monkeypatch.setenv("UNIVR_DATABASE__URL", request.getfixturevalue("postgres_url"))
+        get_settings.cache_clear()
+        reset_engines()
+        request.addfinalizer(reset_engines)
     init_db()
     rng = np.random.default_rng(7)
     top = get_settings().synth.dedup_hamming

@@ -63,7 +63,7 @@ def _backfill_bands(bind) -> None:  # noqa: ANN001
 
     n = n_bands(get_settings().synth.dedup_hamming)
     table = sa.table("clip_hash_bands", sa.column("scheme"), sa.column("band"), sa.column("value"),
-                     sa.column("clip_id"))
+                     sa.column("clip_id"), sa.column("hash"))
     last = ""
     while True:  # keyset pages: constant memory, one statement at a time on the connection
         page = bind.execute(sa.text(
@@ -109,6 +109,7 @@ def upgrade() -> None:
         sa.Column('band', sa.Integer(), nullable=False),
         sa.Column('value', sa.BigInteger(), nullable=False),
         sa.Column('clip_id', sa.String(length=64), sa.ForeignKey('clips.id'), nullable=False),
+        sa.Column('hash', sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint('scheme', 'band', 'value', 'clip_id'))
     op.create_index('ix_clip_hash_bands_clip_id', 'clip_hash_bands', ['clip_id'])
     op.create_table(
