@@ -34,7 +34,9 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import table, temp_home  # noqa: E402
 
-ADMIN = os.environ.get("UNIVR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ADMIN = os.environ.get(
+    "UNIVR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 SIZES = [int(x) for x in os.environ.get("SCALE_SIZES", "1000,10000,100000,1000000").split(",")]
 CLIPS_PER_VIDEO = 4
 EVENTS_PER_ITEM = 7
@@ -77,44 +79,81 @@ def _band_values_sql() -> str:
 
 def load_clips(a: int, b: int) -> None:
     """Stored clips [a, b) of videos of 4 clips, random 64-bit pHashes, their frames and bands."""
-    _exec("INSERT INTO videos (id, uri, meta, status, created_at) SELECT 'v' || g, '/v' || g, '{}', 'ok', now() "
-          "FROM generate_series(:a, :b - 1) g", a=a // CLIPS_PER_VIDEO, b=-(-b // CLIPS_PER_VIDEO))
-    _exec("INSERT INTO clips (id, video_id, start_ms, end_ms, kept, phash, filter_scores, dedup_cluster, "
-          "created_at, claimed_at) SELECT 'c' || g, 'v' || (g / :k), 0, 1000, true, "
-          "lpad(to_hex(floor(random() * 4294967296)::bigint), 8, '0') || "
-          "lpad(to_hex(floor(random() * 4294967296)::bigint), 8, '0'), '{}', 'c' || g, now(), now() "
-          "FROM generate_series(:a, :b - 1) g", a=a, b=b, k=CLIPS_PER_VIDEO)
-    _exec("INSERT INTO frames (id, clip_id, index, kind, time_ms, object_key) "
-          "SELECT 'f' || g, 'c' || g, 0, 'sample', 0, 'k' FROM generate_series(:a, :b - 1) g", a=a, b=b)
-    _exec(f"INSERT INTO clip_hash_bands (scheme, band, value, clip_id, hash) "
-          f"SELECT {NB}, l.band, ((('x' || c.phash)::bit(64)::bigint) >> l.lo) & l.mask, c.id, "
-          f"('x' || c.phash)::bit(64)::bigint "
-          f"FROM generate_series(:a, :b - 1) g JOIN clips c ON c.id = 'c' || g "
-          f"CROSS JOIN (VALUES {_band_values_sql()}) AS l(band, lo, mask)", a=a, b=b)
+    _exec(
+        "INSERT INTO videos (id, uri, meta, status, created_at) "
+        "SELECT 'v' || g, '/v' || g, '{}', 'ok', now() FROM generate_series(:a, :b - 1) g",
+        a=a // CLIPS_PER_VIDEO,
+        b=-(-b // CLIPS_PER_VIDEO),
+    )
+    _exec(
+        "INSERT INTO clips (id, video_id, start_ms, end_ms, kept, phash, filter_scores, "
+        "dedup_cluster, created_at, claimed_at) SELECT 'c' || g, 'v' || (g / :k), 0, 1000, true, "
+        "lpad(to_hex(floor(random() * 4294967296)::bigint), 8, '0') || "
+        "lpad(to_hex(floor(random() * 4294967296)::bigint), 8, '0'), '{}', 'c' || g, "
+        "now(), now() "
+        "FROM generate_series(:a, :b - 1) g",
+        a=a,
+        b=b,
+        k=CLIPS_PER_VIDEO,
+    )
+    _exec(
+        "INSERT INTO frames (id, clip_id, index, kind, time_ms, object_key) "
+        "SELECT 'f' || g, 'c' || g, 0, 'sample', 0, 'k' FROM generate_series(:a, :b - 1) g",
+        a=a,
+        b=b,
+    )
+    _exec(
+        f"INSERT INTO clip_hash_bands (scheme, band, value, clip_id, hash) "
+        f"SELECT {NB}, l.band, ((('x' || c.phash)::bit(64)::bigint) >> l.lo) & l.mask, c.id, "
+        f"('x' || c.phash)::bit(64)::bigint "
+        f"FROM generate_series(:a, :b - 1) g JOIN clips c ON c.id = 'c' || g "
+        f"CROSS JOIN (VALUES {_band_values_sql()}) AS l(band, lo, mask)",
+        a=a,
+        b=b,
+    )
 
 
 def load_items(a: int, b: int) -> None:
     """Items [a, b) of the one job (running), 7 events each over 30 days, 1 in 50 with a reason."""
-    _exec("INSERT INTO job_items (id, job_id, item_key, state, stage, attempts, result, updated_at) "
-          "SELECT 'i' || g, 'job', lpad(g::text, 8, '0') || '.mp4', 'running', 'media', 1, '{}', now() "
-          "FROM generate_series(:a, :b - 1) g", a=a, b=b)
-    _exec("INSERT INTO job_events (job_id, item_id, stage, state, reason, detail, attempt, created_at) "
-          "SELECT 'job', 'i' || g, (ARRAY['media', 'caption', 'pairs'])[1 + e % 3], "
-          "CASE WHEN g % 50 = 0 AND e = 6 THEN 'rejected' ELSE 'done' END, "
-          "CASE WHEN g % 50 = 0 AND e = 6 THEN 'static clip (motion 0.1 < 0.5)' END, '{}', 1, "
-          "now() - random() * interval '30 days' "
-          "FROM generate_series(:a, :b - 1) g CROSS JOIN generate_series(0, :e - 1) e",
-          a=a, b=b, e=EVENTS_PER_ITEM)
+    _exec(
+        "INSERT INTO job_items (id, job_id, item_key, state, stage, attempts, result, "
+        "updated_at) SELECT 'i' || g, 'job', lpad(g::text, 8, '0') || '.mp4', 'running', "
+        "'media', 1, '{}', now() "
+        "FROM generate_series(:a, :b - 1) g",
+        a=a,
+        b=b,
+    )
+    _exec(
+        "INSERT INTO job_events (job_id, item_id, stage, state, reason, detail, attempt, "
+        "created_at) "
+        "SELECT 'job', 'i' || g, (ARRAY['media', 'caption', 'pairs'])[1 + e % 3], "
+        "CASE WHEN g % 50 = 0 AND e = 6 THEN 'rejected' ELSE 'done' END, "
+        "CASE WHEN g % 50 = 0 AND e = 6 THEN 'static clip (motion 0.1 < 0.5)' END, '{}', 1, "
+        "now() - random() * interval '30 days' "
+        "FROM generate_series(:a, :b - 1) g CROSS JOIN generate_series(0, :e - 1) e",
+        a=a,
+        b=b,
+        e=EVENTS_PER_ITEM,
+    )
 
 
 def load_pairs(a: int, b: int, n_clips: int) -> None:
-    _exec("INSERT INTO pairs (id, task, domain, video_id, dedup_cluster, query, target, hard_negatives, created_at) "
-          "SELECT 'p' || lpad(g::text, 8, '0'), (ARRAY['T2V', 'I2V', 'V2V'])[1 + g % 3], 'coarse', "
-          "'v' || ((g % :n) / :k), 'c' || (g % :n), json_build_object('text', 'a query about clip ' || g), "
-          "json_build_object('video', json_build_object('clip_id', 'c' || (g % :n), 'frames', "
-          "json_build_array('clips/c' || (g % :n) || '/frames/00.jpg', 'clips/c' || (g % :n) || '/frames/01.jpg'), "
-          "'fps', 2.0, 'video_id', 'v' || ((g % :n) / :k))), '[]', now() FROM generate_series(:a, :b - 1) g",
-          a=a, b=b, n=n_clips, k=CLIPS_PER_VIDEO)
+    _exec(
+        "INSERT INTO pairs (id, task, domain, video_id, dedup_cluster, query, target, "
+        "hard_negatives, created_at) "
+        "SELECT 'p' || lpad(g::text, 8, '0'), (ARRAY['T2V', 'I2V', 'V2V'])[1 + g % 3], 'coarse', "
+        "'v' || ((g % :n) / :k), 'c' || (g % :n), "
+        "json_build_object('text', 'a query about clip ' || g), "
+        "json_build_object('video', json_build_object('clip_id', 'c' || (g % :n), 'frames', "
+        "json_build_array('clips/c' || (g % :n) || '/frames/00.jpg', "
+        "'clips/c' || (g % :n) || '/frames/01.jpg'), "
+        "'fps', 2.0, 'video_id', 'v' || ((g % :n) / :k))), '[]', now() "
+        "FROM generate_series(:a, :b - 1) g",
+        a=a,
+        b=b,
+        n=n_clips,
+        k=CLIPS_PER_VIDEO,
+    )
 
 
 def _median_ms(fn, n: int) -> float:  # noqa: ANN001
@@ -133,8 +172,13 @@ def _random_hash() -> str:
 def time_dedup(n_clips: int) -> float:
     """Median of the indexed check: half planted (2 bits off a stored clip: found), half random."""
     with session_scope() as s:
-        stored = [r[0] for r in s.execute(text("SELECT phash FROM clips WHERE id = ANY(:ids)"),
-                                          {"ids": [f"c{int(i)}" for i in rng.integers(0, n_clips, 20)]})]
+        stored = [
+            r[0]
+            for r in s.execute(
+                text("SELECT phash FROM clips WHERE id = ANY(:ids)"),
+                {"ids": [f"c{int(i)}" for i in rng.integers(0, n_clips, 20)]},
+            )
+        ]
 
     def one(i: int) -> None:
         ph = stored[i % len(stored)] if i % 2 else _random_hash()
@@ -160,14 +204,26 @@ def time_claim_finalize(size: int) -> tuple[float, float]:
         held.append(time.perf_counter())
 
     dedup.lock_buckets = lock_buckets
-    _exec("INSERT INTO videos (id, uri, meta, status, created_at) SELECT 'bench-' || :s || '-' || g, '/b', '{}', 'ok', now() "
-          "FROM generate_series(0, 19) g", s=size)
+    _exec(
+        "INSERT INTO videos (id, uri, meta, status, created_at) "
+        "SELECT 'bench-' || :s || '-' || g, '/b', '{}', 'ok', now() FROM generate_series(0, 19) g",
+        s=size,
+    )
     ends = []
 
     def one(i: int) -> None:
         vid = f"bench-{size}-{i}"
-        cand = {"id": f"new-{size}-{i}", "start": 0.0, "end": 1.0, "motion": 1.0, "phash": _random_hash(),
-                "reason": None, "frames": [frame], "times": [0.0], "key_frame": frame}
+        cand = {
+            "id": f"new-{size}-{i}",
+            "start": 0.0,
+            "end": 1.0,
+            "motion": 1.0,
+            "phash": _random_hash(),
+            "reason": None,
+            "frames": [frame],
+            "times": [0.0],
+            "key_frame": frame,
+        }
         assert dedup.claim_clip(cand, vid, MAX_BITS)
         assert dedup.finalize_clip(store, cand, vid, MAX_BITS)
         ends.append(time.perf_counter())
@@ -181,7 +237,9 @@ def time_claim_finalize(size: int) -> tuple[float, float]:
 
 def time_finish(size: int) -> float:
     ids = [f"i{int(i)}" for i in rng.choice(size, 20, replace=False)]
-    return _median_ms(lambda i: records.finish_item(ids[i], ItemState.done, stage="pairs", pairs=3), 20)
+    return _median_ms(
+        lambda i: records.finish_item(ids[i], ItemState.done, stage="pairs", pairs=3), 20
+    )
 
 
 def time_status() -> float:
@@ -201,7 +259,9 @@ def time_metrics() -> tuple[float, float]:
     def whole(_: int) -> None:
         with session_scope() as s:
             s.execute(text("SELECT state, count(*) FROM job_items GROUP BY state")).all()
-            s.execute(text("SELECT stage, state, count(*) FROM job_events GROUP BY stage, state")).all()
+            s.execute(
+                text("SELECT stage, state, count(*) FROM job_events GROUP BY stage, state")
+            ).all()
 
     return _median_ms(bounded, 5), _median_ms(whole, 3)
 
@@ -217,8 +277,14 @@ print(m["pairs"], time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_S
 
 def time_snapshot() -> tuple[int, float, float]:
     """Pairs, seconds and peak RSS (MiB) of a snapshot of every pair, in a fresh process."""
-    out = subprocess.run([sys.executable, "-c", SNAPSHOT], capture_output=True, text=True, check=True,
-                         env=dict(os.environ), cwd=Path(__file__).parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", SNAPSHOT],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ),
+        cwd=Path(__file__).parent.parent,
+    )
     pairs, secs, rss_kb = out.stdout.split()[-3:]
     return int(pairs), float(secs), int(rss_kb) / 1024
 
@@ -229,8 +295,10 @@ def main() -> None:
         conn.execute(text(f'CREATE DATABASE "{DB}"'))
     try:
         init_db()
-        _exec("INSERT INTO jobs (id, kind, state, params, created_at, updated_at) "
-              "VALUES ('job', 'synth', 'running', '{}', now(), now())")
+        _exec(
+            "INSERT INTO jobs (id, kind, state, params, created_at, updated_at) "
+            "VALUES ('job', 'synth', 'running', '{}', now(), now())"
+        )
         results, have = {}, 0
         for size in SIZES:
             t0 = time.perf_counter()
@@ -256,22 +324,36 @@ def main() -> None:
 
 
 def _report(results: dict[int, dict[str, float]]) -> None:
-    rows = [("stored clips = items = pairs; events = 7 x items",
-             "dedup ms | claim+finalize ms | bucket lock ms | finish_item ms | status s | "
-             "/metrics ms (bounded; whole-table) | snapshot s | peak RSS MiB (KiB/pair)")]
+    rows = [
+        (
+            "stored clips = items = pairs; events = 7 x items",
+            "dedup ms | claim+finalize ms | bucket lock ms | finish_item ms | status s | "
+            "/metrics ms (bounded; whole-table) | snapshot s | peak RSS MiB (KiB/pair)",
+        )
+    ]
     for size, r in results.items():
-        rows.append((f"{size:.0e}", f"{r['dedup_ms']:.2f} | {r['finalize_ms']:.2f} | {r['lock_ms']:.2f} | "
-                     f"{r['finish_ms']:.2f} | {r['status_s']:.3f} | {r['metrics_ms']:.1f}; "
-                     f"{r['metrics_old_ms']:.0f} | {r['snapshot_s']:.1f} | {r['rss_mib']:.0f} "
-                     f"({r['rss_mib'] * 1024 / max(r['pairs'], 1):.2f})"))
-    table(f"synthesis at scale (PostgreSQL, {os.cpu_count()} cores, load avg "
-          f"{os.getloadavg()[0]:.1f})", rows)
+        rows.append(
+            (
+                f"{size:.0e}",
+                f"{r['dedup_ms']:.2f} | {r['finalize_ms']:.2f} | {r['lock_ms']:.2f} | "
+                f"{r['finish_ms']:.2f} | {r['status_s']:.3f} | {r['metrics_ms']:.1f}; "
+                f"{r['metrics_old_ms']:.0f} | {r['snapshot_s']:.1f} | {r['rss_mib']:.0f} "
+                f"({r['rss_mib'] * 1024 / max(r['pairs'], 1):.2f})",
+            )
+        )
+    table(
+        f"synthesis at scale (PostgreSQL, {os.cpu_count()} cores, load avg "
+        f"{os.getloadavg()[0]:.1f})",
+        rows,
+    )
     lo, hi = results[min(results)], results[max(results)]
     mid = results.get(100_000, results[sorted(results)[-2]] if len(results) > 1 else lo)
-    print(f"scale: dedup t(1e6)/t(1e3)={hi['dedup_ms'] / lo['dedup_ms']:.2f} "
-          f"finalize t(1e6)/t(1e3)={hi['finalize_ms'] / lo['finalize_ms']:.2f} "
-          f"locked_ms(1e6)={hi['lock_ms']:.2f} status_s(1e6)={hi['status_s']:.3f} "
-          f"snapshot_rss(1e6)/rss(1e5)={hi['rss_mib'] / mid['rss_mib']:.2f}")
+    print(
+        f"scale: dedup t(1e6)/t(1e3)={hi['dedup_ms'] / lo['dedup_ms']:.2f} "
+        f"finalize t(1e6)/t(1e3)={hi['finalize_ms'] / lo['finalize_ms']:.2f} "
+        f"locked_ms(1e6)={hi['lock_ms']:.2f} status_s(1e6)={hi['status_s']:.3f} "
+        f"snapshot_rss(1e6)/rss(1e5)={hi['rss_mib'] / mid['rss_mib']:.2f}"
+    )
 
 
 if __name__ == "__main__":

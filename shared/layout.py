@@ -69,7 +69,8 @@ def owner_of(key: object) -> str | None:
     return None
 
 
-# --- refs ------------------------------------------------------------------------------------------
+# --- refs ----------------------------------------------------------------------------------
+
 
 def video_ref(video_id: str) -> str:
     """The ``clip_id`` of a pair side that is a whole video."""
@@ -85,7 +86,8 @@ def ref_owner(ref: object) -> str:
     return str(ref).removeprefix(VIDEO_REF)
 
 
-# --- snapshots -------------------------------------------------------------------------------------
+# --- snapshots -----------------------------------------------------------------------------
+
 
 def snapshot_prefix(snapshot_id: str) -> str:
     return f"{SNAPSHOTS}{snapshot_id}/"

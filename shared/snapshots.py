@@ -23,7 +23,9 @@ class SnapshotCorrupt(ValueError):
     """A shard's bytes do not match its manifest."""
 
 
-def read_manifest(store, snapshot_id: str | None = None, key: str | None = None) -> SnapshotManifest:  # noqa: ANN001
+def read_manifest(
+    store, snapshot_id: str | None = None, key: str | None = None
+) -> SnapshotManifest:  # noqa: ANN001
     key = key or layout.manifest_key(str(snapshot_id))
     return SnapshotManifest.model_validate_json(store.get_bytes(key))
 

@@ -29,10 +29,15 @@ def consistency_filter(clips: list[Clip], captions: dict[str, str], threshold: f
     n = get_settings().synth.frames_per_clip
     scored = [c for c in clips if c.id in captions]
     emb = _embedder()
-    q = emb.embed([EmbedInput(text=captions[c.id], instruction=TASK_INSTRUCTIONS["T2V"])
-                   for c in scored])
-    v = emb.embed([EmbedInput(video=VideoFrames(layout.frame_keys(c.id, n),
-                                                fps=objects.clip_fps(c, n))) for c in scored])
+    q = emb.embed(
+        [EmbedInput(text=captions[c.id], instruction=TASK_INSTRUCTIONS["T2V"]) for c in scored]
+    )
+    v = emb.embed(
+        [
+            EmbedInput(video=VideoFrames(layout.frame_keys(c.id, n), fps=objects.clip_fps(c, n)))
+            for c in scored
+        ]
+    )
     dropped = []
     with session_scope() as db:
         for clip, sim in zip(scored, (q * v).sum(axis=1), strict=True):
@@ -40,8 +45,9 @@ def consistency_filter(clips: list[Clip], captions: dict[str, str], threshold: f
             row.filter_scores = {**(row.filter_scores or {}), "consistency": round(float(sim), 4)}
             if sim < threshold:
                 row.kept = False
-                row.reject_reason = (f"caption does not match the clip "
-                                     f"(consistency {sim:.3f} < {threshold})")
+                row.reject_reason = (
+                    f"caption does not match the clip (consistency {sim:.3f} < {threshold})"
+                )
                 dropped.append(clip.id)
     objects.remove_objects(get_store(), dropped)
     return dropped

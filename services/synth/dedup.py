@@ -53,7 +53,9 @@ def _near(ph: str, max_bits: int, exact_in_sql: bool):  # noqa: ANN202
     """The band rows sharing a band with ``ph`` (an indexed lookup per band), and on PostgreSQL
     only those within ``max_bits`` (``bit_count`` of the XOR, on the row: no clip is read)."""
     n = n_bands(max_bits)
-    same_band = or_(*[and_(ClipHashBand.band == b, ClipHashBand.value == v) for b, v in bands(ph, n)])
+    same_band = or_(
+        *[and_(ClipHashBand.band == b, ClipHashBand.value == v) for b, v in bands(ph, n)]
+    )
     q = select(ClipHashBand.clip_id).where(ClipHashBand.scheme == n, same_band)
     if exact_in_sql:
         xor = ClipHashBand.hash.op("#")(signed(int(ph, 16)))
@@ -66,9 +68,16 @@ def find_duplicate(db, ph: str, video_id: str, max_bits: int) -> str | None:  # 
     the same answer as comparing with every stored clip, from the band index's candidates
     (verified exactly: in SQL on PostgreSQL, here on the few candidates elsewhere)."""
     in_sql = db.get_bind().dialect.name == "postgresql"
-    q = (select(Clip.id, Clip.phash).where(Clip.id.in_(_near(ph, max_bits, in_sql)),
-                                           Clip.video_id != video_id, Clip.phash.is_not(None),
-                                           clip_stored()).order_by(Clip.id))
+    q = (
+        select(Clip.id, Clip.phash)
+        .where(
+            Clip.id.in_(_near(ph, max_bits, in_sql)),
+            Clip.video_id != video_id,
+            Clip.phash.is_not(None),
+            clip_stored(),
+        )
+        .order_by(Clip.id)
+    )
     if in_sql:
         return db.scalars(q.with_only_columns(Clip.id).limit(1)).first()
     close = sorted(cid for cid, other in db.execute(q) if hamming(ph, other) <= max_bits)
@@ -77,12 +86,20 @@ def find_duplicate(db, ph: str, video_id: str, max_bits: int) -> str | None:  # 
 
 def clip_row(cand: dict[str, Any], video_id: str, dup_of: str | None) -> dict[str, Any]:
     cid, kept = cand["id"], cand["reason"] is None
-    return {"id": cid, "video_id": video_id, "start_ms": int(cand["start"] * 1000),
-            "end_ms": int(cand["end"] * 1000), "phash": cand["phash"],
-            "filter_scores": {"motion": round(cand["motion"], 3)}, "kept": kept,
-            "reject_reason": cand["reason"], "dedup_cluster": dup_of or cid, "claimed_at": utcnow(),
-            "object_key": layout.clip_key(cid) if kept else None,
-            "frame_prefix": layout.clip_frame_prefix(cid) if kept else None}
+    return {
+        "id": cid,
+        "video_id": video_id,
+        "start_ms": int(cand["start"] * 1000),
+        "end_ms": int(cand["end"] * 1000),
+        "phash": cand["phash"],
+        "filter_scores": {"motion": round(cand["motion"], 3)},
+        "kept": kept,
+        "reject_reason": cand["reason"],
+        "dedup_cluster": dup_of or cid,
+        "claimed_at": utcnow(),
+        "object_key": layout.clip_key(cid) if kept else None,
+        "frame_prefix": layout.clip_frame_prefix(cid) if kept else None,
+    }
 
 
 def save_rejected(cand: dict[str, Any], video_id: str) -> None:
@@ -116,12 +133,20 @@ def finalize_clip(store, cand: dict[str, Any], video_id: str, max_bits: int) -> 
         dup_of = find_duplicate(db, ph, video_id, max_bits)
         if dup_of is None:
             upsert(db, Frame, objects.frame_rows(cand))
-            upsert(db, ClipHashBand, band_rows(cid, ph, n_bands(max_bits)), update=[],
-                   key=("scheme", "band", "value", "clip_id"))
+            upsert(
+                db,
+                ClipHashBand,
+                band_rows(cid, ph, n_bands(max_bits)),
+                update=[],
+                key=("scheme", "band", "value", "clip_id"),
+            )
             return True
         cand["reason"] = f"near-duplicate of clip {dup_of}"
-        db.execute(update(Clip).where(Clip.id == cid).values(
-            kept=False, reject_reason=cand["reason"], dedup_cluster=dup_of))
+        db.execute(
+            update(Clip)
+            .where(Clip.id == cid)
+            .values(kept=False, reject_reason=cand["reason"], dedup_cluster=dup_of)
+        )
     try:
         objects.remove_objects(store, [cid])
     except Exception:  # noqa: BLE001 - the object_key left on the row marks them for the gc
@@ -135,13 +160,24 @@ def reindex(max_bits: int) -> int:
     n, last, total = n_bands(max_bits), "", 0
     while True:
         with session_scope() as db:
-            page = db.execute(select(Clip.id, Clip.phash).where(
-                Clip.id > last, Clip.phash.is_not(None), clip_stored())
-                .order_by(Clip.id).limit(REINDEX_BATCH)).all()
+            page = db.execute(
+                select(Clip.id, Clip.phash)
+                .where(Clip.id > last, Clip.phash.is_not(None), clip_stored())
+                .order_by(Clip.id)
+                .limit(REINDEX_BATCH)
+            ).all()
             if not page:
                 return total
-            db.execute(delete(ClipHashBand).where(ClipHashBand.scheme == n,
-                                                  ClipHashBand.clip_id.in_([c for c, _ in page])))
-            upsert(db, ClipHashBand, [r for cid, ph in page for r in band_rows(cid, ph, n)],
-                   key=("scheme", "band", "value", "clip_id"), update=[])
+            db.execute(
+                delete(ClipHashBand).where(
+                    ClipHashBand.scheme == n, ClipHashBand.clip_id.in_([c for c, _ in page])
+                )
+            )
+            upsert(
+                db,
+                ClipHashBand,
+                [r for cid, ph in page for r in band_rows(cid, ph, n)],
+                key=("scheme", "band", "value", "clip_id"),
+                update=[],
+            )
         last, total = page[-1][0], total + len(page)

@@ -62,15 +62,23 @@ def media_stage(item: SourceItem, video_id: str, source_id: str | None) -> dict[
     if kept == 0:
         why = "all clips rejected: " + "; ".join(sorted(set(r.split(" (")[0] for r in reasons)))
         with session_scope() as db:
-            db.execute(update(Video).where(Video.id == video_id)
-                       .values(status="rejected", reject_reason=why))
+            db.execute(
+                update(Video)
+                .where(Video.id == video_id)
+                .values(status="rejected", reject_reason=why)
+            )
         raise Rejected(why)
     fallback = notes.get("copy_fallback")
-    return {"clips": kept, "clips_rejected": len(reasons), "frames": kept * (s.frames_per_clip + 1),
-            "clip_reasons": sorted(set(reasons)), "cuts": [round(c, 3) for c in cuts],
-            "clips_reencoded": len(cut) if (fallback or not s.clip_copy) else 0,
-            **({"copy_fallback": fallback} if fallback else {}),
-            **({"repaired": "remux"} if meta.get("repaired") else {})}
+    return {
+        "clips": kept,
+        "clips_rejected": len(reasons),
+        "frames": kept * (s.frames_per_clip + 1),
+        "clip_reasons": sorted(set(reasons)),
+        "cuts": [round(c, 3) for c in cuts],
+        "clips_reencoded": len(cut) if (fallback or not s.clip_copy) else 0,
+        **({"copy_fallback": fallback} if fallback else {}),
+        **({"repaired": "remux"} if meta.get("repaired") else {}),
+    }
 
 
 def _analyse(path: Path, tmp: Path, meta: dict, s, reject):  # noqa: ANN001, ANN202
@@ -101,24 +109,48 @@ def _analyse(path: Path, tmp: Path, meta: dict, s, reject):  # noqa: ANN001, ANN
     return pr, an, path
 
 
-def _store_video(item: SourceItem, video_id: str, source_id: str | None, meta: dict, pr, an,  # noqa: ANN001
-                 s) -> None:  # noqa: ANN001
+def _store_video(
+    item: SourceItem,
+    video_id: str,
+    source_id: str | None,
+    meta: dict,
+    pr,
+    an,  # noqa: ANN001
+    s,
+) -> None:  # noqa: ANN001
     """The video's row (``ok``), then its whole-video frames in the store."""
     with session_scope() as db:
         dedup.lock_video(db, video_id)  # the gc re-reads the status under this lock to delete
-        upsert(db, Video, [{"id": video_id, "source_id": source_id, "uri": item.uri,
-                            "raw_caption": item.raw_caption, "meta": meta,
-                            "duration_s": an.duration_s, "width": pr.width, "height": pr.height,
-                            "fps": pr.fps, "codec": pr.codec, "frame_count": len(an.times),
-                            "status": "ok", "reject_reason": None}])
+        upsert(
+            db,
+            Video,
+            [
+                {
+                    "id": video_id,
+                    "source_id": source_id,
+                    "uri": item.uri,
+                    "raw_caption": item.raw_caption,
+                    "meta": meta,
+                    "duration_s": an.duration_s,
+                    "width": pr.width,
+                    "height": pr.height,
+                    "fps": pr.fps,
+                    "codec": pr.codec,
+                    "frame_count": len(an.times),
+                    "status": "ok",
+                    "reject_reason": None,
+                }
+            ],
+        )
     vframes, _ = clip_frames(an, 0.0, an.duration_s + 1, s.frames_per_clip)
     store = get_store()
     for key, fr in zip(layout.video_frame_keys(video_id, s.frames_per_clip), vframes, strict=True):
         store.put_bytes(key, objects.jpeg(fr), "image/jpeg")
 
 
-def _keep_clips(candidates: list[dict[str, Any]], files: dict[str, Path], video_id: str,
-                s) -> tuple[int, list[str]]:  # noqa: ANN001
+def _keep_clips(
+    candidates: list[dict[str, Any]], files: dict[str, Path], video_id: str, s
+) -> tuple[int, list[str]]:  # noqa: ANN001
     """Claim, upload and finalize each moving clip; record the others with their reason.
     Returns how many were kept and the reasons of the rest."""
     store = get_store()
@@ -145,15 +177,31 @@ def _clip_candidate(uri: str, an, start: float, end: float, s) -> dict[str, Any]
     motion = motion_score(an.small, an.times, start, end)
     frames, times = clip_frames(an, start, end, s.frames_per_clip)
     key_frame = frames[len(frames) // 2]
-    reason = (f"static clip (motion {motion:.2f} < {s.static_threshold})"
-              if motion < s.static_threshold else None)
-    return {"id": make_clip_id(uri, int(start * 1000), int(end * 1000)), "start": start,
-            "end": end, "motion": motion, "frames": frames, "times": times,
-            "key_frame": key_frame, "phash": phash(key_frame), "reason": reason}
+    reason = (
+        f"static clip (motion {motion:.2f} < {s.static_threshold})"
+        if motion < s.static_threshold
+        else None
+    )
+    return {
+        "id": make_clip_id(uri, int(start * 1000), int(end * 1000)),
+        "start": start,
+        "end": end,
+        "motion": motion,
+        "frames": frames,
+        "times": times,
+        "key_frame": key_frame,
+        "phash": phash(key_frame),
+        "reason": reason,
+    }
 
 
-def _cut_clips(path: Path, spans: list[tuple[float, float]], tmp: Path, s,  # noqa: ANN001
-               notes: dict[str, Any] | None = None) -> list[Path]:
+def _cut_clips(
+    path: Path,
+    spans: list[tuple[float, float]],
+    tmp: Path,
+    s,  # noqa: ANN001
+    notes: dict[str, Any] | None = None,
+) -> list[Path]:
     """One clip file per span: a stream copy of all spans in one pass over the source's packets,
     or (codecs MP4 cannot carry, a failed copy, ``clip_copy`` off) one exact re-encode per span.
     A stream copy that failed is logged, and why goes to ``notes["copy_fallback"]`` (the media
@@ -167,16 +215,39 @@ def _cut_clips(path: Path, spans: list[tuple[float, float]], tmp: Path, s,  # no
             log.warning("%s: %s", path.name, why)
             if notes is not None:
                 notes["copy_fallback"] = why
-    return [extract_clip(path, dst, a, b, s.clip_max_side)
-            for (a, b), dst in zip(spans, dsts, strict=True)]
+    return [
+        extract_clip(path, dst, a, b, s.clip_max_side)
+        for (a, b), dst in zip(spans, dsts, strict=True)
+    ]
 
 
-def _reject_video(video_id: str, source_id: str | None, item: SourceItem, reason: str, meta: dict,
-                  probe_info: dict | None = None) -> None:
+def _reject_video(
+    video_id: str,
+    source_id: str | None,
+    item: SourceItem,
+    reason: str,
+    meta: dict,
+    probe_info: dict | None = None,
+) -> None:
     info = probe_info or {}
     with session_scope() as db:
-        upsert(db, Video, [{"id": video_id, "source_id": source_id, "uri": item.uri,
-                            "raw_caption": item.raw_caption, "meta": meta, "status": "rejected",
-                            "reject_reason": reason, "duration_s": info.get("duration_s"),
-                            "width": info.get("width"), "height": info.get("height"),
-                            "fps": info.get("fps"), "codec": info.get("codec")}])
+        upsert(
+            db,
+            Video,
+            [
+                {
+                    "id": video_id,
+                    "source_id": source_id,
+                    "uri": item.uri,
+                    "raw_caption": item.raw_caption,
+                    "meta": meta,
+                    "status": "rejected",
+                    "reject_reason": reason,
+                    "duration_s": info.get("duration_s"),
+                    "width": info.get("width"),
+                    "height": info.get("height"),
+                    "fps": info.get("fps"),
+                    "codec": info.get("codec"),
+                }
+            ],
+        )

@@ -46,13 +46,31 @@ def frame_rows(cand: dict[str, Any]) -> list[dict[str, Any]]:
     """The Frame rows of an uploaded clip (written last: they make it stored, ``clip_stored``)."""
     cid, frames, times, key_frame = cand["id"], cand["frames"], cand["times"], cand["key_frame"]
     keys = layout.frame_keys(cid, len(frames))
-    rows = [{"id": stable_id(cid, i, "sample"), "clip_id": cid, "index": i, "kind": "sample",
-             "time_ms": int(t * 1000), "object_key": k, "width": fr.shape[1], "height": fr.shape[0]}
-            for i, (k, t, fr) in enumerate(zip(keys, times, frames, strict=True))]
-    rows.append({"id": stable_id(cid, 0, "keyframe"), "clip_id": cid, "index": 0, "kind": "keyframe",
-                 "time_ms": int(times[len(times) // 2] * 1000),
-                 "object_key": layout.keyframe_key(cid),
-                 "width": key_frame.shape[1], "height": key_frame.shape[0]})
+    rows = [
+        {
+            "id": stable_id(cid, i, "sample"),
+            "clip_id": cid,
+            "index": i,
+            "kind": "sample",
+            "time_ms": int(t * 1000),
+            "object_key": k,
+            "width": fr.shape[1],
+            "height": fr.shape[0],
+        }
+        for i, (k, t, fr) in enumerate(zip(keys, times, frames, strict=True))
+    ]
+    rows.append(
+        {
+            "id": stable_id(cid, 0, "keyframe"),
+            "clip_id": cid,
+            "index": 0,
+            "kind": "keyframe",
+            "time_ms": int(times[len(times) // 2] * 1000),
+            "object_key": layout.keyframe_key(cid),
+            "width": key_frame.shape[1],
+            "height": key_frame.shape[0],
+        }
+    )
     return rows
 
 
@@ -69,7 +87,8 @@ def unkeep(store, cids: list[str], reason: str) -> None:  # noqa: ANN001
 def remove_objects(store, cids: list[str]) -> None:  # noqa: ANN001
     """Delete the objects of clips that are no longer kept: their Frame rows first (so no consumer
     takes them as stored), then the bytes, then the keys on the row. A clip not kept whose
-    ``object_key`` is still set has objects left to delete (a retry of its caption stage does it)."""
+    ``object_key`` is still set has objects left to delete (a retry of its caption stage does
+    it)."""
     if not cids:
         return
     with session_scope() as db:

@@ -17,8 +17,13 @@ from shared.db.models import Caption, Clip, Pair, Video, clip_stored
 from shared.ids import stable_id
 from shared.media.frames import sampling_fps
 
-DOMAIN_OF_STYLE = {"concise": "coarse", "abstract": "coarse", "rich": "long", "keywords": "partial",
-                   "partial": "partial"}
+DOMAIN_OF_STYLE = {
+    "concise": "coarse",
+    "abstract": "coarse",
+    "rich": "long",
+    "keywords": "partial",
+    "partial": "partial",
+}
 HARD_NEGATIVE_TASKS = ("T2V", "TI2V", "TV2V")
 HARD_NEGATIVE_POOL = 256  # clips of other videos hard negatives are drawn from
 _DESCRIPTIVE = ("fps", "video_id", "dedup_cluster")  # what a video ref says about its clip
@@ -26,10 +31,17 @@ _DESCRIPTIVE = ("fps", "video_id", "dedup_cluster")  # what a video ref says abo
 
 def _video_ref(clip: Clip, n: int) -> dict[str, Any]:
     """A clip as a pair side: its frames, their rate, and the source video and dedup cluster it
-    belongs to (a consumer groups a hard negative like a positive without rebuilding the mapping)."""
-    return {"video": {"clip_id": clip.id, "frames": layout.frame_keys(clip.id, n),
-                      "fps": clip_fps(clip, n), "video_id": clip.video_id,
-                      "dedup_cluster": clip.dedup_cluster or clip.id}}
+    belongs to (a consumer groups a hard negative like a positive without rebuilding the
+    mapping)."""
+    return {
+        "video": {
+            "clip_id": clip.id,
+            "frames": layout.frame_keys(clip.id, n),
+            "fps": clip_fps(clip, n),
+            "video_id": clip.video_id,
+            "dedup_cluster": clip.dedup_cluster or clip.id,
+        }
+    }
 
 
 def _identity(side: dict[str, Any]) -> str:
@@ -42,21 +54,30 @@ def _identity(side: dict[str, Any]) -> str:
 
 
 def _whole_video(video_id: str, video: Video | None, n: int) -> dict[str, Any]:
-    return {"video": {"clip_id": layout.video_ref(video_id),
-                      "frames": layout.video_frame_keys(video_id, n),
-                      "fps": sampling_fps(n, video.duration_s if video else None),
-                      "video_id": video_id}}
+    return {
+        "video": {
+            "clip_id": layout.video_ref(video_id),
+            "frames": layout.video_frame_keys(video_id, n),
+            "fps": sampling_fps(n, video.duration_s if video else None),
+            "video_id": video_id,
+        }
+    }
 
 
 def pairs_stage(video_id: str, hard_negatives: int) -> dict[str, Any]:
     n = get_settings().synth.frames_per_clip
     with session_scope() as db:
         video = db.get(Video, video_id)
-        clips = db.scalars(select(Clip).where(Clip.video_id == video_id, clip_stored())
-                           .order_by(Clip.start_ms)).all()
+        clips = db.scalars(
+            select(Clip).where(Clip.video_id == video_id, clip_stored()).order_by(Clip.start_ms)
+        ).all()
         caps = db.scalars(select(Caption).where(Caption.target_id.in_([c.id for c in clips]))).all()
-        others = db.scalars(select(Clip).where(Clip.video_id != video_id, clip_stored())
-                            .order_by(Clip.id).limit(HARD_NEGATIVE_POOL)).all()
+        others = db.scalars(
+            select(Clip)
+            .where(Clip.video_id != video_id, clip_stored())
+            .order_by(Clip.id)
+            .limit(HARD_NEGATIVE_POOL)
+        ).all()
         db.expunge_all()
     by_clip: dict[str, dict[str, Caption]] = {}
     for c in caps:
@@ -66,12 +87,21 @@ def pairs_stage(video_id: str, hard_negatives: int) -> dict[str, Any]:
     def add(task: str, domain: str | None, clip: Clip, query: dict, target: dict) -> None:
         rng = random.Random(f"{task}|{clip.id}|{_identity(query)}")
         k = min(hard_negatives, len(others))
-        negs = ([_video_ref(o, n) for o in rng.sample(others, k)]
-                if task in HARD_NEGATIVE_TASKS else [])
-        rows.append({"id": stable_id(task, _identity(query), _identity(target)),
-                     "task": task, "domain": domain, "video_id": video_id,
-                     "dedup_cluster": clip.dedup_cluster, "query": query, "target": target,
-                     "hard_negatives": negs})
+        negs = (
+            [_video_ref(o, n) for o in rng.sample(others, k)] if task in HARD_NEGATIVE_TASKS else []
+        )
+        rows.append(
+            {
+                "id": stable_id(task, _identity(query), _identity(target)),
+                "task": task,
+                "domain": domain,
+                "video_id": video_id,
+                "dedup_cluster": clip.dedup_cluster,
+                "query": query,
+                "target": target,
+                "hard_negatives": negs,
+            }
+        )
 
     whole = _whole_video(video_id, video, n)
     for i, clip in enumerate(clips):
@@ -85,8 +115,15 @@ def pairs_stage(video_id: str, hard_negatives: int) -> dict[str, Any]:
     return {"pairs": len(rows), "pairs_by_task": counts}
 
 
-def _clip_pairs(add, clip: Clip, cc: dict[str, Caption], nxt: Clip | None,  # noqa: ANN001
-                whole: dict[str, Any], n_clips: int, n: int) -> None:
+def _clip_pairs(
+    add,
+    clip: Clip,
+    cc: dict[str, Caption],
+    nxt: Clip | None,  # noqa: ANN001
+    whole: dict[str, Any],
+    n_clips: int,
+    n: int,
+) -> None:
     """The pairs of one clip, through ``add(task, domain, clip, query, target)``."""
     vref = _video_ref(clip, n)
     key_img = {"image": layout.keyframe_key(clip.id)}
@@ -94,7 +131,9 @@ def _clip_pairs(add, clip: Clip, cc: dict[str, Caption], nxt: Clip | None,  # no
         if style in cc:
             dom = domain
             if style == "rich":
-                dom = {"spatial": "spatial", "temporal": "temporal"}.get(cc[style].info_profile, domain)
+                dom = {"spatial": "spatial", "temporal": "temporal"}.get(
+                    cc[style].info_profile, domain
+                )
             add("T2V", dom, clip, {"text": cc[style].text}, vref)
     if "concise" in cc and "rich" in cc:
         add("T2T", "coarse", clip, {"text": cc["concise"].text}, {"text": cc["rich"].text})

@@ -19,11 +19,27 @@ ITEMS_PAGE = 1000  # items a summary lists unless asked otherwise
 RECENT_ERRORS = 20
 
 
-def log_event(job_id: str, item_id: str | None, stage: str, state: str, reason: str | None = None,
-              attempt: int = 0, **detail: Any) -> None:
+def log_event(
+    job_id: str,
+    item_id: str | None,
+    stage: str,
+    state: str,
+    reason: str | None = None,
+    attempt: int = 0,
+    **detail: Any,
+) -> None:
     with session_scope() as s:
-        s.add(JobEvent(job_id=job_id, item_id=item_id, stage=stage, state=state, reason=reason,
-                       attempt=attempt, detail=detail))
+        s.add(
+            JobEvent(
+                job_id=job_id,
+                item_id=item_id,
+                stage=stage,
+                state=state,
+                reason=reason,
+                attempt=attempt,
+                detail=detail,
+            )
+        )
 
 
 def begin_attempt(item_id: str, stage: str) -> tuple[JobItem | None, int]:
@@ -44,8 +60,9 @@ def begin_attempt(item_id: str, stage: str) -> tuple[JobItem | None, int]:
         return item, item.attempts
 
 
-def finish_item(item_id: str, state: ItemState, *, reason: str | None = None, stage: str,
-                **result: Any) -> None:
+def finish_item(
+    item_id: str, state: ItemState, *, reason: str | None = None, stage: str, **result: Any
+) -> None:
     """The item's end, its event, its job's sums and the job's state in one transaction: a worker
     killed between them used to leave every item finished and the job ``running`` for good."""
     with session_scope() as s:
@@ -54,8 +71,16 @@ def finish_item(item_id: str, state: ItemState, *, reason: str | None = None, st
         item.error = reason
         item.stage = stage
         _merge(s, item, result)
-        s.add(JobEvent(job_id=item.job_id, item_id=item_id, stage=stage, state=state.value,
-                       reason=reason, detail=result))
+        s.add(
+            JobEvent(
+                job_id=item.job_id,
+                item_id=item_id,
+                stage=stage,
+                state=state.value,
+                reason=reason,
+                detail=result,
+            )
+        )
         s.flush()
         _refresh(s, item.job_id)
 
@@ -71,8 +96,11 @@ def _merge(s, item: JobItem, result: dict[str, Any]) -> None:  # noqa: ANN001
     the summed values to its job's sums: a stage run again adds nothing."""
     old = item.result or {}
     item.result = {**old, **result}
-    counters.add_sums(s, item.job_id, {k: int(result.get(k) or 0) - int(old.get(k) or 0)
-                                       for k in TOTALS if k in result})
+    counters.add_sums(
+        s,
+        item.job_id,
+        {k: int(result.get(k) or 0) - int(old.get(k) or 0) for k in TOTALS if k in result},
+    )
 
 
 def _refresh(s, job_id: str) -> JobState:  # noqa: ANN001
@@ -92,8 +120,11 @@ def refresh_job(job_id: str) -> JobState:
 def is_done(job_id: str) -> bool:
     with session_scope() as s:
         job = s.get(Job, job_id)
-        return job is not None and job.state in (JobState.completed, JobState.failed,
-                                                 JobState.cancelled)
+        return job is not None and job.state in (
+            JobState.completed,
+            JobState.failed,
+            JobState.cancelled,
+        )
 
 
 def job_progress(job_id: str) -> dict[str, Any]:
@@ -103,11 +134,22 @@ def job_progress(job_id: str) -> dict[str, Any]:
         if job is None:
             raise KeyError(f"no job {job_id}")
         counts = counters.job_counts(s, job_id)
-        return {"job": job.id, "state": job.state.value, "counts": counts, "total": sum(counts.values())}
+        return {
+            "job": job.id,
+            "state": job.state.value,
+            "counts": counts,
+            "total": sum(counts.values()),
+        }
 
 
-def job_summary(job_id: str, *, limit: int = ITEMS_PAGE, state: str | None = None,
-                after: str | None = None, errors: int = RECENT_ERRORS) -> dict[str, Any]:
+def job_summary(
+    job_id: str,
+    *,
+    limit: int = ITEMS_PAGE,
+    state: str | None = None,
+    after: str | None = None,
+    errors: int = RECENT_ERRORS,
+) -> dict[str, Any]:
     """Counters, sums and the newest errors of a job, and one page of its items (``limit`` items
     by key after ``after``, of ``state`` if given; ``next`` is the key to page on from)."""
     with session_scope() as s:
@@ -123,12 +165,25 @@ def job_summary(job_id: str, *, limit: int = ITEMS_PAGE, state: str | None = Non
         items = s.scalars(q).all() if limit > 0 else []
         notes = counters.item_notes(s, [it.id for it in items])
         return {
-            "job": job.id, "state": job.state.value, "source": job.params.get("source"),
-            "counts": counts, "total": sum(counts.values()), **{k: sums.get(k, 0) for k in TOTALS},
+            "job": job.id,
+            "state": job.state.value,
+            "source": job.params.get("source"),
+            "counts": counts,
+            "total": sum(counts.values()),
+            **{k: sums.get(k, 0) for k in TOTALS},
             "errors": counters.recent_errors(s, job_id, errors),
-            "items": [{"item": it.item_key, "state": it.state.value, "stage": it.stage,
-                       "attempts": it.attempts, "clips": (it.result or {}).get("clips", 0),
-                       "clips_reencoded": (it.result or {}).get("clips_reencoded", 0),
-                       "reason": it.error, "notes": notes.get(it.id, [])} for it in items],
+            "items": [
+                {
+                    "item": it.item_key,
+                    "state": it.state.value,
+                    "stage": it.stage,
+                    "attempts": it.attempts,
+                    "clips": (it.result or {}).get("clips", 0),
+                    "clips_reencoded": (it.result or {}).get("clips_reencoded", 0),
+                    "reason": it.error,
+                    "notes": notes.get(it.id, []),
+                }
+                for it in items
+            ],
             "next": items[-1].item_key if limit > 0 and len(items) == limit else None,
         }

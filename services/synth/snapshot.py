@@ -60,7 +60,7 @@ class _Shards:
                 path = self.tmp / f"{len(self.files):05d}.parquet"
                 self.writer, self.rows = pq.ParquetWriter(path, _schema(), compression="zstd"), 0
                 self.files.append((path, 0))
-            take, rows = rows[: self.limit - self.rows], rows[self.limit - self.rows:]
+            take, rows = rows[: self.limit - self.rows], rows[self.limit - self.rows :]
             self.writer.write_table(pa.Table.from_pylist(take, schema=_schema()))
             self.rows += len(take)
             self.files[-1] = (self.files[-1][0], self.rows)
@@ -109,20 +109,32 @@ class _Tally:
         negs = [n for n in p.hard_negatives or [] if _usable(n, stored)]
         self.skipped["hard_negatives"] += len(p.hard_negatives or []) - len(negs)
         split = "heldout" if is_heldout(p.video_id, self.fraction) else "train"
-        line = {"id": p.id, "task": p.task, "domain": p.domain, "video_id": p.video_id,
-                "dedup_cluster": p.dedup_cluster, "query": p.query, "target": p.target,
-                "hard_negatives": negs, **({"split": split} if self.fraction else {})}
+        line = {
+            "id": p.id,
+            "task": p.task,
+            "domain": p.domain,
+            "video_id": p.video_id,
+            "dedup_cluster": p.dedup_cluster,
+            "query": p.query,
+            "target": p.target,
+            "hard_negatives": negs,
+            **({"split": split} if self.fraction else {}),
+        }
         PairContract.model_validate(line)
         self.hash.update(json.dumps(line, sort_keys=True).encode() + b"\n")
         self.counts[p.task] = self.counts.get(p.task, 0) + 1
         self.splits[split] += 1
         self.videos[split].add(p.video_id)
-        return {**{c: line[c] for c in ("id", "task", "domain", "video_id", "dedup_cluster")},
-                "split": split, **{c: json.dumps(line[c], sort_keys=True) for c in JSON_COLUMNS}}
+        return {
+            **{c: line[c] for c in ("id", "task", "domain", "video_id", "dedup_cluster")},
+            "split": split,
+            **{c: json.dumps(line[c], sort_keys=True) for c in JSON_COLUMNS},
+        }
 
 
-def create_snapshot(name: str, tasks: list[str] | None = None,
-                    holdout_fraction: float = 0.0) -> dict[str, Any]:
+def create_snapshot(
+    name: str, tasks: list[str] | None = None, holdout_fraction: float = 0.0
+) -> dict[str, Any]:
     if not 0.0 <= holdout_fraction < 1.0:
         raise ValueError(f"holdout_fraction must lie in [0, 1), not {holdout_fraction}")
     init_db()
@@ -130,13 +142,27 @@ def create_snapshot(name: str, tasks: list[str] | None = None,
     with tempfile.TemporaryDirectory(prefix="univr-snapshot-") as tmp:
         shards = _Shards(Path(tmp), get_settings().synth.snapshot_shard_rows)
         with session_scope() as s:
-            q = select(Pair.id, Pair.task, Pair.domain, Pair.video_id, Pair.dedup_cluster, Pair.query,
-                       Pair.target, Pair.hard_negatives).order_by(Pair.id)
+            q = select(
+                Pair.id,
+                Pair.task,
+                Pair.domain,
+                Pair.video_id,
+                Pair.dedup_cluster,
+                Pair.query,
+                Pair.target,
+                Pair.hard_negatives,
+            ).order_by(Pair.id)
             if tasks:
                 q = q.where(Pair.task.in_(tasks))
             for page in s.execute(q.execution_options(yield_per=PAGE)).partitions():
-                stored = _stored({c for p in page for side in (p.query, p.target, *(p.hard_negatives or []))
-                                  for c in _clip_refs(side)})
+                stored = _stored(
+                    {
+                        c
+                        for p in page
+                        for side in (p.query, p.target, *(p.hard_negatives or []))
+                        for c in _clip_refs(side)
+                    }
+                )
                 shards.add([r for r in (tally.row(p, stored) for p in page) if r is not None])
         shards.close()
         if not sum(tally.counts.values()):
@@ -159,26 +185,53 @@ def _publish(sid: str, name: str, tally: _Tally, files: list[tuple[Path, int]]) 
             data = path.read_bytes()
             key = layout.shard_key(sid, i)
             store.put_file(key, path, "application/vnd.apache.parquet")
-            shard_list.append(Shard(key=key, rows=rows, sha256=hashlib.sha256(data).hexdigest(),
-                                    bytes=len(data)))
+            shard_list.append(
+                Shard(key=key, rows=rows, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+            )
         manifest = SnapshotManifest(
-            id=sid, name=name, created_at=datetime.now(UTC).isoformat(), format="parquet",
-            counts=tally.counts, pairs=sum(tally.counts.values()),
+            id=sid,
+            name=name,
+            created_at=datetime.now(UTC).isoformat(),
+            format="parquet",
+            counts=tally.counts,
+            pairs=sum(tally.counts.values()),
             videos=len(tally.videos["train"] | tally.videos["heldout"]),
-            splits=Splits(holdout_fraction=tally.fraction, train=tally.splits["train"],
-                          heldout=tally.splits["heldout"], train_videos=len(tally.videos["train"]),
-                          heldout_videos=len(tally.videos["heldout"])),
-            skipped=tally.skipped, shards=shard_list)
-        store.put_bytes(manifest_key, manifest.model_dump_json(indent=1, exclude_none=True).encode(),
-                        "application/json")
+            splits=Splits(
+                holdout_fraction=tally.fraction,
+                train=tally.splits["train"],
+                heldout=tally.splits["heldout"],
+                train_videos=len(tally.videos["train"]),
+                heldout_videos=len(tally.videos["heldout"]),
+            ),
+            skipped=tally.skipped,
+            shards=shard_list,
+        )
+        store.put_bytes(
+            manifest_key,
+            manifest.model_dump_json(indent=1, exclude_none=True).encode(),
+            "application/json",
+        )
     with session_scope() as s:
-        upsert(s, Snapshot, [{"id": sid, "name": manifest.name, "manifest_key": manifest_key,
-                              "counts": manifest.counts}], update=[])
+        upsert(
+            s,
+            Snapshot,
+            [
+                {
+                    "id": sid,
+                    "name": manifest.name,
+                    "manifest_key": manifest_key,
+                    "counts": manifest.counts,
+                }
+            ],
+            update=[],
+        )
     return manifest.model_dump(exclude_none=True)
 
 
 def list_snapshots() -> list[dict[str, Any]]:
     init_db()
     with session_scope() as s:
-        return [{"id": r.id, "name": r.name, "counts": r.counts, "created_at": r.created_at.isoformat()}
-                for r in s.scalars(select(Snapshot).order_by(Snapshot.created_at))]
+        return [
+            {"id": r.id, "name": r.name, "counts": r.counts, "created_at": r.created_at.isoformat()}
+            for r in s.scalars(select(Snapshot).order_by(Snapshot.created_at))
+        ]

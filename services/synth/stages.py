@@ -27,10 +27,28 @@ from shared.layout import frame_keys, keyframe_key, video_frame_keys
 
 STAGES = ("media", "caption", "pairs")
 
-__all__ = ["DOMAIN_OF_STYLE", "STAGES", "Rejected", "SourceItem", "_clip_candidate", "_cut_clips",
-           "_embedder", "caption_stage", "check_raw_caption", "clip_fps", "consistency_filter",
-           "frame_keys", "get_settings", "jpeg", "keyframe_key", "media_stage", "pairs_stage",
-           "remove_objects", "run_stage", "video_frame_keys"]
+__all__ = [
+    "DOMAIN_OF_STYLE",
+    "STAGES",
+    "Rejected",
+    "SourceItem",
+    "_clip_candidate",
+    "_cut_clips",
+    "_embedder",
+    "caption_stage",
+    "check_raw_caption",
+    "clip_fps",
+    "consistency_filter",
+    "frame_keys",
+    "get_settings",
+    "jpeg",
+    "keyframe_key",
+    "media_stage",
+    "pairs_stage",
+    "remove_objects",
+    "run_stage",
+    "video_frame_keys",
+]
 
 
 def run_stage(stage: str, src: SourceItem, video_id: str, source_id: str | None) -> dict[str, Any]:

@@ -31,5 +31,7 @@ def bands(phash: str, n: int) -> list[tuple[int, int]]:
 
 def band_rows(clip_id: str, phash: str, n: int) -> list[dict[str, int | str]]:
     whole = signed(int(phash, 16))
-    return [{"scheme": n, "band": b, "value": v, "clip_id": clip_id, "hash": whole}
-            for b, v in bands(phash, n)]
+    return [
+        {"scheme": n, "band": b, "value": v, "clip_id": clip_id, "hash": whole}
+        for b, v in bands(phash, n)
+    ]

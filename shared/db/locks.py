@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 
 def lock_key(name: str) -> int:
     """A stable signed 64-bit key of ``name`` (the same in every process and host)."""
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 def lock_names(db: Session, names: Iterable[str]) -> None:

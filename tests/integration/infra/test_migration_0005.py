@@ -25,8 +25,11 @@ from shared.db.session import get_engine
 
 def _counts(url: str, job: str) -> dict[str, int]:
     with session_scope(url) as s:
-        return {st: n for st, n in s.execute(select(JobCount.state, JobCount.n)
-                                             .where(JobCount.job_id == job)) if n and ":" not in st}
+        return {
+            st: n
+            for st, n in s.execute(select(JobCount.state, JobCount.n).where(JobCount.job_id == job))
+            if n and ":" not in st
+        }
 
 
 def _check(url: str) -> None:
@@ -36,12 +39,41 @@ def _check(url: str) -> None:
         s.add(Video(id="v", uri="/v.mp4"))
         s.flush()
         states = [ItemState.done] * 3 + [ItemState.rejected, ItemState.running]
-        upsert(s, JobItem, [{"id": f"a{i}", "job_id": "j1", "item_key": f"k{i}", "state": st,
-                             "result": {"clips": i, "pairs": 2}} for i, st in enumerate(states)])
-        upsert(s, JobItem, [{"id": "b0", "job_id": "j2", "item_key": "k", "state": ItemState.pending}])
-        upsert(s, Clip, [{"id": f"c{i}", "video_id": "v", "start_ms": i, "end_ms": i + 1, "kept": i < 2,
-                          "phash": f"{i:016x}"} for i in range(3)])
-        upsert(s, Frame, [{"id": "f0", "clip_id": "c0", "index": 0, "time_ms": 0, "object_key": "k"}])
+        upsert(
+            s,
+            JobItem,
+            [
+                {
+                    "id": f"a{i}",
+                    "job_id": "j1",
+                    "item_key": f"k{i}",
+                    "state": st,
+                    "result": {"clips": i, "pairs": 2},
+                }
+                for i, st in enumerate(states)
+            ],
+        )
+        upsert(
+            s, JobItem, [{"id": "b0", "job_id": "j2", "item_key": "k", "state": ItemState.pending}]
+        )
+        upsert(
+            s,
+            Clip,
+            [
+                {
+                    "id": f"c{i}",
+                    "video_id": "v",
+                    "start_ms": i,
+                    "end_ms": i + 1,
+                    "kept": i < 2,
+                    "phash": f"{i:016x}",
+                }
+                for i in range(3)
+            ],
+        )
+        upsert(
+            s, Frame, [{"id": "f0", "clip_id": "c0", "index": 0, "time_ms": 0, "object_key": "k"}]
+        )
     upgrade("head", url)
     assert current(url) == "0005"
     assert _counts(url, "j1") == {"done": 3, "rejected": 1, "running": 1}
@@ -50,18 +82,31 @@ def _check(url: str) -> None:
         assert counters.job_sums(s, "j1") == {"clips": 10, "pairs": 10}
         assert counters.job_counts(s, "j1") == {"done": 3, "rejected": 1, "running": 1}
     with session_scope(url) as s:  # only c0 is stored (kept, with frames)
-        got = sorted((r.scheme, r.band, r.value, r.clip_id) for r in s.scalars(select(ClipHashBand)))
+        got = sorted(
+            (r.scheme, r.band, r.value, r.clip_id) for r in s.scalars(select(ClipHashBand))
+        )
     n = n_bands(4)
-    assert got == sorted((r["scheme"], r["band"], r["value"], r["clip_id"]) for r in band_rows("c0", f"{0:016x}", n))
-    with session_scope(url) as s:  # the triggers: a state change, a no-op update, a delete, an insert
+    assert got == sorted(
+        (r["scheme"], r["band"], r["value"], r["clip_id"]) for r in band_rows("c0", f"{0:016x}", n)
+    )
+    with session_scope(
+        url
+    ) as s:  # the triggers: a state change, a no-op update, a delete, an insert
         s.execute(update(JobItem).where(JobItem.id == "a4").values(state=ItemState.done))
         s.execute(update(JobItem).where(JobItem.job_id == "j1").values(attempts=2))
         s.execute(delete(JobItem).where(JobItem.id == "a3"))
-        upsert(s, JobItem, [{"id": "a9", "job_id": "j1", "item_key": "k9", "state": ItemState.failed}])
+        upsert(
+            s, JobItem, [{"id": "a9", "job_id": "j1", "item_key": "k9", "state": ItemState.failed}]
+        )
     assert _counts(url, "j1") == {"done": 4, "failed": 1}
     with session_scope(url) as s:
-        truth = dict(s.execute(select(JobItem.state, func.count()).where(JobItem.job_id == "j1")
-                               .group_by(JobItem.state)).all())
+        truth = dict(
+            s.execute(
+                select(JobItem.state, func.count())
+                .where(JobItem.job_id == "j1")
+                .group_by(JobItem.state)
+            ).all()
+        )
     assert {str(getattr(k, "value", k)): v for k, v in truth.items()} == _counts(url, "j1")
     get_engine(url).dispose()
     downgrade("0003", url)

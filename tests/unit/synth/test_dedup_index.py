@@ -27,8 +27,12 @@ def _flip(h: int, k: int, rng: np.random.Generator) -> int:
 def _brute(ph: str, stored: list[tuple[str, str, str]], video_id: str, max_bits: int) -> str | None:
     """Every stored clip compared (the exhaustive check the index replaces)."""
     hashes = np.array([int(h, 16) for _, h, _ in stored], dtype=np.uint64)
-    dist = np.unpackbits((hashes ^ np.uint64(int(ph, 16))).view(np.uint8).reshape(-1, 8), axis=1).sum(1)
-    close = sorted(stored[i][0] for i in np.nonzero(dist <= max_bits)[0] if stored[i][2] != video_id)
+    dist = np.unpackbits(
+        (hashes ^ np.uint64(int(ph, 16))).view(np.uint8).reshape(-1, 8), axis=1
+    ).sum(1)
+    close = sorted(
+        stored[i][0] for i in np.nonzero(dist <= max_bits)[0] if stored[i][2] != video_id
+    )
     assert all(hamming(ph, h) <= max_bits for c, h, _ in stored if c in close)
     return close[0] if close else None
 
@@ -56,14 +60,32 @@ def corpus(request, monkeypatch) -> list[tuple[str, str, str]]:
     with session_scope() as s:
         upsert(s, Video, [{"id": f"v{i}", "uri": f"/v{i}"} for i in range(51)])
         for start in range(0, N_STORED, 2000):
-            part = rows[start:start + 2000]
-            upsert(s, Clip, [{"id": c, "video_id": v, "start_ms": 0, "end_ms": 1, "kept": True, "phash": h}
-                             for c, h, v in part])
-            upsert(s, Frame, [{"id": f"f{c}", "clip_id": c, "index": 0, "time_ms": 0, "object_key": "k"}
-                              for k, (c, _, _) in enumerate(part) if int(c[1:]) % 10 != 3])
+            part = rows[start : start + 2000]
+            upsert(
+                s,
+                Clip,
+                [
+                    {"id": c, "video_id": v, "start_ms": 0, "end_ms": 1, "kept": True, "phash": h}
+                    for c, h, v in part
+                ],
+            )
+            upsert(
+                s,
+                Frame,
+                [
+                    {"id": f"f{c}", "clip_id": c, "index": 0, "time_ms": 0, "object_key": "k"}
+                    for k, (c, _, _) in enumerate(part)
+                    if int(c[1:]) % 10 != 3
+                ],
+            )
             for mb in range(top + 1):
-                upsert(s, ClipHashBand, [r for c, h, _ in part for r in band_rows(c, h, n_bands(mb))],
-                       key=("scheme", "band", "value", "clip_id"), update=[])
+                upsert(
+                    s,
+                    ClipHashBand,
+                    [r for c, h, _ in part for r in band_rows(c, h, n_bands(mb))],
+                    key=("scheme", "band", "value", "clip_id"),
+                    update=[],
+                )
     return [r for r in rows if int(r[0][1:]) % 10 != 3]
 
 
@@ -86,7 +108,11 @@ def test_indexed_lookup_equals_brute_force_for_every_threshold(corpus):
         for q in range(N_QUERIES):
             base_id, base, _ = corpus[int(rng.integers(len(corpus)))]
             k = int(rng.integers(0, max_bits + 3))  # at, within and beyond the threshold
-            ph = f"{_flip(int(base, 16), k, rng):016x}" if q % 8 else f"{int(rng.integers(0, 2**62)) << 2:016x}"
+            ph = (
+                f"{_flip(int(base, 16), k, rng):016x}"
+                if q % 8
+                else f"{int(rng.integers(0, 2**62)) << 2:016x}"
+            )
             video = f"v{int(rng.integers(0, 51))}"
             with session_scope() as s:
                 got = dedup.find_duplicate(s, ph, video, max_bits)

@@ -28,7 +28,14 @@ def _cands(seed: int) -> list[dict]:
             h = base
             for bit in rng.choice(64, size=int(rng.integers(0, 2)), replace=False):
                 h ^= 1 << int(bit)
-            out.append({"cluster": c, "id": f"clip-{c}-{k}", "video": f"video-{c}-{k}", "phash": f"{h:016x}"})
+            out.append(
+                {
+                    "cluster": c,
+                    "id": f"clip-{c}-{k}",
+                    "video": f"video-{c}-{k}",
+                    "phash": f"{h:016x}",
+                }
+            )
     return out
 
 
@@ -41,8 +48,21 @@ def _worker(url: str, home: str, mine: list[dict], barrier) -> None:  # noqa: AN
 
     frame = np.zeros((4, 4, 3), np.uint8)
     max_bits = get_settings().synth.dedup_hamming
-    built = [{"id": c["id"], "start": 0.0, "end": 1.0, "motion": 1.0, "phash": c["phash"], "reason": None,
-              "frames": [frame], "times": [0.0], "key_frame": frame, "video": c["video"]} for c in mine]
+    built = [
+        {
+            "id": c["id"],
+            "start": 0.0,
+            "end": 1.0,
+            "motion": 1.0,
+            "phash": c["phash"],
+            "reason": None,
+            "frames": [frame],
+            "times": [0.0],
+            "key_frame": frame,
+            "video": c["video"],
+        }
+        for c in mine
+    ]
     barrier.wait()
     claimed = [c for c in built if dedup.claim_clip(c, c["video"], max_bits)]
     barrier.wait()  # every claim is in before anyone finalizes: all race in finalize
@@ -69,8 +89,10 @@ def test_racing_workers_keep_exactly_one_clip_per_cluster(postgres_url, univr_ho
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(WORKERS, timeout=120)
     shares = [cands[i::WORKERS] for i in range(WORKERS)]  # every cluster spread over the workers
-    procs = [ctx.Process(target=_worker, args=(postgres_url, str(univr_home), share, barrier))
-             for share in shares]
+    procs = [
+        ctx.Process(target=_worker, args=(postgres_url, str(univr_home), share, barrier))
+        for share in shares
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -79,7 +101,9 @@ def test_racing_workers_keep_exactly_one_clip_per_cluster(postgres_url, univr_ho
     by_id = {c["id"]: c["cluster"] for c in cands}
     with session_scope() as s:
         stored = s.scalars(select(Clip.id).where(clip_stored())).all()
-        rejected = s.execute(select(Clip.id, Clip.reject_reason, Clip.dedup_cluster).where(Clip.kept.is_(False))).all()
+        rejected = s.execute(
+            select(Clip.id, Clip.reject_reason, Clip.dedup_cluster).where(Clip.kept.is_(False))
+        ).all()
     assert sorted(by_id[c] for c in stored) == list(range(CLUSTERS))  # exactly one per cluster
     assert len(rejected) == len(cands) - CLUSTERS
     winners = set(stored)
