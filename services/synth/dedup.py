@@ -40,7 +40,7 @@ def lock_clip(db, clip_id: str) -> None:  # noqa: ANN001
 
 def lock_video(db, video_id: str) -> None:  # noqa: ANN001
     """Serialise a video's ``ok`` mark with the garbage collector's check-then-delete."""
-    lock_names(db, [f"video:{video_id}"])
+    lock_names(db, [f"video-row:{video_id}"])
 
 
 def lock_buckets(db, ph: str, max_bits: int) -> None:  # noqa: ANN001
