@@ -5,7 +5,8 @@ folder directly. The pairs are streamed from a server-side cursor into shards of
 ``synth.snapshot_shard_rows`` rows, so memory stays flat however many pairs there are.
 
 The id is the content hash of the pairs (and of the held-out split when there is one), so the same
-pairs always give the same snapshot, byte for byte. A held-out split (``holdout_fraction``) holds
+pairs always give the same snapshot, byte for byte. Rows are checked against the ``Pair`` contract
+where they are read (``shared.snapshots``), not here. A held-out split (``holdout_fraction``) holds
 out every pair of a stable fraction of source videos (``is_heldout``); each row says its
 ``split`` and the manifest records the split's fraction and sizes.
 
@@ -26,7 +27,6 @@ from sqlalchemy import select
 
 from shared import layout
 from shared.config import get_settings
-from shared.contracts.pairs import Pair as PairContract
 from shared.contracts.snapshot import Shard, SnapshotManifest, Splits, is_heldout
 from shared.db import init_db, session_scope, upsert
 from shared.db.models import Clip, Pair, Snapshot, clip_stored
@@ -109,27 +109,28 @@ class _Tally:
         negs = [n for n in p.hard_negatives or [] if _usable(n, stored)]
         self.skipped["hard_negatives"] += len(p.hard_negatives or []) - len(negs)
         split = "heldout" if is_heldout(p.video_id, self.fraction) else "train"
-        line = {
+        row = {
             "id": p.id,
             "task": p.task,
             "domain": p.domain,
             "video_id": p.video_id,
             "dedup_cluster": p.dedup_cluster,
-            "query": p.query,
-            "target": p.target,
-            "hard_negatives": negs,
-            **({"split": split} if self.fraction else {}),
+            "split": split,
+            "query": _canonical(p.query),
+            "target": _canonical(p.target),
+            "hard_negatives": _canonical(negs),
         }
-        PairContract.model_validate(line)
-        self.hash.update(json.dumps(line, sort_keys=True).encode() + b"\n")
+        # the content hash: every column of the row (the split only when there is one)
+        cols = COLUMNS if self.fraction else [c for c in COLUMNS if c != "split"]
+        self.hash.update("\x1f".join(str(row[c] or "") for c in cols).encode() + b"\n")
         self.counts[p.task] = self.counts.get(p.task, 0) + 1
         self.splits[split] += 1
         self.videos[split].add(p.video_id)
-        return {
-            **{c: line[c] for c in ("id", "task", "domain", "video_id", "dedup_cluster")},
-            "split": split,
-            **{c: json.dumps(line[c], sort_keys=True) for c in JSON_COLUMNS},
-        }
+        return row
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def create_snapshot(
