@@ -68,20 +68,15 @@ def find_duplicate(db, ph: str, video_id: str, max_bits: int) -> str | None:  # 
     the same answer as comparing with every stored clip, from the band index's candidates
     (verified exactly: in SQL on PostgreSQL, here on the few candidates elsewhere)."""
     in_sql = db.get_bind().dialect.name == "postgresql"
+    near = _near(ph, max_bits, in_sql).cte("near")  # the few band matches first: no walk of clips
     q = (
         select(Clip.id, Clip.phash)
-        .where(
-            Clip.id.in_(_near(ph, max_bits, in_sql)),
-            Clip.video_id != video_id,
-            Clip.phash.is_not(None),
-            clip_stored(),
-        )
-        .order_by(Clip.id)
+        .join(near, near.c.clip_id == Clip.id)
+        .where(Clip.video_id != video_id, Clip.phash.is_not(None), clip_stored())
     )
-    if in_sql:
-        return db.scalars(q.with_only_columns(Clip.id).limit(1)).first()
-    close = sorted(cid for cid, other in db.execute(q) if hamming(ph, other) <= max_bits)
-    return close[0] if close else None
+    # the first by id, chosen here: an ORDER BY id LIMIT 1 lets the planner walk the clips' index
+    close = {cid for cid, other in db.execute(q) if in_sql or hamming(ph, other) <= max_bits}
+    return min(close) if close else None
 
 
 def clip_row(cand: dict[str, Any], video_id: str, dup_of: str | None) -> dict[str, Any]:
