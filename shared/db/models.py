@@ -223,7 +223,7 @@ class JobCount(Base):
 
     __tablename__ = "job_counts"
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
-    state: Mapped[str] = mapped_column(String(16), primary_key=True)
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)  # a state, or sum:<name>
     n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

@@ -48,7 +48,7 @@ def _check(url: str) -> None:
                     "job_id": "j1",
                     "item_key": f"k{i}",
                     "state": st,
-                    "result": {"clips": i, "pairs": 2},
+                    "result": {"clips": i, "pairs": 2, "clips_reencoded": 1},
                 }
                 for i, st in enumerate(states)
             ],
@@ -79,7 +79,7 @@ def _check(url: str) -> None:
     assert _counts(url, "j1") == {"done": 3, "rejected": 1, "running": 1}
     assert _counts(url, "j2") == {"pending": 1}
     with session_scope(url) as s:
-        assert counters.job_sums(s, "j1") == {"clips": 10, "pairs": 10}
+        assert counters.job_sums(s, "j1") == {"clips": 10, "pairs": 10, "clips_reencoded": 5}
         assert counters.job_counts(s, "j1") == {"done": 3, "rejected": 1, "running": 1}
     with session_scope(url) as s:  # only c0 is stored (kept, with frames)
         got = sorted(
@@ -122,3 +122,24 @@ def test_0005_upgrades_a_postgres_database_with_data(postgres_url):
 
 def test_0005_upgrades_a_sqlite_database_with_data(tmp_path):
     _check(f"sqlite:///{tmp_path / 'old.db'}")
+
+
+@pytest.mark.postgres
+def test_item_sums_fit_the_counter_rows_on_postgres(postgres_url, monkeypatch):
+    """Every summed result name fits ``job_counts.state`` (PostgreSQL enforces the length)."""
+    from services.synth import records
+    from shared.config import get_settings
+    from shared.db.session import reset_engines
+
+    monkeypatch.setenv("UNIVR_DATABASE__URL", postgres_url)
+    get_settings.cache_clear()
+    reset_engines()
+    upgrade("head", postgres_url)
+    with session_scope(postgres_url) as s:
+        s.add(Job(id="j", kind="synth"))
+        s.flush()
+        upsert(s, JobItem, [{"id": "i", "job_id": "j", "item_key": "k", "state": ItemState.running}])
+    records.update_result("i", **{k: 2 for k in records.TOTALS})
+    records.finish_item("i", ItemState.done, stage="pairs")
+    assert records.job_summary("j")["clips_reencoded"] == 2
+    reset_engines()

@@ -142,7 +142,7 @@ def upgrade() -> None:
     op.create_table(
         "job_counts",
         sa.Column("job_id", sa.String(length=64), sa.ForeignKey("jobs.id"), nullable=False),
-        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("state", sa.String(length=64), nullable=False),
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("job_id", "state"),
     )
