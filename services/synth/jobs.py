@@ -31,8 +31,8 @@ SUBMIT_BATCH = 1000  # item rows per insert, task ids per read
 def submit(source: str, *, fresh: bool = False, job_id: str | None = None) -> dict[str, Any]:
     """Create (or reuse) the job of ``source`` and enqueue its unfinished items. ``job_id``: the id
     of a job row created beforehand (a submission through the API), which this job then fills.
-    Items go in by batches (a known item is left as it is), and the unfinished ones are read back
-    in batches: no load of all the job's items."""
+    Items go in by batches (a known item is left as it is) and the unfinished ones are enqueued
+    batch by batch, in the source's order: no load of all the job's items."""
     init_db()
     uri = source if source.startswith("s3://") else os.path.abspath(source)
     kind = source_kind(uri)
@@ -57,18 +57,16 @@ def submit(source: str, *, fresh: bool = False, job_id: str | None = None) -> di
             s.get(Job, job_id).state = JobState.running
         elif not items:
             s.get(Job, job_id).state = JobState.completed  # nothing to do: done, not pending forever
-    app, enqueued, last = get_celery(), 0, ""
-    while True:  # an item resumes at the stage it reached
+    app, enqueued = get_celery(), 0
+    for start in range(0, len(items), SUBMIT_BATCH):  # in the source's order; an item resumes
+        ids = [stable_id(job_id, it.uri) for it in items[start:start + SUBMIT_BATCH]]
         with session_scope() as s:
-            page = s.scalars(select(JobItem.id).where(
-                JobItem.job_id == job_id, JobItem.state.not_in(TERMINAL), JobItem.id > last)
-                .order_by(JobItem.id).limit(SUBMIT_BATCH)).all()
-        for item_id in page:
+            open_ids = set(s.scalars(select(JobItem.id).where(
+                JobItem.id.in_(ids), JobItem.state.not_in(TERMINAL))))
+        for item_id in (i for i in ids if i in open_ids):  # at the stage it reached
             app.send_task("synth.media", args=[job_id, item_id], queue=QUEUE_MEDIA)
-        enqueued += len(page)
-        if len(page) < SUBMIT_BATCH:
-            return {"job": job_id, "items": len(items), "enqueued": enqueued}
-        last = page[-1]
+            enqueued += 1
+    return {"job": job_id, "items": len(items), "enqueued": enqueued}
 
 
 def _item_row(job_id: str, source_id: str, it: SourceItem) -> dict[str, Any]:
