@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import table, temp_home  # noqa: E402
 
 home = temp_home()
-from services.synth.stages import _clip_candidate, _cut_clips, _jpeg  # noqa: E402
+from services.synth.media import _clip_candidate, _cut_clips  # noqa: E402
+from services.synth.objects import jpeg as _jpeg  # noqa: E402
 from shared.config import get_settings  # noqa: E402
 from shared.media import ffmpeg_exe  # noqa: E402
 from shared.media.analysis import clip_frames, decode_once, detect_cuts, split_spans  # noqa: E402

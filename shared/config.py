@@ -128,6 +128,7 @@ class SynthSettings(BaseModel):
     consistency_filter: bool = False
     consistency_threshold: float = 0.2
     hard_negatives: int = 1
+    snapshot_shard_rows: int = Field(100_000, gt=0)  # pairs per Parquet shard of a snapshot
     # `univr synth gc`: objects (and clips claimed) within this many seconds are never collected, so
     # a job writing at the same moment keeps its uploads; keep it well above broker.hard_time_limit_s
     gc_grace_s: float = Field(24 * 3600.0, ge=0)
@@ -188,6 +189,9 @@ class ApiSettings(BaseModel):
     port: int = 8080
     max_upload_bytes: int = 32 * 1024**2
     require_keys: bool = True
+    # /metrics counts job events of this recent window only, at most this many (a bounded read)
+    metrics_events_window_s: float = Field(3600.0, gt=0)
+    metrics_events_limit: int = Field(100_000, gt=0)
 
 
 class Settings(BaseSettings):

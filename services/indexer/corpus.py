@@ -5,31 +5,25 @@ only the clips of one source (id or URI) or of one dataset (a snapshot, by name 
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import or_, select
 
+from shared import layout
 from shared.config import get_settings
 from shared.db import init_db, session_scope
 from shared.db.models import Caption, Clip, Snapshot, Source, Video, clip_stored
 from shared.ids import stable_id
 from shared.media.frames import sampling_fps
+from shared.snapshots import iter_rows, read_manifest, side_refs
 from shared.storage import get_store
 
-VIDEO_REF = "video:"  # how a pair names a whole video instead of a clip
+PAGE = 1000  # clips read from the cursor at a time
 
 
 def video_point_id(video_id: str) -> str:
     return stable_id("video-point", video_id)
-
-
-def _side_refs(side: Any) -> list[str]:
-    video = side.get("video") if isinstance(side, dict) else None
-    if isinstance(video, dict) and video.get("clip_id"):
-        return [str(video["clip_id"])]
-    return [video] if isinstance(video, str) else []
 
 
 def snapshot_members() -> dict[str, set[tuple[str, str]]]:
@@ -39,15 +33,9 @@ def snapshot_members() -> dict[str, set[tuple[str, str]]]:
     store = get_store()
     members: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for sid, name, manifest_key in snaps:
-        manifest = json.loads(store.get_bytes(manifest_key))
-        with store.open(manifest["pairs_key"]) as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                pair = json.loads(line)
-                for side in [pair.get("query"), pair.get("target"), *(pair.get("hard_negatives") or [])]:
-                    for ref in _side_refs(side):
-                        members[ref].add((sid, name))
+        for pair in iter_rows(store, read_manifest(store, key=manifest_key)):  # shard by shard
+            for ref in side_refs(pair):
+                members[ref].add((sid, name))
     return members
 
 
@@ -59,6 +47,17 @@ def _store_key(uri: str | None) -> str | None:
 
 def _payload_sets(refs: set[tuple[str, str]]) -> dict[str, list[str]]:
     return {"dataset": sorted({n for _, n in refs}), "snapshot": sorted({i for i, _ in refs})}
+
+
+def _pages(s, q):  # noqa: ANN001, ANN202
+    """(clip, video, source, concise captions of the page) from a cursor, a page at a time: the
+    captions are read for each page's clips, never all of them at once."""
+    for page in s.execute(q.execution_options(yield_per=PAGE)).partitions():
+        ids = [clip.id for clip, _, _ in page]
+        captions = dict(s.execute(select(Caption.target_id, Caption.text).where(
+            Caption.style == "concise", Caption.target_id.in_(ids))).all())
+        for clip, video, src in page:
+            yield clip, video, src, captions
 
 
 def corpus_rows(source: str | None = None, dataset: str | None = None, frames: int | None = None) -> list[dict[str, Any]]:
@@ -78,30 +77,29 @@ def corpus_rows(source: str | None = None, dataset: str | None = None, frames: i
             if s.scalars(select(Snapshot.id).where(or_(Snapshot.id == dataset, Snapshot.name == dataset))).first() is None:
                 raise ValueError(f"no dataset {dataset!r} (give a snapshot name or id)")
             wanted = {ref for ref, snaps in members.items() if any(dataset in pair for pair in snaps)}
-        captions = {c.target_id: c.text for c in s.scalars(select(Caption).where(Caption.style == "concise"))}
         rows: list[dict[str, Any]] = []
         videos: dict[str, tuple[Video, Source | None, set[tuple[str, str]]]] = {}
-        for clip, video, src in s.execute(q).all():
-            if wanted is not None and clip.id not in wanted and VIDEO_REF + video.id not in wanted:
+        for clip, video, src, captions in _pages(s, q):
+            if wanted is not None and clip.id not in wanted and layout.video_ref(video.id) not in wanted:
                 continue
             refs = members.get(clip.id, set())
-            rows.append({"id": clip.id, "frames": [f"{clip.frame_prefix}{i:02d}.jpg" for i in range(frames)],
+            rows.append({"id": clip.id, "frames": [layout.frame_key(clip.frame_prefix, i) for i in range(frames)],
                          "fps": sampling_fps(frames, (clip.end_ms - clip.start_ms) / 1000),
                          "payload": {"kind": "clip", "clip_id": clip.id, "video_id": video.id, "video": video.uri,
                                      "source": video.source_id, "source_uri": src.uri if src else None,
                                      "start_ms": clip.start_ms, "end_ms": clip.end_ms,
                                      "duration_s": (clip.end_ms - clip.start_ms) / 1000, "caption": captions.get(clip.id, ""),
-                                     "thumbnail_key": f"clips/{clip.id}/key/00.jpg", "object_key": clip.object_key,
+                                     "thumbnail_key": layout.thumbnail_key("clip", clip.id, frames), "object_key": clip.object_key,
                                      **_payload_sets(refs)}})
             _, _, seen = videos.setdefault(video.id, (video, src, set()))
             seen |= refs
         for vid, (video, src, refs) in videos.items():
-            refs = refs | members.get(VIDEO_REF + vid, set())
-            rows.append({"id": video_point_id(vid), "frames": [f"videos/{vid}/frames/{i:02d}.jpg" for i in range(frames)],
+            refs = refs | members.get(layout.video_ref(vid), set())
+            rows.append({"id": video_point_id(vid), "frames": layout.video_frame_keys(vid, frames),
                          "fps": sampling_fps(frames, video.duration_s),
                          "payload": {"kind": "video", "clip_id": None, "video_id": vid, "video": video.uri,
                                      "source": video.source_id, "source_uri": src.uri if src else None,
                                      "start_ms": 0, "end_ms": int((video.duration_s or 0) * 1000), "duration_s": video.duration_s or 0,
-                                     "caption": (video.raw_caption or "")[:300], "thumbnail_key": f"videos/{vid}/frames/{frames // 2:02d}.jpg",
+                                     "caption": (video.raw_caption or "")[:300], "thumbnail_key": layout.thumbnail_key("video", vid, frames),
                                      "object_key": video.object_key or _store_key(video.uri), **_payload_sets(refs)}})
     return rows

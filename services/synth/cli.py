@@ -19,33 +19,46 @@ def submit_cmd(source: str = typer.Argument(..., help="A folder, an s3://bucket/
 
 
 @app.command("status")
-def status_cmd(job: str = typer.Argument(..., help="The job id."), json_out: bool = typer.Option(False, "--json")) -> None:
-    """Per-video state, counts and errors of JOB."""
+def status_cmd(job: str = typer.Argument(..., help="The job id."),
+               items: bool = typer.Option(False, "--items", help="List the job's items (one page)."),
+               limit: int = typer.Option(50, help="Items per page with --items."),
+               state: str | None = typer.Option(None, help="Only items in this state, e.g. rejected."),
+               after: str | None = typer.Option(None, help="Items after this item key (the next page)."),
+               errors: int = typer.Option(10, help="How many of the newest errors to show."),
+               json_out: bool = typer.Option(False, "--json")) -> None:
+    """Counts by state, totals and the newest errors of JOB; with --items, a page of its items."""
     from services.synth.records import job_summary
 
     try:
-        summary = job_summary(job)
-    except KeyError as exc:
+        summary = job_summary(job, limit=limit if items else 0, state=state, after=after, errors=errors)
+    except (KeyError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
     if json_out:
         typer.echo(json.dumps(summary, indent=1))
         return
-    _print_summary(summary)
+    _print_summary(summary, items=items)
 
 
-def _print_summary(summary: dict) -> None:
+def _print_summary(summary: dict, items: bool = True) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     reencoded = f", re-encoded {summary['clips_reencoded']}" if summary.get("clips_reencoded") else ""
-    console.print(f"job {summary['job']}: [bold]{summary['state']}[/]  {summary['counts']}  clips {summary['clips']}{reencoded}, "
-                  f"pairs {summary['pairs']}")
+    console.print(f"job {summary['job']}: [bold]{summary['state']}[/]  {summary['counts']}  "
+                  f"clips {summary['clips']}{reencoded}, pairs {summary['pairs']}")
+    for err in summary.get("errors", []):
+        console.print(f"  {err['at'] or ''} {err['stage']} {err['state']}: {err['reason']}"[:160])
+    if not items:
+        return
     t = Table("item", "state", "stage", "clips", "reason")
     for it in summary["items"]:
-        t.add_row(it["item"][-60:], it["state"], it["stage"] or "", str(it["clips"]), (it["reason"] or "; ".join(it["notes"]))[:90])
+        t.add_row(it["item"][-60:], it["state"], it["stage"] or "", str(it["clips"]),
+                  (it["reason"] or "; ".join(it["notes"]))[:90])
     console.print(t)
+    if summary.get("next"):
+        console.print(f"more: --after {summary['next']!r}")
 
 
 @app.command("gc")
@@ -105,7 +118,7 @@ def run_cmd(source: str = typer.Argument(..., help="A folder, an s3://bucket/pre
 
         def progress(summary: dict) -> None:
             done = sum(v for k, v in summary["counts"].items() if k in ("done", "rejected", "failed"))
-            bar.update(task, completed=done, total=len(summary["items"]))
+            bar.update(task, completed=done, total=summary["total"])
 
         summary = run(source, workers=workers, timeout_s=timeout, fresh=fresh, progress=progress)
     if json_out:

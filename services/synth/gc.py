@@ -17,8 +17,8 @@ cleared as their objects go.
 
 Safe beside a job writing at the same moment: nothing newer than ``synth.gc_grace_s`` is touched
 (neither objects nor clips claimed since), and each clip or video is re-checked and deleted under
-the synthesis lock (``stages.serialise``) that a worker takes to claim a clip or to mark a video
-``ok`` before uploading anything for it. An attempt lasts at most ``broker.hard_time_limit_s``, so
+the lock of that clip or video (``dedup.lock_clip``, ``dedup.lock_video``) that a worker takes to
+claim a clip or to mark a video ``ok`` before uploading anything for it. An attempt lasts at most ``broker.hard_time_limit_s``, so
 with a grace period above that no upload can be in flight for what is deleted.
 """
 
@@ -32,14 +32,18 @@ from typing import Any
 
 from sqlalchemy import delete, exists, not_, select
 
-from services.synth.stages import serialise
+from services.synth.dedup import lock_clip, lock_video
+from shared import layout
 from shared.config import get_settings
+from shared.contracts.snapshot import SnapshotManifest
 from shared.db import init_db, session_scope
-from shared.db.models import Clip, Frame, Pair, Video, clip_stored, utcnow
+from shared.db.models import Clip, ClipHashBand, Frame, Pair, Video, clip_stored, utcnow
+from shared.snapshots import iter_rows
 from shared.storage import ObjectInfo, get_store
 
 log = logging.getLogger(__name__)
 NEVER_STORED = "its objects were never all stored (garbage-collected)"
+CHECK_BATCH = 1000  # listed owners checked against the rows per query
 
 
 def _aware(t: datetime | None) -> datetime | None:
@@ -65,17 +69,15 @@ def collect_garbage(*, dry_run: bool = False, grace_s: float | None = None) -> d
     grace = get_settings().synth.gc_grace_s if grace_s is None else grace_s
     cutoff = utcnow() - timedelta(seconds=grace)
     store = get_store()
-    clips, n_clip_objects = _owners(store, "clips/")
-    videos, n_video_objects = _owners(store, "videos/")
-    with session_scope() as db:  # read after listing: a clip stored since it was listed counts as stored
-        stored = set(db.scalars(select(Clip.id).where(clip_stored())))
-        marked = set(db.scalars(select(Clip.id).where(Clip.object_key.is_not(None), not_(clip_stored()))))
-        live_videos = set(db.scalars(select(Video.id).where(Video.status == "ok")))
-        live_videos |= set(db.scalars(select(Pair.video_id).distinct()))
+    clips, n_clip_objects = _owners(store, layout.CLIPS)
+    videos, n_video_objects = _owners(store, layout.VIDEOS)
+    # read after listing (a clip stored since it was listed counts as stored), by batches of the
+    # listed owners: no load of every stored clip, video or pair
+    clip_candidates = _not_stored(set(clips)) | _marked()
+    video_candidates = _not_live(set(videos))
     report: dict[str, Any] = {"dry_run": dry_run, "grace_s": grace, "scanned": n_clip_objects + n_video_objects,
                               "objects_deleted": 0, "bytes_deleted": 0, "clips": 0, "videos": 0, "rows_unmarked": 0,
                               "skipped_recent": 0, "kept_for_snapshots": 0, "errors": []}
-    clip_candidates, video_candidates = (set(clips) | marked) - stored, set(videos) - live_videos
     if clip_candidates or video_candidates:  # read the snapshots only when there is something to collect
         named = snapshot_owners(store)
         report["kept_for_snapshots"] = len(clip_candidates & named) + len(video_candidates & named)
@@ -97,6 +99,36 @@ def collect_garbage(*, dry_run: bool = False, grace_s: float | None = None) -> d
     return report
 
 
+def _batches(ids: set[str]) -> list[list[str]]:
+    ordered = sorted(ids)
+    return [ordered[i:i + CHECK_BATCH] for i in range(0, len(ordered), CHECK_BATCH)]
+
+
+def _not_stored(ids: set[str]) -> set[str]:
+    out = set()
+    for chunk in _batches(ids):
+        with session_scope() as db:
+            out |= set(chunk) - set(db.scalars(select(Clip.id).where(Clip.id.in_(chunk), clip_stored())))
+    return out
+
+
+def _marked() -> set[str]:
+    """Clips not stored whose row still marks objects (read from a cursor, in pages)."""
+    with session_scope() as db:
+        q = select(Clip.id).where(Clip.object_key.is_not(None), not_(clip_stored()))
+        return set(db.scalars(q.execution_options(yield_per=CHECK_BATCH)))
+
+
+def _not_live(ids: set[str]) -> set[str]:
+    out = set()
+    for chunk in _batches(ids):
+        with session_scope() as db:
+            live = set(db.scalars(select(Video.id).where(Video.id.in_(chunk), Video.status == "ok")))
+            live |= set(db.scalars(select(Pair.video_id).where(Pair.video_id.in_(chunk)).distinct()))
+        out |= set(chunk) - live
+    return out
+
+
 def snapshot_owners(store) -> set[str]:  # noqa: ANN001
     """The clip and video ids whose objects some snapshot in the store names (``clips/<id>/...`` and
     ``videos/<id>/...`` keys of any side, clip ids, ``video:<id>`` refs). A snapshot that cannot be
@@ -104,31 +136,26 @@ def snapshot_owners(store) -> set[str]:  # noqa: ANN001
     owners: set[str] = set()
 
     def add_key(key: Any) -> None:
-        parts = key.split("/") if isinstance(key, str) else []
-        if len(parts) >= 3 and parts[0] in ("clips", "videos"):
-            owners.add(parts[1])
+        owner = layout.owner_of(key)
+        if owner:
+            owners.add(owner)
 
-    for key in store.list("snapshots/"):
-        if not key.endswith("/manifest.json"):
+    for key in store.list(layout.SNAPSHOTS):
+        if not layout.is_manifest_key(key):
             continue
-        pairs_key = json.loads(store.get_bytes(key)).get("pairs_key")
-        if not pairs_key:
+        manifest = json.loads(store.get_bytes(key))
+        if not manifest.get("pairs_key") and not manifest.get("shards"):
             continue  # names no pairs
-        with store.open(pairs_key) as fh:
-            for line in fh:
-                if not line.strip():
+        for pair in iter_rows(store, SnapshotManifest.model_validate(manifest)):  # shard by shard
+            for side in [pair.get("query"), pair.get("target"), *(pair.get("hard_negatives") or [])]:
+                if not isinstance(side, dict):
                     continue
-                pair = json.loads(line)
-                for side in [pair.get("query"), pair.get("target"), *(pair.get("hard_negatives") or [])]:
-                    if not isinstance(side, dict):
-                        continue
-                    add_key(side.get("image"))
-                    video = side.get("video")
-                    if isinstance(video, dict):
-                        cid = str(video.get("clip_id") or "")
-                        owners.add(cid.removeprefix("video:"))
-                        for frame in video.get("frames") or []:
-                            add_key(frame)
+                add_key(side.get("image"))
+                video = side.get("video")
+                if isinstance(video, dict):
+                    owners.add(layout.ref_owner(str(video.get("clip_id") or "")))
+                    for frame in video.get("frames") or []:
+                        add_key(frame)
     return owners
 
 
@@ -141,7 +168,7 @@ def _collect_clip(store, cid: str, objects: list[ObjectInfo], cutoff: datetime, 
                   report: dict[str, Any]) -> None:
     with session_scope() as db:
         if not dry_run:
-            serialise(db)  # no claim of this clip until the objects are gone and the row says so
+            lock_clip(db, cid)  # no claim of this clip until its objects are gone and the row says so
         row = db.get(Clip, cid)
         if row is not None and row.kept and db.scalar(select(exists().where(Frame.clip_id == cid))):
             return  # stored since the listing
@@ -151,8 +178,9 @@ def _collect_clip(store, cid: str, objects: list[ObjectInfo], cutoff: datetime, 
         size = sum(o.size for o in objects)
         had_mark = row is not None and (row.object_key is not None or row.frame_prefix is not None or row.kept)
         if not dry_run:
-            db.execute(delete(Frame).where(Frame.clip_id == cid))  # none on a clip that is not stored, normally
-            n = store.delete_prefix(f"clips/{cid}/")
+            db.execute(delete(Frame).where(Frame.clip_id == cid))  # none on a clip not stored, normally
+            db.execute(delete(ClipHashBand).where(ClipHashBand.clip_id == cid))
+            n = store.delete_prefix(layout.clip_prefix(cid))
             if row is not None:
                 row.object_key = row.frame_prefix = None
                 if row.kept:  # claimed long ago and never stored: that attempt is over
@@ -170,7 +198,7 @@ def _collect_video(store, vid: str, objects: list[ObjectInfo], cutoff: datetime,
                    report: dict[str, Any]) -> None:
     with session_scope() as db:
         if not dry_run:
-            serialise(db)  # a media stage marks its video ok under this lock before uploading its frames
+            lock_video(db, vid)  # a media stage marks its video ok under this lock before uploading
         video = db.get(Video, vid)
         if (video is not None and video.status == "ok") or db.scalar(select(exists().where(Pair.video_id == vid))):
             return

@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from services.synth import records
 from services.synth.records import TERMINAL, job_summary
-from services.synth.sources import list_source, source_kind
-from shared.db import init_db, session_scope, upsert
+from services.synth.sources import SourceItem, list_source, source_kind
+from shared.db import counters, init_db, session_scope, upsert
 from shared.db.models import ItemState, Job, JobItem, JobState, Source
 from shared.ids import stable_id
 from shared.queue import QUEUE_CAPTION, QUEUE_IO, QUEUE_MEDIA, get_celery
@@ -24,9 +25,14 @@ from shared.queue import QUEUE_CAPTION, QUEUE_IO, QUEUE_MEDIA, get_celery
 SYNTH_QUEUES = (QUEUE_MEDIA, QUEUE_CAPTION, QUEUE_IO)
 
 
+SUBMIT_BATCH = 1000  # item rows per insert, task ids per read
+
+
 def submit(source: str, *, fresh: bool = False, job_id: str | None = None) -> dict[str, Any]:
     """Create (or reuse) the job of ``source`` and enqueue its unfinished items. ``job_id``: the id
-    of a job row created beforehand (a submission through the API), which this job then fills."""
+    of a job row created beforehand (a submission through the API), which this job then fills.
+    Items go in by batches (a known item is left as it is) and the unfinished ones are enqueued
+    batch by batch, in the source's order: no load of all the job's items."""
     init_db()
     uri = source if source.startswith("s3://") else os.path.abspath(source)
     kind = source_kind(uri)
@@ -38,40 +44,40 @@ def submit(source: str, *, fresh: bool = False, job_id: str | None = None) -> di
         upsert(s, Source, [{"id": source_id, "uri": uri, "kind": kind}], update=[])
         job = s.get(Job, job_id)
         if job is None:
-            s.add(Job(id=job_id, kind="synth", state=JobState.running, params={"source": uri}, source_id=source_id))
-        elif job.state == JobState.completed:
-            pass
-        else:
+            s.add(Job(id=job_id, kind="synth", state=JobState.running, params={"source": uri},
+                      source_id=source_id))
+        elif job.state != JobState.completed:
             job.state = JobState.running
             job.source_id = job.source_id or source_id
-        if not items:
-            s.flush()
-            s.get(Job, job_id).state = JobState.completed  # nothing to do: done, not pending forever
         s.flush()
-        existing = {it.item_key: it for it in s.scalars(select(JobItem).where(JobItem.job_id == job_id))}
-        new_rows = []
-        for it in items:
-            if it.uri in existing:
-                continue
-            video_id = stable_id("video", it.uri)
-            new_rows.append({"id": stable_id(job_id, it.uri), "job_id": job_id, "item_key": it.uri,
-                             "state": ItemState.pending, "attempts": 0,
-                             "result": {"source": asdict(it), "video_id": video_id, "source_id": source_id}})
-        if new_rows:
-            upsert(s, JobItem, new_rows, update=[])
-        pending = s.scalars(select(JobItem.id).where(JobItem.job_id == job_id, JobItem.state.not_in(TERMINAL))).all()
-        if pending:
+        for start in range(0, len(items), SUBMIT_BATCH):
+            upsert(s, JobItem, [_item_row(job_id, source_id, it)
+                                for it in items[start:start + SUBMIT_BATCH]], update=[])
+        if counters.open_count(s, job_id):
             s.get(Job, job_id).state = JobState.running
-    app = get_celery()
-    for item_id in pending:  # an item resumes at the stage it reached
-        app.send_task("synth.media", args=[job_id, item_id], queue=QUEUE_MEDIA)
-    return {"job": job_id, "items": len(items), "enqueued": len(pending)}
+        elif not items:
+            s.get(Job, job_id).state = JobState.completed  # nothing to do: done, not pending forever
+    app, enqueued = get_celery(), 0
+    for start in range(0, len(items), SUBMIT_BATCH):  # in the source's order; an item resumes
+        ids = [stable_id(job_id, it.uri) for it in items[start:start + SUBMIT_BATCH]]
+        with session_scope() as s:
+            open_ids = set(s.scalars(select(JobItem.id).where(
+                JobItem.id.in_(ids), JobItem.state.not_in(TERMINAL))))
+        for item_id in (i for i in ids if i in open_ids):  # at the stage it reached
+            app.send_task("synth.media", args=[job_id, item_id], queue=QUEUE_MEDIA)
+            enqueued += 1
+    return {"job": job_id, "items": len(items), "enqueued": enqueued}
+
+
+def _item_row(job_id: str, source_id: str, it: SourceItem) -> dict[str, Any]:
+    return {"id": stable_id(job_id, it.uri), "job_id": job_id, "item_key": it.uri,
+            "state": ItemState.pending, "attempts": 0,
+            "result": {"source": asdict(it), "video_id": stable_id("video", it.uri),
+                       "source_id": source_id}}
 
 
 def is_done(job_id: str) -> bool:
-    with session_scope() as s:
-        job = s.get(Job, job_id)
-        return job is not None and job.state in (JobState.completed, JobState.failed, JobState.cancelled)
+    return records.is_done(job_id)
 
 
 def start_local_workers(n: int, queues: tuple[str, ...] = SYNTH_QUEUES) -> list[subprocess.Popen]:
@@ -116,7 +122,7 @@ def run(source: str, *, workers: int = 2, timeout_s: float = 3600, fresh: bool =
                 if p.poll() is not None:
                     procs[i] = start_local_workers(1)[0]
             if progress:
-                progress(job_summary(info["job"]))
+                progress(records.job_progress(info["job"]))
             time.sleep(0.5)
     finally:
         stop_workers(procs)

@@ -1,23 +1,45 @@
 """Job bookkeeping in the database: items, their state machine, attempts, and the event log a
-user reads (`univr synth status`)."""
+user reads (`univr synth status`). Work per item is O(1): the per-job counters by state follow
+every item change in its own transaction (database triggers, ``shared.db.counters``), the change
+in an item's result values goes to its job's sums as each stage records them, and a reader takes
+counters, the newest errors and one page of items, never every item."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from shared.db import session_scope
+from shared.db import counters, session_scope
 from shared.db.models import ItemState, Job, JobEvent, JobItem, JobState
 
 TERMINAL = (ItemState.done, ItemState.rejected, ItemState.failed)
+TOTALS = ("clips", "frames", "pairs", "clips_rejected", "clips_reencoded")  # summed over items
+ITEMS_PAGE = 1000  # items a summary lists unless asked otherwise
+RECENT_ERRORS = 20
 
 
-def log_event(job_id: str, item_id: str | None, stage: str, state: str, reason: str | None = None,
-              attempt: int = 0, **detail: Any) -> None:
+def log_event(
+    job_id: str,
+    item_id: str | None,
+    stage: str,
+    state: str,
+    reason: str | None = None,
+    attempt: int = 0,
+    **detail: Any,
+) -> None:
     with session_scope() as s:
-        s.add(JobEvent(job_id=job_id, item_id=item_id, stage=stage, state=state, reason=reason, attempt=attempt,
-                       detail=detail))
+        s.add(
+            JobEvent(
+                job_id=job_id,
+                item_id=item_id,
+                stage=stage,
+                state=state,
+                reason=reason,
+                attempt=attempt,
+                detail=detail,
+            )
+        )
 
 
 def begin_attempt(item_id: str, stage: str) -> tuple[JobItem | None, int]:
@@ -38,17 +60,27 @@ def begin_attempt(item_id: str, stage: str) -> tuple[JobItem | None, int]:
         return item, item.attempts
 
 
-def finish_item(item_id: str, state: ItemState, *, reason: str | None = None, stage: str, **result: Any) -> None:
-    """The item's end, its event and the job's state in one transaction: a worker killed between
-    them used to leave every item finished and the job ``running`` for good."""
+def finish_item(
+    item_id: str, state: ItemState, *, reason: str | None = None, stage: str, **result: Any
+) -> None:
+    """The item's end, its event, its job's sums and the job's state in one transaction: a worker
+    killed between them used to leave every item finished and the job ``running`` for good."""
     with session_scope() as s:
         item = s.get(JobItem, item_id, with_for_update=True)
         item.state = state
         item.error = reason
         item.stage = stage
-        item.result = {**(item.result or {}), **result}
-        s.add(JobEvent(job_id=item.job_id, item_id=item_id, stage=stage, state=state.value, reason=reason,
-                       detail=result))
+        _merge(s, item, result)
+        s.add(
+            JobEvent(
+                job_id=item.job_id,
+                item_id=item_id,
+                stage=stage,
+                state=state.value,
+                reason=reason,
+                detail=result,
+            )
+        )
         s.flush()
         _refresh(s, item.job_id)
 
@@ -56,15 +88,27 @@ def finish_item(item_id: str, state: ItemState, *, reason: str | None = None, st
 def update_result(item_id: str, **result: Any) -> None:
     with session_scope() as s:
         item = s.get(JobItem, item_id, with_for_update=True)
-        item.result = {**(item.result or {}), **result}
+        _merge(s, item, result)
+
+
+def _merge(s, item: JobItem, result: dict[str, Any]) -> None:  # noqa: ANN001
+    """Merge a stage's result into the item's (under the item's row lock) and add what changed in
+    the summed values to its job's sums: a stage run again adds nothing."""
+    old = item.result or {}
+    item.result = {**old, **result}
+    counters.add_sums(
+        s,
+        item.job_id,
+        {k: int(result.get(k) or 0) - int(old.get(k) or 0) for k in TOTALS if k in result},
+    )
 
 
 def _refresh(s, job_id: str) -> JobState:  # noqa: ANN001
+    """Complete the job when no item is open: the job row's lock orders the last two finishers,
+    and the counters (a handful of rows) say what is open."""
     job = s.get(Job, job_id, with_for_update=True)
-    open_items = s.scalar(select(func.count()).select_from(JobItem).where(
-        JobItem.job_id == job_id, JobItem.state.not_in(TERMINAL)))
     if job.state in (JobState.pending, JobState.running):
-        job.state = JobState.running if open_items else JobState.completed
+        job.state = JobState.running if counters.open_count(s, job_id) else JobState.completed
     return job.state
 
 
@@ -73,27 +117,73 @@ def refresh_job(job_id: str) -> JobState:
         return _refresh(s, job_id)
 
 
-def job_summary(job_id: str) -> dict[str, Any]:
+def is_done(job_id: str) -> bool:
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        return job is not None and job.state in (
+            JobState.completed,
+            JobState.failed,
+            JobState.cancelled,
+        )
+
+
+def job_progress(job_id: str) -> dict[str, Any]:
+    """State and counters of a job (what ``run()`` polls): a few rows, however many items."""
     with session_scope() as s:
         job = s.get(Job, job_id)
         if job is None:
             raise KeyError(f"no job {job_id}")
-        items = s.scalars(select(JobItem).where(JobItem.job_id == job_id).order_by(JobItem.item_key)).all()
-        counts: dict[str, int] = {}
-        for it in items:
-            counts[it.state.value] = counts.get(it.state.value, 0) + 1
-        events = s.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.reason.is_not(None))
-                           .order_by(JobEvent.id)).all()
-        reasons: dict[str, list[str]] = {}
-        for ev in events:
-            if ev.item_id:
-                reasons.setdefault(ev.item_id, []).append(f"{ev.stage}: {ev.reason}")
-        totals = {k: sum(int((it.result or {}).get(k, 0)) for it in items)
-                  for k in ("clips", "frames", "pairs", "clips_rejected", "clips_reencoded")}
+        counts = counters.job_counts(s, job_id)
         return {
-            "job": job.id, "state": job.state.value, "source": job.params.get("source"), "counts": counts, **totals,
-            "items": [{"item": it.item_key, "state": it.state.value, "stage": it.stage, "attempts": it.attempts,
-                       "clips": (it.result or {}).get("clips", 0),
-                       "clips_reencoded": (it.result or {}).get("clips_reencoded", 0), "reason": it.error,
-                       "notes": reasons.get(it.id, [])} for it in items],
+            "job": job.id,
+            "state": job.state.value,
+            "counts": counts,
+            "total": sum(counts.values()),
+        }
+
+
+def job_summary(
+    job_id: str,
+    *,
+    limit: int = ITEMS_PAGE,
+    state: str | None = None,
+    after: str | None = None,
+    errors: int = RECENT_ERRORS,
+) -> dict[str, Any]:
+    """Counters, sums and the newest errors of a job, and one page of its items (``limit`` items
+    by key after ``after``, of ``state`` if given; ``next`` is the key to page on from)."""
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise KeyError(f"no job {job_id}")
+        counts, sums = counters.job_counts(s, job_id), counters.job_sums(s, job_id)
+        q = select(JobItem).where(JobItem.job_id == job_id).order_by(JobItem.item_key).limit(limit)
+        if state:
+            q = q.where(JobItem.state == ItemState(state))
+        if after:
+            q = q.where(JobItem.item_key > after)
+        items = s.scalars(q).all() if limit > 0 else []
+        notes = counters.item_notes(s, [it.id for it in items])
+        return {
+            "job": job.id,
+            "state": job.state.value,
+            "source": job.params.get("source"),
+            "counts": counts,
+            "total": sum(counts.values()),
+            **{k: sums.get(k, 0) for k in TOTALS},
+            "errors": counters.recent_errors(s, job_id, errors),
+            "items": [
+                {
+                    "item": it.item_key,
+                    "state": it.state.value,
+                    "stage": it.stage,
+                    "attempts": it.attempts,
+                    "clips": (it.result or {}).get("clips", 0),
+                    "clips_reencoded": (it.result or {}).get("clips_reencoded", 0),
+                    "reason": it.error,
+                    "notes": notes.get(it.id, []),
+                }
+                for it in items
+            ],
+            "next": items[-1].item_key if limit > 0 and len(items) == limit else None,
         }

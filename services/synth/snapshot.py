@@ -1,73 +1,238 @@
-"""Dataset snapshots: an immutable, versioned manifest of pairs in the object store (the trainer's
-input). The id is the content hash, so the same pairs always give the same snapshot. A snapshot
-only references clips whose objects are stored (``clip_stored``): a pair whose query or target clip
-stopped being kept (e.g. the consistency filter dropped it after another video took it as a hard
-negative) is left out, as is such a hard negative, and the manifest counts them."""
+"""Dataset snapshots: an immutable, versioned set of pairs in the object store (the trainer's
+input), written as Parquet shards with a manifest naming each shard with its row count and
+SHA-256 (``shared.contracts.snapshot``); pandas, Polars, DuckDB and HF ``datasets`` open the shard
+folder directly. The pairs are streamed from a server-side cursor into shards of
+``synth.snapshot_shard_rows`` rows, so memory stays flat however many pairs there are.
+
+The id is the content hash of the pairs (and of the held-out split when there is one), so the same
+pairs always give the same snapshot, byte for byte. Rows are checked against the ``Pair`` contract
+where they are read (``shared.snapshots``), not here. A held-out split (``holdout_fraction``) holds
+out every pair of a stable fraction of source videos (``is_heldout``); each row says its
+``split`` and the manifest records the split's fraction and sizes.
+
+A snapshot only references clips whose objects are stored (``clip_stored``): a pair whose query or
+target clip stopped being kept is left out, as is such a hard negative, and the manifest counts
+them."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from shared import layout
+from shared.config import get_settings
+from shared.contracts.snapshot import Shard, SnapshotManifest, Splits, is_heldout
 from shared.db import init_db, session_scope, upsert
 from shared.db.models import Clip, Pair, Snapshot, clip_stored
+from shared.snapshots import JSON_COLUMNS
 from shared.storage import get_store
 
+PAGE = 1000  # pairs fetched from the cursor, checked and written at a time
+COLUMNS = ("id", "task", "domain", "video_id", "dedup_cluster", "split", *JSON_COLUMNS)
 
-def create_snapshot(name: str, tasks: list[str] | None = None, holdout_fraction: float = 0.0) -> dict[str, Any]:
-    init_db()
+
+def _schema():  # noqa: ANN202
+    import pyarrow as pa
+
+    return pa.schema([(c, pa.string()) for c in COLUMNS])
+
+
+class _Shards:
+    """Rows into local Parquet files of at most ``rows_per_shard`` rows, one page at a time."""
+
+    def __init__(self, tmp: Path, rows_per_shard: int):
+        self.tmp, self.limit = tmp, rows_per_shard
+        self.files: list[tuple[Path, int]] = []
+        self.writer, self.rows = None, 0
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        while rows:
+            if self.writer is None:
+                path = self.tmp / f"{len(self.files):05d}.parquet"
+                self.writer, self.rows = pq.ParquetWriter(path, _schema(), compression="zstd"), 0
+                self.files.append((path, 0))
+            take, rows = rows[: self.limit - self.rows], rows[self.limit - self.rows :]
+            self.writer.write_table(pa.Table.from_pylist(take, schema=_schema()))
+            self.rows += len(take)
+            self.files[-1] = (self.files[-1][0], self.rows)
+            if self.rows >= self.limit:
+                self.close()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _stored(ids: set[str]) -> set[str]:
+    if not ids:
+        return set()
     with session_scope() as s:
-        q = select(Pair).order_by(Pair.id)
-        if tasks:
-            q = q.where(Pair.task.in_(tasks))
-        stored = set(s.scalars(select(Clip.id).where(clip_stored())))
-        pairs, lines, skipped = [], [], {"pairs": 0, "hard_negatives": 0}
-        for p in s.scalars(q):
-            if not (_usable(p.query, stored) and _usable(p.target, stored)):
-                skipped["pairs"] += 1
-                continue
-            negs = [n for n in p.hard_negatives or [] if _usable(n, stored)]
-            skipped["hard_negatives"] += len(p.hard_negatives or []) - len(negs)
-            pairs.append(p)
-            lines.append(json.dumps({"id": p.id, "task": p.task, "domain": p.domain, "video_id": p.video_id,
-                                     "dedup_cluster": p.dedup_cluster, "query": p.query, "target": p.target,
-                                     "hard_negatives": negs}, sort_keys=True))
-    if not lines:
-        raise ValueError("no pairs to snapshot: run a synthesis job first")
-    body = ("\n".join(lines) + "\n").encode()
-    sid = hashlib.sha256(body).hexdigest()[:16]
-    counts: dict[str, int] = {}
-    for p in pairs:
-        counts[p.task] = counts.get(p.task, 0) + 1
-    store = get_store()
-    pairs_key = f"snapshots/{sid}/pairs.jsonl"
-    manifest_key = f"snapshots/{sid}/manifest.json"
-    manifest = {"id": sid, "name": name, "created_at": datetime.now(UTC).isoformat(), "counts": counts,
-                "pairs_key": pairs_key, "videos": len({p.video_id for p in pairs}), "splits": {},
-                "skipped": skipped}
-    if not store.exists(manifest_key):  # immutable: never rewritten
-        store.put_bytes(pairs_key, body, "application/jsonl")
-        store.put_bytes(manifest_key, json.dumps(manifest, indent=1).encode(), "application/json")
-    else:
-        manifest = json.loads(store.get_bytes(manifest_key))
-    with session_scope() as s:
-        upsert(s, Snapshot, [{"id": sid, "name": manifest["name"], "manifest_key": manifest_key, "counts": counts}], update=[])
-    return manifest
+        return set(s.scalars(select(Clip.id).where(Clip.id.in_(sorted(ids)), clip_stored())))
+
+
+def _clip_refs(side: Any) -> list[str]:
+    video = side.get("video") if isinstance(side, dict) else None
+    cid = video.get("clip_id") if isinstance(video, dict) else None
+    return [str(cid)] if cid and not layout.is_video_ref(cid) else []
 
 
 def _usable(side: Any, stored: set[str]) -> bool:
     """A side names no clip, a whole video, or a clip whose objects are stored."""
-    video = side.get("video") if isinstance(side, dict) else None
-    cid = video.get("clip_id") if isinstance(video, dict) else None
-    return not cid or str(cid).startswith("video:") or cid in stored
+    return all(c in stored for c in _clip_refs(side))
+
+
+class _Tally:
+    """What the manifest says about the rows: counts by task, videos, the split, skipped refs."""
+
+    def __init__(self, fraction: float):
+        self.fraction = fraction
+        self.counts: dict[str, int] = {}
+        self.videos: dict[str, set[str]] = {"train": set(), "heldout": set()}
+        self.splits = {"train": 0, "heldout": 0}
+        self.skipped = {"pairs": 0, "hard_negatives": 0}
+        self.hash = hashlib.sha256()
+
+    def row(self, p: Any, stored: set[str]) -> dict[str, Any] | None:
+        if not (_usable(p.query, stored) and _usable(p.target, stored)):
+            self.skipped["pairs"] += 1
+            return None
+        negs = [n for n in p.hard_negatives or [] if _usable(n, stored)]
+        self.skipped["hard_negatives"] += len(p.hard_negatives or []) - len(negs)
+        split = "heldout" if is_heldout(p.video_id, self.fraction) else "train"
+        row = {
+            "id": p.id,
+            "task": p.task,
+            "domain": p.domain,
+            "video_id": p.video_id,
+            "dedup_cluster": p.dedup_cluster,
+            "split": split,
+            "query": _canonical(p.query),
+            "target": _canonical(p.target),
+            "hard_negatives": _canonical(negs),
+        }
+        # the content hash: every column of the row (the split only when there is one)
+        cols = COLUMNS if self.fraction else [c for c in COLUMNS if c != "split"]
+        self.hash.update("\x1f".join(str(row[c] or "") for c in cols).encode() + b"\n")
+        self.counts[p.task] = self.counts.get(p.task, 0) + 1
+        self.splits[split] += 1
+        self.videos[split].add(p.video_id)
+        return row
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def create_snapshot(
+    name: str, tasks: list[str] | None = None, holdout_fraction: float = 0.0
+) -> dict[str, Any]:
+    if not 0.0 <= holdout_fraction < 1.0:
+        raise ValueError(f"holdout_fraction must lie in [0, 1), not {holdout_fraction}")
+    init_db()
+    tally = _Tally(holdout_fraction)
+    with tempfile.TemporaryDirectory(prefix="univr-snapshot-") as tmp:
+        shards = _Shards(Path(tmp), get_settings().synth.snapshot_shard_rows)
+        with session_scope() as s:
+            q = select(
+                Pair.id,
+                Pair.task,
+                Pair.domain,
+                Pair.video_id,
+                Pair.dedup_cluster,
+                Pair.query,
+                Pair.target,
+                Pair.hard_negatives,
+            ).order_by(Pair.id)
+            if tasks:
+                q = q.where(Pair.task.in_(tasks))
+            for page in s.execute(q.execution_options(yield_per=PAGE)).partitions():
+                stored = _stored(
+                    {
+                        c
+                        for p in page
+                        for side in (p.query, p.target, *(p.hard_negatives or []))
+                        for c in _clip_refs(side)
+                    }
+                )
+                shards.add([r for r in (tally.row(p, stored) for p in page) if r is not None])
+        shards.close()
+        if not sum(tally.counts.values()):
+            raise ValueError("no pairs to snapshot: run a synthesis job first")
+        if holdout_fraction:
+            tally.hash.update(f"holdout_fraction={holdout_fraction!r}".encode())
+        sid = tally.hash.hexdigest()[:16]
+        return _publish(sid, name, tally, shards.files)
+
+
+def _publish(sid: str, name: str, tally: _Tally, files: list[tuple[Path, int]]) -> dict[str, Any]:
+    """Upload the shards and the manifest (never rewritten: a snapshot is immutable) and record
+    the snapshot's row."""
+    store, manifest_key = get_store(), layout.manifest_key(sid)
+    if store.exists(manifest_key):
+        manifest = SnapshotManifest.model_validate_json(store.get_bytes(manifest_key))
+    else:
+        shard_list = []
+        for i, (path, rows) in enumerate(files):
+            data = path.read_bytes()
+            key = layout.shard_key(sid, i)
+            store.put_file(key, path, "application/vnd.apache.parquet")
+            shard_list.append(
+                Shard(key=key, rows=rows, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+            )
+        manifest = SnapshotManifest(
+            id=sid,
+            name=name,
+            created_at=datetime.now(UTC).isoformat(),
+            format="parquet",
+            counts=tally.counts,
+            pairs=sum(tally.counts.values()),
+            videos=len(tally.videos["train"] | tally.videos["heldout"]),
+            splits=Splits(
+                holdout_fraction=tally.fraction,
+                train=tally.splits["train"],
+                heldout=tally.splits["heldout"],
+                train_videos=len(tally.videos["train"]),
+                heldout_videos=len(tally.videos["heldout"]),
+            ),
+            skipped=tally.skipped,
+            shards=shard_list,
+        )
+        store.put_bytes(
+            manifest_key,
+            manifest.model_dump_json(indent=1, exclude_none=True).encode(),
+            "application/json",
+        )
+    with session_scope() as s:
+        upsert(
+            s,
+            Snapshot,
+            [
+                {
+                    "id": sid,
+                    "name": manifest.name,
+                    "manifest_key": manifest_key,
+                    "counts": manifest.counts,
+                }
+            ],
+            update=[],
+        )
+    return manifest.model_dump(exclude_none=True)
 
 
 def list_snapshots() -> list[dict[str, Any]]:
     init_db()
     with session_scope() as s:
-        return [{"id": r.id, "name": r.name, "counts": r.counts, "created_at": r.created_at.isoformat()}
-                for r in s.scalars(select(Snapshot).order_by(Snapshot.created_at))]
+        return [
+            {"id": r.id, "name": r.name, "counts": r.counts, "created_at": r.created_at.isoformat()}
+            for r in s.scalars(select(Snapshot).order_by(Snapshot.created_at))
+        ]

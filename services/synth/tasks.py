@@ -16,7 +16,7 @@ from shared.db.models import ItemState
 from shared.queue import get_celery, route_for
 
 app = get_celery()
-STAGES = ("media", "caption", "pairs")
+STAGES = stages.STAGES
 
 
 def _next(stage: str, job_id: str, item_id: str) -> None:
@@ -43,18 +43,12 @@ def _run(task, stage: str, job_id: str, item_id: str) -> None:  # noqa: ANN001
     src = SourceItem(**item.result["source"])
     video_id = item.result["video_id"]
     try:
-        if stage == "media":
-            if src.reject:
-                raise stages.Rejected(src.reject)
-            result = stages.media_stage(src, video_id, item.result.get("source_id"))
-            if result.get("copy_fallback"):  # a note `univr synth status` shows beside the item
-                records.log_event(job_id, item_id, "media", "reencoded", result["copy_fallback"], attempt=attempt)
-        elif stage == "caption":
-            result = stages.caption_stage(video_id, seed=get_settings().model.seed)
-            if result.get("raw_caption_dropped"):
-                records.log_event(job_id, item_id, "caption", "rectified", result["raw_caption_dropped"])
-        else:
-            result = stages.pairs_stage(video_id, get_settings().synth.hard_negatives)
+        result = stages.run_stage(stage, src, video_id, item.result.get("source_id"))
+        if stage == "media" and result.get("copy_fallback"):  # a note `univr synth status` shows
+            records.log_event(job_id, item_id, "media", "reencoded", result["copy_fallback"],
+                              attempt=attempt)
+        if stage == "caption" and result.get("raw_caption_dropped"):
+            records.log_event(job_id, item_id, "caption", "rectified", result["raw_caption_dropped"])
     except stages.Rejected as exc:
         records.finish_item(item_id, ItemState.rejected, stage=stage, reason=str(exc))
         return

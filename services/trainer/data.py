@@ -10,14 +10,16 @@ whose target is that clip, else its own clip id."""
 
 from __future__ import annotations
 
-import json
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from shared.contracts.snapshot import is_heldout
 from shared.model import TASK_INSTRUCTIONS, EmbedInput, VideoFrames
+from shared.snapshots import iter_pairs, read_manifest
 from shared.storage import get_store
 
 
@@ -28,16 +30,40 @@ class Snapshot:
     pairs: list[dict[str, Any]]
 
 
-def load_snapshot(snapshot_id: str) -> Snapshot:
+def iter_snapshot_pairs(snapshot_id: str) -> Iterator[dict[str, Any]]:
+    """A snapshot's pairs, read lazily (one Parquet shard, or one line of an older JSON-lines
+    snapshot, at a time) and each validated against the ``Pair`` contract."""
     store = get_store()
-    manifest = json.loads(store.get_bytes(f"snapshots/{snapshot_id}/manifest.json"))
-    lines = store.get_bytes(manifest["pairs_key"]).decode().splitlines()
-    return Snapshot(snapshot_id, manifest, [json.loads(line) for line in lines if line.strip()])
+    yield from iter_pairs(store, read_manifest(store, snapshot_id))
+
+
+def load_snapshot(snapshot_id: str) -> Snapshot:
+    """A snapshot's manifest (validated) and all its pairs (the batcher draws from all of them)."""
+    store = get_store()
+    manifest = read_manifest(store, snapshot_id)
+    return Snapshot(snapshot_id, manifest.model_dump(exclude_none=True), list(iter_pairs(store, manifest)))
 
 
 def heldout(video_id: str, fraction: float) -> bool:
     """A stable split by source video: the same videos are held out in every run."""
-    return (zlib.crc32(video_id.encode()) % 1000) < fraction * 1000
+    return is_heldout(video_id, fraction)
+
+
+def recorded_holdout(snap: Snapshot) -> float:
+    """The held-out fraction the snapshot was written with (0.0: none recorded)."""
+    return float((snap.manifest.get("splits") or {}).get("holdout_fraction") or 0.0)
+
+
+def split_pairs(snap: Snapshot, fraction: float = 0.0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train pairs, held-out pairs). A snapshot written with a held-out split (``univr data
+    snapshot --holdout F``) uses the split it records, whatever ``fraction`` says; otherwise the
+    pairs of the fraction ``fraction`` of source videos are held out (``heldout``). Either way the
+    two sides share no source video. The trainer's held-out probe takes the second list."""
+    if recorded_holdout(snap):
+        train = [p for p in snap.pairs if p.get("split", "train") != "heldout"]
+        return train, [p for p in snap.pairs if p.get("split") == "heldout"]
+    train = [p for p in snap.pairs if not heldout(p["video_id"], fraction)]
+    return train, [p for p in snap.pairs if heldout(p["video_id"], fraction)]
 
 
 def _hash(key: str) -> int:

@@ -133,6 +133,20 @@ def clip_stored():  # noqa: ANN201 - a SQL condition on Clip
     return and_(Clip.kept.is_(True), exists().where(Frame.clip_id == Clip.id))
 
 
+class ClipHashBand(Base):
+    """Multi-index hashing of stored clips' perceptual hashes (``shared.db.hash_bands``): the
+    64-bit pHash cut into ``scheme`` bands, one row per band, indexed by (scheme, band, value), so
+    every stored hash within ``scheme - 1`` bits of a query shares at least one row key with it.
+    Written with a clip's Frame rows (when it becomes stored), deleted with them."""
+
+    __tablename__ = "clip_hash_bands"
+    scheme: Mapped[int] = mapped_column(Integer, primary_key=True)  # number of bands
+    band: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    clip_id: Mapped[str] = mapped_column(ForeignKey("clips.id"), primary_key=True, index=True)
+    hash: Mapped[int] = mapped_column(BigInteger)  # the whole pHash (signed): verified in SQL
+
+
 class Caption(Base):
     __tablename__ = "captions"
     id: Mapped[str] = mapped_column(ID, primary_key=True)  # uuid5(target | style | model | prompt)
@@ -200,6 +214,17 @@ class JobItem(Base):
     error: Mapped[str | None] = mapped_column(Text)  # the clear reason a user reads
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. {"clips": 3}
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class JobCount(Base):
+    """How many items of a job are in each state, kept by database triggers on ``job_items`` in
+    the same transaction as every insert, state change and delete (migration 0005), so a reader
+    (``univr synth status``, ``/metrics``, a job's completion) never counts the items."""
+
+    __tablename__ = "job_counts"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)  # a state, or sum:<name>
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class JobEvent(Base):
@@ -304,3 +329,5 @@ class ApiKey(Base):
 
 
 Index("ix_pairs_task_video", Pair.task, Pair.video_id)
+Index("ix_job_events_created_at", JobEvent.created_at)
+Index("ix_job_events_job_id_id", JobEvent.job_id, JobEvent.id)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from services.synth import stages
+from services.synth import objects, stages
 from services.synth.sources import SourceItem
 from shared.db import init_db, session_scope
 from shared.db.models import Clip, clip_stored
@@ -79,7 +79,7 @@ def test_a_clip_whose_upload_fails_for_good_takes_no_duplicate_down_with_it(twin
     init_db()
     a, b = twins
     if not handler_runs:  # a killed worker runs no handler: a's clip stays kept, never stored
-        monkeypatch.setattr(stages, "_unkeep", lambda *args, **kw: None)
+        monkeypatch.setattr(objects, "unkeep", lambda *args, **kw: None)
     # b is processed while a's first clip is uploading; that upload then fails, and a's item fails for good
     _during_first_upload(monkeypatch, vid(a), lambda: stages.media_stage(b, vid(b), None), fail=True)
     with pytest.raises(OSError, match="store unavailable"):
@@ -124,14 +124,14 @@ def test_two_workers_storing_duplicates_at_once_keep_exactly_one(twins, monkeypa
     init_db()
     a, b = twins
     both_uploaded = threading.Barrier(2, timeout=20)
-    real = stages._upload_clip
+    real = objects.upload_clip
 
     def upload(store, cand, clip_file):  # noqa: ANN001, ANN202
         real(store, cand, clip_file)
         if cand["start"] == 0.0:  # both first clips are claimed and uploaded before either is stored
             both_uploaded.wait()
 
-    monkeypatch.setattr(stages, "_upload_clip", upload)
+    monkeypatch.setattr(objects, "upload_clip", upload)
     errors: list[BaseException] = []
 
     def work(item: SourceItem) -> None:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from services.synth import stages
+from services.synth import objects, stages
 from services.synth.gc import NEVER_STORED, collect_garbage
 from services.synth.sources import SourceItem
 from shared.db import init_db, session_scope
@@ -48,7 +48,7 @@ def _age(prefix: str, seconds: float = OLD, claims: bool = True) -> None:
 def _broken_upload(item: SourceItem, monkeypatch: pytest.MonkeyPatch) -> str:
     """Media stage of ``item`` whose first clip's keyframe upload fails and whose cleanup fails
     too: that clip's mp4 and frames stay in the store, marked by its row. Returns its id."""
-    real_put, real_remove, victim = LocalStore.put_bytes, stages.remove_objects, []
+    real_put, real_remove, victim = LocalStore.put_bytes, objects.remove_objects, []
 
     def put_bytes(self, key, data, content_type="application/octet-stream"):  # noqa: ANN001, ANN202
         if key.endswith("/key/00.jpg") and not victim:
@@ -60,11 +60,11 @@ def _broken_upload(item: SourceItem, monkeypatch: pytest.MonkeyPatch) -> str:
         raise OSError("store still unavailable")
 
     monkeypatch.setattr(LocalStore, "put_bytes", put_bytes)
-    monkeypatch.setattr(stages, "remove_objects", remove_objects)
+    monkeypatch.setattr(objects, "remove_objects", remove_objects)
     with pytest.raises(OSError):
         stages.media_stage(item, stable_id("video", item.uri), None)
     monkeypatch.setattr(LocalStore, "put_bytes", real_put)
-    monkeypatch.setattr(stages, "remove_objects", real_remove)
+    monkeypatch.setattr(objects, "remove_objects", real_remove)
     return victim[0]
 
 

@@ -144,7 +144,7 @@ def test_stream_copied_clips_decode_to_exactly_their_span(video, web_like, name,
 
 
 def test_stream_copy_falls_back_to_a_re_encode_where_it_cannot_copy(video, web_like, tmp_path, monkeypatch):
-    from services.synth import stages
+    from services.synth import media, stages
 
     spec, _ = video
     src = web_like["bframes.mkv"]  # Matroska stores no decode times: packets cannot be copied as they are
@@ -153,7 +153,7 @@ def test_stream_copy_falls_back_to_a_re_encode_where_it_cannot_copy(video, web_l
     with pytest.raises(MediaError, match="timestamps"):
         copy_clips(src, spans, [tmp_path / f"x{i}.mp4" for i in range(len(spans))])
     calls = []
-    monkeypatch.setattr(stages, "extract_clip", lambda *a, **k: calls.append(a) or extract_clip(*a, **k))
+    monkeypatch.setattr(media, "extract_clip", lambda *a, **k: calls.append(a) or extract_clip(*a, **k))
     notes: dict = {}
     clips = stages._cut_clips(src, spans, tmp_path, SynthSettings(), notes)
     assert len(calls) == len(spans)

@@ -60,3 +60,39 @@ def test_a_redelivered_task_of_a_finished_item_settles_a_job_left_running(job):
     task = type("Task", (), {"name": "synth.pairs"})()
     tasks._run(task, "pairs", job, "item-2")
     assert _state(job)[0] == JobState.completed
+
+
+def test_status_reads_counters_sums_newest_errors_and_pages_items():
+    from typer.testing import CliRunner
+
+    from services.synth.cli import app
+
+    init_db()
+    with session_scope() as s:
+        s.add(Job(id="job-p", kind="synth", state=JobState.running, params={"source": "mem://"}))
+        s.flush()
+        upsert(s, JobItem, [{"id": f"p{i}", "job_id": "job-p", "item_key": f"v{i:02d}.mp4", "state": "running",
+                             "attempts": 1, "stage": "media", "result": {}} for i in range(12)])
+    for i in range(12):
+        records.update_result(f"p{i}", clips=2, frames=18)
+        records.update_result(f"p{i}", clips=3)  # a stage run again: its new value, not added twice
+        if i % 3 == 0:
+            records.finish_item(f"p{i}", ItemState.rejected, stage="media", reason=f"bad video {i}")
+        elif i < 11:
+            records.finish_item(f"p{i}", ItemState.done, stage="pairs", pairs=5)
+    summary = records.job_summary("job-p", limit=0)
+    assert summary["counts"] == {"rejected": 4, "done": 7, "running": 1} and summary["total"] == 12
+    assert (summary["clips"], summary["frames"], summary["pairs"]) == (36, 216, 35)
+    assert summary["state"] == "running" and summary["items"] == [] and summary["next"] is None
+    assert [e["reason"] for e in records.job_summary("job-p", errors=2)["errors"]] == ["bad video 9", "bad video 6"]
+    page = records.job_summary("job-p", limit=3, state="rejected")
+    assert [it["item"] for it in page["items"]] == ["v00.mp4", "v03.mp4", "v06.mp4"] and page["next"] == "v06.mp4"
+    assert page["items"][0]["notes"] == ["media: bad video 0"]
+    rest = records.job_summary("job-p", limit=3, state="rejected", after=page["next"])
+    assert [it["item"] for it in rest["items"]] == ["v09.mp4"] and rest["next"] is None
+    records.finish_item("p11", ItemState.failed, stage="caption", reason="gave up")
+    assert records.job_progress("job-p")["state"] == "completed"
+    out = CliRunner().invoke(app, ["status", "job-p", "--items", "--state", "rejected", "--limit", "2"],
+                             env={"COLUMNS": "200"})
+    assert out.exit_code == 0 and "v03.mp4" in out.output and "v06.mp4" not in out.output, out.output
+    assert "--after 'v03.mp4'" in out.output and "gave up" in out.output

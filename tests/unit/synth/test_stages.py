@@ -9,12 +9,13 @@ import json
 import pytest
 from sqlalchemy import select
 
-from services.synth import stages
+from services.synth import media, objects, stages
 from services.synth.snapshot import create_snapshot
 from services.synth.sources import SourceItem
 from shared.db import init_db, session_scope
 from shared.db.models import Clip, Frame, Pair, Video
 from shared.ids import stable_id
+from shared.snapshots import iter_pairs, read_manifest
 from shared.storage import LocalStore, get_store
 
 
@@ -106,23 +107,23 @@ def _failing_put(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def _visible_refs() -> set[str]:
     """Every clip a snapshot of all pairs names."""
     manifest = create_snapshot("all")
-    body = get_store().get_bytes(manifest["pairs_key"]).decode()
-    return {v["clip_id"] for line in body.splitlines() for v in _video_sides(json.loads(line))}
+    pairs = iter_pairs(get_store(), read_manifest(get_store(), manifest["id"]))
+    return {v["clip_id"] for pair in pairs for v in _video_sides(pair)}
 
 
 @pytest.mark.parametrize("handler_runs", [True, False], ids=["upload-fails", "worker-lost-mid-upload"])
 def test_a_clip_whose_objects_are_not_all_stored_is_never_used(raw, monkeypatch, handler_runs):
     init_db()
     _synth(raw[0])
-    real_put, real_unkeep = LocalStore.put_bytes, stages._unkeep
+    real_put, real_unkeep = LocalStore.put_bytes, objects.unkeep
     victim = _failing_put(monkeypatch)
     if not handler_runs:  # a killed worker runs no handler: the clip stays kept, without Frame rows
-        monkeypatch.setattr(stages, "_unkeep", lambda *a, **k: None)
+        monkeypatch.setattr(objects, "unkeep", lambda *a, **k: None)
     item, vid = _item(raw[1])
     with pytest.raises(OSError, match="store unavailable"):
         stages.media_stage(item, vid, None)
     monkeypatch.setattr(LocalStore, "put_bytes", real_put)  # the store works again for the other videos
-    monkeypatch.setattr(stages, "_unkeep", real_unkeep)
+    monkeypatch.setattr(objects, "unkeep", real_unkeep)
     (victim,) = victim
     row = _clips(id=victim)[0]
     with session_scope() as s:
@@ -197,7 +198,7 @@ def test_a_re_encode_fallback_is_logged_and_shown_in_the_job_status(raw, monkeyp
     def no_copy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise MediaError("packets without timestamps")
 
-    monkeypatch.setattr(stages, "copy_clips", no_copy)
+    monkeypatch.setattr(media, "copy_clips", no_copy)
     sent = []
     monkeypatch.setattr(tasks.app, "send_task", lambda *a, **k: sent.append(a))
     with session_scope() as s:

@@ -1,0 +1,150 @@
+"""Step 2, ``caption``: captions of every kept clip (template or OpenAI-compatible captioner), with
+the raw caption rectified, then the cross-modal consistency filter (``consistency``)."""
+
+from __future__ import annotations
+
+import io
+import random
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from services.synth import consistency, objects
+from services.synth.captioner import ClipContext, make_captioner, rectify
+from services.synth.errors import Rejected
+from shared import layout
+from shared.config import get_settings
+from shared.db import session_scope, upsert
+from shared.db.models import Caption, Clip, Video
+from shared.ids import stable_id
+from shared.storage import get_store
+
+# (caption style, caption target kind, attribute of the captioner's result)
+_EXTRA_STYLES = (
+    ("frame", "frame", "frame"),
+    ("composed_image", "composed", "composed_image"),
+    ("composed_video", "composed", "composed_video"),
+)
+
+
+def _clip_sidecar(video: Video, clip: Clip) -> dict[str, Any] | None:
+    side = (video.meta or {}).get("sidecar")
+    if not side:
+        return None
+    from shared.world.spec import sub_spec
+
+    return sub_spec(side, clip.start_ms / 1000, clip.end_ms / 1000)
+
+
+def check_raw_caption(raw: str, sidecar: dict[str, Any] | None) -> tuple[str, str | None]:
+    """Rectify the raw caption; with ground truth, also flag captions naming colours or shapes the
+    video does not contain. Returns (usable caption or '', reason it was dropped or None)."""
+    text_ok = rectify(raw)
+    if not text_ok:
+        return "", "raw caption unusable (empty, a file name or hashtags)"
+    if sidecar:
+        from shared.world.vocab import COLORS, SHAPES
+
+        present = {o["color"] for s in sidecar["shots"] for o in s["objects"]} | {
+            o["color_after"] for s in sidecar["shots"] for o in s["objects"] if o.get("color_after")
+        }
+        shapes = {o["shape"] for s in sidecar["shots"] for o in s["objects"]}
+        words = set(text_ok.lower().replace(",", " ").replace(".", " ").split())
+        wrong = sorted((words & set(COLORS)) - present) + sorted((words & set(SHAPES)) - shapes)
+        if wrong:
+            return "", f"raw caption does not match the video (mentions {', '.join(wrong)})"
+    return text_ok, None
+
+
+def caption_stage(video_id: str, seed: int = 0) -> dict[str, Any]:
+    settings = get_settings()
+    captioner = make_captioner(settings.caption, settings.synth.profile_weights)
+    store = get_store()
+    with session_scope() as db:
+        video = db.get(Video, video_id)
+        clips = db.scalars(
+            select(Clip)
+            .where(Clip.video_id == video_id, Clip.kept.is_(True))
+            .order_by(Clip.start_ms)
+        ).all()
+        leftover = list(
+            db.scalars(
+                select(Clip.id).where(
+                    Clip.video_id == video_id, Clip.kept.is_(False), Clip.object_key.is_not(None)
+                )
+            )
+        )
+        db.expunge_all()
+    objects.remove_objects(store, leftover)  # of clips a previous attempt's filter dropped
+    raw, raw_reason = check_raw_caption(video.raw_caption or "", (video.meta or {}).get("sidecar"))
+    rows = []
+    for i, clip in enumerate(clips):
+        nxt = clips[i + 1] if i + 1 < len(clips) else None
+        rows += _caption_clip(captioner, store, video, clip, nxt, raw, seed)
+    with session_scope() as db:
+        upsert(db, Caption, rows)
+    result = {
+        "captioned_clips": len(clips),
+        "captions": len(rows),
+        "raw_caption_dropped": raw_reason,
+    }
+    if settings.synth.consistency_filter and clips:
+        concise = {r["target_id"]: r["text"] for r in rows if r["style"] == "concise"}
+        dropped = consistency.consistency_filter(
+            clips, concise, settings.synth.consistency_threshold
+        )
+        result["clips_inconsistent"] = len(dropped)
+        if len(dropped) == len(clips):
+            raise Rejected(
+                "all clips rejected: captions do not match the video (cross-modal consistency)"
+            )
+    return result
+
+
+def _caption_clip(
+    captioner,
+    store,
+    video: Video,
+    clip: Clip,
+    nxt: Clip | None,
+    raw: str,  # noqa: ANN001
+    seed: int,
+) -> list[dict[str, Any]]:
+    """The Caption rows of one clip (every style the captioner writes)."""
+    from PIL import Image
+
+    n = get_settings().synth.frames_per_clip
+    frames = [
+        np.asarray(Image.open(io.BytesIO(store.get_bytes(k))))
+        for k in layout.frame_keys(clip.id, n)
+    ]
+    key_t = (len(frames) // 2 + 0.5) / len(frames) * (clip.end_ms - clip.start_ms) / 1000
+    ctx = ClipContext(
+        clip_id=clip.id,
+        frames=frames,
+        keyframe=frames[len(frames) // 2],
+        keyframe_t=key_t,
+        raw_caption=raw,
+        sidecar=_clip_sidecar(video, clip),
+        next_sidecar=_clip_sidecar(video, nxt) if nxt is not None else None,
+    )
+    caps = captioner.caption(ctx, random.Random(f"{seed}|{clip.id}"))
+    model, ver = caps.model, caps.prompt_version
+    rid = caps.request_ids[-1] if caps.request_ids else None
+    texts = [(style, "clip", text_) for style, text_ in caps.video.items()]
+    texts += [(style, kind, getattr(caps, attr)) for style, kind, attr in _EXTRA_STYLES]
+    return [
+        {
+            "id": stable_id(clip.id, style, model, ver),
+            "target_kind": kind,
+            "target_id": clip.id,
+            "style": style,
+            "text": text_,
+            "info_profile": caps.info_profile,
+            "model": model,
+            "prompt_version": ver,
+            "request_id": rid,
+        }
+        for style, kind, text_ in texts
+    ]

@@ -1,0 +1,178 @@
+"""Near-duplicate removal across videos, indexed and without a lock shared by the cluster.
+
+A moving clip is claimed (recorded, provisionally kept), uploaded, then finalized (made stored)
+unless a stored clip of another video lies within ``synth.dedup_hamming`` bits of its perceptual
+hash. Duplicates are only ever judged against stored clips, so a clip whose upload fails takes no
+other clip down with it.
+
+The lookup is multi-index hashing (``shared.db.hash_bands``): a stored clip's pHash is cut into
+``max_bits + 1`` bands stored as indexed rows, so every hash within ``max_bits`` shares at least
+one band value with the query; the few clips sharing one are verified exactly. Finalizing locks
+only the band buckets of its own hash (``shared.db.locks``): two near-duplicates share a bucket
+and so finalize one after the other (the first to finish is kept, the other sees it stored), while
+clips with nothing in common never wait for each other.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import and_, cast, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import BIT
+
+from services.synth import objects
+from shared import layout
+from shared.db import session_scope, upsert
+from shared.db.hash_bands import HASH_BITS, band_rows, bands, n_bands, signed
+from shared.db.locks import lock_names
+from shared.db.models import Clip, ClipHashBand, Frame, clip_stored, utcnow
+from shared.media.analysis import hamming
+
+log = logging.getLogger(__name__)
+REINDEX_BATCH = 2_000  # clips per page (5 band rows each: under the 65535 parameters)
+
+
+def lock_clip(db, clip_id: str) -> None:  # noqa: ANN001
+    """Serialise one clip's claim with the garbage collector's check-then-delete of its objects."""
+    lock_names(db, [f"clip:{clip_id}"])
+
+
+def lock_video(db, video_id: str) -> None:  # noqa: ANN001
+    """Serialise a video's ``ok`` mark with the garbage collector's check-then-delete."""
+    lock_names(db, [f"video-row:{video_id}"])
+
+
+def lock_buckets(db, ph: str, max_bits: int) -> None:  # noqa: ANN001
+    """Lock the band buckets of ``ph``: every near-duplicate finalizing now holds one of them."""
+    n = n_bands(max_bits)
+    lock_names(db, [f"phash:{n}:{b}:{v}" for b, v in bands(ph, n)])
+
+
+def _near(ph: str, max_bits: int, exact_in_sql: bool):  # noqa: ANN202
+    """The band rows sharing a band with ``ph`` (an indexed lookup per band), and on PostgreSQL
+    only those within ``max_bits`` (``bit_count`` of the XOR, on the row: no clip is read)."""
+    n = n_bands(max_bits)
+    same_band = or_(
+        *[and_(ClipHashBand.band == b, ClipHashBand.value == v) for b, v in bands(ph, n)]
+    )
+    q = select(ClipHashBand.clip_id).where(ClipHashBand.scheme == n, same_band)
+    if exact_in_sql:
+        xor = ClipHashBand.hash.op("#")(signed(int(ph, 16)))
+        q = q.where(func.bit_count(cast(xor, BIT(HASH_BITS))) <= max_bits)
+    return q
+
+
+def find_duplicate(db, ph: str, video_id: str, max_bits: int) -> str | None:  # noqa: ANN001
+    """The first (by id) stored clip of another video within ``max_bits`` of ``ph``, or None:
+    the same answer as comparing with every stored clip, from the band index's candidates
+    (verified exactly: in SQL on PostgreSQL, here on the few candidates elsewhere)."""
+    in_sql = db.get_bind().dialect.name == "postgresql"
+    near = _near(ph, max_bits, in_sql).cte("near")  # the few band matches first: no walk of clips
+    q = (
+        select(Clip.id, Clip.phash)
+        .join(near, near.c.clip_id == Clip.id)
+        .where(Clip.video_id != video_id, Clip.phash.is_not(None), clip_stored())
+    )
+    # the first by id, chosen here: an ORDER BY id LIMIT 1 lets the planner walk the clips' index
+    close = {cid for cid, other in db.execute(q) if in_sql or hamming(ph, other) <= max_bits}
+    return min(close) if close else None
+
+
+def clip_row(cand: dict[str, Any], video_id: str, dup_of: str | None) -> dict[str, Any]:
+    cid, kept = cand["id"], cand["reason"] is None
+    return {
+        "id": cid,
+        "video_id": video_id,
+        "start_ms": int(cand["start"] * 1000),
+        "end_ms": int(cand["end"] * 1000),
+        "phash": cand["phash"],
+        "filter_scores": {"motion": round(cand["motion"], 3)},
+        "kept": kept,
+        "reject_reason": cand["reason"],
+        "dedup_cluster": dup_of or cid,
+        "claimed_at": utcnow(),
+        "object_key": layout.clip_key(cid) if kept else None,
+        "frame_prefix": layout.clip_frame_prefix(cid) if kept else None,
+    }
+
+
+def save_rejected(cand: dict[str, Any], video_id: str) -> None:
+    with session_scope() as db:
+        upsert(db, Clip, [clip_row(cand, video_id, None)])
+
+
+def claim_clip(cand: dict[str, Any], video_id: str, max_bits: int) -> bool:
+    """Record a moving clip: kept (provisionally: until ``finalize_clip`` its objects are not
+    stored), or a near-duplicate of a **stored** clip of another video (then nothing is uploaded).
+    No bucket lock: a duplicate stored meanwhile is caught when finalizing."""
+    with session_scope() as db:
+        lock_clip(db, cand["id"])
+        dup_of = find_duplicate(db, cand["phash"], video_id, max_bits)
+        if dup_of:
+            cand["reason"] = f"near-duplicate of clip {dup_of}"
+        upsert(db, Clip, [clip_row(cand, video_id, dup_of)])
+    return dup_of is None
+
+
+def finalize_clip(store, cand: dict[str, Any], video_id: str, max_bits: int) -> bool:  # noqa: ANN001
+    """After the uploads: the clip becomes stored (its Frame rows and band rows), unless a
+    duplicate of another video became stored while it was uploading; the check and the rows share
+    one transaction under the locks of the clip's band buckets, so of two duplicates in flight at
+    once exactly the first to finish is kept. The other stops being kept, with the reason, and its
+    objects go (a failed delete leaves the row's ``object_key`` set, for ``univr synth gc``).
+    Returns whether the clip is kept."""
+    cid, ph = cand["id"], cand["phash"]
+    with session_scope() as db:
+        lock_buckets(db, ph, max_bits)
+        dup_of = find_duplicate(db, ph, video_id, max_bits)
+        if dup_of is None:
+            upsert(db, Frame, objects.frame_rows(cand))
+            upsert(
+                db,
+                ClipHashBand,
+                band_rows(cid, ph, n_bands(max_bits)),
+                update=[],
+                key=("scheme", "band", "value", "clip_id"),
+            )
+            return True
+        cand["reason"] = f"near-duplicate of clip {dup_of}"
+        db.execute(
+            update(Clip)
+            .where(Clip.id == cid)
+            .values(kept=False, reject_reason=cand["reason"], dedup_cluster=dup_of)
+        )
+    try:
+        objects.remove_objects(store, [cid])
+    except Exception:  # noqa: BLE001 - the object_key left on the row marks them for the gc
+        log.warning("clip %s: objects of a near-duplicate could not be deleted", cid, exc_info=True)
+    return False
+
+
+def reindex(max_bits: int) -> int:
+    """Band rows of every stored clip for ``max_bits`` (after ``synth.dedup_hamming`` changed:
+    the index holds one band layout per threshold), in keyset pages. Returns the clips indexed."""
+    n, last, total = n_bands(max_bits), "", 0
+    while True:
+        with session_scope() as db:
+            page = db.execute(
+                select(Clip.id, Clip.phash)
+                .where(Clip.id > last, Clip.phash.is_not(None), clip_stored())
+                .order_by(Clip.id)
+                .limit(REINDEX_BATCH)
+            ).all()
+            if not page:
+                return total
+            db.execute(
+                delete(ClipHashBand).where(
+                    ClipHashBand.scheme == n, ClipHashBand.clip_id.in_([c for c, _ in page])
+                )
+            )
+            upsert(
+                db,
+                ClipHashBand,
+                [r for cid, ph in page for r in band_rows(cid, ph, n)],
+                key=("scheme", "band", "value", "clip_id"),
+                update=[],
+            )
+        last, total = page[-1][0], total + len(page)

@@ -1,0 +1,148 @@
+"""Step 3, ``pairs``: retrieval pairs of all seven task types with domain hints and hard
+negatives, from a video's stored clips and their captions."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from sqlalchemy import select
+
+from services.synth.objects import clip_fps
+from shared import layout
+from shared.config import get_settings
+from shared.db import session_scope, upsert
+from shared.db.models import Caption, Clip, Pair, Video, clip_stored
+from shared.ids import stable_id
+from shared.media.frames import sampling_fps
+
+DOMAIN_OF_STYLE = {
+    "concise": "coarse",
+    "abstract": "coarse",
+    "rich": "long",
+    "keywords": "partial",
+    "partial": "partial",
+}
+HARD_NEGATIVE_TASKS = ("T2V", "TI2V", "TV2V")
+HARD_NEGATIVE_POOL = 256  # clips of other videos hard negatives are drawn from
+_DESCRIPTIVE = ("fps", "video_id", "dedup_cluster")  # what a video ref says about its clip
+
+
+def _video_ref(clip: Clip, n: int) -> dict[str, Any]:
+    """A clip as a pair side: its frames, their rate, and the source video and dedup cluster it
+    belongs to (a consumer groups a hard negative like a positive without rebuilding the
+    mapping)."""
+    return {
+        "video": {
+            "clip_id": clip.id,
+            "frames": layout.frame_keys(clip.id, n),
+            "fps": clip_fps(clip, n),
+            "video_id": clip.video_id,
+            "dedup_cluster": clip.dedup_cluster or clip.id,
+        }
+    }
+
+
+def _identity(side: dict[str, Any]) -> str:
+    """A side as it names its content (without the fps, video id and dedup cluster it carries: pair
+    ids stay those of before these were added)."""
+    video = side.get("video")
+    if isinstance(video, dict) and any(k in video for k in _DESCRIPTIVE):
+        side = {**side, "video": {k: v for k, v in video.items() if k not in _DESCRIPTIVE}}
+    return json.dumps(side, sort_keys=True)
+
+
+def _whole_video(video_id: str, video: Video | None, n: int) -> dict[str, Any]:
+    return {
+        "video": {
+            "clip_id": layout.video_ref(video_id),
+            "frames": layout.video_frame_keys(video_id, n),
+            "fps": sampling_fps(n, video.duration_s if video else None),
+            "video_id": video_id,
+        }
+    }
+
+
+def pairs_stage(video_id: str, hard_negatives: int) -> dict[str, Any]:
+    n = get_settings().synth.frames_per_clip
+    with session_scope() as db:
+        video = db.get(Video, video_id)
+        clips = db.scalars(
+            select(Clip).where(Clip.video_id == video_id, clip_stored()).order_by(Clip.start_ms)
+        ).all()
+        caps = db.scalars(select(Caption).where(Caption.target_id.in_([c.id for c in clips]))).all()
+        others = db.scalars(
+            select(Clip)
+            .where(Clip.video_id != video_id, clip_stored())
+            .order_by(Clip.id)
+            .limit(HARD_NEGATIVE_POOL)
+        ).all()
+        db.expunge_all()
+    by_clip: dict[str, dict[str, Caption]] = {}
+    for c in caps:
+        by_clip.setdefault(c.target_id, {})[c.style] = c
+    rows: list[dict[str, Any]] = []
+
+    def add(task: str, domain: str | None, clip: Clip, query: dict, target: dict) -> None:
+        rng = random.Random(f"{task}|{clip.id}|{_identity(query)}")
+        k = min(hard_negatives, len(others))
+        negs = (
+            [_video_ref(o, n) for o in rng.sample(others, k)] if task in HARD_NEGATIVE_TASKS else []
+        )
+        rows.append(
+            {
+                "id": stable_id(task, _identity(query), _identity(target)),
+                "task": task,
+                "domain": domain,
+                "video_id": video_id,
+                "dedup_cluster": clip.dedup_cluster,
+                "query": query,
+                "target": target,
+                "hard_negatives": negs,
+            }
+        )
+
+    whole = _whole_video(video_id, video, n)
+    for i, clip in enumerate(clips):
+        nxt = clips[i + 1] if i + 1 < len(clips) else None
+        _clip_pairs(add, clip, by_clip.get(clip.id, {}), nxt, whole, len(clips), n)
+    with session_scope() as db:
+        upsert(db, Pair, rows)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["task"]] = counts.get(r["task"], 0) + 1
+    return {"pairs": len(rows), "pairs_by_task": counts}
+
+
+def _clip_pairs(
+    add,
+    clip: Clip,
+    cc: dict[str, Caption],
+    nxt: Clip | None,  # noqa: ANN001
+    whole: dict[str, Any],
+    n_clips: int,
+    n: int,
+) -> None:
+    """The pairs of one clip, through ``add(task, domain, clip, query, target)``."""
+    vref = _video_ref(clip, n)
+    key_img = {"image": layout.keyframe_key(clip.id)}
+    for style, domain in DOMAIN_OF_STYLE.items():
+        if style in cc:
+            dom = domain
+            if style == "rich":
+                dom = {"spatial": "spatial", "temporal": "temporal"}.get(
+                    cc[style].info_profile, domain
+                )
+            add("T2V", dom, clip, {"text": cc[style].text}, vref)
+    if "concise" in cc and "rich" in cc:
+        add("T2T", "coarse", clip, {"text": cc["concise"].text}, {"text": cc["rich"].text})
+    if "frame" in cc:
+        add("T2I", "spatial", clip, {"text": cc["frame"].text}, key_img)
+    add("I2V", "spatial", clip, key_img, vref)
+    if "composed_image" in cc:
+        add("TI2V", "temporal", clip, {"text": cc["composed_image"].text, **key_img}, vref)
+    if "composed_video" in cc:
+        target = _video_ref(nxt, n) if nxt is not None else whole
+        add("TV2V", "temporal", clip, {"text": cc["composed_video"].text, **vref}, target)
+    add("V2V", "partial" if n_clips > 1 else "coarse", clip, vref, whole)
