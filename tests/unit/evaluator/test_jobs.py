@@ -95,7 +95,7 @@ def test_an_api_eval_job_shows_running_progress_and_its_result(uvrb, fake, monke
             sent.append((name, args, queue))
 
     monkeypatch.setattr("shared.queue.get_celery", lambda: Broker())
-    from services.indexer.api.app import create_app
+    from services.api.app import create_app
 
     client = TestClient(create_app())
     r = client.post("/v1/jobs/eval", json={"params": {"uvrb": str(uvrb)}})

@@ -17,8 +17,8 @@ def search(text: str = typer.Argument(None, help="Query text (with --image or --
            kind: str | None = typer.Option(None, help="clip | video"),
            json_out: bool = typer.Option(False, "--json")) -> None:
     """Search the live index with text, an image, a video, or text with either."""
-    from services.indexer.search import build_filter
-    from services.indexer.search import search as do_search
+    from services.api.search import build_filter
+    from services.api.search import search as do_search
     from shared.model import Embedder
     from shared.storage import get_store
     from shared.vectors import get_qdrant

@@ -13,7 +13,7 @@ def serve_cmd(host: str = typer.Option("", help="Bind address (default: settings
     """Serve /v1/search, /v1/jobs, /healthz, /metrics, /docs and the dashboard at /."""
     import uvicorn
 
-    from services.indexer.api.app import create_app
+    from services.api.app import create_app
     from shared.config import get_settings
 
     s = get_settings().api
