@@ -181,6 +181,26 @@ class ApiSettings(BaseModel):
     port: int = 8080
     max_upload_bytes: int = 32 * 1024**2
     require_keys: bool = True
+    # uploaded media (services/api, shared/media/upload.py): checked from headers before decoding
+    max_image_pixels: int = 4096 * 4096  # an image's width x height (also PIL's bomb limit)
+    max_frame_pixels: int = 3840 * 2160  # a video frame's width x height
+    max_video_pixels: int = 3840 * 2160 * 600  # width x height x declared frames
+    max_video_seconds: float = 600.0
+    video_formats: list[str] = ["mov", "mp4", "matroska", "webm", "avi"]  # demuxers allowed
+    image_formats: list[str] = ["PNG", "JPEG", "WEBP"]  # PIL decoders allowed
+    max_decodes: int = 2  # media decodes at once per API process; beyond: 429
+    # API keys: a verified key is cached for key_cache_s (revocation shows within that time);
+    # a client with auth_fail_limit failed attempts in auth_fail_window_s gets 429 until it ends
+    key_cache_s: float = 30.0
+    auth_fail_limit: int = 20
+    auth_fail_window_s: float = 60.0
+    session_cookie: str = "univr_session"
+    max_job_params_bytes: int = 64 * 1024
+    # what a job submitted through the API may name (shared/contracts/jobs.py): server folders it
+    # may read (synth sources, UVRB, models, adapters; empty: <home>/data) and S3 buckets its
+    # sources may be in (empty: storage.bucket); outputs go under <home>/runs
+    data_roots: list[str] = []
+    source_buckets: list[str] = []
 
 
 class Settings(BaseSettings):

@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
+import time
 import uuid
+from collections import deque
 
 from fastapi import HTTPException, Request
 
@@ -51,17 +53,69 @@ def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
+class FailedAuth:
+    """Failed key checks per client address in a sliding window: a client with
+    ``api.auth_fail_limit`` failures within ``api.auth_fail_window_s`` gets 429 (before any hashing)
+    until its oldest failure leaves the window."""
+
+    MAX_CLIENTS = 100_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fails: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str, now: float) -> deque[float] | None:
+        window = get_settings().api.auth_fail_window_s
+        fails = self._fails.get(client)
+        while fails and fails[0] < now - window:
+            fails.popleft()
+        if fails is not None and not fails:
+            del self._fails[client]
+            return None
+        return fails
+
+    def blocked(self, client: str) -> bool:
+        with self._lock:
+            fails = self._recent(client, time.monotonic())
+            return fails is not None and len(fails) >= get_settings().api.auth_fail_limit
+
+    def failed(self, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            fails = self._recent(client, now)
+            if fails is None:
+                if len(self._fails) >= self.MAX_CLIENTS:
+                    self._fails.pop(next(iter(self._fails)))
+                fails = self._fails[client] = deque()
+            fails.append(now)
+
+
+FAILED_AUTH = FailedAuth()
+
+
+def request_token(request: Request) -> str | None:
+    """The key of a request: ``Authorization: Bearer`` or the dashboard's session cookie (never
+    the query string: URLs end up in logs)."""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.cookies.get(get_settings().api.session_cookie)
+
+
 def require(scope: str):  # noqa: ANN201
     def dep(request: Request) -> list[str]:
         if not get_settings().api.require_keys:
             return ["admin"]
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            token = auth[7:].strip()
-        else:
-            token = request.query_params.get("key")
+        client = request.client.host if request.client else "?"
+        if FAILED_AUTH.blocked(client):
+            raise HTTPException(429, "too many failed key checks; try again later",
+                                headers={"Retry-After": str(int(
+                                    get_settings().api.auth_fail_window_s))})
+        token = request_token(request)
         scopes = check_key(token)
         if scopes is None:
+            if token:  # a guess, not a missing key
+                FAILED_AUTH.failed(client)
             raise HTTPException(401, "missing or invalid API key",
                                 headers={"WWW-Authenticate": "Bearer"})
         if scope not in scopes and "admin" not in scopes:

@@ -1,6 +1,11 @@
-"""Request-level guards that run before any route: the body size limit."""
+"""Request-level guards that run before any route: the body size limit, JSON-only bodies with
+valid Unicode, and an access log without query strings."""
 
 from __future__ import annotations
+
+import json
+import logging
+import re
 
 from fastapi.responses import JSONResponse
 
@@ -51,3 +56,85 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def body_problem(content_type: str, body: bytes) -> tuple[int, str] | None:
+    """Why a request body cannot reach a route (status, short reason), or None: bodies are JSON
+    only (415 otherwise: no multipart parsing), and JSON strings must be valid Unicode (a lone
+    surrogate escape is refused here, before anything stores or echoes it)."""
+    if not body:
+        return None
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        return 415, "request bodies must be application/json"
+    if _SURROGATE_ESCAPE.search(body):
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return None  # the route's own validation answers malformed JSON
+        if _has_lone_surrogate(parsed):
+            return 422, "strings must be valid Unicode (lone surrogates are refused)"
+    return None
+
+
+class BodyCheck:
+    """Pure ASGI, inside BodyLimit (the body is already buffered): refuses a body that
+    ``body_problem`` refuses."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        message = await receive()
+        body = message.get("body", b"")
+        headers = dict(scope.get("headers") or [])
+        problem = body_problem(headers.get(b"content-type", b"").decode("latin-1"), body)
+        if problem is not None:
+            await JSONResponse({"detail": problem[1]}, status_code=problem[0])(scope, receive, send)
+            return
+        sent = False
+
+        async def replay():  # noqa: ANN202
+            nonlocal sent
+            if not sent:
+                sent = True
+                return message
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class RedactQuery(logging.Filter):
+    """Drops the query string from uvicorn's access log lines (a URL may carry a secret)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        return True
+
+
+def redact_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactQuery) for f in access.filters):
+        access.addFilter(RedactQuery())

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from services.api.deps import parse_uuid, require
+from services.api.search import public_uri
 from shared.db import session_scope
 from shared.db.models import Caption, Clip, Video
 
@@ -26,7 +27,8 @@ def clip_route(clip_id: str, _: list[str] = Depends(require("search"))) -> dict[
         video = s.get(Video, clip.video_id)
         caps = {c.style: c.text
                 for c in s.scalars(select(Caption).where(Caption.target_id == cid))}
-        return {"id": clip.id, "video_id": clip.video_id, "video": video.uri if video else None,
+        return {"id": clip.id, "video_id": clip.video_id,
+                "video": public_uri(video.uri) if video else None,
                 "start_ms": clip.start_ms, "end_ms": clip.end_ms, "kept": clip.kept,
                 "reject_reason": clip.reject_reason, "filter_scores": clip.filter_scores,
                 "captions": caps, "object_key": clip.object_key}

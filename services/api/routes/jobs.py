@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any, Literal
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from services.api.deps import parse_uuid, require
+from shared.config import get_settings
 from shared.db import session_scope
 from shared.db.jobs import job_progress
 from shared.db.models import Job, JobItem, JobState
@@ -26,17 +28,35 @@ class JobRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+def _validated(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The params as the kind's contract reads them (422 with the reasons, never the input)."""
+    from pydantic import ValidationError
+
+    from shared.contracts.jobs import validate_params
+
+    limit = get_settings().api.max_job_params_bytes
+    if len(json.dumps(params, ensure_ascii=True)) > limit:
+        raise HTTPException(413, f"params larger than {limit} bytes")
+    try:
+        return validate_params(kind, params)
+    except ValidationError as exc:
+        reasons = ["{}: {}".format(".".join(str(p) for p in e["loc"])[:60], e["msg"][:120])
+                   for e in exc.errors()[:5]]
+        raise HTTPException(422, {"params": reasons}) from None
+
+
 @router.post("/v1/jobs/{kind}")
 def submit_job(kind: Literal["synth", "train", "eval", "index"], req: JobRequest,
                _: list[str] = Depends(require("jobs"))) -> dict[str, Any]:
     from shared.queue import get_celery, route_for
 
+    params = _validated(kind, req.params)
     job_id = str(uuid.uuid4())
     with session_scope() as s:
-        s.add(Job(id=job_id, kind=kind, state=JobState.pending, params=req.params))
+        s.add(Job(id=job_id, kind=kind, state=JobState.pending, params=params))
     name = JOB_TASKS[kind]
     try:
-        get_celery().send_task(name, args=[job_id, req.params], queue=route_for(name))
+        get_celery().send_task(name, args=[job_id, params], queue=route_for(name))
     except Exception as exc:  # noqa: BLE001 - broker down: the job row says so
         with session_scope() as s:
             job = s.get(Job, job_id)

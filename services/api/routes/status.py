@@ -21,8 +21,9 @@ def healthz() -> dict[str, Any]:
 
 
 @router.get("/v1/status")
-def status_route(_: list[str] = Depends(require("search"))) -> dict[str, Any]:
+def status_route(scopes: list[str] = Depends(require("search"))) -> dict[str, Any]:
+    """Job sources and error texts only for keys that may submit jobs (jobs, admin)."""
     from services.api.status import platform_status
     from shared.queue import queue_depths
 
-    return platform_status(queue_depths())
+    return platform_status(queue_depths(), detail=bool({"jobs", "admin"} & set(scopes)))
