@@ -106,7 +106,8 @@ def decode_image(data: bytes):  # noqa: ANN201 - a PIL image
         return image.convert("RGB")
     except MediaError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise MediaError(f"image is over {api.max_image_pixels} pixels") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise MediaError("not a readable image "
                          f"({', '.join(api.image_formats)})") from None
