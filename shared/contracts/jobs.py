@@ -18,7 +18,7 @@ from shared.config import get_settings
 
 MAX_PATH_CHARS = 1024
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}")
-NAME = re.compile(r"[\w.:-]{1,200}")
+NAME = re.compile(r"^[\w.:-]{1,200}$")
 STORE_PREFIX = re.compile(r"[\w.-]+(/[\w.-]+)*/?")
 
 
@@ -109,7 +109,7 @@ class TrainParams(_Params):
     batch_size: int = Field(16, ge=1, le=65_536)
     seed: int = Field(42, ge=0, le=2**32 - 1)
     out: Output = "train-out"
-    run_id: Annotated[str, Field(pattern=r"[\w.-]{0,100}")] = ""
+    run_id: Annotated[str, Field(pattern=r"^[\w.-]{0,100}$")] = ""
     preset: Name = "gve"
     heldout_fraction: Score = Field(0.1, ge=0.0, lt=1.0)
     overrides: dict[Annotated[str, Field(max_length=100)], Any] = Field(default_factory=dict,
@@ -122,7 +122,7 @@ class EvalParams(_Params):
     adapter: Readable = ""
     checkpoint: StorePrefix = ""
     datasets: list[Name] | Annotated[str, Field(max_length=2000)] | None = None
-    run_id: Annotated[str, Field(pattern=r"[\w.-]{0,100}")] | None = None
+    run_id: Annotated[str, Field(pattern=r"^[\w.-]{0,100}$")] | None = None
     step: int | None = Field(None, ge=0)
 
 
@@ -132,7 +132,7 @@ class IndexParams(_Params):
     checkpoint: StorePrefix = ""
     source: Annotated[str, Field(max_length=MAX_PATH_CHARS)] | None = None
     dataset: Annotated[str, Field(max_length=200)] | None = None
-    version: Annotated[str, Field(pattern=r"[A-Za-z0-9][\w.-]{0,199}")] | None = None
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][\w.-]{0,199}$")] | None = None
     avg_a: Score | None = None
     abilities: dict[Name, Score] | None = None
     eval_run_id: Annotated[str, Field(max_length=100)] | None = None
