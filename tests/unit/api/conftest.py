@@ -1,6 +1,15 @@
-"""An in-memory Qdrant client for the API's unit tests."""
+"""The API's unit-test fixtures: an in-memory Qdrant client, the real app on the tiny model with
+a live collection and keys of every scope, and a served API process."""
 
 from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +75,32 @@ def live_api(univr_home, tiny_model_dir, monkeypatch):
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+@contextmanager
+def served_api(env: dict[str, str], log_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``univr api serve`` as a user starts it, on a free port; yields (process, base URL)."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    univr = str(Path(sys.executable).parent / "univr")
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([univr, "api", "serve", "--port", str(port)], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.3)
+            yield proc, base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

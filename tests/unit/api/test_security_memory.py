@@ -7,16 +7,14 @@ from __future__ import annotations
 import base64
 import io
 import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
+
+from tests.unit.api.conftest import served_api
 
 GIB = 1024**3
 
@@ -30,35 +28,14 @@ def _kib(pid: int, field: str) -> int:
 
 def _png(side: int) -> str:
     buf = io.BytesIO()
-    Image.new("L", (side, side)).save(buf, format="PNG")
+    Image.new("RGB", (side, side), (200, 30, 30)).save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode()
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
 def test_concurrent_image_bombs_keep_peak_rss_growth_under_1_gib(univr_home, tmp_path):
-    port = _port()
     env = {**os.environ, "UNIVR_API__REQUIRE_KEYS": "false", "UNIVR_HOME": str(univr_home)}
-    univr = str(Path(sys.executable).parent / "univr")
-    log = (tmp_path / "api.log").open("w")
-    proc = subprocess.Popen([univr, "api", "serve", "--port", str(port)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.3)
+    with served_api(env, tmp_path / "api.log") as (proc, base):
         small = httpx.post(f"{base}/v1/search", json={"image_b64": _png(64)}, timeout=120)
         assert small.status_code < 500  # warm: PIL and the route are loaded
         Path(f"/proc/{proc.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
@@ -81,7 +58,3 @@ def test_concurrent_image_bombs_keep_peak_rss_growth_under_1_gib(univr_home, tmp
               f"answers {sorted(codes)}")
         assert len(codes) == 4 and all(400 <= c < 500 for c in codes)
         assert growth <= GIB
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
