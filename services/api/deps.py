@@ -13,7 +13,7 @@ from collections import deque
 
 from fastapi import HTTPException, Request
 
-from services.api.keys import check_key
+from services.api.keys import cached_scopes, check_key
 from services.api.owner import local_token
 from shared.config import get_settings
 
@@ -109,15 +109,19 @@ def require(scope: str):  # noqa: ANN201
         if not get_settings().api.require_keys:
             return ["admin"]
         client = request.client.host if request.client else "?"
-        if FAILED_AUTH.blocked(client):
-            raise HTTPException(429, "too many failed key checks; try again later",
-                                headers={"Retry-After": str(int(
-                                    get_settings().api.auth_fail_window_s))})
         token = request_token(request)
         local = local_token()
         if token and local and hmac.compare_digest(token.encode(), local.encode()):
             return ["admin"]  # `univr search` on this host (services/api/owner.py)
-        scopes = check_key(token)
+        # a key verified recently passes even from a blocked address (clients behind one NAT);
+        # anything else from a blocked address gets 429 before any hashing
+        scopes = cached_scopes(token)
+        if scopes is None and FAILED_AUTH.blocked(client):
+            raise HTTPException(429, "too many failed key checks; try again later",
+                                headers={"Retry-After": str(int(
+                                    get_settings().api.auth_fail_window_s))})
+        if scopes is None:
+            scopes = check_key(token)
         if scopes is None:
             if token:  # a guess, not a missing key
                 FAILED_AUTH.failed(client)

@@ -86,6 +86,13 @@ def _remember(digest: bytes, key_id: str, scopes: list[str]) -> None:
         _cache[digest] = (key_id, scopes, time.monotonic() + ttl)
 
 
+def cached_scopes(token: str | None) -> list[str] | None:
+    """The scopes of a key verified recently (no database, no scrypt); None otherwise."""
+    if _parse(token) is None:
+        return None
+    return _cached(_digest(token))
+
+
 def check_key(token: str | None) -> list[str] | None:
     """The scopes of a valid, unrevoked key; None otherwise."""
     parsed = _parse(token)
