@@ -194,6 +194,7 @@ class ApiSettings(BaseModel):
     key_cache_s: float = 30.0
     auth_fail_limit: int = 20
     auth_fail_window_s: float = 60.0
+    auth_block_delay_s: float = 1.0  # a blocked client's 429 waits this long (slows a flood down)
     session_cookie: str = "univr_session"
     max_job_params_bytes: int = 64 * 1024
     # what a job submitted through the API may name (shared/contracts/jobs.py): server folders it

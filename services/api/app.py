@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from services.api import errors
 from services.api.deps import Services
-from services.api.middleware import BodyCheck, BodyLimit, redact_access_log
+from services.api.middleware import AuthGate, BodyCheck, BodyLimit, redact_access_log
 from services.api.routes import clips, dashboard, jobs, metrics, search, session, status
 from shared.db import init_db
 
@@ -26,7 +26,8 @@ def create_app() -> FastAPI:
                   description="Universal video retrieval: search, jobs, dashboard.",
                   default_response_class=errors.SafeJSON)
     app.add_middleware(BodyCheck)
-    app.add_middleware(BodyLimit)  # added last: runs first
+    app.add_middleware(BodyLimit)
+    app.add_middleware(AuthGate)  # added last: runs first
     errors.install(app)
     app.state.services = Services()
     for module in (status, metrics, search, clips, jobs, session, dashboard):

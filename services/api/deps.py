@@ -104,6 +104,11 @@ def request_token(request: Request) -> str | None:
     return request.cookies.get(get_settings().api.session_cookie)
 
 
+def token_of(scope: dict) -> str | None:
+    """``request_token`` for a raw ASGI scope (middleware)."""
+    return request_token(Request(scope))
+
+
 def require(scope: str):  # noqa: ANN201
     def dep(request: Request) -> list[str]:
         if not get_settings().api.require_keys:

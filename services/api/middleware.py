@@ -3,6 +3,7 @@ valid Unicode, and an access log without query strings."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -138,3 +139,29 @@ def redact_access_log() -> None:
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactQuery) for f in access.filters):
         access.addFilter(RedactQuery())
+
+
+class AuthGate:
+    """Pure ASGI, before routing: a request from an address that failed too many key checks
+    (services/api/deps.py ``FAILED_AUTH``) whose key is not one verified recently gets 429 after
+    ``api.auth_block_delay_s`` — no body parsing, no thread, no hashing — so a flood of wrong
+    secrets costs the server little and a closed-loop flooder slows to one try per delay."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        from services.api.deps import FAILED_AUTH, token_of
+        from services.api.keys import cached_scopes
+
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            client = (scope.get("client") or ("?",))[0]
+            if FAILED_AUTH.blocked(client) and cached_scopes(token_of(scope)) is None:
+                api = get_settings().api
+                await asyncio.sleep(api.auth_block_delay_s)
+                response = JSONResponse({"detail": "too many failed key checks; try again later"},
+                                        status_code=429,
+                                        headers={"Retry-After": str(int(api.auth_fail_window_s))})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

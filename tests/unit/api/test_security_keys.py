@@ -61,6 +61,7 @@ def test_failed_attempts_are_rate_limited_before_hashing(live_api, hashes, monke
     from shared.config import get_settings
 
     monkeypatch.setattr(get_settings().api, "auth_fail_limit", 5)
+    monkeypatch.setattr(get_settings().api, "auth_block_delay_s", 0.01)
     c, good = live_api["client"], live_api["keys"]["search"]
     wrong = good[:-3] + "xyz"
     codes = [c.get("/v1/status", headers=auth(wrong)).status_code for _ in range(8)]
@@ -124,6 +125,7 @@ def test_a_verified_key_passes_from_a_blocked_address(live_api, monkeypatch):
     c, good = live_api["client"], live_api["keys"]["search"]
     assert c.get("/v1/status", headers=auth(good)).status_code == 200
     monkeypatch.setattr(get_settings().api, "auth_fail_limit", 3)
+    monkeypatch.setattr(get_settings().api, "auth_block_delay_s", 0.01)
     for _ in range(5):
         c.get("/v1/status", headers=auth(good[:-3] + "xyz"))
     assert c.get("/v1/status", headers=auth(good[:-3] + "abc")).status_code == 429
