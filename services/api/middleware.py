@@ -62,7 +62,9 @@ class BodyLimit:
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
-def _has_lone_surrogate(value: object) -> bool:
+def _has_lone_surrogate(value: object, depth: int = 0) -> bool:
+    if depth > 200:
+        return False  # far deeper than any request; the route refuses its shape anyway
     if isinstance(value, str):
         try:
             value.encode("utf-8")
@@ -70,9 +72,10 @@ def _has_lone_surrogate(value: object) -> bool:
             return True
         return False
     if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+        return any(_has_lone_surrogate(k, depth + 1) or _has_lone_surrogate(v, depth + 1)
+                   for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_lone_surrogate(v) for v in value)
+        return any(_has_lone_surrogate(v, depth + 1) for v in value)
     return False
 
 
@@ -88,8 +91,8 @@ def body_problem(content_type: str, body: bytes) -> tuple[int, str] | None:
     if _SURROGATE_ESCAPE.search(body):
         try:
             parsed = json.loads(body)
-        except ValueError:
-            return None  # the route's own validation answers malformed JSON
+        except (ValueError, RecursionError):
+            return None  # the route's own parsing answers malformed or too deeply nested JSON
         if _has_lone_surrogate(parsed):
             return 422, "strings must be valid Unicode (lone surrogates are refused)"
     return None

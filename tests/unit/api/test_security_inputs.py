@@ -105,6 +105,14 @@ def test_bad_values_get_422_with_a_reason(live_api, body):
     assert r.json()["detail"]
 
 
+@pytest.mark.parametrize("body", ["[" * 100_000 + "]" * 100_000,
+                                  '{"text": ' + "[" * 100_000 + '"\\ud800"' + "]" * 100_000 + "}"])
+def test_deeply_nested_json_is_a_4xx(live_api, body):
+    r = live_api["client"].post("/v1/search", content=body, headers={
+        **auth(live_api["keys"]["search"]), "content-type": "application/json"})
+    assert 400 <= r.status_code < 500
+
+
 def test_an_emoji_escaped_as_a_surrogate_pair_is_fine(live_api):
     r = live_api["client"].post("/v1/search", content='{"text": "a red \\ud83d\\ude00 circle"}',
                                 headers={**auth(live_api["keys"]["search"]),
