@@ -13,7 +13,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.api import errors
-from services.api.deps import Services
+from services.api.deps import FailedAuth, Services
 from services.api.middleware import AuthGate, BodyCheck, BodyLimit, redact_access_log
 from services.api.routes import clips, dashboard, jobs, metrics, search, session, status
 from shared.db import init_db
@@ -30,6 +30,7 @@ def create_app() -> FastAPI:
     app.add_middleware(AuthGate)  # added last: runs first
     errors.install(app)
     app.state.services = Services()
+    app.state.failed_auth = FailedAuth()
     for module in (status, metrics, search, clips, jobs, session, dashboard):
         app.include_router(module.router)
     return app

@@ -92,7 +92,9 @@ class FailedAuth:
             fails.append(now)
 
 
-FAILED_AUTH = FailedAuth()
+def failed_auth(request: Request) -> FailedAuth:
+    """This app's failure tracker (``app.state.failed_auth``, one per app)."""
+    return request.app.state.failed_auth
 
 
 def request_token(request: Request) -> str | None:
@@ -121,7 +123,7 @@ def require(scope: str):  # noqa: ANN201
         # a key verified recently passes even from a blocked address (clients behind one NAT);
         # anything else from a blocked address gets 429 before any hashing
         scopes = cached_scopes(token)
-        if scopes is None and FAILED_AUTH.blocked(client):
+        if scopes is None and failed_auth(request).blocked(client):
             raise HTTPException(429, "too many failed key checks; try again later",
                                 headers={"Retry-After": str(int(
                                     get_settings().api.auth_fail_window_s))})
@@ -129,7 +131,7 @@ def require(scope: str):  # noqa: ANN201
             scopes = check_key(token)
         if scopes is None:
             if token:  # a guess, not a missing key
-                FAILED_AUTH.failed(client)
+                failed_auth(request).failed(client)
             raise HTTPException(401, "missing or invalid API key",
                                 headers={"WWW-Authenticate": "Bearer"})
         if scope not in scopes and "admin" not in scopes:

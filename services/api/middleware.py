@@ -146,7 +146,7 @@ def redact_access_log() -> None:
 
 class AuthGate:
     """Pure ASGI, before routing: a request from an address that failed too many key checks
-    (services/api/deps.py ``FAILED_AUTH``) whose key is not one verified recently gets 429 after
+    (``app.state.failed_auth``, services/api/deps.py) whose key is not one verified recently gets 429 after
     ``api.auth_block_delay_s`` — no body parsing, no thread, no hashing — so a flood of wrong
     secrets costs the server little and a closed-loop flooder slows to one try per delay."""
 
@@ -154,12 +154,13 @@ class AuthGate:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
-        from services.api.deps import FAILED_AUTH, token_of
+        from services.api.deps import token_of
         from services.api.keys import cached_scopes
 
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             client = (scope.get("client") or ("?",))[0]
-            if FAILED_AUTH.blocked(client) and cached_scopes(token_of(scope)) is None:
+            tracker = scope["app"].state.failed_auth
+            if tracker.blocked(client) and cached_scopes(token_of(scope)) is None:
                 api = get_settings().api
                 await asyncio.sleep(api.auth_block_delay_s)
                 response = JSONResponse({"detail": "too many failed key checks; try again later"},

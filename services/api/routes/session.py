@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.api.deps import FAILED_AUTH
+from services.api.deps import failed_auth
 from services.api.keys import check_key
 from shared.config import get_settings
 
@@ -22,7 +22,7 @@ class SignIn(BaseModel):
 
 def _not_blocked(request: Request) -> str:
     client = request.client.host if request.client else "?"
-    if FAILED_AUTH.blocked(client):
+    if failed_auth(request).blocked(client):
         raise HTTPException(429, "too many failed key checks; try again later")
     return client
 
@@ -31,7 +31,7 @@ def _not_blocked(request: Request) -> str:
 def sign_in(body: SignIn, request: Request, client: str = Depends(_not_blocked)) -> JSONResponse:
     scopes = check_key(body.key)
     if scopes is None:
-        FAILED_AUTH.failed(client)
+        failed_auth(request).failed(client)
         raise HTTPException(401, "invalid API key")
     response = JSONResponse({"scopes": scopes})
     response.set_cookie(get_settings().api.session_cookie, body.key, httponly=True,

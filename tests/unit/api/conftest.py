@@ -34,7 +34,6 @@ def live_api(univr_home, tiny_model_dir, monkeypatch):
     from qdrant_client import models
 
     from services.api.app import create_app
-    from services.api.deps import FAILED_AUTH
     from services.api.keys import create_key, forget_cached, revoke_key
     from shared.config import get_settings
 
@@ -42,7 +41,6 @@ def live_api(univr_home, tiny_model_dir, monkeypatch):
     monkeypatch.setenv("UNIVR_API__AUTH_FAIL_LIMIT", "100000")
     get_settings.cache_clear()
     forget_cached()
-    FAILED_AUTH._fails.clear()
     app = create_app()
     services = app.state.services
     client = services.client
@@ -70,7 +68,6 @@ def live_api(univr_home, tiny_model_dir, monkeypatch):
     yield {"client": TestClient(app), "app": app, "keys": keys, "clips": clips}
     services.reset_client()
     forget_cached()
-    FAILED_AUTH._fails.clear()
 
 
 def auth(key: str) -> dict[str, str]:
