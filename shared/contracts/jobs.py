@@ -10,7 +10,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -94,6 +94,7 @@ Score = Annotated[float, Field(allow_inf_nan=False)]
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False,
                               validate_default=True)
+    ALWAYS: ClassVar[tuple[str, ...]] = ()  # fields passed on even when the client left them out
 
 
 class SynthParams(_Params):
@@ -102,6 +103,7 @@ class SynthParams(_Params):
 
 
 class TrainParams(_Params):
+    ALWAYS = ("out",)  # the default output folder too lies under <home>/runs
     snapshot: Name
     model: Readable = ""
     sampler: Literal["pyramid", "uniform"] = "pyramid"
@@ -144,6 +146,9 @@ JOB_PARAMS: dict[str, type[_Params]] = {"synth": SynthParams, "train": TrainPara
 
 
 def validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The params of a ``kind`` job as its worker will read them; ``pydantic.ValidationError``
-    says what is wrong."""
-    return JOB_PARAMS[kind].model_validate(params).model_dump()
+    """The params of a ``kind`` job as its worker will read them (the fields the client gave,
+    checked and normalised); ``pydantic.ValidationError`` says what is wrong."""
+    model = JOB_PARAMS[kind].model_validate(params)
+    out = model.model_dump(exclude_unset=True)
+    out.update({name: getattr(model, name) for name in model.ALWAYS})
+    return out

@@ -49,7 +49,7 @@ def test_a_source_under_a_data_root_is_accepted_normalised(live_api, broker, uni
     r = _submit(live_api, "synth", {"source": f"{root}/raw/../raw"})
     assert r.status_code == 200, r.text
     (_, (_, params), _), = broker
-    assert params == {"source": str((root / "raw").resolve()), "fresh": False}
+    assert params == {"source": str((root / "raw").resolve())}
 
 
 def test_a_link_out_of_a_data_root_is_refused(live_api, broker, univr_home, tmp_path):
