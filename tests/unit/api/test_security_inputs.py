@@ -171,3 +171,18 @@ def test_answers_carry_no_server_paths(live_api):
     assert len(hits) == 4 and all(h["clip_id"] in live_api["clips"] for h in hits)
     assert "/srv/private" not in r.text and "file://" not in r.text
     assert all(h["thumbnail"] == f"/v1/thumbnails/clips/{h['clip_id']}" for h in hits)
+
+
+def test_the_demuxer_allow_list_itself_refuses_a_concat_list(tmp_path, monkeypatch):
+    """Even where a relative name would resolve (the working directory), a listing is not opened."""
+    from shared.media import MediaError
+    from shared.media.upload import check_video, decode_video
+
+    _mp4(tmp_path / "victim.mp4")
+    monkeypatch.chdir(tmp_path)
+    listing = b"ffconcat version 1.0\nfile victim.mp4\n"
+    with pytest.raises(MediaError, match="accepted container"):
+        check_video(listing)
+    with pytest.raises(MediaError):
+        decode_video(listing, 8)
+    assert check_video((tmp_path / "victim.mp4").read_bytes())["frames"] == 16
