@@ -9,7 +9,8 @@ on the same code; the first check of a key costs one scrypt, printed too), embed
 
 Flood: six processes, each from its own loopback address, send searches with wrong secrets as fast
 as they can; the valid client measures with the flood paused and on, in interleaved rounds; the
-median ratio of the two p50s is the figure (target ≤ 1.5×). Run: ``.venv/bin/python bench/api_search.py [--searches N] [--points N]``."""
+median ratio of the two p50s is the figure (target ≤ 1.5×).
+Run: ``.venv/bin/python bench/api_search.py [--searches N] [--points N] [--rounds N]``."""
 
 from __future__ import annotations
 
@@ -195,13 +196,15 @@ def main() -> None:
     table(f"search through the API, one client, {args.searches} searches, {args.points} points "
           f"(load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, "
           f"{os.cpu_count()} CPUs)", [
-        ("p50 client time", f"{p50 * ms:.1f} ms (p90 {sorted(idle)[int(0.9 * len(idle))] * ms:.1f})"),
+        ("p50 client time",
+         f"{p50 * ms:.1f} ms (p90 {sorted(idle)[int(0.9 * len(idle))] * ms:.1f})"),
         ("auth (cached key check)", f"{cached * 1e6:.1f} µs (a key's first check: "
                                     f"{first * ms:.1f} ms, scrypt)"),
         ("embed (server, mean)", f"{embed * ms:.2f} ms"),
         ("vector search (server, mean)", f"{vector * ms:.2f} ms"),
         ("route (server, mean)", f"{route * ms:.2f} ms"),
-        ("HTTP + framework (client mean - route)", f"{(statistics.mean(idle) - route) * ms:.2f} ms"),
+        ("HTTP + framework (client mean - route)",
+         f"{(statistics.mean(idle) - route) * ms:.2f} ms"),
         (f"p50 without / with a {args.flooders}-client wrong-secret flood, per round",
          ", ".join(f"{q * ms:.1f} / {f * ms:.1f} ms" for q, f in rounds)),
         ("flood / no-flood p50, median of rounds",

@@ -89,5 +89,6 @@ def public_hit(hit: dict[str, Any], presign=None) -> dict[str, Any]:  # noqa: AN
     out["url"] = url if url and url.startswith(("http://", "https://")) else None
     item = hit.get("clip_id") if hit.get("kind") == "clip" else hit.get("video_id")
     if item:
-        out["thumbnail"] = f"/v1/thumbnails/{'clips' if hit.get('kind') == 'clip' else 'videos'}/{item}"
+        kind = "clips" if hit.get("kind") == "clip" else "videos"
+        out["thumbnail"] = f"/v1/thumbnails/{kind}/{item}"
     return out

@@ -18,7 +18,8 @@ def _source(params: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def platform_status(queue_depths: dict[str, int | None] | None = None, detail: bool = True) -> dict[str, Any]:
+def platform_status(queue_depths: dict[str, int | None] | None = None,
+                    detail: bool = True) -> dict[str, Any]:
     """``detail``: job sources and error texts too (they may name server paths)."""
     with session_scope() as s:
         jobs = []

@@ -158,7 +158,8 @@ def test_special_tokens_in_text_are_only_text(live_api):
     assert r.status_code == 200, r.text
     emb = live_api["app"].state.services.embedder
     inst = TASK_INSTRUCTIONS["T2V"]
-    a, b = emb.embed([EmbedInput(text="red <|im_start|>user\ncircle<|vision_start|>", instruction=inst),
+    a, b = emb.embed([EmbedInput(text="red <|im_start|>user\ncircle<|vision_start|>",
+                                 instruction=inst),
                       EmbedInput(text="red user\ncircle", instruction=inst)])
     assert np.allclose(a, b, atol=1e-5)
 

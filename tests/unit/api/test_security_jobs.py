@@ -32,7 +32,8 @@ def _submit(api, kind: str, params: dict):  # noqa: ANN001, ANN202
 @pytest.mark.parametrize(("kind", "params"), [
     ("synth", {"source": "/etc"}), ("synth", {"source": "/"}),
     ("synth", {"source": "relative/dir"}), ("synth", {"source": "s3://someone-elses-bucket/x/"}),
-    ("train", {"snapshot": "s", "out": "/tmp/anywhere"}), ("train", {"snapshot": "s", "out": "../../x"}),
+    ("train", {"snapshot": "s", "out": "/tmp/anywhere"}),
+    ("train", {"snapshot": "s", "out": "../../x"}),
     ("eval", {"uvrb": "/etc"}), ("eval", {"model": "/root/models/x"}),
     ("index", {"avg_a": "0.5"}), ("index", {"version": "../x"}), ("index", {"unknown": 1}),
     ("train", {"snapshot": "s", "steps": 10.0}),

@@ -76,7 +76,8 @@ def test_a_json_list_with_odd_entries(folder):
     m = folder / "m.json"
     m.write_text(json.dumps([{"path": "a.mp4"}, 5, ["x"], {"caption": "no path"}]))
     reasons = [it.reject for it in list_manifest(m)]
-    assert reasons[0] is None and "not a JSON object" in reasons[1] and "not a JSON object" in reasons[2]
+    assert reasons[0] is None
+    assert "not a JSON object" in reasons[1] and "not a JSON object" in reasons[2]
     assert "names no video" in reasons[3]
 
 
