@@ -3,7 +3,10 @@ live index, with payload filters.
 
 Uploads are decoded by shared/media/upload.py (allow-listed formats, size checked from headers,
 a private temp dir), at most ``api.max_decodes`` at once per process (429 beyond), so a process's
-decode memory is bounded by that count times the per-upload pixel budget."""
+decode memory is bounded by that count times the per-upload pixel budget: with the defaults, an
+image is at most 4096×4096 RGB (48 MiB, about twice that while PIL converts it) and a video
+frame at most 3840×2160 (24 MiB) while the kept frames are resized to 448 px — about 200 MiB for
+two decodes at once (measured: tests/unit/api/test_security_memory.py)."""
 
 from __future__ import annotations
 
