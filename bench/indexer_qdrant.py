@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from _common import table  # noqa: E402
 from _qdrant_rest_standin import start as start_standin  # noqa: E402
 
-from services.indexer.search import build_filter  # noqa: E402
+from services.api.search import build_filter  # noqa: E402
 from shared.config import Settings  # noqa: E402
 
 GOAL = 20

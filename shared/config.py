@@ -192,6 +192,27 @@ class ApiSettings(BaseModel):
     # /metrics counts job events of this recent window only, at most this many (a bounded read)
     metrics_events_window_s: float = Field(3600.0, gt=0)
     metrics_events_limit: int = Field(100_000, gt=0)
+    # uploaded media (services/api, shared/media/upload.py): checked from headers before decoding
+    max_image_pixels: int = 4096 * 4096  # an image's width x height (also PIL's bomb limit)
+    max_frame_pixels: int = 3840 * 2160  # a video frame's width x height
+    max_video_pixels: int = 3840 * 2160 * 600  # width x height x declared frames
+    max_video_seconds: float = 600.0
+    video_formats: list[str] = ["mov", "mp4", "matroska", "webm", "avi"]  # demuxers allowed
+    image_formats: list[str] = ["PNG", "JPEG", "WEBP"]  # PIL decoders allowed
+    max_decodes: int = 2  # media decodes at once per API process; beyond: 429
+    # API keys: a verified key is cached for key_cache_s (revocation shows within that time);
+    # a client with auth_fail_limit failed attempts in auth_fail_window_s gets 429 until it ends
+    key_cache_s: float = 30.0
+    auth_fail_limit: int = 20
+    auth_fail_window_s: float = 60.0
+    auth_block_delay_s: float = 1.0  # a blocked client's 429 waits this long (slows a flood down)
+    session_cookie: str = "univr_session"
+    max_job_params_bytes: int = 64 * 1024
+    # what a job submitted through the API may name (shared/contracts/jobs.py): server folders it
+    # may read (synth sources, UVRB, models, adapters; empty: <home>/data) and S3 buckets its
+    # sources may be in (empty: storage.bucket); outputs go under <home>/runs
+    data_roots: list[str] = []
+    source_buckets: list[str] = []
 
 
 class Settings(BaseSettings):

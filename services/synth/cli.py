@@ -15,7 +15,11 @@ def submit_cmd(source: str = typer.Argument(..., help="A folder, an s3://bucket/
     """Create the job of SOURCE (one item per video) and enqueue its work."""
     from services.synth.jobs import submit
 
-    typer.echo(json.dumps(submit(source, fresh=fresh)))
+    try:
+        typer.echo(json.dumps(submit(source, fresh=fresh)))
+    except ValueError as exc:  # not a source, or a manifest that cannot be read as a whole
+        typer.echo(f"error: {str(exc)[:500]}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("status")
@@ -120,7 +124,11 @@ def run_cmd(source: str = typer.Argument(..., help="A folder, an s3://bucket/pre
             done = sum(v for k, v in summary["counts"].items() if k in ("done", "rejected", "failed"))
             bar.update(task, completed=done, total=summary["total"])
 
-        summary = run(source, workers=workers, timeout_s=timeout, fresh=fresh, progress=progress)
+        try:
+            summary = run(source, workers=workers, timeout_s=timeout, fresh=fresh, progress=progress)
+        except ValueError as exc:  # not a source, or a manifest that cannot be read as a whole
+            typer.echo(f"error: {str(exc)[:500]}", err=True)
+            raise typer.Exit(2) from None
     if json_out:
         typer.echo(json.dumps(summary))
     else:

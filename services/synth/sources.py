@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,14 +41,37 @@ def source_kind(uri: str) -> str:
     raise UserError(f"{what}: {uri!r} (a directory, an s3://bucket/prefix, or a .jsonl/.csv manifest)")
 
 
+MAX_ROW_CHARS = 64 * 1024  # a manifest row (a line, a CSV record) longer than this is rejected
+MAX_NAME_CHARS = 255  # a path component longer than this cannot name a file
+MAX_SIDECAR_BYTES = 1024**2
+SHOWN_CHARS = 120  # how much of a bad value a rejection reason quotes
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+
+
+def _read_sidecar(side: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """A sidecar's metadata, or the reason it cannot be used."""
+    try:
+        if side.stat().st_size > MAX_SIDECAR_BYTES:
+            return None, f"sidecar {side.name} is larger than {MAX_SIDECAR_BYTES} bytes"
+        data = json.loads(side.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as exc:
+        return None, f"sidecar {side.name} is not readable JSON ({type(exc).__name__})"
+    if not isinstance(data, dict):
+        return None, f"sidecar {side.name} is not a JSON object"
+    return data, None
+
+
 def _sidecar_for(path: Path) -> dict[str, Any] | None:
     side = path.with_suffix(".json")
-    if side.is_file() and side != path:
-        try:
-            return json.loads(side.read_text())
-        except (OSError, ValueError):
-            return None
-    return None
+    try:
+        usable = side.is_file() and side != path
+    except OSError:
+        return None
+    return _read_sidecar(side)[0] if usable else None
 
 
 def _inside(root: Path, candidate: Path) -> bool:
@@ -58,67 +83,152 @@ def _inside(root: Path, candidate: Path) -> bool:
 
 
 def _local_item(root: Path, name: str, caption: str = "", sidecar: dict | None = None) -> SourceItem:
-    uri = str(root / name)
     if "\x00" in name:
-        return SourceItem(uri=repr(name), local_path=None, raw_caption=caption, reject="invalid path (NUL byte)")
+        return SourceItem(uri=_shown(name), local_path=None, raw_caption=caption, reject="invalid path (NUL byte)")
     if "://" in name:
-        return SourceItem(uri=name, local_path=None, raw_caption=caption,
+        return SourceItem(uri=name[:MAX_ROW_CHARS], local_path=None, raw_caption=caption,
                           reject="remote URLs are not fetched by workers; mirror them to the object store first")
-    path = Path(name) if Path(name).is_absolute() else root / name
+    if any(len(part) > MAX_NAME_CHARS for part in Path(name).parts):
+        return SourceItem(uri=str(root / name)[:1024], local_path=None, raw_caption=caption,
+                          reject=f"a path component is longer than {MAX_NAME_CHARS} characters")
+    # normalised before anything else, so 'sub/../a.mp4' and 'a.mp4' are one video
+    path = Path(os.path.normpath(name if Path(name).is_absolute() else root / name))
     uri = str(path)
     if Path(name).is_absolute() or not _inside(root, path):
         return SourceItem(uri=uri, local_path=None, raw_caption=caption,
                           reject="path escapes the source folder (absolute path, '..' or symlink out)")
-    if path.is_symlink() and not path.exists():
-        return SourceItem(uri=uri, local_path=None, raw_caption=caption, reject="dangling symlink")
-    if not path.is_file():
-        return SourceItem(uri=uri, local_path=None, raw_caption=caption, reject="file not found")
+    try:
+        if path.is_symlink() and not path.exists():
+            return SourceItem(uri=uri, local_path=None, raw_caption=caption, reject="dangling symlink")
+        if not path.exists():
+            return SourceItem(uri=uri, local_path=None, raw_caption=caption, reject="file not found")
+        if not path.is_file():
+            return SourceItem(uri=uri, local_path=None, raw_caption=caption,
+                              reject="not a regular file (a FIFO, device or folder)")
+    except OSError as exc:
+        return SourceItem(uri=uri, local_path=None, raw_caption=caption,
+                          reject=f"cannot read the path ({type(exc).__name__})")
     return SourceItem(uri=uri, local_path=str(path), raw_caption=caption, sidecar=sidecar or _sidecar_for(path))
 
 
 def list_directory(root: Path) -> list[SourceItem]:
     items = []
     for p in sorted(root.rglob("*")):
-        if p.suffix.lower() in VIDEO_EXTENSIONS and (p.is_file() or p.is_symlink()):
+        if p.suffix.lower() in VIDEO_EXTENSIONS and not p.is_dir():  # FIFOs etc. become rejected items
             items.append(_local_item(root, str(p.relative_to(root))))
     return items
 
 
-def _rows(manifest: Path) -> list[dict[str, Any]]:
-    text = manifest.read_text(encoding="utf-8", errors="replace")
-    if manifest.suffix.lower() in {".csv", ".tsv"}:
-        return list(csv.DictReader(text.splitlines(), delimiter="\t" if manifest.suffix.lower() == ".tsv" else ","))
-    if manifest.suffix.lower() == ".json":
-        data = json.loads(text)
-        return data if isinstance(data, list) else [data]
-    rows = []
+class ManifestError(ValueError):
+    """A manifest that cannot be read as a whole (the job fails with this reason)."""
+
+
+def _bad(n: int, reason: str) -> dict[str, Any]:
+    return {"_error": f"manifest row {n}: {reason}"}
+
+
+def _csv_rows(text: str, delimiter: str) -> Iterator[dict[str, Any]]:
+    """Records one at a time (a quoted caption may span lines); a record the csv module refuses
+    (e.g. a field over its 131,072-character limit) is a bad row and reading goes on after it."""
+    reader = csv.reader(iter(text.splitlines()), delimiter=delimiter)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise ManifestError(f"the CSV header cannot be parsed ({exc})") from None
+    if header is None:
+        return
+    if not set(header) & set(PATH_FIELDS):
+        raise ManifestError(f"the CSV manifest has no header naming a video column (one of "
+                            f"{', '.join(PATH_FIELDS)}); its first line is {_shown(delimiter.join(header))}")
+    while True:
+        n = reader.line_num + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield _bad(n, f"not valid CSV ({str(exc)[:100]})")
+            continue
+        if not any(v.strip() for v in values):
+            continue
+        if sum(len(v) for v in values) > MAX_ROW_CHARS:
+            yield _bad(n, f"longer than {MAX_ROW_CHARS} characters")
+            continue
+        yield dict(zip(header, values, strict=False))
+
+
+def _jsonl_rows(text: str) -> Iterator[Any]:
     for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                rows.append({"_error": f"manifest line {n}: invalid JSON ({exc.msg})", "_line": n})
-    return rows
+        if not line.strip():
+            continue
+        if len(line) > MAX_ROW_CHARS:
+            yield _bad(n, f"longer than {MAX_ROW_CHARS} characters")
+            continue
+        try:
+            yield json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            yield _bad(n, f"invalid JSON ({getattr(exc, 'msg', type(exc).__name__)})")
+
+
+def _rows(manifest: Path) -> Iterator[Any]:
+    """The manifest's rows, one at a time; a row that cannot be parsed is ``{"_error": reason}``.
+    A byte-order mark is skipped; a manifest that cannot be read as a whole raises ManifestError."""
+    try:
+        text = manifest.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise ManifestError(f"cannot read the manifest ({type(exc).__name__})") from None
+    suffix = manifest.suffix.lower()
+    if suffix in {".csv", ".tsv"}:
+        yield from _csv_rows(text, "\t" if suffix == ".tsv" else ",")
+        return
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            raise ManifestError("the .json manifest is not valid JSON") from None
+        if isinstance(data, dict):
+            data = [data]
+        if not isinstance(data, list):
+            raise ManifestError("the .json manifest must be an object or a list of objects")
+        yield from data
+        return
+    yield from _jsonl_rows(text)
+
+
+def _row_item(manifest: Path, n: int, row: Any) -> SourceItem:
+    root = manifest.parent
+    where = f"{manifest}#L{n}"
+    if not isinstance(row, dict):
+        return SourceItem(uri=where, local_path=None, reject=f"manifest row {n}: not a JSON object")
+    if "_error" in row:
+        return SourceItem(uri=where, local_path=None, reject=str(row["_error"])[:500])
+    name = next((str(row[k]) for k in PATH_FIELDS if row.get(k)), None)
+    caption = next((str(row[k]) for k in CAPTION_FIELDS if row.get(k) is not None), "")[:MAX_ROW_CHARS]
+    if not name:
+        return SourceItem(uri=where, local_path=None, raw_caption=caption,
+                          reject=f"manifest row {n} names no video (fields {PATH_FIELDS})")
+    sidecar = None
+    side_name = row.get("sidecar")
+    if isinstance(side_name, str) and side_name and "/" not in side_name and "\x00" not in side_name:
+        side = root / side_name
+        if len(side_name) <= MAX_NAME_CHARS and side.is_file():
+            sidecar, problem = _read_sidecar(side)
+            if problem:
+                return SourceItem(uri=where, local_path=None, raw_caption=caption,
+                                  reject=f"manifest row {n}: {problem}")
+    return _local_item(root, name, caption, sidecar)
 
 
 def list_manifest(manifest: Path) -> list[SourceItem]:
-    root = manifest.parent
-    items = []
+    """One item per row; a row naming a video an earlier row named becomes a rejected item."""
+    items, seen = [], set()
     for n, row in enumerate(_rows(manifest), 1):
-        if "_error" in row or not isinstance(row, dict):
-            items.append(SourceItem(uri=f"{manifest}#L{n}", local_path=None, reject=row.get("_error", "not an object")))
-            continue
-        name = next((str(row[k]) for k in PATH_FIELDS if row.get(k)), None)
-        caption = next((str(row[k]) for k in CAPTION_FIELDS if row.get(k) is not None), "")
-        if not name:
-            items.append(SourceItem(uri=f"{manifest}#L{n}", local_path=None, raw_caption=caption,
-                                    reject=f"manifest row {n} names no video (fields {PATH_FIELDS})"))
-            continue
-        sidecar = None
-        side_name = row.get("sidecar")
-        if isinstance(side_name, str) and "/" not in side_name and (root / side_name).is_file():
-            sidecar = json.loads((root / side_name).read_text())
-        items.append(_local_item(root, name, caption, sidecar))
+        item = _row_item(manifest, n, row)
+        if item.reject is None and item.uri in seen:
+            item = SourceItem(uri=f"{manifest}#L{n}", local_path=None, raw_caption=item.raw_caption,
+                              reject=f"manifest row {n}: the same video as an earlier row ({_shown(item.uri)})")
+        seen.add(item.uri)
+        items.append(item)
     return items
 
 

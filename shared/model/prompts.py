@@ -3,6 +3,8 @@ string of SPEC §6.3 (Qwen2.5-VL chat template + appended ``<|endoftext|>``)."""
 
 from __future__ import annotations
 
+import re
+
 DEFAULT_SYSTEM = "You are a helpful assistant."
 EOD = "<|endoftext|>"
 VIDEO_PLACEHOLDER = "<|vision_start|><|video_pad|><|vision_end|>"
@@ -40,11 +42,25 @@ TASK_INSTRUCTIONS: dict[str, str] = {
 }
 
 
+_SPECIAL = re.compile(r"<\|[^<>|]{0,64}\|>|</?tool_call>")  # Qwen's control tokens
+
+
+def plain_text(text: str) -> str:
+    """User text as text only: every ``<|...|>`` control token is removed (repeatedly, so pieces
+    cannot join into a new one), so a query cannot add image slots or chat turns to the prompt."""
+    while True:
+        cleaned = _SPECIAL.sub("", text)
+        if cleaned == text:
+            return cleaned
+        text = cleaned
+
+
 def build_prompt(text: str | None = None, *, image: bool = False, video: bool = False,
                  instruction: str | None = None) -> str:
     """The exact model input string: system turn (instruction for queries, default for candidates),
     user turn with video placeholder, then image placeholder, then text; generation prompt; EOD."""
     system = instruction or DEFAULT_SYSTEM
-    content = (VIDEO_PLACEHOLDER if video else "") + (IMAGE_PLACEHOLDER if image else "") + (text or "")
+    content = ((VIDEO_PLACEHOLDER if video else "") + (IMAGE_PLACEHOLDER if image else "")
+               + plain_text(text or ""))
     return (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{content}<|im_end|>\n"
             f"<|im_start|>assistant\n{EOD}")

@@ -28,7 +28,8 @@ def served(tmp_path_factory: pytest.TempPathFactory):
 
     root = tmp_path_factory.mktemp("load-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNIVR_")}
-    env.update(UNIVR_HOME=str(root / "home"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.update(UNIVR_HOME=str(root / "home"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               UNIVR_API__DATA_ROOTS=f'["{root / "jobs"}"]')  # where API jobs may name sources
     generate(root / "raw", size(2, 6), seed=41, workers=2)
     univr("synth", "run", str(root / "raw" / "manifest.jsonl"), "--json", "--workers", "1", env=env)
     univr("model", "tiny", "--out", str(root / "home" / "models" / "tiny"), env=env)

@@ -85,6 +85,7 @@ def test_an_api_eval_job_shows_running_progress_and_its_result(uvrb, fake, monke
     import services.evaluator.tasks as tasks  # the worker's module (its Celery app made before the stub)
 
     monkeypatch.setenv("UNIVR_API__REQUIRE_KEYS", "false")
+    monkeypatch.setenv("UNIVR_API__DATA_ROOTS", json.dumps([str(uvrb.parent)]))  # jobs read only there
     from shared.config import get_settings
 
     get_settings.cache_clear()
@@ -95,7 +96,7 @@ def test_an_api_eval_job_shows_running_progress_and_its_result(uvrb, fake, monke
             sent.append((name, args, queue))
 
     monkeypatch.setattr("shared.queue.get_celery", lambda: Broker())
-    from services.indexer.api.app import create_app
+    from services.api.app import create_app
 
     client = TestClient(create_app())
     r = client.post("/v1/jobs/eval", json={"params": {"uvrb": str(uvrb)}})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.indexer.keys import check_key, create_key, list_keys, revoke_key
+from services.api.keys import check_key, create_key, list_keys, revoke_key
 
 
 def test_a_key_is_stored_hashed_and_checks_with_its_scopes():

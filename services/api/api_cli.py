@@ -13,8 +13,18 @@ def serve_cmd(host: str = typer.Option("", help="Bind address (default: settings
     """Serve /v1/search, /v1/jobs, /healthz, /metrics, /docs and the dashboard at /."""
     import uvicorn
 
-    from services.indexer.api.app import create_app
+    from services.api.app import create_app
+    from services.api.owner import announce, withdraw
     from shared.config import get_settings
 
     s = get_settings().api
-    uvicorn.run(create_app(), host=host or s.host, port=port or s.port, log_level="info")
+    host, port = host or s.host, port or s.port
+    app = create_app()
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    announce(f"http://{local}:{port}")  # `univr search` goes through this server meanwhile
+    # on shutdown, inside the server: uvicorn re-raises SIGTERM/SIGINT after it, so no `finally`
+    app.router.on_shutdown.append(withdraw)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        withdraw()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from qdrant_client import models
 
+from services.api.search import build_filter, query_kind
 from services.indexer.collections import PAYLOAD_INDEXES
-from services.indexer.search import build_filter, query_kind
 
 IMG, VID = object(), np.zeros((8, 4, 4, 3), np.uint8)
 

@@ -3,6 +3,7 @@ instruction and ask the live alias for the nearest clips."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from qdrant_client import QdrantClient, models
@@ -48,11 +49,17 @@ def build_filter(source: str | None = None, dataset: str | None = None, kind: st
 
 def search(embedder: Embedder, client: QdrantClient, *, text: str | None = None, image: Any = None, video: Any = None,
            top_k: int = 10, filters: models.Filter | None = None, collection: str | None = None,
-           presign=None) -> list[dict[str, Any]]:  # noqa: ANN001
+           presign=None, timings=None) -> list[dict[str, Any]]:  # noqa: ANN001
+    """``timings``: a Prometheus histogram with a ``stage`` label (embed, vector_search)."""
     kind = query_kind(text, image, video)
+    t0 = time.perf_counter()
     vec = embedder.embed([EmbedInput(text=text, image=image, video=video, instruction=TASK_INSTRUCTIONS[kind])])[0]
+    t1 = time.perf_counter()
     hits = client.query_points(collection or get_settings().vectors.alias, query=vec.tolist(), limit=top_k,
                                query_filter=filters, with_payload=True).points
+    if timings is not None:
+        timings.labels("embed").observe(t1 - t0)
+        timings.labels("vector_search").observe(time.perf_counter() - t1)
     out = []
     for h in hits:
         p = dict(h.payload or {})
@@ -60,4 +67,28 @@ def search(embedder: Embedder, client: QdrantClient, *, text: str | None = None,
         if presign and p.get("object_key"):
             item["url"] = presign(p["object_key"])  # keys come from the index, never from the request
         out.append(item)
+    return out
+
+
+PUBLIC_FIELDS = ("kind", "clip_id", "video_id", "source", "start_ms", "end_ms", "duration_s",
+                 "caption", "dataset", "snapshot")
+
+
+def public_uri(uri: str | None) -> str | None:
+    """A source URI a client may see: a bucket URI; a server path is not shown."""
+    return uri if isinstance(uri, str) and uri.startswith("s3://") else None
+
+
+def public_hit(hit: dict[str, Any], presign=None) -> dict[str, Any]:  # noqa: ANN001
+    """What an API client sees of a hit: ids, times, caption, datasets, and a store URL (a
+    presigned S3 URL) or the API's thumbnail route — never a server path or a ``file://`` URL."""
+    out = {"id": hit["id"], "score": hit["score"], **{k: hit.get(k) for k in PUBLIC_FIELDS}}
+    out["video"] = public_uri(hit.get("video"))
+    out["source_uri"] = public_uri(hit.get("source_uri"))
+    url = presign(hit["object_key"]) if presign and hit.get("object_key") else None
+    out["url"] = url if url and url.startswith(("http://", "https://")) else None
+    item = hit.get("clip_id") if hit.get("kind") == "clip" else hit.get("video_id")
+    if item:
+        kind = "clips" if hit.get("kind") == "clip" else "videos"
+        out["thumbnail"] = f"/v1/thumbnails/{kind}/{item}"
     return out

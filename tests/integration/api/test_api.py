@@ -33,7 +33,8 @@ def test_every_query_kind_returns_well_formed_results(api):
         data = r.json()
         assert data["kind"] == kind and len(data["results"]) == 4
         for hit in data["results"]:
-            assert {"id", "score", "kind", "video", "start_ms", "end_ms", "caption", "thumbnail_key"} <= hit.keys()
+            assert {"id", "score", "kind", "video_id", "start_ms", "end_ms", "caption", "thumbnail"} <= hit.keys()
+            assert "object_key" not in hit and not str(hit["video"] or "").startswith("/")  # no server paths
             assert -1.0 <= hit["score"] <= 1.0
         assert [h["score"] for h in data["results"]] == sorted((h["score"] for h in data["results"]), reverse=True)
     # the stored clip itself is its own nearest neighbour
@@ -52,9 +53,14 @@ def test_filters_apply(api):
     assert all(h["duration_s"] <= 2.0 for h in r["results"])
     hits = c.post("/v1/search", json={"text": "blue", "top_k": 100}, headers=_auth(key)).json()["results"]
     src = hits[0]
-    assert src["source_uri"] and all(h["object_key"] for h in hits if h["kind"] == "clip")
+    assert src["source"] and all(h["thumbnail"] for h in hits if h["kind"] == "clip")
+    from shared.db import session_scope
+    from shared.db.models import Source
+
+    with session_scope() as s:  # the URI is the server's (answers never show it); a filter may use it
+        uri = s.get(Source, src["source"]).uri
     by_id = c.post("/v1/search", json={"text": "blue", "top_k": 100, "filters": {"source": src["source"]}}, headers=_auth(key)).json()
-    by_uri = c.post("/v1/search", json={"text": "blue", "top_k": 100, "filters": {"source": src["source_uri"]}}, headers=_auth(key)).json()
+    by_uri = c.post("/v1/search", json={"text": "blue", "top_k": 100, "filters": {"source": uri}}, headers=_auth(key)).json()
     assert by_id["results"] and [h["id"] for h in by_id["results"]] == [h["id"] for h in by_uri["results"]]
     bad = c.post("/v1/search", json={"text": "x", "filters": {"min_duration": 5, "max_duration": 1}}, headers=_auth(key))
     assert bad.status_code == 422
@@ -98,7 +104,8 @@ def test_oversized_and_hostile_paths(api, monkeypatch):
 
 def test_job_submission_records_a_job(api, monkeypatch):
     c, key = api["client"], api["keys"]["jobs"]
-    r = c.post("/v1/jobs/synth", json={"params": {"source": "/nonexistent"}}, headers=_auth(key))
+    assert c.post("/v1/jobs/synth", json={"params": {"source": "/nonexistent"}}, headers=_auth(key)).status_code == 422
+    r = c.post("/v1/jobs/synth", json={"params": {"source": f"{api['home']}/data/nonexistent"}}, headers=_auth(key))
     assert r.status_code == 200, r.text
     job = c.get(f"/v1/jobs/{r.json()['job']}", headers=_auth(key)).json()
     assert job["kind"] == "synth" and job["state"] in ("pending", "failed")

@@ -1,5 +1,5 @@
-"""API keys and index job rows on PostgreSQL: hostile tokens (NUL bytes, odd characters) are
-rejected, never an error from the database; a job row follows its work."""
+"""API keys on PostgreSQL: hostile tokens (NUL bytes, odd characters) are rejected, never an
+error from the database; hostile ids and params get 4xx."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def pg(postgres_url, monkeypatch):
 @pytest.mark.postgres
 @pytest.mark.parametrize("token", ["univr_" + "a" * 11 + "\x00_secret", "univr_aaaaaaaaaaaa_sec\x00ret", "univr_\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9aaaaaa_s"])
 def test_hostile_tokens_on_postgres(pg, token):
-    from services.indexer.keys import check_key, create_key
+    from services.api.keys import check_key, create_key
 
     good = create_key("x", ["search"])
     assert check_key(token) is None
@@ -29,24 +29,11 @@ def test_hostile_tokens_on_postgres(pg, token):
 
 
 @pytest.mark.postgres
-def test_job_states_on_postgres(pg):
-    from services.indexer.pipeline import run_job
-    from shared.db import session_scope
-    from shared.db.models import Job, JobState
-
-    with pytest.raises(RuntimeError):
-        run_job("job-pg", {"avg_a": 0.5}, build=lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
-    with session_scope() as s:
-        job = s.get(Job, "job-pg")
-        assert job.state == JobState.failed and "boom" in job.error and job.kind == "index"
-
-
-@pytest.mark.postgres
 def test_hostile_ids_in_the_api_get_4xx_on_postgres(pg):
     from fastapi.testclient import TestClient
 
-    from services.indexer.api.app import create_app
-    from services.indexer.keys import create_key
+    from services.api.app import create_app
+    from services.api.keys import create_key
 
     c = TestClient(create_app())
     key = create_key("ops", ["admin"])
@@ -60,8 +47,8 @@ def test_hostile_ids_in_the_api_get_4xx_on_postgres(pg):
 def test_job_params_with_nul_bytes_on_postgres(pg):
     from fastapi.testclient import TestClient
 
-    from services.indexer.api.app import create_app
-    from services.indexer.keys import create_key
+    from services.api.app import create_app
+    from services.api.keys import create_key
 
     c = TestClient(create_app())
     auth = {"Authorization": f"Bearer {create_key('ops', ['jobs'])}"}

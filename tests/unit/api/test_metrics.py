@@ -36,7 +36,7 @@ def client(monkeypatch):
 
     get_settings.cache_clear()
     init_db()
-    from services.indexer.api.app import create_app
+    from services.api.app import create_app
 
     return TestClient(create_app())
 

@@ -12,14 +12,23 @@ from shared.db import session_scope
 from shared.db.models import EvalRun, IndexVersion, Job, JobEvent, JobItem, TrainingRun, TrainMetric
 
 
-def platform_status(queue_depths: dict[str, int | None] | None = None) -> dict[str, Any]:
+def _source(params: object) -> str | None:
+    """A job's source as stored: params are client data, any shape."""
+    value = params.get("source") if isinstance(params, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def platform_status(queue_depths: dict[str, int | None] | None = None,
+                    detail: bool = True) -> dict[str, Any]:
+    """``detail``: job sources and error texts too (they may name server paths)."""
     with session_scope() as s:
         jobs = []
         for job in s.scalars(select(Job).order_by(Job.created_at.desc()).limit(20)):
             counts = dict(s.execute(select(JobItem.state, func.count()).where(JobItem.job_id == job.id).group_by(JobItem.state)).all())
             jobs.append({"id": job.id, "kind": job.kind, "state": job.state.value, "created_at": job.created_at.isoformat(),
                          "items": {k.value if hasattr(k, "value") else k: v for k, v in counts.items()},
-                         "source": (job.params or {}).get("source"), "error": job.error, "result": job.result})
+                         "source": _source(job.params) if detail else None,
+                         "error": job.error if detail else ("failed" if job.error else None), "result": job.result})
         since = datetime.now(UTC) - timedelta(hours=1)
         done_recent = s.scalar(select(func.count()).select_from(JobEvent).where(
             JobEvent.stage == "pairs", JobEvent.state == "done", JobEvent.created_at >= since)) or 0

@@ -13,7 +13,7 @@ app = typer.Typer(help="API keys for the search API (stored hashed).", no_args_i
 def create_cmd(name: str = typer.Option(..., help="Who the key is for."),
                scopes: str = typer.Option("search", help="Comma-separated: search, jobs, admin.")) -> None:
     """Create a key and print it once (only its hash is stored)."""
-    from services.indexer.keys import create_key
+    from services.api.keys import create_key
 
     try:
         typer.echo(create_key(name, [s.strip() for s in scopes.split(",") if s.strip()]))
@@ -24,14 +24,14 @@ def create_cmd(name: str = typer.Option(..., help="Who the key is for."),
 
 @app.command("list")
 def list_cmd() -> None:
-    from services.indexer.keys import list_keys
+    from services.api.keys import list_keys
 
     typer.echo(json.dumps(list_keys(), indent=1))
 
 
 @app.command("revoke")
 def revoke_cmd(key_id: str = typer.Argument(...)) -> None:
-    from services.indexer.keys import revoke_key
+    from services.api.keys import revoke_key
 
     if not revoke_key(key_id):
         typer.echo("no such key", err=True)

@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from services.indexer.api.app import BodyLimit
+from services.api.middleware import BodyLimit
 from shared.config import get_settings
 
 LIMIT = 1000
@@ -57,7 +57,7 @@ def test_announced_lengths(client):
 
 
 def test_the_real_app_limits_chunked_uploads_before_anything_else(monkeypatch):
-    from services.indexer.api.app import create_app
+    from services.api.app import create_app
 
     monkeypatch.setattr(get_settings().api, "max_upload_bytes", LIMIT)
     c = TestClient(create_app())

@@ -42,7 +42,9 @@ def test_dashboard_search_in_chromium(api, tmp_path):
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"http://127.0.0.1:{port}/?key={api['keys']['search']}")
+            page.goto(f"http://127.0.0.1:{port}/")  # sign in: the key goes to an HttpOnly cookie
+            page.fill("#key", api["keys"]["search"])
+            page.click("#signin button")
             try:
                 page.wait_for_function("document.getElementById('live').textContent.includes('live index')", timeout=30000)
             except Exception as exc:

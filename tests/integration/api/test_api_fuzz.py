@@ -37,4 +37,5 @@ def test_no_server_errors(api, with_key):
     paths = {p for p, _ in calls}
     assert {"/v1/search", "/v1/jobs/{kind}", "/v1/clips/{clip_id}"} <= paths and len(calls) > 50
     if not with_key:
-        assert all(code in (401, 404, 405, 413, 422) or p in ("/healthz", "/metrics") for p, code in calls)
+        assert all(code in (401, 404, 405, 413, 415, 422) or p in ("/healthz", "/metrics", "/v1/session")
+                   for p, code in calls)

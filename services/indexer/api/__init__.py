@@ -1,1 +1,0 @@
-"""The search API (FastAPI) and the dashboard it serves."""
