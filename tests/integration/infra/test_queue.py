@@ -49,7 +49,8 @@ def _roundtrip(broker_url: str, tmp_path: Path, univr_home: Path) -> None:
             except Exception:  # noqa: BLE001 - not declared yet
                 pass
     app.send_task("synth.io_touch", args=[str(marker), queue_tag], queue=route_for("synth.io_touch"))
-    emit("checkpoint.ready", {"marker": str(event_marker)}, app=app)
+    emit("checkpoint.ready", {"run_id": "r", "step": 1, "checkpoint": "checkpoints/r/1", "model": "m",
+                              "marker": str(event_marker)}, app=app)
     proc = _start_worker(env, f"{QUEUE_IO},{QUEUE_EVAL}")
     try:
         assert _wait_for(marker, proc) == queue_tag
@@ -76,6 +77,13 @@ def test_worker_over_embedded_broker(tmp_path, univr_home):
 def test_unknown_event_is_refused():
     with pytest.raises(ValueError, match="unknown event"):
         emit("no.such.event", {})
+
+
+def test_an_event_missing_a_field_is_refused_before_it_is_sent():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="checkpoint"):
+        emit("checkpoint.ready", {"run_id": "r", "step": 1, "model": "m"})
 
 
 def test_time_limits_must_nest(monkeypatch):

@@ -1,0 +1,1 @@
+"""Typed contracts for what crosses a service boundary (one module per concern)."""
