@@ -110,7 +110,7 @@ def run_leased(job_id: str, params: dict[str, Any], *, kind: str, target: str, m
     if not got.granted:
         log.info("job %s: lease refused (state %s, held by %s)", job_id, got.state, got.owner)
         lease.log(job_id, "refused", attempt=got.attempts, owner=owner, holder=got.owner,
-                  state=str(got.state))
+                  job_state=str(got.state))
         return {"job": job_id, "refused": True, "state": str(got.state), "holder": got.owner}
     lease.log(job_id, "claimed" if got.attempts <= 1 else "takeover", attempt=got.attempts, owner=owner,
               nproc=nproc)
