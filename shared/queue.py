@@ -17,6 +17,7 @@ message of a job whose lease expired (``shared.supervise.sweep``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -180,6 +181,9 @@ def run_worker(
         argv.append(f"--concurrency={concurrency}")
     if pool == "prefork":
         _share_cores_between_children(concurrency or app.conf.worker_concurrency or 1)
+    # a container's HOSTNAME names its worker (compose's healthcheck pings celery@$HOSTNAME); two
+    # workers on one host need two names (`make stack` gives each service its own)
+    hostname = hostname or (f"celery@{os.environ['HOSTNAME']}" if os.environ.get("HOSTNAME") else None)
     if hostname:
         argv.append(f"--hostname={hostname}")
     kinds = tuple(LONG_QUEUES[q] for q in queues if q in LONG_QUEUES)

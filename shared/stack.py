@@ -193,7 +193,8 @@ class Stack:
         """This host's environment (a ``UNIVR_*`` knob set here reaches every service), then
         ``env_file``, then the service's compose environment, localised."""
         env = {"UNIVR_HOME": str(self.state / "home"), **os.environ, "PYTHONUNBUFFERED": "1",
-               **self.env_file(), **svc.env}
+               # as a container's: the worker's Celery node name (two on one host must differ)
+               "HOSTNAME": f"{svc.name}.{socket.gethostname()}", **self.env_file(), **svc.env}
         return localise(env, self.ports, volumes_of(self.compose), self.state)
 
     def env_file(self) -> dict[str, str]:

@@ -149,9 +149,14 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
     log = open(tmp_path / "stack.out", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "shared.stack", *args], stdout=log, stderr=subprocess.STDOUT,
                             cwd=ROOT, start_new_session=True)
-    timeline = None
+    timeline, t0 = None, time.monotonic()
+
+    def mark(what: str) -> None:
+        print(f"[{time.monotonic() - t0:6.1f} s] {what}", flush=True)
+
     try:
         _wait("GET /healthz", lambda: _healthy(proc, tmp_path), timeout=300)
+        mark("stack up: /healthz answers")
         # the CLI as a user of the stack runs it: the same environment as the API service
         st = stack_mod.Stack(ROOT / "compose.yaml", state, {}, {})
         cli_env = _cli_env(args, st)
@@ -175,6 +180,7 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
 
         _wait("the synthesis job", lambda: job_state(synth_job) in ("completed", "failed"), timeout=300)
         assert job_state(synth_job) == "completed"
+        mark("synthesis job completed")
         snap = json.loads(univr("data", "snapshot", "--name", "e2e", "--json"))
         assert snap["counts"], snap
         config = {"snapshot": snap["id"], "model": str(home / "models" / "tiny"), "steps": STEPS, "batch_size": 4,
@@ -182,6 +188,7 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
         (tmp_path / "train.yaml").write_text(yaml.safe_dump({**config, "out": str(tmp_path / "train-out")}))
         train_job = json.loads(univr("train", "submit", "--config", str(tmp_path / "train.yaml")))["job"]
         timeline = Timeline(postgres_url, train_job)
+        mark(f"train job {train_job} submitted")
 
         # mid-run, after the first checkpoint: SIGKILL the trainer worker and its run (a dead host)
         def past_checkpoint() -> bool:
@@ -195,6 +202,7 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
         worker = psutil.Process(loop_pid).children()[0]
         killed = _kill_tree(worker.pid)
         timeline.note(f"SIGKILL trainer worker {worker.pid} and its run ({len(killed)} processes)")
+        mark("trainer worker killed")
         # an uninterrupted run of the same config, for its final weights
         (tmp_path / "ref.yaml").write_text(yaml.safe_dump({**config, "out": str(tmp_path / "ref-out"),
                                                             "run_id": "uninterrupted"}))
@@ -203,6 +211,7 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
 
         _wait("the train job", lambda: job_state(train_job) in ("completed", "failed", "cancelled"), timeout=400)
         assert job_state(train_job) == "completed"
+        mark("train job completed")
         # a duplicate delivery of the finished job's message runs nothing (the lease refuses it)
         univr("train", "submit", "--config", str(tmp_path / "train.yaml"))
         shown = lambda: json.loads(univr("job", "show", train_job))  # noqa: E731
@@ -234,6 +243,7 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
             return {"rows": rows}
 
         rows = _wait("evaluations and promotions of both checkpoints", promoted, timeout=400)["rows"]
+        mark("evaluations and promotions done")
         print("eval/index jobs:", [(r.kind, r.state, (r.result or {}).get("promoted")) for r in rows])
         assert all(r.state == "completed" for r in rows) and any((r.result or {}).get("promoted") for r in rows)
         key = univr("apikey", "create", "--name", "e2e").strip().splitlines()[-1]
