@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -62,6 +63,17 @@ def gpu_count() -> int:
 def train_nproc() -> int:
     """Processes for a training run: ``train.nproc`` when set, else one per GPU, else 1."""
     return get_settings().train.nproc or max(gpu_count(), 1)
+
+
+def jsonable(value: Any) -> Any:
+    """A result as strict JSON holds it (PostgreSQL's JSON refuses NaN): non-finite floats → None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
 
 
 def task_message(task: Any) -> dict[str, Any]:
@@ -125,14 +137,18 @@ def run_leased(job_id: str, params: dict[str, Any], *, kind: str, target: str, m
         if isinstance(outcome["error"], BaseException):
             raise outcome["error"]
         return {"job": job_id, "state": str(JobState.failed), "error": outcome["error"]}
-    result = outcome.get("result") or {}
+    result = jsonable(outcome.get("result") or {})
     try:
         if on_done:
             on_done(result)
     except Exception as exc:
         lease.finish(job_id, owner, JobState.failed, error=exc)
         raise
-    lease.finish(job_id, owner, JobState.completed, result=result)
+    try:
+        lease.finish(job_id, owner, JobState.completed, result=result)
+    except Exception as exc:  # a result the database refuses fails the job, never loops it
+        lease.finish(job_id, owner, JobState.failed, error=f"its result could not be stored: {error_text(exc)}")
+        raise
     lease.log(job_id, "completed", attempt=got.attempts, owner=owner)
     return {"job": job_id, "state": str(JobState.completed), "result": result}
 
