@@ -9,7 +9,8 @@ Qdrant's engine (segments, WAL, payload filters), so a bench measures the round 
 It is NOT Qdrant's server: its HTTP layer is Python (uvicorn + Starlette), not Rust (actix), so a
 request costs more here; ``bench/indexer_qdrant.py`` prints that floor (an empty round trip) beside
 the ratios. Only the routes below exist; anything else answers 404. Used by the benchmarks and by the
-test of the indexer's server path (tests/integration/indexer/test_build_server.py); never deployed.
+test of the indexer's server path (tests/integration/indexer/test_build_server.py), and as Qdrant by
+`make stack` (aliases and payload indexes too, for promotion and filtered search); never deployed.
 
 Run: ``python bench/_qdrant_rest_standin.py --port 6333 --data DIR``."""
 
@@ -67,10 +68,50 @@ def to_filter(f: dict | None) -> qe.Filter | None:
     return qe.Filter(**parts)
 
 
+class _Shards(dict):
+    """Collections by name; an alias name reads as its collection (Qdrant resolves aliases alike)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aliases: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> qe.EdgeShard:
+        return super().__getitem__(self.aliases.get(name, name))
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(self.aliases.get(name, name))  # type: ignore[arg-type]
+
+
 class Standin:
     def __init__(self, data: Path) -> None:
         self.data = data
-        self.shards: dict[str, qe.EdgeShard] = {}
+        self.shards: _Shards = _Shards()
+
+    async def aliases(self, request: Request) -> JSONResponse:
+        """GET /aliases; POST /collections/aliases applies its actions at once (the atomic switch)."""
+        t0 = time.perf_counter()
+        if request.method == "POST":
+            for action in (await body_of(request))["actions"]:
+                if "delete_alias" in action:
+                    self.shards.aliases.pop(action["delete_alias"]["alias_name"], None)
+                elif "create_alias" in action:
+                    a = action["create_alias"]
+                    self.shards.aliases[a["alias_name"]] = a["collection_name"]
+                elif "rename_alias" in action:
+                    a = action["rename_alias"]
+                    self.shards.aliases[a["new_alias_name"]] = self.shards.aliases.pop(a["old_alias_name"])
+            return ok(True, t0)
+        return ok({"aliases": [{"alias_name": a, "collection_name": c} for a, c in self.shards.aliases.items()]}, t0)
+
+    async def field_index(self, request: Request) -> JSONResponse:
+        """PUT /collections/{name}/index: a payload index, in Qdrant's engine as in Qdrant."""
+        t0, name = time.perf_counter(), request.path_params["name"]
+        body = await body_of(request)
+        schema = body.get("field_schema") or "keyword"
+        kind = schema["type"] if isinstance(schema, dict) else schema
+        self.shards[name].update(qe.UpdateOperation.create_field_index(
+            body["field_name"], getattr(qe.PayloadSchemaType, str(kind).capitalize())))
+        return ok({"operation_id": 0, "status": "completed"}, t0)
 
     async def root(self, request: Request) -> JSONResponse:
         return JSONResponse({"title": "qdrant-rest-standin (Qdrant Edge)", "version": "1.15.0"})
@@ -141,6 +182,9 @@ def app(data: Path) -> Starlette:
     s = Standin(data)
     return Starlette(routes=[
         Route("/", s.root),
+        Route("/aliases", s.aliases),
+        Route("/collections/aliases", s.aliases, methods=["POST"]),
+        Route("/collections/{name}/index", s.field_index, methods=["PUT"]),
         Route("/collections/{name}", s.collection, methods=["GET", "PUT", "DELETE"]),
         Route("/collections/{name}/exists", s.exists),
         Route("/collections/{name}/points", s.upsert, methods=["PUT"]),
