@@ -123,3 +123,19 @@ def test_pool_children_share_the_cores_between_them(tmp_path, univr_home, concur
         default = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"], env=env,
                                  capture_output=True, text=True, check=True).stdout
         assert got == int(default)
+
+
+def test_time_limits_hold_for_per_item_queues_and_long_jobs_are_acked_on_receipt(monkeypatch):
+    """A train, eval or index task lasts as long as its leased run: no time limit, acked at once
+    (the broker's consumer timeout never sees it unacked); media/caption/io keep both limits."""
+    monkeypatch.setenv("UNIVR_BROKER__SOFT_TIME_LIMIT_S", "2")
+    monkeypatch.setenv("UNIVR_BROKER__HARD_TIME_LIMIT_S", "3")
+    app = make_celery(Settings())
+    def noop() -> None:
+        pass
+
+    for name in ("trainer.t", "evaluator.t", "indexer.t", "synth.t", "synth.caption_t", "synth.io_t"):
+        task = app.tasks[app.task(name=name)(noop).name]
+        long_job = route_for(name) in ("train", "eval", "index")
+        assert (task.soft_time_limit, task.time_limit) == ((None, None) if long_job else (2, 3)), name
+        assert task.acks_late is (not long_job) and task.reject_on_worker_lost is (not long_job), name
