@@ -2,8 +2,8 @@
 commands): synth submit of a generated corpus → data snapshot → train submit → checkpoint.ready →
 evaluation → eval.completed → promotion → a search over HTTP with an API key.
 
-The training job outlives every task time limit (set to 2/3 s) on a private RabbitMQ whose
-``consumer_timeout`` is 5 s, and its trainer worker is SIGKILLed (with its run) once mid-run, after
+The training job (~1-2 min) outlives every task time limit (set to 8/12 s; per-item tasks keep
+them) on a private RabbitMQ whose ``consumer_timeout`` is 15 s, and its trainer worker is SIGKILLed (with its run) once mid-run, after
 a checkpoint: the worker comes back (compose's restart policy), its sweeper finds the expired lease,
 re-sends the job, claims it and resumes from the checkpoint to the same final weights as an
 uninterrupted run of the same config. A duplicate delivery of the finished job's message runs
@@ -131,14 +131,14 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
 
     if stack_mod.port_open(8080):
         pytest.fail("port 8080 (compose's API port) is taken: stop what serves it")
-    rmq = ShortConsumerTimeoutRabbitMQ(consumer_timeout_ms=5000)
+    rmq = ShortConsumerTimeoutRabbitMQ(consumer_timeout_ms=15_000)
     rmq.start()
     home, state = tmp_path / "home", tmp_path / ".stack"
     for key in list(os.environ):
         if key.startswith("UNIVR_"):
             monkeypatch.delenv(key)
     knobs = {"UNIVR_HOME": str(home), "UNIVR_JOBS__LEASE_S": "4", "UNIVR_JOBS__HEARTBEAT_S": "1",
-             "UNIVR_JOBS__SWEEP_S": "1", "UNIVR_BROKER__SOFT_TIME_LIMIT_S": "2", "UNIVR_BROKER__HARD_TIME_LIMIT_S": "3",
+             "UNIVR_JOBS__SWEEP_S": "1", "UNIVR_BROKER__SOFT_TIME_LIMIT_S": "8", "UNIVR_BROKER__HARD_TIME_LIMIT_S": "12",
              "UNIVR_MODEL__BATCH_SIZE": "8", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     for k, v in knobs.items():
         monkeypatch.setenv(k, v)
