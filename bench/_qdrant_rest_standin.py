@@ -30,7 +30,7 @@ import qdrant_edge as qe
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 DISTANCES = {"Cosine": qe.Distance.Cosine, "Dot": qe.Distance.Dot, "Euclid": qe.Distance.Euclid}
@@ -43,8 +43,17 @@ async def body_of(request: Request) -> dict:
     return orjson.loads(raw) if raw else {}
 
 
-def ok(result: Any, t0: float) -> JSONResponse:
-    return JSONResponse({"result": result, "status": "ok", "time": time.perf_counter() - t0})
+def ok(result: Any, t0: float) -> Response:
+    """Qdrant's answer envelope, serialised by orjson (point ids may be UUIDs, as Qdrant's are)."""
+    return Response(orjson.dumps({"result": result, "status": "ok", "time": time.perf_counter() - t0}),
+                    media_type="application/json")
+
+
+def _plain(vector: Any) -> Any:
+    """A stored vector as Qdrant's JSON has it (a list of floats for the unnamed vector)."""
+    if isinstance(vector, dict) and list(vector) == [""]:
+        vector = vector[""]
+    return [float(x) for x in vector] if vector is not None and not isinstance(vector, dict) else vector
 
 
 def condition(c: dict) -> Any:
@@ -162,8 +171,10 @@ class Standin:
         body = await body_of(request)
         records, next_offset = self.shards[name].scroll(qe.ScrollRequest(
             offset=body.get("offset"), limit=body.get("limit", 10), filter=to_filter(body.get("filter")),
-            with_payload=bool(body.get("with_payload", True)), with_vector=False))
-        return ok({"points": [{"id": r.id, "payload": r.payload} for r in records], "next_page_offset": next_offset}, t0)
+            with_payload=bool(body.get("with_payload", True)), with_vector=bool(body.get("with_vector"))))
+        points = [{"id": r.id, "payload": r.payload, **({"vector": _plain(r.vector)} if body.get("with_vector") else {})}
+                  for r in records]
+        return ok({"points": points, "next_page_offset": next_offset}, t0)
 
     async def query(self, request: Request) -> JSONResponse:
         t0, name = time.perf_counter(), request.path_params["name"]
