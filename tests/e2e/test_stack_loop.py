@@ -149,7 +149,7 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
     log = open(tmp_path / "stack.out", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "shared.stack", *args], stdout=log, stderr=subprocess.STDOUT,
                             cwd=ROOT, start_new_session=True)
-    timeline, t0 = None, time.monotonic()
+    timeline, t0, passed, left = None, time.monotonic(), False, []
 
     def mark(what: str) -> None:
         print(f"[{time.monotonic() - t0:6.1f} s] {what}", flush=True)
@@ -254,17 +254,24 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
         print("search:", json.dumps(body)[:600])
         assert body["hits"]
         assert httpx.post(f"{API}/v1/search", json={"text": "x"}, timeout=30).status_code == 401
+        passed = True
     finally:
         if timeline is not None:
             timeline.close()
+        tree = [proc, *psutil.Process(proc.pid).children(recursive=True)] if proc.poll() is None else []
+        tree = [psutil.Process(p.pid) for p in tree if psutil.pid_exists(p.pid)]
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the stack stops every process it started
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        time.sleep(1)
+        left = [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        print(f"Ctrl-C: {len(tree)} processes of the stack, {len(left)} left behind {left}")
         log.close()
         print("stack output (tail):\n" + (tmp_path / "stack.out").read_text(errors="replace")[-3000:])
         rmq.close()
+    assert passed and not left, f"processes left behind after Ctrl-C: {left}"
 
 
 def _healthy(proc: subprocess.Popen, tmp_path: Path) -> bool:
