@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test bench reliability up down lint tools clean lock
+.PHONY: setup demo test bench reliability up down lint tools clean lock stack
 
 ## setup: create the virtual environment and install univr with its test tools from the lock file
 ## (the exact versions CI tested; idempotent)
@@ -71,3 +71,10 @@ lint: setup
 
 clean:
 	rm -rf $(DEMO_OUT) .univr .pytest_cache
+
+## stack: every compose.yaml service as a host process (no Docker), against the PostgreSQL,
+## RabbitMQ and Redis on localhost, moto for MinIO and the Qdrant REST stand-in; Ctrl-C stops all.
+## Logs and PIDs under .stack/. STACK_ARGS: e.g. --set RABBITMQ_PASSWORD=x --port rabbitmq=5673
+STACK_ARGS ?=
+stack: setup
+	$(BIN)/python -m shared.stack $(STACK_ARGS)

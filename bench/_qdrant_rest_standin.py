@@ -9,7 +9,8 @@ Qdrant's engine (segments, WAL, payload filters), so a bench measures the round 
 It is NOT Qdrant's server: its HTTP layer is Python (uvicorn + Starlette), not Rust (actix), so a
 request costs more here; ``bench/indexer_qdrant.py`` prints that floor (an empty round trip) beside
 the ratios. Only the routes below exist; anything else answers 404. Used by the benchmarks and by the
-test of the indexer's server path (tests/integration/indexer/test_build_server.py); never deployed.
+test of the indexer's server path (tests/integration/indexer/test_build_server.py), and as Qdrant by
+`make stack` (aliases and payload indexes too, for promotion and filtered search); never deployed.
 
 Run: ``python bench/_qdrant_rest_standin.py --port 6333 --data DIR``."""
 
@@ -29,7 +30,7 @@ import qdrant_edge as qe
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 DISTANCES = {"Cosine": qe.Distance.Cosine, "Dot": qe.Distance.Dot, "Euclid": qe.Distance.Euclid}
@@ -42,8 +43,17 @@ async def body_of(request: Request) -> dict:
     return orjson.loads(raw) if raw else {}
 
 
-def ok(result: Any, t0: float) -> JSONResponse:
-    return JSONResponse({"result": result, "status": "ok", "time": time.perf_counter() - t0})
+def ok(result: Any, t0: float) -> Response:
+    """Qdrant's answer envelope, serialised by orjson (point ids may be UUIDs, as Qdrant's are)."""
+    return Response(orjson.dumps({"result": result, "status": "ok", "time": time.perf_counter() - t0}),
+                    media_type="application/json")
+
+
+def _plain(vector: Any) -> Any:
+    """A stored vector as Qdrant's JSON has it (a list of floats for the unnamed vector)."""
+    if isinstance(vector, dict) and list(vector) == [""]:
+        vector = vector[""]
+    return [float(x) for x in vector] if vector is not None and not isinstance(vector, dict) else vector
 
 
 def condition(c: dict) -> Any:
@@ -67,10 +77,50 @@ def to_filter(f: dict | None) -> qe.Filter | None:
     return qe.Filter(**parts)
 
 
+class _Shards(dict):
+    """Collections by name; an alias name reads as its collection (Qdrant resolves aliases alike)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aliases: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> qe.EdgeShard:
+        return super().__getitem__(self.aliases.get(name, name))
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(self.aliases.get(name, name))  # type: ignore[arg-type]
+
+
 class Standin:
     def __init__(self, data: Path) -> None:
         self.data = data
-        self.shards: dict[str, qe.EdgeShard] = {}
+        self.shards: _Shards = _Shards()
+
+    async def aliases(self, request: Request) -> JSONResponse:
+        """GET /aliases; POST /collections/aliases applies its actions at once (the atomic switch)."""
+        t0 = time.perf_counter()
+        if request.method == "POST":
+            for action in (await body_of(request))["actions"]:
+                if "delete_alias" in action:
+                    self.shards.aliases.pop(action["delete_alias"]["alias_name"], None)
+                elif "create_alias" in action:
+                    a = action["create_alias"]
+                    self.shards.aliases[a["alias_name"]] = a["collection_name"]
+                elif "rename_alias" in action:
+                    a = action["rename_alias"]
+                    self.shards.aliases[a["new_alias_name"]] = self.shards.aliases.pop(a["old_alias_name"])
+            return ok(True, t0)
+        return ok({"aliases": [{"alias_name": a, "collection_name": c} for a, c in self.shards.aliases.items()]}, t0)
+
+    async def field_index(self, request: Request) -> JSONResponse:
+        """PUT /collections/{name}/index: a payload index, in Qdrant's engine as in Qdrant."""
+        t0, name = time.perf_counter(), request.path_params["name"]
+        body = await body_of(request)
+        schema = body.get("field_schema") or "keyword"
+        kind = schema["type"] if isinstance(schema, dict) else schema
+        self.shards[name].update(qe.UpdateOperation.create_field_index(
+            body["field_name"], getattr(qe.PayloadSchemaType, str(kind).capitalize())))
+        return ok({"operation_id": 0, "status": "completed"}, t0)
 
     async def root(self, request: Request) -> JSONResponse:
         return JSONResponse({"title": "qdrant-rest-standin (Qdrant Edge)", "version": "1.15.0"})
@@ -121,8 +171,10 @@ class Standin:
         body = await body_of(request)
         records, next_offset = self.shards[name].scroll(qe.ScrollRequest(
             offset=body.get("offset"), limit=body.get("limit", 10), filter=to_filter(body.get("filter")),
-            with_payload=bool(body.get("with_payload", True)), with_vector=False))
-        return ok({"points": [{"id": r.id, "payload": r.payload} for r in records], "next_page_offset": next_offset}, t0)
+            with_payload=bool(body.get("with_payload", True)), with_vector=bool(body.get("with_vector"))))
+        points = [{"id": r.id, "payload": r.payload, **({"vector": _plain(r.vector)} if body.get("with_vector") else {})}
+                  for r in records]
+        return ok({"points": points, "next_page_offset": next_offset}, t0)
 
     async def query(self, request: Request) -> JSONResponse:
         t0, name = time.perf_counter(), request.path_params["name"]
@@ -141,6 +193,9 @@ def app(data: Path) -> Starlette:
     s = Standin(data)
     return Starlette(routes=[
         Route("/", s.root),
+        Route("/aliases", s.aliases),
+        Route("/collections/aliases", s.aliases, methods=["POST"]),
+        Route("/collections/{name}/index", s.field_index, methods=["PUT"]),
         Route("/collections/{name}", s.collection, methods=["GET", "PUT", "DELETE"]),
         Route("/collections/{name}/exists", s.exists),
         Route("/collections/{name}/points", s.upsert, methods=["PUT"]),

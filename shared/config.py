@@ -40,7 +40,9 @@ class StorageSettings(BaseModel):
 class BrokerSettings(BaseModel):
     url: str = ""  # filled from the profile: filesystem:// (embedded) or amqp:// (stack)
     result_backend: str = ""
-    # Long media tasks: soft < hard < visibility timeout (DESIGN.md conventions).
+    # Per-item tasks (media, caption, io queues): soft < hard < visibility timeout (DESIGN.md).
+    # Long jobs (train, eval, index queues) have no task limit: their message is acked at once and
+    # the run is held by a lease (JobSettings), so it may last days.
     soft_time_limit_s: int = 300
     hard_time_limit_s: int = 360
     visibility_timeout_s: int = 3600
@@ -51,6 +53,21 @@ class BrokerSettings(BaseModel):
     outage_backoff_max_s: float = 30.0
     worker_concurrency: int = 2
     eager: bool = False  # run tasks in-process (debugging only; the demo uses real workers)
+
+
+class JobSettings(BaseModel):
+    """Leases of long jobs (train, eval, index build; shared/db/lease.py, shared/supervise.py)."""
+
+    lease_s: float = Field(60.0, gt=0)  # a job whose worker stopped renewing is taken over after this
+    heartbeat_s: float = Field(10.0, gt=0)  # renewals (and progress) per lease: keep several
+    sweep_s: float = Field(15.0, gt=0)  # how often a long-job worker looks for expired leases
+    cancel_grace_s: float = Field(30.0, ge=0)  # SIGTERM, then this long, then SIGKILL
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> JobSettings:
+        if self.heartbeat_s >= self.lease_s:
+            raise ValueError("jobs.heartbeat_s must be below jobs.lease_s, or a live run loses its lease")
+        return self
 
 
 class VectorSettings(BaseModel):
@@ -169,6 +186,9 @@ class TrainSettings(BaseModel):
     grad_clip: float = 1.0
     seed: int = 42
     loader_workers: int = 1
+    # processes a training job runs under torchrun (one per GPU); 0: the GPUs this worker sees
+    # (CUDA_VISIBLE_DEVICES), 1 on a host without one
+    nproc: int = Field(0, ge=0)
 
 
 class EvalSettings(BaseModel):
@@ -234,6 +254,7 @@ class Settings(BaseSettings):
     train: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -7,10 +7,17 @@ Reliability defaults (DESIGN.md): ``acks_late`` so a task killed mid-way is rede
 ``prefetch 1`` so a worker holds one long task at a time, ``reject_on_worker_lost`` so a SIGKILLed
 worker's task goes back to the queue, soft < hard time limit < broker visibility timeout. On
 RabbitMQ the server's ``consumer_timeout`` (default 30 min) must exceed the hard limit too.
+
+Those limits are per queue: they hold for the per-item queues (media, caption, io). Tasks of the
+long-job queues (train, eval, index) are acked on receipt and have no time limit: they hold a lease
+on their Job row while a supervised run lasts (``shared.supervise``), so neither a task limit nor
+the broker's consumer or visibility timeout bounds a run; a worker of those queues re-sends the
+message of a job whose lease expired (``shared.supervise.sweep``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -27,6 +34,8 @@ QUEUE_TRAIN = "train"
 QUEUE_EVAL = "eval"
 QUEUE_INDEX = "index"
 QUEUES = (QUEUE_MEDIA, QUEUE_CAPTION, QUEUE_IO, QUEUE_TRAIN, QUEUE_EVAL, QUEUE_INDEX)
+# queues of long jobs (leased, supervised runs) and the job kind each one runs
+LONG_QUEUES: dict[str, str] = {QUEUE_TRAIN: "train", QUEUE_EVAL: "eval", QUEUE_INDEX: "index"}
 
 # Subscribers of each event, by task name: a service listens by registering the task.
 EVENT_SUBSCRIBERS: dict[str, tuple[str, ...]] = {
@@ -56,6 +65,21 @@ def _route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = Non
     return {"queue": route_for(name)}
 
 
+class _QueueLimits:
+    """Task options by queue (Celery task annotations): per-item tasks get the broker's soft and hard
+    time limits; long-job tasks none, and are acked on receipt (their lease guards them)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.short = {"soft_time_limit": settings.broker.soft_time_limit_s,
+                      "time_limit": settings.broker.hard_time_limit_s}
+
+    def annotate(self, task: Any) -> dict[str, Any]:
+        if route_for(task.name) in LONG_QUEUES:
+            return {"acks_late": False, "reject_on_worker_lost": False, "soft_time_limit": None,
+                    "time_limit": None}
+        return self.short
+
+
 def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
     url = settings.broker.url
     opts: dict[str, Any] = {"visibility_timeout": settings.broker.visibility_timeout_s}
@@ -83,8 +107,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_soft_time_limit=settings.broker.soft_time_limit_s,
-        task_time_limit=settings.broker.hard_time_limit_s,
+        task_annotations=(_QueueLimits(settings),),
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
@@ -126,8 +149,11 @@ celery_app: Celery = _LazyApp()  # type: ignore[assignment]
 
 def emit(event: str, payload: dict[str, Any], app: Celery | None = None) -> list[str]:
     """Publish an event to every subscriber task; returns the task ids."""
+    from shared.contracts.events import parse
+
     if event not in EVENT_SUBSCRIBERS:
         raise ValueError(f"unknown event {event!r}; known: {sorted(EVENT_SUBSCRIBERS)}")
+    payload = parse(event, payload).model_dump(mode="json")
     app = app or get_celery()
     return [app.send_task(name, kwargs={"event": event, "payload": payload}, queue=route_for(name)).id
             for name in EVENT_SUBSCRIBERS[event]]
@@ -155,9 +181,42 @@ def run_worker(
         argv.append(f"--concurrency={concurrency}")
     if pool == "prefork":
         _share_cores_between_children(concurrency or app.conf.worker_concurrency or 1)
+    # a container's HOSTNAME names its worker (compose's healthcheck pings celery@$HOSTNAME); two
+    # workers on one host need two names (`make stack` gives each service its own)
+    hostname = hostname or (f"celery@{os.environ['HOSTNAME']}" if os.environ.get("HOSTNAME") else None)
     if hostname:
         argv.append(f"--hostname={hostname}")
+    kinds = tuple(LONG_QUEUES[q] for q in queues if q in LONG_QUEUES)
+    if kinds:
+        _sweep_expired_leases(app, kinds)
     app.worker_main(argv)
+
+
+def resend(message: dict[str, Any], app: Celery | None = None) -> str:
+    """Send a task message again as it was first sent (``{"task", "args", "kwargs"}``)."""
+    app = app or get_celery()
+    name = message["task"]
+    return app.send_task(name, args=message.get("args") or [], kwargs=message.get("kwargs") or {},
+                         queue=route_for(name)).id
+
+
+def _sweep_expired_leases(app: Celery, kinds: tuple[str, ...]) -> None:
+    """A long-job worker, once ready, re-sends the jobs of its kinds whose worker died."""
+    from celery.signals import worker_ready, worker_shutdown
+
+    from shared.supervise import start_sweeper
+
+    stops = []
+
+    def start(**_: Any) -> None:
+        stops.append(start_sweeper(kinds, lambda m: resend(m, app)))
+
+    def stop(**_: Any) -> None:
+        for event in stops:
+            event.set()
+
+    worker_ready.connect(start, weak=False)
+    worker_shutdown.connect(stop, weak=False)
 
 
 def queue_depths(app: Celery | None = None) -> dict[str, int | None]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.config import get_settings
 from shared.db.jobs import describe_error, open_items, set_item_state, set_job_state
+from shared.db.lease import report_progress
 from shared.db.models import ItemState, JobState
 from shared.storage import checkpoint_adapter
 
@@ -30,6 +31,7 @@ class JobProgress:
 
     def started(self, name: str) -> None:
         set_item_state(self.job_id, name, ItemState.running, stage=STAGE)
+        report_progress(dataset=name)
 
     def done(self, name: str, scores: dict[str, Any]) -> None:
         set_item_state(self.job_id, name, ItemState.done, stage=STAGE,
@@ -86,3 +88,10 @@ def run_eval_job(job_id: str, params: dict[str, Any], *, out: str | Path | None 
     set_job_state(job_id, JobState.completed, kind=KIND, result=job_result(report, out))
     return report
 
+
+
+def eval_job(job_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation as a supervised run (``shared.supervise``): the job's result plus the
+    abilities the ``eval.completed`` event carries."""
+    report = run_eval_job(job_id, params)
+    return {**job_result(report), "abilities": report["abilities"]}

@@ -1,16 +1,21 @@
 """The evaluator service: on ``checkpoint.ready``, score the checkpoint and emit ``eval.completed``
-(the indexer's promotion gate); evaluation jobs from the API. Both follow a Job row
-(``services.evaluator.jobs``): running, datasets done / total, completed with the eval run and AVG-A,
-or failed with the error."""
+(the indexer's promotion gate); evaluation jobs from the API. Both are leased, supervised runs
+(``shared.supervise``) following a Job row (``services.evaluator.jobs``): running, datasets done /
+total, completed with the eval run and AVG-A, or failed with the error. A takeover after a dead
+worker scores again from the embedding cache what the first run finished."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from shared.contracts.events import CheckpointReady, EvalCompleted
 from shared.ids import stable_id
 from shared.queue import emit, get_celery
+from shared.supervise import run_leased, task_message
 
 app = get_celery()
+KIND = "eval"
+TARGET = "services.evaluator.jobs:eval_job"
 
 
 def checkpoint_job_id(payload: dict[str, Any]) -> str:
@@ -20,25 +25,24 @@ def checkpoint_job_id(payload: dict[str, Any]) -> str:
                      payload.get("uvrb"))
 
 
-@app.task(name="evaluator.on_checkpoint_ready")
-def on_checkpoint_ready(event: str, payload: dict[str, Any]) -> dict[str, Any]:
-    from services.evaluator.jobs import run_eval_job
+@app.task(name="evaluator.on_checkpoint_ready", bind=True)
+def on_checkpoint_ready(self, event: str, payload: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
+    ready = CheckpointReady.model_validate(payload)
+    params = {k: v for k, v in ready.model_dump().items()
+              if k in ("uvrb", "model", "adapter", "datasets", "checkpoint", "run_id", "step") and v is not None}
 
-    params = {k: payload[k] for k in ("uvrb", "model", "adapter", "datasets", "checkpoint", "run_id", "step")
-              if payload.get(k) is not None}
-    result = run_eval_job(checkpoint_job_id(payload), params)  # a failure raises: nothing is emitted
-    # the adapter as the event named it (a checkpoint's is fetched from the store by whoever needs it:
-    # the local copy here is a path on this host only)
-    out = {"eval_run_id": result.get("eval_run_id"), "model": result["model"], "adapter": payload.get("adapter"),
-           "abilities": result["abilities"], "checkpoint": payload.get("checkpoint")}
-    emit("eval.completed", out)
-    return out
+    def completed(result: dict[str, Any]) -> None:  # a failed run raises in the run: nothing is emitted
+        # the adapter as the event named it (a checkpoint's is fetched from the store by whoever
+        # needs it: the local copy in the run is a path on that host only)
+        done = EvalCompleted(eval_run_id=result.get("eval_run_id"), model=result["model"], adapter=ready.adapter,
+                             abilities=result["abilities"], checkpoint=ready.checkpoint)
+        emit("eval.completed", done.model_dump(mode="json"))
+
+    return run_leased(checkpoint_job_id(payload), params, kind=KIND, target=TARGET, message=task_message(self),
+                      in_process=True, on_done=completed)
 
 
-@app.task(name="evaluator.run")
-def run_eval(job_id: str, params: dict[str, Any]) -> dict[str, Any]:
+@app.task(name="evaluator.run", bind=True)
+def run_eval(self, job_id: str, params: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
     """An evaluation job from the API: score a model (and adapter) on a UVRB copy."""
-    from services.evaluator.jobs import run_eval_job
-
-    result = run_eval_job(job_id, params)
-    return {"eval_run_id": result.get("eval_run_id"), "abilities": result["abilities"]}
+    return run_leased(job_id, params, kind=KIND, target=TARGET, message=task_message(self), in_process=True)

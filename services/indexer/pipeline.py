@@ -77,3 +77,18 @@ def run_job(job_id: str, params: dict[str, Any], **kwargs: Any) -> dict[str, Any
     set_job_state(job_id, JobState.completed, kind=KIND, error=None if result["promoted"] else result.get("reason"),
                   result=result)
     return result
+
+
+def _points(done: int, total: int) -> None:
+    from shared.db.lease import report_progress
+
+    report_progress(points=done, points_total=total)
+
+
+def promotion_job(job_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``eval.completed``'s build and promotion as a supervised run (``shared.supervise``)."""
+    from functools import partial
+
+    from services.indexer.build import build_index
+
+    return index_and_promote(params, require_score=True, build=partial(build_index, progress=_points))

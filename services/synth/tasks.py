@@ -12,6 +12,7 @@ from services.synth import records, stages
 from services.synth.sources import SourceItem
 from shared.config import get_settings
 from shared.db import init_db
+from shared.db.jobs import error_text
 from shared.db.models import ItemState
 from shared.queue import get_celery, route_for
 
@@ -58,7 +59,7 @@ def _run(task, stage: str, job_id: str, item_id: str) -> None:  # noqa: ANN001
     except (OperationalError, InterfaceError):
         raise  # the database is unreachable: not the item's fault, retried by _guarded without an attempt
     except Exception as exc:  # noqa: BLE001 - any other error is retried, then recorded
-        _retry(task, job_id, item_id, stage, attempt, f"{type(exc).__name__}: {exc}"[:500])
+        _retry(task, job_id, item_id, stage, attempt, error_text(exc))
         return
     records.update_result(item_id, **{k: v for k, v in result.items() if not isinstance(v, dict) or k == "pairs_by_task"})
     records.log_event(job_id, item_id, stage, "done", attempt=attempt)
@@ -114,11 +115,9 @@ def submit_source(job_id: str, params: dict) -> dict:
     """Submission through the API: list the source and enqueue its items (io queue) under the job
     row the API created and returned (so ``GET /v1/jobs/<id>`` follows the job to its end); a
     source that cannot be listed fails that job with the reason."""
-    from sqlalchemy import update
-
     from services.synth.jobs import submit
-    from shared.db import session_scope
-    from shared.db.models import Job, JobState
+    from shared.db.jobs import set_job_state
+    from shared.db.models import JobState
 
     init_db()
     try:
@@ -126,7 +125,5 @@ def submit_source(job_id: str, params: dict) -> dict:
     except (OperationalError, InterfaceError):
         raise
     except Exception as exc:  # noqa: BLE001 - a bad source is recorded on the job, not lost
-        with session_scope() as s:
-            s.execute(update(Job).where(Job.id == job_id).values(state=JobState.failed,
-                                                                 error=f"{type(exc).__name__}: {exc}"[:500]))
+        set_job_state(job_id, JobState.failed, kind="synth", error=exc)
         return {"job": job_id, "error": str(exc)}

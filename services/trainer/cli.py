@@ -64,17 +64,20 @@ def run_cmd(config: Path | None = typer.Option(None, help="YAML file of TrainCon
 def submit_cmd(config: Path | None = typer.Option(None), snapshot: str | None = typer.Option(None),
                sampler: str | None = typer.Option(None), steps: int | None = typer.Option(None)) -> None:
     """Send a training job to the trainer service (train queue)."""
-    from shared.db import init_db, session_scope
-    from shared.db.models import Job, JobState
+    from shared.db import init_db
+    from shared.db.jobs import set_job_state
+    from shared.db.lease import state_of
+    from shared.db.models import JobState
     from shared.ids import stable_id
     from shared.queue import QUEUE_TRAIN, get_celery
 
     data = _config(config, snapshot=snapshot, sampler=sampler, steps=steps, emit_events=True)
     init_db()
     job_id = stable_id("train-job", json.dumps(data, sort_keys=True))
-    with session_scope() as s:
-        if s.get(Job, job_id) is None:
-            s.add(Job(id=job_id, kind="train", state=JobState.pending, params=data))
+    # the same config is the same job: a live or finished one is left alone (the lease refuses a
+    # second run), a failed or cancelled one starts again (and resumes from its last checkpoint)
+    if state_of(job_id) in (None, JobState.failed, JobState.cancelled):
+        set_job_state(job_id, JobState.pending, kind="train", params=data)
     get_celery().send_task("trainer.run", args=[job_id, data], queue=QUEUE_TRAIN)
     typer.echo(json.dumps({"job": job_id}))
 

@@ -31,6 +31,7 @@ from services.trainer.loss import infonce
 from services.trainer.pyramid import TaskSampler, sigma_at
 from shared.config import TrainSettings, get_settings
 from shared.db import init_db, session_scope, upsert
+from shared.db.lease import report_progress
 from shared.db.models import Checkpoint, TrainingRun, TrainMetric
 from shared.ids import stable_id
 from shared.model import Embedder, EmbedInput
@@ -304,6 +305,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         ckpt.set_rng_state(state["rng"])
         start, curve, probs_log, epoch_done = state["step"], state["curve"], state["probs_log"], state["epoch"]
     if lead:
+        report_progress(step=start, steps=cfg.steps, run_id=run_id, **({"resumed_from": start} if resume else {}))
         with session_scope() as s:
             upsert(s, TrainingRun, [{"id": run_id, "snapshot_id": cfg.snapshot, "base_model": embedder.name_or_path,
                                      "sampler": ts.sampler, "config": json.loads(json.dumps(resolved, default=str)),
@@ -341,6 +343,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                                          "values": {"batch_size": len(batch) * world, "pos_sim": float(out["pos_sim"]), "hardest_neg_sim": float(out["hardest_neg_sim"]),
                                                     "sigma": sampler.sigma, "probs": probs, "alignment": sampler.alignment,
                                                     "lr": sched.get_last_lr()[0]}}], key=("run_id", "step"))
+            report_progress(step=step + 1)  # a supervised job's row (shared.supervise); else nothing
         if lead and ((step + 1) % ts.checkpoint_every == 0 or step + 1 == cfg.steps):
             state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "sampler": sampler.state_dict(),
                      "batcher": batcher.state_dict(), "rng": ckpt.rng_state(), "step": step + 1, "epoch": epoch_done,

@@ -4,7 +4,9 @@ as one JobItem per unit of work (a UVRB dataset of an eval job), each pending â†
 failed, so the job shows "units done / total" while it runs.
 
 Every write is an upsert: a job submitted by another client (no row yet) gets its row here, and a
-task delivered twice moves the same row again.
+task delivered twice moves the same row again. Every job state change goes through
+``set_job_state``, and every error a user reads through ``error_text`` (one policy: the exception's
+type and message, cut at ``ERROR_CHARS``). Leases of long jobs: ``shared.db.lease``.
 """
 
 from __future__ import annotations
@@ -29,12 +31,21 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def set_job_state(job_id: str, state: JobState, *, kind: str, error: str | None = None,
+def error_text(error: BaseException | str | None) -> str | None:
+    """The one policy for the error text a job or item shows: an exception as its type and message,
+    any text cut at ``ERROR_CHARS``; None stays None."""
+    if error is None:
+        return None
+    text = describe_error(error) if isinstance(error, BaseException) else str(error)
+    return text[:ERROR_CHARS] or None
+
+
+def set_job_state(job_id: str, state: JobState, *, kind: str, error: BaseException | str | None = None,
                   params: dict[str, Any] | None = None, result: dict[str, Any] | None = None) -> None:
     """Move a job's row to ``state`` (created, of ``kind`` and with ``params``, if it does not exist
     yet). ``error`` replaces the previous one (None clears it); ``result`` is kept when not given."""
     init_db()
-    row: dict[str, Any] = {"id": job_id, "kind": kind, "state": state, "error": error[:ERROR_CHARS] if error else None,
+    row: dict[str, Any] = {"id": job_id, "kind": kind, "state": state, "error": error_text(error),
                            "updated_at": utcnow()}
     update = ["state", "error", "updated_at"]
     if params is not None:
@@ -58,7 +69,8 @@ def open_items(job_id: str, keys: Iterable[str]) -> None:
         upsert(s, JobItem, rows, update=["state", "stage", "error", "result"])
 
 
-def set_item_state(job_id: str, key: str, state: ItemState, *, stage: str | None = None, error: str | None = None,
+def set_item_state(job_id: str, key: str, state: ItemState, *, stage: str | None = None,
+                   error: BaseException | str | None = None,
                    result: dict[str, Any] | None = None) -> None:
     """Move one unit of work; ``running`` counts an attempt."""
     with session_scope() as s:
@@ -66,7 +78,7 @@ def set_item_state(job_id: str, key: str, state: ItemState, *, stage: str | None
         if item is None:
             item = JobItem(id=item_id(job_id, key), job_id=job_id, item_key=key, attempts=0, result={})
             s.add(item)
-        item.state, item.error = state, error[:ERROR_CHARS] if error else None
+        item.state, item.error = state, error_text(error)
         item.stage = stage or item.stage
         if state == ItemState.running:
             item.attempts = (item.attempts or 0) + 1

@@ -198,6 +198,15 @@ class Job(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # what it produced (eval: run id, AVG-A)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # the lease of a long job (train, eval, index: shared/db/lease.py): the worker running it, its
+    # last heartbeat, when another worker may take it over; the claims so far; the run's progress
+    # (step, dataset, points); the task message that runs it (re-sent on takeover)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    message: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class JobItem(Base):

@@ -49,7 +49,8 @@ def _roundtrip(broker_url: str, tmp_path: Path, univr_home: Path) -> None:
             except Exception:  # noqa: BLE001 - not declared yet
                 pass
     app.send_task("synth.io_touch", args=[str(marker), queue_tag], queue=route_for("synth.io_touch"))
-    emit("checkpoint.ready", {"marker": str(event_marker)}, app=app)
+    emit("checkpoint.ready", {"run_id": "r", "step": 1, "checkpoint": "checkpoints/r/1", "model": "m",
+                              "marker": str(event_marker)}, app=app)
     proc = _start_worker(env, f"{QUEUE_IO},{QUEUE_EVAL}")
     try:
         assert _wait_for(marker, proc) == queue_tag
@@ -76,6 +77,13 @@ def test_worker_over_embedded_broker(tmp_path, univr_home):
 def test_unknown_event_is_refused():
     with pytest.raises(ValueError, match="unknown event"):
         emit("no.such.event", {})
+
+
+def test_an_event_missing_a_field_is_refused_before_it_is_sent():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="checkpoint"):
+        emit("checkpoint.ready", {"run_id": "r", "step": 1, "model": "m"})
 
 
 def test_time_limits_must_nest(monkeypatch):
@@ -115,3 +123,19 @@ def test_pool_children_share_the_cores_between_them(tmp_path, univr_home, concur
         default = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"], env=env,
                                  capture_output=True, text=True, check=True).stdout
         assert got == int(default)
+
+
+def test_time_limits_hold_for_per_item_queues_and_long_jobs_are_acked_on_receipt(monkeypatch):
+    """A train, eval or index task lasts as long as its leased run: no time limit, acked at once
+    (the broker's consumer timeout never sees it unacked); media/caption/io keep both limits."""
+    monkeypatch.setenv("UNIVR_BROKER__SOFT_TIME_LIMIT_S", "2")
+    monkeypatch.setenv("UNIVR_BROKER__HARD_TIME_LIMIT_S", "3")
+    app = make_celery(Settings())
+    def noop() -> None:
+        pass
+
+    for name in ("trainer.t", "evaluator.t", "indexer.t", "synth.t", "synth.caption_t", "synth.io_t"):
+        task = app.tasks[app.task(name=name)(noop).name]
+        long_job = route_for(name) in ("train", "eval", "index")
+        assert (task.soft_time_limit, task.time_limit) == ((None, None) if long_job else (2, 3)), name
+        assert task.acks_late is (not long_job) and task.reject_on_worker_lost is (not long_job), name
