@@ -14,7 +14,7 @@ app = get_celery()
 def on_eval_completed(event: str, payload: dict[str, Any]) -> dict[str, Any]:
     from services.indexer.pipeline import index_and_promote
 
-    return index_and_promote(payload, require_score=True)
+    return index_and_promote(payload)
 
 
 @app.task(name="indexer.build_and_promote")
