@@ -11,6 +11,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -23,6 +24,16 @@ RABBITMQ_URL = os.environ.get("UNIVR_TEST_RABBITMQ", "amqp://guest:guest@127.0.0
 REDIS_URL = os.environ.get("UNIVR_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
+def service_address(url: str) -> tuple[str, int]:
+    """The host and port a service URL points at (the scheme's default port when it names none)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+")[0]
+    return parts.hostname or "localhost", parts.port or DEFAULT_PORTS[scheme]
+
+
+DEFAULT_PORTS = {"postgresql": 5432, "amqp": 5672, "amqps": 5671, "redis": 6379, "rediss": 6379}
+
+
 def _port_open(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1.0):
@@ -31,7 +42,9 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-def require_service(name: str, host: str, port: int) -> None:
+def require_service(name: str, url: str) -> None:
+    """Skip (locally) or fail (in CI) unless the service at ``url`` accepts connections."""
+    host, port = service_address(url)
     if _port_open(host, port):
         return
     msg = f"{name} is not reachable on {host}:{port}"
@@ -58,7 +71,7 @@ def univr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
-    require_service("PostgreSQL", "127.0.0.1", 5432)
+    require_service("PostgreSQL", POSTGRES_ADMIN_URL)
     from sqlalchemy import create_engine, text
 
     name = f"univr_test_{uuid.uuid4().hex[:12]}"
@@ -76,13 +89,13 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def rabbitmq_url() -> str:
-    require_service("RabbitMQ", "127.0.0.1", 5672)
+    require_service("RabbitMQ", RABBITMQ_URL)
     return RABBITMQ_URL
 
 
 @pytest.fixture
 def redis_url() -> str:
-    require_service("Redis", "127.0.0.1", 6379)
+    require_service("Redis", REDIS_URL)
     return REDIS_URL
 
 

@@ -31,9 +31,10 @@ def build_cmd(model: str = typer.Option("", help="Checkpoint path or hub id (def
 
 @app.command("promote")
 def promote_cmd(version: str = typer.Argument(...), avg_a: float | None = typer.Option(None, help="UVRB AVG-A of this version (the gate)."),
-                force: bool = typer.Option(False, help="Promote even if not better than the live version."),
+                force: bool = typer.Option(False, help="Promote even without a score or if not better than the live version (recorded as forced)."),
                 json_out: bool = typer.Option(False, "--json")) -> None:
-    """Verify VERSION and switch the live alias to it atomically."""
+    """Verify VERSION and switch the live alias to it atomically. While another version is live,
+    VERSION needs an AVG-A better than the live one's (or --force)."""
     from services.indexer.promote import PromotionRefused, promote
 
     try:
@@ -41,7 +42,8 @@ def promote_cmd(version: str = typer.Argument(...), avg_a: float | None = typer.
     except PromotionRefused as exc:
         typer.echo(json.dumps({"promoted": False, "reason": str(exc)}) if json_out else f"not promoted: {exc}")
         raise typer.Exit(1) from exc
-    typer.echo(json.dumps({"promoted": True, **result}) if json_out else f"live: {result['live']}")
+    forced = f" (forced over: {result['overridden']})" if result["forced"] else ""
+    typer.echo(json.dumps({"promoted": True, **result}) if json_out else f"live: {result['live']}{forced}")
 
 
 @app.command("list")

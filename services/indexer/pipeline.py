@@ -35,21 +35,18 @@ def _avg_a(params: dict[str, Any]) -> float | None:
         raise ValueError(f"AVG-A must be a number, got {value!r}") from None
 
 
-def index_and_promote(params: dict[str, Any], *, require_score: bool = True, build: Callable[..., dict] | None = None,
+def index_and_promote(params: dict[str, Any], *, build: Callable[..., dict] | None = None,
                       client=None) -> dict[str, Any]:  # noqa: ANN001
     """``params``: model, adapter (or checkpoint: a store prefix), source, dataset, version,
-    eval_run_id, abilities/avg_a, force.
-    ``require_score``: refuse a version with no AVG-A while the live one has one (the automatic
-    path); an operator's job may omit the score only with ``force``."""
+    eval_run_id, abilities/avg_a, force. The gate (services/indexer/promote.py) refuses a version
+    without AVG-A, or not better than the live one, unless ``force``."""
     from services.indexer.build import build_index
-    from services.indexer.promote import PromotionRefused, gate, live_score, promote
+    from services.indexer.promote import PromotionRefused, gate, promote
 
     init_db()
     avg_a, force = _avg_a(params), bool(params.get("force"))
     eval_run_id = params.get("eval_run_id")
     try:
-        if avg_a is None and require_score and live_score()[1] is not None and not force:
-            raise PromotionRefused("no AVG-A to compare with the live version's (give eval_run_id or avg_a, or force)")
         gate(params.get("version") or "", avg_a, force)  # before building: a worse model costs nothing
     except PromotionRefused as exc:
         return {"promoted": False, "built": False, "reason": str(exc), "avg_a": avg_a, "eval_run_id": eval_run_id}
@@ -70,7 +67,7 @@ def run_job(job_id: str, params: dict[str, Any], **kwargs: Any) -> dict[str, Any
     the task) moves running → completed (with the reason when nothing was promoted) | failed."""
     set_job_state(job_id, JobState.running, kind=KIND, params=params)
     try:
-        result = index_and_promote(params, require_score=True, **kwargs)
+        result = index_and_promote(params, **kwargs)
     except Exception as exc:
         set_job_state(job_id, JobState.failed, kind=KIND, error=describe_error(exc))
         raise
@@ -91,4 +88,4 @@ def promotion_job(job_id: str, params: dict[str, Any]) -> dict[str, Any]:
 
     from services.indexer.build import build_index
 
-    return index_and_promote(params, require_score=True, build=partial(build_index, progress=_points))
+    return index_and_promote(params, build=partial(build_index, progress=_points))

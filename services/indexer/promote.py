@@ -1,9 +1,15 @@
 """Promotion: verify a built collection (point count, canary queries), gate on UVRB AVG-A against
 the live version, then switch the live alias atomically (one alias-update call: delete + create),
-and retire collections beyond the retention."""
+and retire collections beyond the retention.
+
+The gate: while another version is live, a version is promoted only with an AVG-A strictly better
+than the live one's (a live version without a score is beaten by any score); a version without a
+score is refused. ``force`` overrides a refusal, and the result records it (``forced`` and the
+reason overridden). With nothing live the first version needs no score."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +21,8 @@ from shared.config import get_settings
 from shared.db import init_db, session_scope
 from shared.db.models import EvalRun, IndexVersion
 from shared.vectors import get_qdrant
+
+log = logging.getLogger(__name__)
 
 
 class PromotionRefused(RuntimeError):
@@ -44,11 +52,26 @@ def live_score() -> tuple[str | None, float | None]:
         return (row.id, row.avg_a) if row else (None, None)
 
 
-def gate(version: str, avg_a: float | None, force: bool = False) -> None:
-    """Refuse a version whose AVG-A is not better than the live version's."""
+def refusal(version: str, avg_a: float | None) -> str | None:
+    """Why the gate refuses ``version`` with this AVG-A (None: it passes)."""
     live_id, live_avg = live_score()
-    if avg_a is not None and live_avg is not None and live_id != version and avg_a <= live_avg and not force:
-        raise PromotionRefused(f"AVG-A {avg_a:.4f} is not better than the live version's {live_avg:.4f} ({live_id})")
+    if live_id is None or live_id == version:
+        return None
+    if avg_a is None:
+        return (f"no AVG-A to compare with the live version {live_id}'s "
+                "(give eval_run_id or avg_a, or force)")
+    if live_avg is not None and avg_a <= live_avg:
+        return f"AVG-A {avg_a:.4f} is not better than the live version's {live_avg:.4f} ({live_id})"
+    return None
+
+
+def gate(version: str, avg_a: float | None, force: bool = False) -> str | None:
+    """Raise ``PromotionRefused`` when the gate refuses ``version``, unless ``force``; returns the
+    reason a forced promotion overrides (None when the gate passed on its own)."""
+    reason = refusal(version, avg_a)
+    if reason is not None and not force:
+        raise PromotionRefused(reason)
+    return reason
 
 
 def promote(version: str, avg_a: float | None = None, force: bool = False, client=None,  # noqa: ANN001
@@ -66,7 +89,7 @@ def promote(version: str, avg_a: float | None = None, force: bool = False, clien
             expected = row.points if row else None
             if eval_run_id is not None and s.get(EvalRun, eval_run_id) is None:
                 eval_run_id = None  # an unknown run is not recorded (the column is a foreign key)
-        gate(version, avg_a, force)
+        overridden = gate(version, avg_a, force)
         checks = verify(client, version, expected)
         current = live_collection(client, alias)
         ops: list[Any] = []
@@ -90,7 +113,10 @@ def promote(version: str, avg_a: float | None = None, force: bool = False, clien
             if client.collection_exists(old):
                 client.delete_collection(old)
                 removed.append(old)
-        return {"live": version, "previous": current, "alias": alias, "removed": removed, **checks}
+        if overridden is not None:
+            log.warning("forced promotion of %s over the gate: %s", version, overridden)
+        return {"live": version, "previous": current, "alias": alias, "removed": removed,
+                "avg_a": avg_a, "forced": overridden is not None, "overridden": overridden, **checks}
     finally:
         if own_client:
             client.close()

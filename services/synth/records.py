@@ -42,16 +42,26 @@ def log_event(
         )
 
 
-def begin_attempt(item_id: str, stage: str) -> tuple[JobItem | None, int]:
+def begin_attempt(item_id: str, stage: str, lost: list[int] | None = None) -> tuple[JobItem | None, int]:
     """Count one more attempt at ``stage`` before doing any work, so a task that kills its worker
-    still counts (a poison item then fails with a reason instead of looping)."""
+    still counts (a poison item then fails with a reason instead of looping).
+
+    ``lost``: ``[attempt, retry]``, carried by the retry a database outage caused (the task's
+    ``retry``-th): that attempt was not the item's fault, so it is taken again instead of counting a
+    new one. Once per retry: the item records it under ``result["outage_retry"]``, so a redelivered
+    copy of the same retry (its worker was killed) counts as usual."""
     with session_scope() as s:
         item = s.get(JobItem, item_id, with_for_update=True)
         if item is None:
             return None, 0
-        if item.stage != stage:
-            item.attempts = 0
-        item.attempts += 1
+        token = [stage, *lost] if lost else None
+        if (token and item.stage == stage and item.attempts == lost[0]
+                and (item.result or {}).get("outage_retry") != token):
+            item.result = {**(item.result or {}), "outage_retry": token}
+        else:
+            if item.stage != stage:
+                item.attempts = 0
+            item.attempts += 1
         item.stage = stage
         if item.state == ItemState.pending:
             item.state = ItemState.running

@@ -27,10 +27,13 @@ def _next(stage: str, job_id: str, item_id: str) -> None:
         app.send_task(name, args=[job_id, item_id], queue=route_for(name))
 
 
-def _run(task, stage: str, job_id: str, item_id: str) -> None:  # noqa: ANN001
+def _run(task, stage: str, job_id: str, item_id: str, lost: list[int] | None = None,  # noqa: ANN001
+         counted: dict | None = None) -> None:
     init_db()
     max_attempts = get_settings().broker.max_attempts
-    item, attempt = records.begin_attempt(item_id, stage)
+    item, attempt = records.begin_attempt(item_id, stage, lost)
+    if counted is not None:
+        counted["attempt"] = attempt  # an outage from here on gives this attempt back (_guarded)
     if item is None:
         return  # unknown: nothing to do
     if item.state in records.TERMINAL:
@@ -84,30 +87,36 @@ def _retry(task, job_id: str, item_id: str, stage: str, attempt: int, reason: st
     app.send_task(task.name, args=[job_id, item_id], queue=route_for(task.name), countdown=min(2**attempt, 30))
 
 
-def _guarded(task, stage: str, job_id: str, item_id: str) -> None:  # noqa: ANN001
+def _guarded(task, stage: str, job_id: str, item_id: str, lost: list[int] | None = None) -> None:  # noqa: ANN001
     """Run a stage; while the database is unreachable (a restart, a fail-over) the task is retried
-    with exponential backoff instead of failing, which would ack its message and strand the item."""
+    with exponential backoff instead of failing, which would ack its message and strand the item.
+    An outage does not spend the item's attempts: when it came after the attempt was counted, the
+    retry carries that attempt and its own number (``lost``) and takes the attempt again
+    (``records.begin_attempt``)."""
+    counted: dict = {}
     try:
-        _run(task, stage, job_id, item_id)
+        _run(task, stage, job_id, item_id, lost, counted)
     except (OperationalError, InterfaceError) as exc:
         b = get_settings().broker  # the engine's pre-ping replaces dead pooled connections on the next try
-        raise task.retry(exc=exc, countdown=min(2 ** task.request.retries, b.outage_backoff_max_s),
-                         max_retries=b.outage_retries) from exc
+        retries = task.request.retries or 0
+        lost = [counted["attempt"], retries + 1] if counted.get("attempt") else lost
+        raise task.retry(exc=exc, countdown=min(2 ** retries, b.outage_backoff_max_s),
+                         max_retries=b.outage_retries, kwargs={"lost": lost}) from exc
 
 
 @app.task(name="synth.media", bind=True)
-def media(self, job_id: str, item_id: str) -> None:
-    _guarded(self, "media", job_id, item_id)
+def media(self, job_id: str, item_id: str, lost: list[int] | None = None) -> None:
+    _guarded(self, "media", job_id, item_id, lost)
 
 
 @app.task(name="synth.caption", bind=True)
-def caption(self, job_id: str, item_id: str) -> None:
-    _guarded(self, "caption", job_id, item_id)
+def caption(self, job_id: str, item_id: str, lost: list[int] | None = None) -> None:
+    _guarded(self, "caption", job_id, item_id, lost)
 
 
 @app.task(name="synth.pairs", bind=True)
-def pairs(self, job_id: str, item_id: str) -> None:
-    _guarded(self, "pairs", job_id, item_id)
+def pairs(self, job_id: str, item_id: str, lost: list[int] | None = None) -> None:
+    _guarded(self, "pairs", job_id, item_id, lost)
 
 
 @app.task(name="synth.io_submit")

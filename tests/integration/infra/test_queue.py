@@ -34,10 +34,10 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> str:
     raise AssertionError(f"task did not run within {timeout}s")
 
 
-def _roundtrip(broker_url: str, tmp_path: Path, univr_home: Path) -> None:
+def _roundtrip(broker_url: str, tmp_path: Path, univr_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = dict(os.environ, UNIVR_BROKER__URL=broker_url, UNIVR_HOME=str(univr_home),
                PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
-    os.environ["UNIVR_BROKER__URL"] = broker_url
+    monkeypatch.setenv("UNIVR_BROKER__URL", broker_url)  # restored after the test
     app = make_celery(Settings())
     queue_tag = uuid.uuid4().hex
     marker = tmp_path / f"marker-{queue_tag}"
@@ -61,17 +61,17 @@ def _roundtrip(broker_url: str, tmp_path: Path, univr_home: Path) -> None:
 
 
 @pytest.mark.rabbitmq
-def test_worker_over_rabbitmq(rabbitmq_url, tmp_path, univr_home):
-    _roundtrip(rabbitmq_url, tmp_path, univr_home)
+def test_worker_over_rabbitmq(rabbitmq_url, tmp_path, univr_home, monkeypatch):
+    _roundtrip(rabbitmq_url, tmp_path, univr_home, monkeypatch)
 
 
 @pytest.mark.redis
-def test_worker_over_redis(redis_url, tmp_path, univr_home):
-    _roundtrip(redis_url.rsplit("/", 1)[0] + "/5", tmp_path, univr_home)
+def test_worker_over_redis(redis_url, tmp_path, univr_home, monkeypatch):
+    _roundtrip(redis_url.rsplit("/", 1)[0] + "/5", tmp_path, univr_home, monkeypatch)
 
 
-def test_worker_over_embedded_broker(tmp_path, univr_home):
-    _roundtrip("filesystem://", tmp_path, univr_home)
+def test_worker_over_embedded_broker(tmp_path, univr_home, monkeypatch):
+    _roundtrip("filesystem://", tmp_path, univr_home, monkeypatch)
 
 
 def test_unknown_event_is_refused():
@@ -93,7 +93,7 @@ def test_time_limits_must_nest(monkeypatch):
 
 
 @pytest.mark.parametrize(("concurrency", "setting"), [(2, None), (1, None), (1, "1")])
-def test_pool_children_share_the_cores_between_them(tmp_path, univr_home, concurrency, setting):
+def test_pool_children_share_the_cores_between_them(tmp_path, univr_home, monkeypatch, concurrency, setting):
     """Two prefork children with torch's default (a thread per core each) would oversubscribe the
     cores; each gets cores / pool size, unless ``model.torch_threads`` says otherwise (a setting at
     or below the core count: torch caps ``OMP_NUM_THREADS`` there, and torch is not loaded yet)."""
@@ -105,7 +105,7 @@ def test_pool_children_share_the_cores_between_them(tmp_path, univr_home, concur
         env.pop(var, None)
     if setting:
         env["UNIVR_MODEL__TORCH_THREADS"] = setting
-    os.environ["UNIVR_BROKER__URL"] = "filesystem://"
+    monkeypatch.setenv("UNIVR_BROKER__URL", "filesystem://")
     app = make_celery(Settings())
     marker = tmp_path / "threads"
     app.send_task("synth.io_threads", args=[str(marker)], queue=route_for("synth.io_threads"))

@@ -4,6 +4,8 @@ Pyramid and for uniform sampling; the run records its metrics, checkpoints and t
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from sqlalchemy import func, select
 
@@ -39,6 +41,31 @@ def test_short_run_learns_heldout_retrieval(world_home, monkeypatch, tmp_path, s
         assert s.scalar(select(func.count()).select_from(TrainMetric).where(TrainMetric.run_id == run_id)) == STEPS
         assert s.scalar(select(func.count()).select_from(Checkpoint).where(Checkpoint.run_id == run_id)) >= 1
     if sampler == "pyramid":
-        early, late = result["task_probs"][0], result["task_probs"][-1]
-        assert early["sigma"] < late["sigma"]
-        assert max(early["probs"].values()) > max(late["probs"].values())  # σ ramp flattens the distribution
+        _pyramid_schedule(run_id)
+
+
+def _softmax(alignment: dict[str, float], sigma: float) -> dict[str, float]:
+    w = {t: math.exp(r / sigma) for t, r in alignment.items()}
+    return {t: v / sum(w.values()) for t, v in w.items()}
+
+
+def _pyramid_schedule(run_id: str) -> None:
+    """The two things that change the task distribution between epochs, held apart: the alignment R
+    is re-probed at each epoch's start (the model changed), and σ rises; σ's own effect is measured
+    at one fixed alignment (the last epoch's), so re-probing cannot pass for it."""
+    from shared.db import session_scope
+    from shared.db.models import TrainMetric
+
+    with session_scope() as s:
+        steps = [m.values for m in s.scalars(select(TrainMetric).where(TrainMetric.run_id == run_id)
+                                             .order_by(TrainMetric.step))]
+    probed = [v["alignment"] for i, v in enumerate(steps) if i == 0 or v["alignment"] != steps[i - 1]["alignment"]]
+    assert len(probed) == 3  # one probe per epoch (train.epochs = 3), constant in between
+    first, last = steps[0], steps[-1]
+    assert first["sigma"] < last["sigma"]
+    for v in (first, last):  # each step's distribution is softmax(R/σ) of its own R and σ
+        assert v["probs"] == pytest.approx(_softmax(v["alignment"], v["sigma"]))
+    sharp, flat = _softmax(last["alignment"], first["sigma"]), _softmax(last["alignment"], last["sigma"])
+    print(f"re-probing: R {probed[0]} -> {probed[-1]}; σ {first['sigma']} -> {last['sigma']} at the last R: "
+          f"max P {max(sharp.values()):.3f} -> {max(flat.values()):.3f}")
+    assert max(sharp.values()) > max(flat.values())  # the σ ramp flattens the distribution

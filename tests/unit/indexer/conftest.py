@@ -4,6 +4,7 @@ embedder with the Embedder's interface, and an in-memory Qdrant client."""
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +15,9 @@ from shared.ids import clip_id, stable_id
 
 @dataclass
 class FakeEmbedder:
-    """Deterministic vectors from the first frame key; can be told to fail after some batches."""
+    """Deterministic vectors from the first frame key (or the text), the same in every process
+    (seeded by CRC-32, not by Python's per-process salted ``hash``); can be told to fail after some
+    batches."""
 
     model_id: str = "tiny-0123456789abcdef-cafebabe"
     dim: int = 8
@@ -30,7 +33,7 @@ class FakeEmbedder:
         out = []
         for it in items:
             key = it.video.keys[0] if it.video is not None else (it.text or "")
-            v = np.random.default_rng(abs(hash(key)) % 2**32).normal(size=self.dim).astype(np.float32)
+            v = np.random.default_rng(zlib.crc32(key.encode())).normal(size=self.dim).astype(np.float32)
             out.append(v / np.linalg.norm(v))
         return np.stack(out)
 
