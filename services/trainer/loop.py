@@ -33,8 +33,9 @@ from services.trainer.probe import (
     replica_divergence,
     replica_fingerprint,
 )
+from services.trainer.progress import TrainProgress
 from services.trainer.pyramid import sigma_at
-from services.trainer.runconfig import PRESETS, TrainConfig
+from services.trainer.runconfig import PRESETS, Schedule, TrainConfig, schedule
 from services.trainer.setup import (
     Dist,
     RunData,
@@ -46,7 +47,8 @@ from services.trainer.setup import (
     seed_everything,
     setup_distributed,
 )
-from services.trainer.step import all_reduce_grads, forward_backward
+from services.trainer.step import all_reduce_grads, forward_backward, limit_hard_negatives
+from services.trainer.tracking import NoTracker, Tracker, open_tracker
 from shared.config import TrainSettings, get_settings
 from shared.db import init_db
 from shared.ids import stable_id
@@ -61,29 +63,33 @@ def run_id_for(cfg: TrainConfig, ts: TrainSettings) -> str:
     """Every resolved training knob is in the id, so a run with other overrides never resumes
     this one."""
     knobs = json.dumps(ts.model_dump(), sort_keys=True, default=str)
-    return cfg.run_id or stable_id("train", cfg.snapshot, cfg.model, cfg.steps,
-                                   cfg.heldout_fraction, knobs)
+    return cfg.run_id or stable_id("train", cfg.snapshot, cfg.model, knobs)
 
 
-def begin_step(state: TrainState, ts: TrainSettings, cfg: TrainConfig, dist: Dist) -> None:
-    """At an epoch's first step: σ of the epoch and the alignment probed by the epoch's prober;
-    within an epoch under the per-step ramp: σ of the step."""
-    epochs = max(ts.epochs, 1)
-    steps_per_epoch = max(cfg.steps // epochs, 1)
-    step = state.step
-    epoch = min(step // steps_per_epoch + 1, epochs)
+def begin_epoch(state: TrainState, ts: TrainSettings, plan: Schedule, dist: Dist,
+                epoch: int) -> None:
+    """Once per epoch, at its first step: σ of the epoch, and the prober Ψ_t of the epoch probes
+    each task's alignment (pyramid). Per-epoch work that needs the prober (e.g. re-mining hard
+    negatives with it) belongs here."""
     sampler = state.sampler
-    if epoch > state.epoch_done:  # a new epoch: probe task alignment with the current model
-        sampler.sigma = sigma_at(epoch, epochs, step, cfg.steps, ts.sigma_min, ts.sigma_max,
-                                 ts.sigma_ramp)
-        if ts.sampler == "pyramid":
-            prober = epoch_prober(epoch, ts, state.embedder)
-            sampler.alignment = probe_alignment(prober, state.batcher, ts.probe_pairs,
-                                                dist.rank, dist.world)
-        state.epoch_done = epoch
+    sampler.sigma = sigma_at(epoch, plan.epochs, state.step, plan.total_steps, ts.sigma_min,
+                             ts.sigma_max, ts.sigma_ramp)
+    if ts.sampler == "pyramid":
+        prober = epoch_prober(epoch, ts, state.embedder)
+        sampler.alignment = probe_alignment(prober, state.batcher, ts.probe_pairs, dist.rank,
+                                            dist.world)
+    state.epoch_done = epoch
+
+
+def begin_step(state: TrainState, ts: TrainSettings, plan: Schedule, dist: Dist) -> None:
+    """A new epoch begins (``begin_epoch``); within an epoch under the per-step ramp, σ of the
+    step."""
+    epoch = plan.epoch_of(state.step)
+    if epoch > state.epoch_done:
+        begin_epoch(state, ts, plan, dist, epoch)
     elif ts.sigma_ramp == "step":
-        sampler.sigma = sigma_at(epoch, epochs, step, cfg.steps, ts.sigma_min, ts.sigma_max,
-                                 "step")
+        state.sampler.sigma = sigma_at(epoch, plan.epochs, state.step, plan.total_steps,
+                                       ts.sigma_min, ts.sigma_max, "step")
 
 
 def train_step(state: TrainState, ts: TrainSettings, data: RunData,
@@ -94,6 +100,7 @@ def train_step(state: TrainState, ts: TrainSettings, data: RunData,
     size = ts.task_batch_size.get(task, ts.batch_size)
     batch = state.batcher.local_batch(task, size, dist.rank, dist.world)
     check_replicas_agree(state.step + 1, task, state.sampler, state.batcher, dist.world)
+    batch = limit_hard_negatives(batch, ts.task_hard_negatives.get(task))
     q_in, y_in, h_in, groups, hgroups = to_inputs(batch, task, data.groups_of_clips)
     state.opt.zero_grad(set_to_none=True)
     out = forward_backward(state.embedder, q_in, y_in, h_in, groups, hgroups, ts)
@@ -104,6 +111,25 @@ def train_step(state: TrainState, ts: TrainSettings, data: RunData,
     state.sched.step()
     state.step += 1
     return task, float(out["loss"].detach()), out, len(batch) * dist.world
+
+
+def step_scalars(state: TrainState, loss: float, out: dict[str, Any],
+                 global_batch: int) -> dict[str, float]:
+    """What a step sends to the tracker."""
+    probs = state.sampler.probabilities()
+    return {"train/loss": loss, "train/lr": state.sched.get_last_lr()[0],
+            "train/sigma": state.sampler.sigma, "train/pos_sim": float(out["pos_sim"]),
+            "train/hardest_neg_sim": float(out["hardest_neg_sim"]),
+            "train/global_batch": global_batch, **{f"task_prob/{t}": p for t, p in probs.items()}}
+
+
+def open_reporting(cfg: TrainConfig, ts: TrainSettings, run_id: str, resolved: dict[str, Any],
+                   dist: Dist) -> Tracker:
+    """The run's tracker (rank 0; the others track nothing)."""
+    if not dist.lead:
+        return NoTracker()
+    logdir = Path(ts.logdir) if ts.logdir else Path(cfg.out) / "tensorboard"
+    return open_tracker(ts.report_to, logdir, run_id, {**ts.model_dump(), **resolved["schedule"]})
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -122,26 +148,41 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     dist = setup_distributed()
     if dist.lead:
         init_db()
-    data = load_run_data(cfg.snapshot, cfg.heldout_fraction)
+    data = load_run_data(cfg.snapshot, ts.heldout_fraction)
+    plan = schedule(ts, data.task_pairs(), dist.world)
     run_id = run_id_for(cfg, ts)
     embedder = Embedder(cfg.model or None)
-    resolved = {"train": ts.model_dump(), "run": asdict(cfg), "world_size": dist.world,
-                "model": embedder.name_or_path, "settings": get_settings().resolved()}
+    resolved = {"train": ts.model_dump(), "schedule": asdict(plan), "run": asdict(cfg),
+                "world_size": dist.world, "model": embedder.name_or_path,
+                "settings": get_settings().resolved()}
     before = t2v_heldout(embedder, data.eval_pairs, dist.rank, dist.world)
-    state = build_state(embedder, ts, cfg.steps, data.train_pairs, dist)
+    state = build_state(embedder, ts, plan.total_steps, data.train_pairs, dist)
     ckpt.resume(state, run_id)
     if dist.lead:
         record_start(run_id, cfg.snapshot, embedder.name_or_path, ts.sampler, resolved, state.step)
-    while state.step < cfg.steps:
-        begin_step(state, ts, cfg, dist)
-        task, loss, out, global_batch = train_step(state, ts, data, dist)
-        log_step(state, task, loss)
-        if not dist.lead:
-            continue
-        record_metric(run_id, state, task, loss, out, global_batch)
-        if state.step % ts.checkpoint_every == 0 or state.step == cfg.steps:
-            save_checkpoint(run_id, state, resolved, cfg.emit_events)
-    return finish(cfg, ts, state, data, dist, run_id, before, t0)
+    tracker = open_reporting(cfg, ts, run_id, resolved, dist)
+    with TrainProgress(plan.total_steps, state.step, ts.log_every_s, quiet=not dist.lead) as bar:
+        bar.note(f"run {run_id}: {plan.total_steps} steps, {plan.epochs} epochs of "
+                 f"{plan.steps_per_epoch} (one pass: {plan.pass_steps}); from step {state.step}; "
+                 f"tracking: {ts.report_to} {tracker.where}")
+        while state.step < plan.total_steps:
+            begin_step(state, ts, plan, dist)
+            task, loss, out, global_batch = train_step(state, ts, data, dist)
+            log_step(state, task, loss)
+            if not dist.lead:
+                continue
+            scalars = step_scalars(state, loss, out, global_batch)
+            tracker.log(state.step, scalars)
+            bar.update(state.step, global_batch, loss, scalars["train/lr"], state.sampler.sigma,
+                       task)
+            record_metric(run_id, state, task, loss, out, global_batch)
+            if state.step % ts.checkpoint_every == 0 or state.step == plan.total_steps:
+                save_checkpoint(run_id, state, resolved, cfg.emit_events)
+    result = finish(cfg, ts, state, data, dist, run_id, before, t0)
+    tracker.log(state.step, {"heldout/t2v_r1": result["heldout_t2v_r1_after"],
+                             "heldout/t2v_loss": result["heldout_t2v_loss_after"]})
+    tracker.close()
+    return result
 
 
 def finish(cfg: TrainConfig, ts: TrainSettings, state: TrainState, data: RunData, dist: Dist,
@@ -153,7 +194,7 @@ def finish(cfg: TrainConfig, ts: TrainSettings, state: TrainState, data: RunData
     after = t2v_heldout(state.embedder, data.eval_pairs, dist.rank, dist.world)
     curve = state.curve
     result = {"run_id": run_id, "adapter": str((out_dir / "adapter").resolve()),
-              "steps": cfg.steps, "sampler": ts.sampler, "world_size": dist.world,
+              "steps": state.step, "sampler": ts.sampler, "world_size": dist.world,
               "replica_max_abs_diff": divergence,
               "wall_seconds": round(time.perf_counter() - t0, 1),
               "final_loss": curve[-1][1] if curve else None,

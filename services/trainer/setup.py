@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,10 @@ class RunData:
     train_pairs: list[dict[str, Any]]
     eval_pairs: list[dict[str, Any]]
     groups_of_clips: dict[str, int]
+
+    def task_pairs(self) -> dict[str, int]:
+        """Training pairs per task (what one epoch passes over)."""
+        return dict(Counter(p["task"] for p in self.train_pairs))
 
 
 @dataclass
@@ -120,7 +125,7 @@ def build_state(embedder: Embedder, ts: TrainSettings, total_steps: int,
     _lora(embedder, ts)
     embedder.model.train()
     params = [p for p in embedder.model.parameters() if p.requires_grad]
-    if dist.distributed:  # the same seed gives the same LoRA init everywhere; make sure, as DDP does
+    if dist.distributed:  # the same seed gives the same LoRA init everywhere; as DDP, make sure
         for p in params:
             torch.distributed.broadcast(p.data, src=0)
     opt = torch.optim.AdamW(params, lr=ts.lr, weight_decay=ts.weight_decay)

@@ -3,6 +3,8 @@ targets and hard negatives, with or without Gradient Cache; gradients summed ove
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from services.trainer.gradcache import grad_cache_backward
@@ -36,7 +38,15 @@ def forward_backward(embedder: Embedder, q_in: list[EmbedInput], y_in: list[Embe
 
 
 def all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
-    """SUM over processes: every process computed the global-batch loss (services/trainer/loss.py)."""
+    """SUM over processes: each computed the global-batch loss (services/trainer/loss.py)."""
     for p in params:
         if p.grad is not None:
             torch.distributed.all_reduce(p.grad)
+
+
+def limit_hard_negatives(batch: list[dict[str, Any]], k: int | None) -> list[dict[str, Any]]:
+    """The batch with at most ``k`` hard negatives per pair (``train.task_hard_negatives``);
+    ``None``: as the pairs carry them."""
+    if k is None:
+        return batch
+    return [{**p, "hard_negatives": (p.get("hard_negatives") or [])[:k]} for p in batch]
