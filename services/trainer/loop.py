@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -155,13 +156,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     resolved = {"train": ts.model_dump(), "schedule": asdict(plan), "run": asdict(cfg),
                 "world_size": dist.world, "model": embedder.name_or_path,
                 "settings": get_settings().resolved()}
+    tracker = open_reporting(cfg, ts, run_id, resolved, dist)  # fails before any work if absent
     before = t2v_heldout(embedder, data.eval_pairs, dist.rank, dist.world)
     state = build_state(embedder, ts, plan.total_steps, data.train_pairs, dist)
     ckpt.resume(state, run_id)
     if dist.lead:
         record_start(run_id, cfg.snapshot, embedder.name_or_path, ts.sampler, resolved, state.step)
-    tracker = open_reporting(cfg, ts, run_id, resolved, dist)
-    with TrainProgress(plan.total_steps, state.step, ts.log_every_s, quiet=not dist.lead) as bar:
+    bar = TrainProgress(plan.total_steps, state.step, ts.log_every_s, quiet=not dist.lead)
+    with closing(tracker), bar:
         bar.note(f"run {run_id}: {plan.total_steps} steps, {plan.epochs} epochs of "
                  f"{plan.steps_per_epoch} (one pass: {plan.pass_steps}); from step {state.step}; "
                  f"tracking: {ts.report_to} {tracker.where}")
@@ -178,10 +180,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             record_metric(run_id, state, task, loss, out, global_batch)
             if state.step % ts.checkpoint_every == 0 or state.step == plan.total_steps:
                 save_checkpoint(run_id, state, resolved, cfg.emit_events)
-    result = finish(cfg, ts, state, data, dist, run_id, before, t0)
-    tracker.log(state.step, {"heldout/t2v_r1": result["heldout_t2v_r1_after"],
-                             "heldout/t2v_loss": result["heldout_t2v_loss_after"]})
-    tracker.close()
+        result = finish(cfg, ts, state, data, dist, run_id, before, t0)
+        tracker.log(state.step, {"heldout/t2v_r1": result["heldout_t2v_r1_after"],
+                                 "heldout/t2v_loss": result["heldout_t2v_loss_after"]})
     return result
 
 

@@ -34,3 +34,17 @@ def test_piped_logs_records_and_a_heartbeat_during_a_long_step():
     repeated = [line for line in lines if line.startswith("train step 1/100")]
     assert len(repeated) >= 3  # the heartbeat repeated the last state while step 2 ran
     assert any(line.startswith("train step 2/100 loss 0.8000") for line in lines)
+
+
+def test_mlflow_without_the_package_is_a_clear_error(monkeypatch, tmp_path):
+    import sys
+
+    import pytest
+
+    from services.trainer.tracking import NoTracker, open_tracker
+
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
+    with pytest.raises(RuntimeError, match=r"needs the mlflow package \(pip install mlflow\)"):
+        open_tracker("mlflow", tmp_path / "tb", "run", {})
+    assert isinstance(open_tracker("none", tmp_path / "tb", "run", {}), NoTracker)
+    assert not (tmp_path / "tb").exists()
