@@ -10,7 +10,13 @@ import time
 from typing import IO, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 
 class TrainProgress:
@@ -35,7 +41,8 @@ class TrainProgress:
             return self
         if self.tty:
             self.bar = Progress(TextColumn("train"), BarColumn(bar_width=24), MofNCompleteColumn(),
-                                TextColumn("{task.fields[info]}", markup=False), TimeRemainingColumn(),
+                                TextColumn("{task.fields[info]}", markup=False),
+                                TimeRemainingColumn(),
                                 console=self.console)
             self.bar.start()
             self.bar_task = self.bar.add_task("train", total=self.total, completed=self.start,

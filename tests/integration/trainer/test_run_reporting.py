@@ -5,6 +5,7 @@ event files hold the loss series (issue 20)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -15,7 +16,8 @@ from .world_snapshot import build_world_snapshot
 VIDEOS, BATCH, EPOCHS = 8, 4, 2  # T2V and T2I: 8 pairs each → 2 + 2 steps per pass
 
 
-def test_env_knobs_are_recorded_and_progress_and_tensorboard_are_written(tmp_path, tiny_model_dir,
+def test_env_knobs_are_recorded_and_progress_and_tensorboard_are_written(tmp_path,
+                                                                          tiny_model_dir,
                                                                           univr_home):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -28,10 +30,10 @@ def test_env_knobs_are_recorded_and_progress_and_tensorboard_are_written(tmp_pat
                UNIVR_TRAIN__BATCH_SIZE=str(BATCH), UNIVR_TRAIN__SEED="7",
                UNIVR_TRAIN__EPOCHS=str(EPOCHS), UNIVR_TRAIN__HELDOUT_FRACTION="0")
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", "from shared.cli import main; main()", "train", "run",
-                           "--snapshot", snapshot, "--model", str(tiny_model_dir), "--preset", "tiny",
-                           "--run-id", "knobs", "--out", str(out)],
-                          env=env, capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, "-c", "from shared.cli import main; main()", "train", "run",
+           "--snapshot", snapshot, "--model", str(tiny_model_dir), "--preset", "tiny",
+           "--run-id", "knobs", "--out", str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     steps = EPOCHS * 2 * -(-VIDEOS // BATCH)
 
@@ -39,14 +41,15 @@ def test_env_knobs_are_recorded_and_progress_and_tensorboard_are_written(tmp_pat
         config = s.get(TrainingRun, "knobs").config
     train = config["train"]
     assert (train["sampler"], train["batch_size"], train["seed"]) == ("uniform", BATCH, 7)
-    assert config["schedule"] == {"total_steps": steps, "epochs": EPOCHS, "steps_per_epoch": steps // EPOCHS,
-                                  "pass_steps": steps // EPOCHS}
+    assert config["schedule"] == {"total_steps": steps, "epochs": EPOCHS,
+                                  "steps_per_epoch": steps // EPOCHS, "pass_steps": steps // EPOCHS}
 
-    # piped: the logdir at the start, then one-line records with step, loss, lr, σ, task, samples/s, ETA
+    # piped: the logdir at the start, then one-line records (step, loss, lr, σ, task, samples/s,
+    # ETA)
     log = proc.stderr
     assert f"tracking: tensorboard {(out / 'tensorboard').resolve()}" in log
-    records = re.findall(r"^train step (\d+)/(\d+) loss [\d.]+ lr \S+ σ [\d.]+ task (T2V|T2I) "
-                         r"[\d.]+ samples/s ETA \S+$", log, re.MULTILINE)
+    records = re.findall(r"^train step (\d+)/(\d+) loss [\d.]+ lr \S+ σ [\d.]+ "
+                         r"task (T2V|T2I) [\d.]+ samples/s ETA \S+$", log, re.MULTILINE)
     assert records, log[-3000:]
     assert {int(total) for _, total, _ in records} == {steps}
     assert {1, steps} <= {int(step) for step, _, _ in records}
@@ -56,6 +59,6 @@ def test_env_knobs_are_recorded_and_progress_and_tensorboard_are_written(tmp_pat
     acc.Reload()
     loss = acc.Scalars("train/loss")
     assert [e.step for e in loss] == list(range(1, steps + 1))
-    result_curve = [c[1] for c in __import__("json").loads((out / "result.json").read_text())["curve"]]
+    result_curve = [c[1] for c in json.loads((out / "result.json").read_text())["curve"]]
     assert [round(e.value, 5) for e in loss] == result_curve
     assert {"train/lr", "train/sigma", "heldout/t2v_r1"} <= set(acc.Tags()["scalars"])

@@ -18,10 +18,11 @@ def test_on_a_terminal_the_run_shows_a_progress_bar(tmp_path, tiny_model_dir, un
     env.update(UNIVR_HOME=str(univr_home), HF_HUB_OFFLINE="1", UNIVR_TRAIN__REPORT_TO="none",
                UNIVR_TRAIN__HELDOUT_FRACTION="0", COLUMNS="160", TERM="xterm")
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-c", "from shared.cli import main; main()", "train", "run",
-                             "--snapshot", snapshot, "--model", str(tiny_model_dir), "--preset", "tiny",
-                             "--steps", "3", "--batch-size", "2", "--out", str(tmp_path / "run")],
-                            env=env, stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+    cmd = [sys.executable, "-c", "from shared.cli import main; main()", "train", "run",
+           "--snapshot", snapshot, "--model", str(tiny_model_dir), "--preset", "tiny",
+           "--steps", "3", "--batch-size", "2", "--out", str(tmp_path / "run")]
+    proc = subprocess.Popen(cmd, env=env, stdin=follower, stdout=follower, stderr=follower,
+                            close_fds=True)
     os.close(follower)
     chunks = []
     while True:
@@ -36,6 +37,7 @@ def test_on_a_terminal_the_run_shows_a_progress_bar(tmp_path, tiny_model_dir, un
     screen = b"".join(chunks).decode(errors="replace")
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
     assert "\x1b[" in screen  # drawn with terminal control codes
-    assert re.search(r"3/3 loss [\d.]+ lr \S+ σ [\d.]+ task T2V [\d.]+ samples/s", plain), plain[-2000:]
+    bar = r"3/3 loss [\d.]+ lr \S+ σ [\d.]+ task T2V [\d.]+ samples/s"
+    assert re.search(bar, plain), plain[-2000:]
     assert re.search(r"\d+:\d\d:\d\d", plain)  # time remaining
     assert "train step " not in plain  # no log records on a terminal
