@@ -155,15 +155,29 @@ class SynthSettings(BaseModel):
 
 
 class TrainSettings(BaseModel):
+    """Every training knob (services/trainer). A run resolves them in increasing priority: these
+    defaults, the preset's recipe values (``preset``), the YAML file and ``UNIVR_TRAIN__*``
+    variables, then what the caller gives (CLI options, a ``--config`` file, job parameters); the
+    resolved values are recorded with the run."""
+
+    preset: Literal["gve", "tiny"] = "gve"  # gve: SPEC's recipe; tiny: the CPU demo's
+    # total optimisation steps; 0: epochs × steps_per_epoch
+    steps: int = Field(0, ge=0)
+    epochs: int = Field(3, ge=1)
+    # 0: one pass over the task-weighted training data (sum over tasks of pairs / global batch)
+    # when the run is given in epochs (steps 0); with a step count the epochs split it evenly
+    steps_per_epoch: int = Field(0, ge=0)
+    heldout_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # of source videos, held out of training
     lr: float = 3e-5
     weight_decay: float = 0.1
     warmup_steps: int = 20
-    epochs: int = 3
-    steps_per_epoch: int = 0  # 0: derived from the snapshot size
-    batch_size: int = 32  # per process; a step's global batch is batch_size × processes
+    batch_size: int = Field(32, ge=1)  # per process; a step's global batch is batch_size × processes
     # per-task batch sizes (per process), e.g. SPEC Table 7's BS column {"T2I": 32, "T2V": 64, ...};
-    # a task not listed uses batch_size
+    # a task not listed uses batch_size (the gve preset fills it unless batch_size is given)
     task_batch_size: dict[str, int] = Field(default_factory=dict)
+    # explicit hard negatives used per pair, by task (SPEC Table 7's Neg column); a task not
+    # listed uses all its pairs carry
+    task_hard_negatives: dict[str, int] = Field(default_factory=dict)
     temperature: float = 0.03
     lora_r: int = 16
     lora_alpha: int = 32
@@ -189,6 +203,11 @@ class TrainSettings(BaseModel):
     # processes a training job runs under torchrun (one per GPU); 0: the GPUs this worker sees
     # (CUDA_VISIBLE_DEVICES), 1 on a host without one
     nproc: int = Field(0, ge=0)
+    # experiment tracking: TensorBoard event files (default), MLflow (needs the mlflow package)
+    report_to: Literal["tensorboard", "mlflow", "none"] = "tensorboard"
+    logdir: str = ""  # TensorBoard folder; empty: <out>/tensorboard
+    # progress: a rich bar on a terminal; otherwise one log line at least this often (seconds)
+    log_every_s: float = Field(10.0, gt=0)
 
 
 class EvalSettings(BaseModel):

@@ -55,3 +55,34 @@ def load_state(prefix: str) -> dict[str, Any]:
 def download_adapter(prefix: str, dest: str | Path) -> Path:
     download_prefix(f"{prefix}/adapter/", dest)
     return Path(dest)
+
+
+def training_state(state: Any, epoch: int) -> dict[str, Any]:  # noqa: ANN401
+    """What a checkpoint saves of a ``TrainState`` (services/trainer/setup.py) besides the adapter."""
+    return {"optimizer": state.opt.state_dict(), "scheduler": state.sched.state_dict(),
+            "sampler": state.sampler.state_dict(), "batcher": state.batcher.state_dict(),
+            "rng": rng_state(), "step": state.step, "epoch": epoch, "curve": state.curve,
+            "probs_log": state.probs_log}
+
+
+def resume(state: Any, run_id: str) -> bool:  # noqa: ANN401
+    """Restore ``state`` (a ``TrainState``) from the run's latest checkpoint; False when none."""
+    found = latest(run_id)
+    if not found:
+        return False
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    saved = load_state(found["prefix"])
+    with tempfile.TemporaryDirectory() as tmp:
+        download_adapter(found["prefix"], tmp)
+        weights = load_file(str(Path(tmp) / "adapter_model.safetensors"))
+        set_peft_model_state_dict(state.embedder.model, weights)
+    state.opt.load_state_dict(saved["optimizer"])
+    state.sched.load_state_dict(saved["scheduler"])
+    state.sampler.load_state_dict(saved["sampler"])
+    state.batcher.load_state_dict(saved["batcher"])
+    set_rng_state(saved["rng"])
+    state.step, state.curve = saved["step"], saved["curve"]
+    state.probs_log, state.epoch_done = saved["probs_log"], saved["epoch"]
+    return True

@@ -152,4 +152,5 @@ def test_two_process_run_equals_one_process_run_on_concatenated_batches(small_ho
     final = home / "objects" / "checkpoints" / "dist-two" / f"{STEPS:08d}" / "adapter" / "adapter_model.safetensors"
     assert _max_diff(load_file(str(final)), w_two) == 0.0
     assert json.loads((tmp_path / "two" / "result.json").read_text())["replica_max_abs_diff"] == two["replica_max_abs_diff"]
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["adapter", "config.yaml", "result.json"]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["adapter", "config.yaml", "result.json",
+                                                                 "tensorboard"]
