@@ -164,7 +164,7 @@ class TrainSettings(BaseModel):
 
 
 class EvalSettings(BaseModel):
-    # exact top-k (services/evaluator/topk.py): one matmul tile is query_block x block_size scores;
+    # exact top-k (shared/topk.py): one matmul tile is query_block x block_size scores;
     # tiles are merged once per topk_memory_mb of scores (per worker thread); chunk maxima over
     # topk_chunk scores prune; topk_threads query blocks run at once (0: torch's thread count)
     block_size: int = 4096
