@@ -157,6 +157,14 @@ class TrainSettings(BaseModel):
     prober: str = ""
     grad_cache: bool = False
     grad_cache_chunk: int = 8
+    # hard negatives (SPEC §4.3): "random" trains on the snapshot's stored ones (synth pairs stage);
+    # "mined" replaces them with the prober's top-K candidates of each query that are not its
+    # positive, its dedup cluster or its source video (services/trainer/mining.py), re-mined with
+    # each epoch's prober; K per task (SPEC §3.5, Table 7's Neg column; a task not listed: 0)
+    hard_negative_source: Literal["random", "mined"] = "random"
+    mined_negatives_per_task: dict[str, int] = Field(
+        default_factory=lambda: {"T2T": 0, "T2I": 0, "T2V": 1, "TI2V": 1, "TV2V": 1, "I2V": 0, "V2V": 0}
+    )
     checkpoint_every: int = 100
     grad_clip: float = 1.0
     seed: int = 42

@@ -28,6 +28,7 @@ from services.trainer.data import (
 )
 from services.trainer.gradcache import grad_cache_backward
 from services.trainer.loss import infonce
+from services.trainer.mining import mine_for_epoch
 from services.trainer.pyramid import TaskSampler, sigma_at
 from shared.config import TrainSettings, get_settings
 from shared.db import init_db, session_scope, upsert
@@ -288,6 +289,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     epochs = max(ts.epochs, 1)
     steps_per_epoch = max(cfg.steps // epochs, 1)
     start, curve, probs_log, epoch_done = 0, [], [], 0
+    mined_epoch = 0  # the epoch whose prober mined the pairs' hard negatives (train.hard_negative_source)
     resume = ckpt.latest(run_id)
     if resume:
         from peft import set_peft_model_state_dict
@@ -318,6 +320,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             epoch_done = epoch
         elif ts.sigma_ramp == "step":
             sampler.sigma = sigma_at(epoch, epochs, step, cfg.steps, ts.sigma_min, ts.sigma_max, "step")
+        if ts.hard_negative_source == "mined" and mined_epoch != epoch:  # re-mined with each epoch's prober
+            mined_epoch = mine_for_epoch(train_pairs, epoch_prober(epoch, ts, embedder), ts, run_id, epoch, rank, world)
         task = sampler.draw()
         batch = batcher.local_batch(task, ts.task_batch_size.get(task, ts.batch_size), rank, world)
         check_replicas_agree(step + 1, task, sampler, batcher, world)
