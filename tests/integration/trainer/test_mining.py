@@ -39,11 +39,10 @@ def _duplicates_snapshot() -> list[dict]:
 
 @pytest.mark.slow
 def test_no_mined_negative_is_a_positive_or_same_cluster_or_same_video(tmp_path, monkeypatch):
+    from services.trainer.mining import mine, prober_embed
     from shared.config import get_settings
     from shared.model import Embedder
     from shared.model.tiny import build_tiny_bundle
-
-    from services.trainer.mining import mine, prober_embed
 
     monkeypatch.setenv("UNIVR_HOME", str(tmp_path / "home"))
     get_settings.cache_clear()
