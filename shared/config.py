@@ -196,6 +196,14 @@ class TrainSettings(BaseModel):
     prober: str = ""
     grad_cache: bool = False
     grad_cache_chunk: int = 8
+    # hard negatives (SPEC §4.3): "random" trains on the snapshot's stored ones (synth pairs stage);
+    # "mined" replaces them with the prober's top-K candidates of each query that are not its
+    # positive, its dedup cluster or its source video (services/trainer/mining.py), re-mined with
+    # each epoch's prober; K per task (SPEC §3.5, Table 7's Neg column; a task not listed: 0)
+    hard_negative_source: Literal["random", "mined"] = "random"
+    mined_negatives_per_task: dict[str, int] = Field(
+        default_factory=lambda: {"T2T": 0, "T2I": 0, "T2V": 1, "TI2V": 1, "TV2V": 1, "I2V": 0, "V2V": 0}
+    )
     checkpoint_every: int = 100
     grad_clip: float = 1.0
     seed: int = 42
@@ -211,7 +219,7 @@ class TrainSettings(BaseModel):
 
 
 class EvalSettings(BaseModel):
-    # exact top-k (services/evaluator/topk.py): one matmul tile is query_block x block_size scores;
+    # exact top-k (shared/topk.py): one matmul tile is query_block x block_size scores;
     # tiles are merged once per topk_memory_mb of scores (per worker thread); chunk maxima over
     # topk_chunk scores prune; topk_threads query blocks run at once (0: torch's thread count)
     block_size: int = 4096

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.demo.pipeline import ABILITY_KEYS, DemoOptions, demo_env, run_demo
+from services.demo.pipeline import ABILITY_KEYS, SAMPLERS, DemoOptions, demo_env, run_demo
 from services.demo.report import rejection_counts
 from services.demo.stages import StageError, StageRunner
 
@@ -25,12 +25,14 @@ def demo(
     workers: int = typer.Option(2, help="Synthesis worker processes."),
     seed: int = typer.Option(7, help="Seed of the generated world and the runs."),
     uvrb_size: int = typer.Option(32, help="Corpus size of each UVRB-mini dataset."),
+    seeds: int = typer.Option(2, help="Seeds per sampler for the pyramid vs uniform ablation."),
     fresh: bool = typer.Option(False, help="Start clean instead of reusing finished stages."),
     stack: bool = typer.Option(False, help="Use the stack configured in the environment (UNIVR_PROFILE=stack) instead of the embedded default."),
 ) -> None:
     """Generate videos → synthesize pairs → train the tiny GVE → evaluate on UVRB-mini → index → search."""
     opts = DemoOptions(out=out.resolve(), videos=videos, long_videos=long_videos, seed=seed, steps=steps,
-                       batch_size=batch_size, workers=workers, uvrb_size=uvrb_size, fresh=fresh, stack=stack)
+                       batch_size=batch_size, workers=workers, uvrb_size=uvrb_size, seeds=seeds, fresh=fresh,
+                       stack=stack)
     status = console.status("starting")
     status.start()
 
@@ -49,6 +51,21 @@ def demo(
         raise typer.Exit(1) from exc
     status.stop()
     print_summary(summary, opts.out)
+
+
+def print_ablation(summary: dict) -> None:
+    """Pyramid vs uniform over the seeds, per ability: mean ± std and whether it beats the noise."""
+    abl = summary.get("ablation") or {}
+    if not abl:
+        return
+    t = Table(title=f"ablation over seeds {summary.get('ablation_seeds')} (Welch t-test, p < 0.05)")
+    for col in ("ability", *SAMPLERS, "p", "beyond seed noise"):
+        t.add_column(col, justify="right")
+    for k, row in abl.items():
+        cells = [f"{row[s]['mean']:.3f} ± {row[s]['std']:.3f}" for s in SAMPLERS]
+        p = "–" if row.get("p_value") is None else f"{row['p_value']:.3f}"
+        t.add_row(k, *cells, p, "yes" if row.get("significant") else "no")
+    console.print(t)
 
 
 def print_summary(summary: dict, out: Path) -> None:
@@ -78,6 +95,7 @@ def print_summary(summary: dict, out: Path) -> None:
     for name, vals in summary.get("abilities", {}).items():
         a.add_row(name, *[("–" if vals.get(k) is None else f"{vals[k]:.3f}") for k in ABILITY_KEYS])
     console.print(a)
+    print_ablation(summary)
 
     for q in summary.get("queries", {}).get("results", []):
         hits = q.get("hits") or []

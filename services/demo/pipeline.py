@@ -1,7 +1,7 @@
 """The demo's main job: the whole univr loop on the embedded default, stage by stage.
 
 raw corpus → synthesis (real worker processes) → snapshot → UVRB-mini → untrained score →
-training (pyramid, and uniform as the ablation) → scores → index + promotion → queries → report.
+training (pyramid and uniform, ``seeds`` each: the ablation) → scores → index + promotion → queries → report.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from services.demo.stages import StageRunner
+from shared.stats import ablation
 
 ABILITY_KEYS = ["TXT", "CMP", "VIS", "CG", "FG", "LC", "S", "T", "PR", "AVG_A", "AVG_D"]
 SAMPLERS = ("pyramid", "uniform")
@@ -30,6 +31,7 @@ class DemoOptions:
     batch_size: int = 16
     workers: int = 2
     uvrb_size: int = 32
+    seeds: int = 2  # per sampler (seed, seed+1, ...): the ablation's mean ± std and significance
     fresh: bool = False
     stack: bool = False  # use the running stack from the environment instead of the embedded default
 
@@ -66,10 +68,16 @@ def run_demo(opts: DemoOptions, runner: StageRunner | None = None) -> dict[str, 
     scores: dict[str, Any] = {}
     scores["untrained"] = runner.stage("eval-untrained", lambda: _evaluate(runner, "eval-untrained", uvrb, model["path"], None, out))
     trained: dict[str, Any] = {}
+    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in SAMPLERS}  # per sampler, one score per seed
     for sampler in SAMPLERS:
-        trained[sampler] = runner.stage(f"train-{sampler}", lambda s=sampler: _train(runner, s, snap, model["path"], opts))
-        scores[sampler] = runner.stage(
-            f"eval-{sampler}", lambda s=sampler: _evaluate(runner, f"eval-{s}", uvrb, model["path"], trained[s]["adapter"], out))
+        for seed in range(opts.seed, opts.seed + max(opts.seeds, 1)):
+            tag = sampler if seed == opts.seed else f"{sampler}-s{seed}"  # the first seed keeps the old names
+            run = runner.stage(f"train-{tag}", lambda s=sampler, sd=seed: _train(runner, s, snap, model["path"], opts, sd))
+            score = runner.stage(
+                f"eval-{tag}", lambda t=tag, r=run: _evaluate(runner, f"eval-{t}", uvrb, model["path"], r["adapter"], out))
+            runs[sampler].append(score)
+            if seed == opts.seed:
+                trained[sampler], scores[sampler] = run, score
 
     best = max(SAMPLERS, key=lambda s: scores[s]["abilities"]["AVG_A"])
     index = runner.stage("index", lambda: _index(runner, model["path"], trained[best]["adapter"], scores[best], best))
@@ -87,6 +95,8 @@ def run_demo(opts: DemoOptions, runner: StageRunner | None = None) -> dict[str, 
         "best_sampler": best,
         "index": index,
         "queries": queries,
+        "ablation_seeds": list(range(opts.seed, opts.seed + max(opts.seeds, 1))),
+        "ablation": ablation_summary(runs),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     from services.demo.report import write_report
@@ -126,10 +136,17 @@ def _evaluate(runner: StageRunner, stage: str, uvrb: Path, model: str, adapter: 
     return json.loads(result_path.read_text())
 
 
-def _train(runner: StageRunner, sampler: str, snap: dict[str, Any], model: str, opts: DemoOptions) -> dict[str, Any]:
-    run_dir = opts.out / "train" / sampler
+def ablation_summary(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per ability: ``{pyramid: {mean, std, seeds}, uniform: {...}, significant, p_value}`` over
+    the seeds' UVRB-mini scores (shared/stats.py: Welch's t-test), as measured."""
+    return {k: ablation({s: [r["abilities"].get(k) for r in rs] for s, rs in runs.items()}) for k in ABILITY_KEYS}
+
+
+def _train(runner: StageRunner, sampler: str, snap: dict[str, Any], model: str, opts: DemoOptions,
+           seed: int) -> dict[str, Any]:
+    run_dir = opts.out / "train" / (sampler if seed == opts.seed else f"{sampler}-s{seed}")
     args = ["train", "run", "--snapshot", snap["id"], "--model", model, "--sampler", sampler,
-            "--steps", str(opts.steps), "--batch-size", str(opts.batch_size), "--seed", str(opts.seed),
+            "--steps", str(opts.steps), "--batch-size", str(opts.batch_size), "--seed", str(seed),
             "--out", str(run_dir), "--preset", "tiny", "--json"]
     return runner.univr(f"train-{sampler}", args, json_out=True)
 

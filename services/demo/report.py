@@ -70,6 +70,22 @@ def rejection_counts(synth: dict[str, Any]) -> dict[str, int]:
     return dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
 
 
+def _ablation_section(summary: dict[str, Any]) -> str:
+    """Pyramid vs uniform over the seeds: mean ± std per ability and whether it beats the noise."""
+    abl = summary.get("ablation") or {}
+    if not abl:
+        return ""
+    samplers = [k for k in next(iter(abl.values())) if isinstance(next(iter(abl.values()))[k], dict)]
+    head = "".join(f"<th>{escape(s)}</th>" for s in samplers)
+    rows = "".join(
+        f"<tr><td>{escape(k)}</td>" + "".join(f"<td>{_fmt(r[s]['mean'])} ± {_fmt(r[s]['std'])}</td>" for s in samplers)
+        + f"<td>{_fmt(r.get('p_value'))}</td><td>{'yes' if r.get('significant') else 'no'}</td></tr>"
+        for k, r in abl.items())
+    return (f"<h2>Ablation: pyramid vs uniform over seeds {escape(str(summary.get('ablation_seeds')))}</h2>"
+            f"<p>Mean ± std of UVRB-mini scores; a difference counts only when Welch's t-test gives p &lt; 0.05.</p>"
+            f"<table><tr><th>ability</th>{head}<th>p</th><th>beyond seed noise</th></tr>{rows}</table>")
+
+
 def _synthesis_section(synth: dict[str, Any]) -> str:
     counts = synth.get("counts") or synth.get("states") or {}
     reasons = rejection_counts(synth)
@@ -120,6 +136,7 @@ AVG-A {_fmt(before.get('AVG_A'))} → {_fmt(after.get('AVG_A'))} (<span class="{
 <div class="card">{grouped_bars(ABILITIES, abilities, "Ability scores: untrained vs trained")}</div>
 {_ability_table(abilities)}
 <div class="card">{grouped_bars(ds_names, datasets, "Per-dataset scores (metric per SPEC: R@1, R@10 for CMRB/LoVR-TH, P@1 for MS-TI/MS-TV)", width=1000)}</div>
+{_ablation_section(summary)}
 {_training_charts(summary.get('training', {}))}
 {_synthesis_section(summary.get('synthesis', {}))}
 <h2>Pairs in the snapshot</h2><table>{''.join(f'<tr><td>{escape(k)}</td><td>{v}</td></tr>' for k, v in summary.get('snapshot', {}).get('counts', {}).items())}</table>

@@ -60,6 +60,44 @@ def run_cmd(config: Path | None = typer.Option(None, help="YAML file of TrainCon
                    f"held-out t2v R@1 {result['heldout_t2v_r1_before']:.3f} → {result['heldout_t2v_r1_after']:.3f}; adapter {result['adapter']}")
 
 
+@app.command("ablation")
+def ablation_cmd(snapshot: str = typer.Option(..., help="Dataset snapshot id."),
+                 seeds: int = typer.Option(3, min=1, help="Seeds per sampler (seed, seed+1, ...)."),
+                 model: str | None = typer.Option(None, help="Base checkpoint path or hub id."),
+                 steps: int = typer.Option(300), batch_size: int = typer.Option(16),
+                 seed: int = typer.Option(42, help="First seed."),
+                 preset: str = typer.Option("gve", help="gve | tiny"),
+                 out: Path = typer.Option(Path("ablation-out"), help="Folder: one run per sampler and seed."),
+                 json_out: bool = typer.Option(False, "--json")) -> None:
+    """Train pyramid and uniform for N seeds each; held-out t2v R@1 as mean ± std per sampler and
+    whether the difference exceeds the seed noise (Welch's t-test), printed as measured."""
+    from services.trainer.loop import TrainConfig, train
+    from shared.stats import ablation
+
+    runs: dict[str, list[dict]] = {"pyramid": [], "uniform": []}
+    for sampler in runs:
+        for s in range(seed, seed + seeds):
+            result = train(TrainConfig(snapshot=snapshot, model=model or "", sampler=sampler, steps=steps,
+                                       batch_size=batch_size, seed=s, preset=preset,
+                                       out=str(out / f"{sampler}-s{s}")))
+            runs[sampler].append({"seed": s, **{k: result[k] for k in (
+                "run_id", "adapter", "steps", "wall_seconds", "final_loss", "heldout_t2v_r1_before",
+                "heldout_t2v_r1_after", "curve", "task_probs")}})
+    summary = {"runs": runs, "heldout_t2v_r1": ablation(
+        {name: [r["heldout_t2v_r1_after"] for r in rs] for name, rs in runs.items()})}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ablation.json").write_text(json.dumps(summary))
+    if json_out:
+        typer.echo(json.dumps(summary))
+        return
+    r1 = summary["heldout_t2v_r1"]
+    for name in runs:
+        typer.echo(f"{name}: held-out t2v R@1 {r1[name]['mean']:.3f} ± {r1[name]['std']:.3f} over seeds "
+                   f"{[round(v, 3) for v in r1[name]['seeds']]}")
+    typer.echo(f"difference {'exceeds' if r1['significant'] else 'is within'} the seed noise "
+               f"(Welch p = {r1['p_value']})")
+
+
 @app.command("submit")
 def submit_cmd(config: Path | None = typer.Option(None), snapshot: str | None = typer.Option(None),
                sampler: str | None = typer.Option(None), steps: int | None = typer.Option(None)) -> None:

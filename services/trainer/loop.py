@@ -26,6 +26,7 @@ from services.trainer.bookkeeping import (
 )
 from services.trainer.data import to_inputs
 from services.trainer.heldout import embed_shared, heldout_queries, t2v_heldout
+from services.trainer.mining import mine_for_epoch
 from services.trainer.probe import (
     check_replicas_agree,
     epoch_prober,
@@ -92,6 +93,18 @@ def begin_step(state: TrainState, ts: TrainSettings, plan: Schedule, dist: Dist)
     elif ts.sigma_ramp == "step":
         state.sampler.sigma = sigma_at(epoch, plan.epochs, state.step, plan.total_steps,
                                        ts.sigma_min, ts.sigma_max, "step")
+
+
+def mine_negatives(state: TrainState, ts: TrainSettings, plan: Schedule, data: RunData,
+                   dist: Dist, run_id: str) -> None:
+    """With ``train.hard_negative_source=mined``: the epoch's prober mines each training pair's
+    hard negatives once per epoch (after a resume too: a stored epoch's negatives are read back)."""
+    epoch = plan.epoch_of(state.step)
+    if ts.hard_negative_source != "mined" or state.mined_epoch == epoch:
+        return
+    prober = epoch_prober(epoch, ts, state.embedder)
+    state.mined_epoch = mine_for_epoch(data.train_pairs, prober, ts, run_id, epoch, dist.rank,
+                                       dist.world)
 
 
 def train_step(state: TrainState, ts: TrainSettings, data: RunData,
@@ -172,6 +185,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                  f"tracking: {ts.report_to} {tracker.where}")
         while state.step < plan.total_steps:
             begin_step(state, ts, plan, dist)
+            mine_negatives(state, ts, plan, data, dist, run_id)
             task, loss, out, global_batch = train_step(state, ts, data, dist)
             log_step(state, task, loss)
             if not dist.lead:

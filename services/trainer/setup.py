@@ -65,6 +65,7 @@ class TrainState:
     batcher: PairBatcher
     step: int = 0
     epoch_done: int = 0
+    mined_epoch: int = 0  # the epoch whose prober mined the pairs' hard negatives (0: none yet)
     curve: list[list[float]] = field(default_factory=list)
     probs_log: list[dict[str, Any]] = field(default_factory=list)
 

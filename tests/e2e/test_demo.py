@@ -46,6 +46,11 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path):
         assert set(scores) == KEYS
     best = summary["best_sampler"]
     assert summary["abilities"][best]["AVG_A"] > summary["abilities"]["untrained"]["AVG_A"]
+    assert set(summary["ablation"]) == KEYS  # pyramid vs uniform over the default 2 seeds, per ability
+    for row in summary["ablation"].values():
+        for sampler in ("pyramid", "uniform"):
+            assert set(row[sampler]) == {"mean", "std", "seeds"} and len(row[sampler]["seeds"]) == 2
+        assert isinstance(row["significant"], bool)
     assert set(summary["snapshot"]["counts"]) == {"T2T", "T2I", "T2V", "TI2V", "TV2V", "I2V", "V2V"}
     assert summary["index"]["promotion"]["promoted"] and summary["index"]["points"] > 0
     assert all(q["hits"] for q in summary["queries"]["results"])

@@ -37,6 +37,10 @@ def _summary(store: Path) -> dict:
         "queries": {"results": [{"kind": "text", "query": "a red circle", "hits": [
             {"score": 0.9, "video": "v1", "start_ms": 0, "end_ms": 2000, "thumbnail_key": "clips/c1/frames/00.jpg"}]}]},
         "stage_seconds": {"generate": 10.0},
+        "ablation_seeds": [7, 8],
+        "ablation": {"AVG_A": {"pyramid": {"mean": 0.31, "std": 0.02, "seeds": [0.29, 0.33]},
+                               "uniform": {"mean": 0.25, "std": 0.01, "seeds": [0.24, 0.26]},
+                               "p_value": 0.12, "significant": False}},
     }
 
 
@@ -47,6 +51,7 @@ def test_report_is_self_contained(tmp_path):
     assert "<svg" in html and "data:image/jpeg;base64," in html
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched from the network
     assert "+0.250" in html  # AVG-A gain, best sampler vs untrained
+    assert "0.310 ± 0.020" in html and "0.250 ± 0.010" in html and "<td>no</td>" in html  # the ablation
 
 
 def test_report_thumbnails_cannot_escape_the_store(tmp_path):

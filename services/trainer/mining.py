@@ -1,0 +1,192 @@
+"""Mined hard negatives (SPEC §4.3): the prober's nearest candidates that are not the positive.
+
+Candidates are the distinct targets of the training pairs (held-out pairs never feed training, not
+even as negatives), one pool per target kind (video clips, images, texts), each embedded once with
+the prober. For every pair of a task with K > 0, the query (with its task instruction) takes the
+top-K candidates of its target's kind by cosine, skipping the false negatives: its own positive,
+any candidate of its dedup cluster and any candidate from its source video (a candidate's clusters
+and videos are those of every pair that targets it, and those its video ref names). The search is
+the exact blocked top-k of shared/topk.py, asked for K plus the most exclusions any query of the
+task has, so the K kept are exactly the best K allowed.
+
+The trainer mines after the snapshot is loaded and again whenever the prober changes (each epoch);
+each epoch's negatives are stored with the run's checkpoints, so a resumed run trains on the same
+ones. Cost (items embedded, seconds) goes to stderr and into the stored record."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from services.trainer.data import side_input
+from shared.config import TrainSettings
+from shared.model import TASK_INSTRUCTIONS, EmbedInput
+from shared.storage import get_store
+from shared.topk import blocked_topk
+
+Embed = Callable[[list[EmbedInput]], np.ndarray]
+
+
+def target_kind(side: dict[str, Any]) -> str:
+    return "video" if side.get("video") else "image" if side.get("image") else "text"
+
+
+def side_key(side: dict[str, Any]) -> str:
+    """What identifies a candidate: a clip id, an image key or a text."""
+    if side.get("video"):
+        return f"video:{side['video']['clip_id']}"
+    if side.get("image"):
+        return f"image:{side['image']}"
+    return f"text:{side.get('text', '')}"
+
+
+def _cluster(pair: dict[str, Any]) -> str:
+    return str(pair.get("dedup_cluster") or pair["video_id"])
+
+
+@dataclass
+class Pool:
+    """The distinct candidates of one target kind, with the videos and clusters each belongs to."""
+    sides: list[dict[str, Any]] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
+    videos: list[set[str]] = field(default_factory=list)
+    clusters: list[set[str]] = field(default_factory=list)
+
+    def add(self, side: dict[str, Any], pair: dict[str, Any]) -> None:
+        key = side_key(side)
+        i = self.index.get(key)
+        if i is None:
+            i = self.index[key] = len(self.sides)
+            self.sides.append(side)
+            self.videos.append(set())
+            self.clusters.append(set())
+        self.videos[i].add(str(pair["video_id"]))
+        ref = side.get("video") or {}
+        if ref.get("video_id"):
+            self.videos[i].add(str(ref["video_id"]))
+        if ref.get("dedup_cluster"):
+            self.clusters[i].add(str(ref["dedup_cluster"]))
+        if "video" not in pair["query"]:  # a TV2V pair's cluster is its query clip's (data.clip_groups)
+            self.clusters[i].add(_cluster(pair))
+
+    def negative(self, i: int) -> dict[str, Any]:
+        """Candidate ``i`` as a hard negative, carrying its group (data.hard_group reads it)."""
+        side = json.loads(json.dumps(self.sides[i]))
+        video_id, cluster = min(self.videos[i]), min(self.clusters[i] or self.videos[i])
+        if side.get("video"):
+            side["video"].setdefault("video_id", video_id)
+            side["video"].setdefault("dedup_cluster", cluster)
+        return {**side, "video_id": video_id, "dedup_cluster": cluster}
+
+
+def build_pools(pairs: list[dict[str, Any]]) -> dict[str, Pool]:
+    pools: dict[str, Pool] = {}
+    for p in pairs:
+        pools.setdefault(target_kind(p["target"]), Pool()).add(p["target"], p)
+    return pools
+
+
+def excluded(pair: dict[str, Any], pool: Pool, by_video: dict[str, set[int]],
+             by_cluster: dict[str, set[int]]) -> set[int]:
+    """Candidates that must not be this pair's negatives: its positive, its query's own item,
+    anything of its dedup cluster or source video."""
+    out = set(by_video.get(str(pair["video_id"]), ())) | set(by_cluster.get(_cluster(pair), ()))
+    for side in (pair["target"], pair["query"]):
+        for key in ([side_key(side)] + ([side_key({"video": side["video"]})] if side.get("video") else [])):
+            if key in pool.index:
+                out.add(pool.index[key])
+    return out
+
+
+def mine(pairs: list[dict[str, Any]], embed: Embed, k_per_task: dict[str, int],
+         ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    """pair id → its mined negatives (best first) for every pair of a task with K > 0, and the cost
+    ``{"queries", "candidates", "embedded", "seconds"}``. ``embed`` maps inputs to unit rows."""
+    t0 = time.perf_counter()
+    pools = build_pools(pairs)
+    wanted = [p for p in pairs if k_per_task.get(p["task"], 0) > 0]
+    emb: dict[str, np.ndarray] = {}
+    for kind in sorted({target_kind(p["target"]) for p in wanted}):
+        emb[kind] = embed([side_input(s, None) for s in pools[kind].sides])
+    out: dict[str, list[dict[str, Any]]] = {}
+    for task in sorted({p["task"] for p in wanted}):
+        task_pairs = [p for p in wanted if p["task"] == task]
+        queries = embed([side_input(p["query"], TASK_INSTRUCTIONS.get(task)) for p in task_pairs])
+        for kind in sorted({target_kind(p["target"]) for p in task_pairs}):
+            pool = pools[kind]
+            by_video: dict[str, set[int]] = {}
+            by_cluster: dict[str, set[int]] = {}
+            for i in range(len(pool.sides)):
+                for v in pool.videos[i]:
+                    by_video.setdefault(v, set()).add(i)
+                for c in pool.clusters[i]:
+                    by_cluster.setdefault(c, set()).add(i)
+            rows = [n for n, p in enumerate(task_pairs) if target_kind(p["target"]) == kind]
+            skip = [excluded(task_pairs[n], pool, by_video, by_cluster) for n in rows]
+            k = k_per_task[task]
+            _, top = blocked_topk(queries[rows], emb[kind], k + max(map(len, skip), default=0))
+            for n, banned, cand in zip(rows, skip, top, strict=True):
+                keep = [int(i) for i in cand if int(i) not in banned][:k]
+                out[task_pairs[n]["id"]] = [pool.negative(i) for i in keep]
+    n_cand = sum(len(emb[kind]) for kind in emb)
+    cost = {"queries": len(wanted), "candidates": n_cand, "embedded": len(wanted) + n_cand,
+            "seconds": round(time.perf_counter() - t0, 3)}
+    return out, cost
+
+
+@torch.no_grad()
+def prober_embed(prober: Any, rank: int = 0, world: int = 1) -> Embed:  # noqa: ANN401 (an Embedder)
+    """The prober's embedding in eval mode; under ``world`` processes each embeds every world-th
+    item and the rows are all-reduced, so every process gets the same matrix (call together)."""
+
+    def embed(items: list[EmbedInput]) -> np.ndarray:
+        was = prober.model.training
+        prober.model.eval()
+        try:
+            if world == 1:
+                return prober.embed(items)
+            rows = torch.zeros((len(items), prober.dim), dtype=torch.float32, device=prober.device)
+            mine_ = list(range(rank, len(items), world))
+            if mine_:
+                rows[mine_] = torch.from_numpy(prober.embed([items[i] for i in mine_])).to(rows)
+            torch.distributed.all_reduce(rows)
+            return rows.cpu().numpy()
+        finally:
+            prober.model.train(was)
+
+    return embed
+
+
+def mine_for_epoch(pairs: list[dict[str, Any]], prober: Any, ts: TrainSettings, run_id: str,  # noqa: ANN401
+                   epoch: int, rank: int = 0, world: int = 1) -> int:
+    """Set every training pair's ``hard_negatives`` to those mined with this epoch's prober (read
+    back from the run's store record when it exists: a resumed run keeps its negatives); pairs of
+    tasks with K = 0 get none. Returns ``epoch``. All processes call it together."""
+    key = f"checkpoints/{run_id}/mined/epoch-{epoch:03d}.json"
+    store = get_store()
+    have = torch.tensor([int(store.exists(key))])
+    if world > 1:
+        torch.distributed.all_reduce(have, op=torch.distributed.ReduceOp.MIN)
+    if int(have):
+        record = json.loads(store.get_bytes(key))
+    else:
+        with torch.no_grad():
+            negatives, cost = mine(pairs, prober_embed(prober, rank, world), ts.mined_negatives_per_task)
+        record = {"epoch": epoch, "cost": cost, "negatives": negatives}
+        if rank == 0:
+            store.put_bytes(key, json.dumps(record).encode(), "application/json")
+    cost = record["cost"]
+    if rank == 0:
+        print(f"mined hard negatives for epoch {epoch}: {cost['queries']} queries x {cost['candidates']} "
+              f"candidates, {cost['embedded']} items embedded in {cost['seconds']} s"
+              + (" (stored)" if int(have) else ""), file=sys.stderr)
+    for p in pairs:
+        p["hard_negatives"] = record["negatives"].get(p["id"], [])
+    return epoch
