@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 Profile = Literal["embedded", "stack"]
@@ -74,9 +74,18 @@ class ModelSettings(BaseModel):
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16
     num_frames: int = Field(8, ge=2, multiple_of=2)  # SPEC §6.3: 8 uniform frames; temporal patch 2
     fps: float = 1.0
-    frame_min_pixels: int = 4 * 28 * 28
-    frame_max_pixels: int = 200 * 28 * 28
-    image_max_pixels: int = 256 * 28 * 28
+    # video frames, sized as the reference preprocessing sizes them (qwen-vl-utils' fetch_video,
+    # SPEC §6.3): at least VIDEO_MIN_PIXELS, at most GVE's per-frame max_pixels, and at most an even
+    # share of the whole video's budget (0.9 * 128000 tokens' worth); the checkpoint's own video
+    # processor limits then apply on top, as its processor applies them to the reference's frames
+    video_min_pixels: int = Field(128 * 28 * 28, ge=1,
+                                  validation_alias=AliasChoices("video_min_pixels", "frame_min_pixels"))
+    video_max_pixels: int = Field(200 * 28 * 28, ge=1,
+                                  validation_alias=AliasChoices("video_max_pixels", "frame_max_pixels"))
+    video_total_pixels: int = Field(90_316_800, ge=1)
+    # images: None takes the checkpoint processor's limits (its preprocessor config)
+    image_min_pixels: int | None = Field(None, ge=1)
+    image_max_pixels: int | None = Field(None, ge=1)
     max_length: int = Field(8192, ge=1)  # tokens, the appended <|endoftext|> included
     padding_side: Literal["left", "right"] = "left"
     batch_size: int = Field(16, ge=1)
