@@ -122,7 +122,10 @@ class SynthSettings(BaseModel):
     scene_pixel_delta: float = 8.0  # levels a pixel must change by to count as changed at a cut
     analysis_side: int = 32  # the one low-resolution decode pass feeds every consumer
     frames_per_clip: int = 8
-    frame_side: int = 224
+    # stored frames: 0 keeps them at the size the model's video preprocessing gives them (the
+    # reference's per-frame budget, model.video_*_pixels; never enlarged), so training feeds the
+    # token count evaluation feeds; > 0 caps the longer side at that many pixels instead
+    frame_side: int = Field(0, ge=0)
     clip_copy: bool = True  # clips by stream copy with an edit list; False: re-encode every clip
     clip_max_side: int = 448  # long side of re-encoded clips
     static_threshold: float = 0.5  # percent of pixels changing between frames below which a clip is static
