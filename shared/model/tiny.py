@@ -3,7 +3,7 @@ real architecture with random weights, a tokenizer trained offline that carries 
 tokens and chat template, and the real processor — saved in Hugging Face format so everything
 loads it with ``from_pretrained(DIR)`` like a real checkpoint. Deterministic for a seed.
 
-Its processor's pixel limits are small (TINY_MIN_PIXELS..TINY_MAX_PIXELS: at most 16 tokens per
+Its processor's pixel limits are small (TINY_MIN_PIXELS..TINY_MAX_PIXELS: at most 8 tokens per
 picture or 2-frame group), as a real checkpoint's processor config sets its own: the reference
 preprocessing sizes a video's frames first, then the processor fits them into these limits, so a
 tiny model stays cheap on CPU while taking every step a real checkpoint takes."""
@@ -83,7 +83,7 @@ def build_tokenizer():  # noqa: ANN201 - returns a transformers Qwen2Tokenizer
 
 ARCHS = ("qwen2_5_vl", "qwen2_vl")
 TINY_MIN_PIXELS = 56 * 56  # Qwen2.5-VL's own processor minimum
-TINY_MAX_PIXELS = 16 * 28 * 28
+TINY_MAX_PIXELS = 8 * 28 * 28  # a 64x64 demo video: 2x2 tokens per 2-frame group, as before
 
 
 def build_processor(tokenizer, min_pixels: int = TINY_MIN_PIXELS, max_pixels: int = TINY_MAX_PIXELS,  # noqa: ANN001

@@ -104,7 +104,7 @@ class VideoBudget:
 
 @dataclass
 class PreparedVideo:
-    frames: np.ndarray  # (T, H, W, 3) uint8, T even, at the reference's size (VideoBudget.fit)
+    frames: np.ndarray  # (T, H, W, 3) uint8, T even, at the size the model sees (VideoBudget.model_size)
     fps: float  # the rate the frames were sampled at (second_per_grid_ts = 2 / fps)
     processor: PixelBudget | None = None  # the checkpoint's limits the processor applies on top
 
@@ -156,13 +156,16 @@ class FrameCache:
 
 
 def _resize_frames(frames: np.ndarray, budget: VideoBudget, num_frames: int) -> np.ndarray:
-    """Frames at the reference's size, resized as qwen-vl-utils resizes them (torchvision, bicubic,
-    antialiased, on uint8)."""
+    """Frames at the size the model sees, resized as qwen-vl-utils resizes them (torchvision,
+    bicubic, antialiased, on uint8). Where the checkpoint's processor would resize the reference's
+    frames again (limits below the reference's fit), they are resized once, straight to the final
+    size: the same grid, pixels within resampling tolerance of the two resizes, and none of the
+    cost of enlarging a small frame only to shrink it again."""
     import torch
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms.functional import resize
 
-    h, w = budget.fit(*frames.shape[1:3], num_frames)
+    h, w = budget.model_size(*frames.shape[1:3], num_frames)
     if (h, w) == frames.shape[1:3]:
         return frames
     video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
