@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 Profile = Literal["embedded", "stack"]
@@ -91,9 +91,18 @@ class ModelSettings(BaseModel):
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16
     num_frames: int = Field(8, ge=2, multiple_of=2)  # SPEC §6.3: 8 uniform frames; temporal patch 2
     fps: float = 1.0
-    frame_min_pixels: int = 4 * 28 * 28
-    frame_max_pixels: int = 200 * 28 * 28
-    image_max_pixels: int = 256 * 28 * 28
+    # video frames, sized as the reference preprocessing sizes them (qwen-vl-utils' fetch_video,
+    # SPEC §6.3): at least VIDEO_MIN_PIXELS, at most GVE's per-frame max_pixels, and at most an even
+    # share of the whole video's budget (0.9 * 128000 tokens' worth); the checkpoint's own video
+    # processor limits then apply on top, as its processor applies them to the reference's frames
+    video_min_pixels: int = Field(128 * 28 * 28, ge=1,
+                                  validation_alias=AliasChoices("video_min_pixels", "frame_min_pixels"))
+    video_max_pixels: int = Field(200 * 28 * 28, ge=1,
+                                  validation_alias=AliasChoices("video_max_pixels", "frame_max_pixels"))
+    video_total_pixels: int = Field(90_316_800, ge=1)
+    # images: None takes the checkpoint processor's limits (its preprocessor config)
+    image_min_pixels: int | None = Field(None, ge=1)
+    image_max_pixels: int | None = Field(None, ge=1)
     max_length: int = Field(8192, ge=1)  # tokens, the appended <|endoftext|> included
     padding_side: Literal["left", "right"] = "left"
     batch_size: int = Field(16, ge=1)
@@ -137,7 +146,10 @@ class SynthSettings(BaseModel):
     scene_pixel_delta: float = 8.0  # levels a pixel must change by to count as changed at a cut
     analysis_side: int = 32  # the one low-resolution decode pass feeds every consumer
     frames_per_clip: int = 8
-    frame_side: int = 224
+    # stored frames: 0 keeps them at the size the model's video preprocessing gives them (the
+    # reference's per-frame budget, model.video_*_pixels; never enlarged), so training feeds the
+    # token count evaluation feeds; > 0 caps the longer side at that many pixels instead
+    frame_side: int = Field(0, ge=0)
     clip_copy: bool = True  # clips by stream copy with an edit list; False: re-encode every clip
     clip_max_side: int = 448  # long side of re-encoded clips
     static_threshold: float = 0.5  # percent of pixels changing between frames below which a clip is static

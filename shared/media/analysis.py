@@ -21,11 +21,30 @@ class Analysis:
     decode_errors: int = 0
 
 
+def stored_frame_size(width: int, height: int, frame_side: int) -> tuple[int, int]:
+    """``(width, height)`` of the frames kept for storage. ``frame_side`` > 0: the longer side at
+    most that. 0: the size the model's video preprocessing shrinks a frame to (the reference's
+    per-frame budget, ``model.video_*_pixels``, for ``model.num_frames`` frames), never enlarged —
+    the embedder then feeds a stored clip exactly as it feeds the source file, so training sees
+    the token count evaluation sees (a smaller source is enlarged by the embedder in both)."""
+    if frame_side > 0:
+        scale = min(1.0, frame_side / max(width, height))
+        return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+    from shared.config import get_settings
+    from shared.model.visual import VideoBudget
+
+    ms = get_settings().model
+    budget = VideoBudget(ms.video_min_pixels, ms.video_max_pixels, ms.video_total_pixels)
+    h, w = budget.storage_size(height, width, ms.num_frames)
+    return w, h
+
+
 def decode_once(path: str | Path, analysis_side: int, frame_side: int, keep_fps: float = 8.0,
                 max_frames: int = 200_000) -> Analysis:
-    """Decode every frame once: a tiny RGB copy of each, and RGB frames at ``frame_side``
-    subsampled to ``keep_fps`` (enough for 8 uniform frames per clip of >= 1 s; 0 keeps none, for
-    a scene split alone)."""
+    """Decode every frame once: a tiny RGB copy of each, and RGB frames for storage
+    (``stored_frame_size``: at most ``frame_side`` on the longer side, or with 0 at the model's
+    video budget) subsampled to ``keep_fps`` (enough for 8 uniform frames per clip of >= 1 s; 0
+    keeps none, for a scene split alone)."""
     import av
 
     times, small, keep, keep_idx = [], [], [], []
@@ -35,9 +54,7 @@ def decode_once(path: str | Path, analysis_side: int, frame_side: int, keep_fps:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            w, h = stream.codec_context.width, stream.codec_context.height
-            scale = min(1.0, frame_side / max(w, h))
-            kw, kh = max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
+            kw, kh = stored_frame_size(stream.codec_context.width, stream.codec_context.height, frame_side)
             packets = container.demux(stream)
             while True:
                 try:
@@ -196,10 +213,13 @@ def hamming(a: str, b: str) -> int:
 
 
 def clip_frames(an: Analysis, start: float, end: float, num: int) -> tuple[list[np.ndarray], list[float]]:
-    """``num`` stored frames spread uniformly over [start, end) from the kept frames."""
+    """``num`` stored frames spread uniformly over [start, end) from the kept frames, first and
+    last included as the model's frame sampling takes them (``round(linspace(0, n - 1, num))``)."""
+    from shared.media.frames import uniform_indices
+
     kt = an.times[an.keep_idx]
     sel = np.nonzero((kt >= start) & (kt < end))[0]
     if len(sel) == 0:
         sel = np.array([int(np.argmin(np.abs(kt - (start + end) / 2)))])
-    pick = [sel[min(len(sel) - 1, int((i + 0.5) * len(sel) / num))] for i in range(num)]
+    pick = [sel[i] for i in uniform_indices(len(sel), num)]
     return [an.keep[i] for i in pick], [float(kt[i]) for i in pick]

@@ -1,5 +1,6 @@
-"""Uniform frame sampling: exactly ``num`` frames spread over the whole clip (SPEC §1.4, §6.3),
-decoded with PyAV; and frames stored as images in the object store.
+"""Uniform frame sampling: exactly ``num`` frames spread over the whole clip (SPEC §1.4, §6.3) at
+the reference's indices (qwen-vl-utils: ``round(linspace(0, n - 1, num))``, first and last frame
+included), decoded with PyAV; and frames stored as images in the object store.
 
 Only the sampled frames are converted to RGB, so memory does not grow with the clip's length; a
 long clip is sampled by seeking to each target time instead of decoding every frame.
@@ -42,7 +43,7 @@ def sampling_fps(num: int, duration_s: float | None) -> float | None:
     reported fps is 8 / duration, so ``second_per_grid_ts = 2 / fps``); ``None`` when unknown."""
     if not duration_s or duration_s <= 0 or num <= 0:
         return None
-    return round(num / duration_s, 6)
+    return num / duration_s  # unrounded: 2 / fps sets the temporal positions, as the reference's
 
 
 def _duration(container, stream) -> float | None:  # noqa: ANN001 - PyAV objects
@@ -70,13 +71,15 @@ def video_duration(path: str | Path) -> float | None:
 
 
 def uniform_indices(total: int, num: int) -> list[int]:
-    """``num`` indices spread uniformly over ``total`` frames (the middle of ``num`` equal spans;
-    indices repeat when there are fewer frames than ``num``)."""
+    """``num`` indices spread uniformly over ``total`` frames as the reference video reader takes
+    them (qwen-vl-utils: ``round(linspace(0, total - 1, num))``, halves to even as torch rounds;
+    the first and the last frame included; indices repeat when there are fewer frames than
+    ``num``)."""
     if total <= 0:
         raise MediaError("video has no frames")
     if num <= 0:
         raise ValueError(f"num must be positive, got {num}")
-    return [min(total - 1, int((i + 0.5) * total / num)) for i in range(num)]
+    return [int(i) for i in np.linspace(0, total - 1, num).round()]
 
 
 def _check_file(path: Path) -> None:
@@ -129,9 +132,11 @@ def _by_index(path: Path, indices: list[int], max_side: int | None) -> tuple[lis
     return [picked[i][0] for i in indices], [picked[i][1] for i in indices], seen
 
 
-def _by_seeking(path: Path, num: int, max_side: int | None) -> tuple[list[np.ndarray], list[float]] | None:
-    """For each of ``num`` uniform target times, seek to the keyframe before it and decode up to the
-    frame showing at that time. ``None`` when the stream has no usable timing."""
+def _by_seeking(path: Path, indices: list[int], total: int,
+                max_side: int | None) -> tuple[list[np.ndarray], list[float]] | None:
+    """For each wanted frame index, seek to the keyframe before the time it shows at (index /
+    ``total`` of the duration) and decode up to the frame showing then. ``None`` when the stream
+    has no usable timing."""
     import av
 
     with av.open(str(path)) as container:
@@ -142,8 +147,8 @@ def _by_seeking(path: Path, num: int, max_side: int | None) -> tuple[list[np.nda
             return None
         start = float((stream.start_time or 0) * tb)
         frames, times = [], []
-        for i in range(num):
-            target = start + (i + 0.5) * duration / num
+        for index in indices:
+            target = start + index * duration / total
             container.seek(int(target / tb), stream=stream, backward=True, any_frame=False)
             shown = None  # the last frame whose time is <= target (or the first one after it)
             for frame in container.decode(stream):
@@ -182,7 +187,7 @@ def sample_frames(path: str | Path, num: int = 8, max_side: int | None = None,
         if total <= 0:
             raise MediaError(f"no decodable frames in {path.name}")
         if total >= seek_min_frames:
-            sought = _by_seeking(path, num, max_side)
+            sought = _by_seeking(path, uniform_indices(total, num), total, max_side)
             if sought is not None:
                 return _same_size(sought[0]), sought[1]
         frames, times, seen = _by_index(path, uniform_indices(total, num), max_side)

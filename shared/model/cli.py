@@ -7,19 +7,26 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Models: the tiny offline Qwen2.5-VL bundle, checkpoint info.", no_args_is_help=True)
+app = typer.Typer(help="Models: the tiny offline Qwen2.5-VL / Qwen2-VL bundles, checkpoint info.", no_args_is_help=True)
 
 
 @app.command("tiny")
 def tiny(out: Path = typer.Option(..., help="Folder to write the bundle to."),
-         seed: int = typer.Option(0, help="Seed of the random weights.")) -> None:
-    """Build the tiny Qwen2.5-VL bundle offline (loads with from_pretrained(OUT))."""
-    from shared.model.tiny import build_tiny_bundle
+         seed: int = typer.Option(0, help="Seed of the random weights."),
+         arch: str = typer.Option("qwen2_5_vl", help="qwen2_5_vl (GVE's architecture) or qwen2_vl (GME's, a prober).")
+         ) -> None:
+    """Build a tiny Qwen2.5-VL or Qwen2-VL bundle offline (loads with from_pretrained(OUT))."""
+    from shared.model.tiny import ARCHS, build_tiny_bundle
 
-    if (out / "univr_bundle.json").exists() and json.loads((out / "univr_bundle.json").read_text()).get("seed") == seed:
-        typer.echo(str(out))
-        return
-    typer.echo(str(build_tiny_bundle(out, seed)))
+    if arch not in ARCHS:
+        raise typer.BadParameter(f"unknown arch {arch!r}; use one of {', '.join(ARCHS)}", param_hint="--arch")
+    marker = out / "univr_bundle.json"
+    if marker.exists():
+        built = json.loads(marker.read_text())
+        if built.get("seed") == seed and built.get("arch", "qwen2_5_vl") == arch:
+            typer.echo(str(out))
+            return
+    typer.echo(str(build_tiny_bundle(out, seed, arch)))
 
 
 @app.command("info")

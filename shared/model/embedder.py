@@ -1,5 +1,5 @@
-"""The GVE embedder: any Qwen2.5-VL checkpoint (the tiny bundle, Qwen2.5-VL-3B/7B, GVE-3B/7B)
-plus an optional LoRA adapter turns text, images, videos and their compositions into unit vectors
+"""The GVE embedder: any Qwen2.5-VL or Qwen2-VL checkpoint (the tiny bundles, Qwen2.5-VL-3B/7B,
+GVE-3B/7B, GME-2B/7B) plus an optional LoRA adapter turns text, images, videos and their compositions into unit vectors
 exactly as SPEC §6.3 describes: chat-template prompt with the instruction in the system turn for
 queries, visual placeholders then text, an appended ``<|endoftext|>`` that is pooled from the last
 hidden layer (left or right padding), L2-normalised.
@@ -26,6 +26,7 @@ from shared.model.visual import (
     FrameCache,
     PixelBudget,
     PreparedVideo,
+    VideoBudget,
     image_tokens_estimate,
     resolve_image,
     resolve_video,
@@ -41,6 +42,23 @@ class Prepared:
     image: Any  # PIL image or None
     video: PreparedVideo | None
     length: int  # tokens, visual tokens and EOD included
+
+
+# config.json's model_type -> the transformers class that loads it (SPEC §6.3: the stock class)
+MODEL_CLASSES = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+                 "qwen2_vl": "Qwen2VLForConditionalGeneration"}
+
+
+def model_class(name_or_path: str) -> type:
+    """The transformers class for a checkpoint, chosen by its config's ``model_type``."""
+    import transformers
+    from transformers import AutoConfig
+
+    model_type = AutoConfig.from_pretrained(name_or_path).model_type
+    if model_type not in MODEL_CLASSES:
+        raise ValueError(f"{name_or_path}: model_type {model_type!r} is not supported; "
+                         f"the embedder loads {', '.join(sorted(MODEL_CLASSES))}")
+    return getattr(transformers, MODEL_CLASSES[model_type])
 
 
 def pick_device(name: str) -> torch.device:
@@ -109,7 +127,7 @@ class Embedder:
 
     def __init__(self, name_or_path: str | Path | None = None, adapter: str | Path | None = None, *,
                  device: str | None = None, dtype: str | None = None, settings: Settings | None = None):
-        from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+        from transformers import AutoProcessor
 
         self.settings = settings or get_settings()
         ms = self.settings.model
@@ -129,7 +147,7 @@ class Embedder:
         self.dtype = pick_dtype(dtype or ms.dtype, self.device)
         self.processor = AutoProcessor.from_pretrained(self.name_or_path)
         self.processor.tokenizer.padding_side = ms.padding_side
-        self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(self.name_or_path, dtype=self.dtype)
+        self.model = model_class(self.name_or_path).from_pretrained(self.name_or_path, dtype=self.dtype)
         if self.adapter:
             from peft import PeftModel
 
@@ -153,8 +171,8 @@ class Embedder:
         paths and collection names (no "/", at most 49 characters)."""
         if self._model_id is None:
             ms = self.settings.model
-            recipe = (str(self.dtype), ms.num_frames, ms.fps, ms.frame_min_pixels, ms.frame_max_pixels,
-                      ms.image_max_pixels, ms.max_length)
+            video, image = self._budgets()
+            recipe = (str(self.dtype), ms.num_frames, ms.fps, video, image, ms.max_length)
             parts = (_fingerprint(self.name_or_path), _fingerprint(self.adapter) if self.adapter else "", recipe)
             digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
             self._model_id = f"{_safe_name(self.name_or_path)}-{digest}"
@@ -170,10 +188,17 @@ class Embedder:
         return m.model
 
     # --- inputs ------------------------------------------------------------------------------
-    def _budgets(self) -> tuple[PixelBudget, PixelBudget]:
+    def _budgets(self) -> tuple[VideoBudget, PixelBudget]:
+        """Video sizing (the reference's limits from Settings, then the checkpoint processor's
+        own) and the image limits (Settings where given, else the checkpoint processor's)."""
         ms = self.settings.model
-        return (PixelBudget(ms.frame_min_pixels, ms.frame_max_pixels),
-                PixelBudget(ms.frame_min_pixels, ms.image_max_pixels))
+        video_size = self.processor.video_processor.size
+        image_size = self.processor.image_processor.size
+        video = VideoBudget(ms.video_min_pixels, ms.video_max_pixels, ms.video_total_pixels,
+                            PixelBudget(video_size["shortest_edge"], video_size["longest_edge"]))
+        image = PixelBudget(ms.image_min_pixels or image_size["shortest_edge"],
+                            ms.image_max_pixels or image_size["longest_edge"])
+        return video, image
 
     def _estimate_cost(self, item: EmbedInput) -> int:
         """Approximate sequence length (tokens) without decoding anything: for length buckets."""
@@ -204,7 +229,8 @@ class Embedder:
         fixed = self._prompt_tokens(build_prompt("", instruction=item.instruction, **kinds)) + visual
         if fixed > ms.max_length:
             raise ValueError(f"visual tokens alone ({fixed} tokens with the prompt) exceed max_length "
-                             f"{ms.max_length}; lower the pixel budget (model.frame_max_pixels/image_max_pixels)")
+                             f"{ms.max_length}; lower the pixel budget "
+                             "(model.video_max_pixels/video_total_pixels/image_max_pixels)")
         text = item.text
         prompt = build_prompt(text, instruction=item.instruction, **kinds)
         length = self._prompt_tokens(prompt) + visual
@@ -241,7 +267,7 @@ class Embedder:
     def _process(self, prepared: Sequence[Prepared]):  # noqa: ANN202
         from transformers.video_utils import VideoMetadata
 
-        video_budget, image_budget = self._budgets()
+        _, image_budget = self._budgets()
         prompts = [p.prompt for p in prepared]
         images = [p.image for p in prepared if p.image is not None]
         videos = [p.video for p in prepared if p.video is not None]
@@ -252,10 +278,11 @@ class Embedder:
                                                 "longest_edge": image_budget.max_pixels}}
         if videos:
             kwargs["videos"] = [v.frames for v in videos]
+            # the frames are at the reference's size (VideoBudget.fit); the processor applies its
+            # own limits on top, as it does to the reference's frames (no total cap of its own)
             kwargs["videos_kwargs"] = {
-                "size": {"shortest_edge": video_budget.min_pixels, "longest_edge": video_budget.max_pixels},
                 "do_sample_frames": False,
-                "cap_pixels_per_frame": True,
+                "cap_pixels_per_frame": False,
                 "video_metadata": [VideoMetadata(total_num_frames=len(v.frames), fps=v.fps,
                                                  frames_indices=list(range(len(v.frames)))) for v in videos],
             }

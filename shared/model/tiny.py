@@ -1,7 +1,12 @@
-"""The tiny offline Qwen2.5-VL bundle: the real architecture with random weights, a tokenizer
-trained offline that carries Qwen's special tokens and chat template, and the real processor —
-saved in Hugging Face format so everything loads it with ``from_pretrained(DIR)`` like a real
-checkpoint. Deterministic for a seed."""
+"""The tiny offline bundles: Qwen2.5-VL (GVE's architecture) or Qwen2-VL (GME's, a prober), the
+real architecture with random weights, a tokenizer trained offline that carries Qwen's special
+tokens and chat template, and the real processor — saved in Hugging Face format so everything
+loads it with ``from_pretrained(DIR)`` like a real checkpoint. Deterministic for a seed.
+
+Its processor's pixel limits are small (TINY_MIN_PIXELS..TINY_MAX_PIXELS: at most 8 tokens per
+picture or 2-frame group), as a real checkpoint's processor config sets its own: the reference
+preprocessing sizes a video's frames first, then the processor fits them into these limits, so a
+tiny model stays cheap on CPU while taking every step a real checkpoint takes."""
 
 from __future__ import annotations
 
@@ -76,31 +81,57 @@ def build_tokenizer():  # noqa: ANN201 - returns a transformers Qwen2Tokenizer
     return hf
 
 
-def build_processor(tokenizer, min_pixels: int = 56 * 56, max_pixels: int = 28 * 28 * 64):  # noqa: ANN001, ANN201
-    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+ARCHS = ("qwen2_5_vl", "qwen2_vl")
+TINY_MIN_PIXELS = 56 * 56  # Qwen2.5-VL's own processor minimum
+TINY_MAX_PIXELS = 8 * 28 * 28  # a 64x64 demo video: 2x2 tokens per 2-frame group, as before
+
+
+def build_processor(tokenizer, min_pixels: int = TINY_MIN_PIXELS, max_pixels: int = TINY_MAX_PIXELS,  # noqa: ANN001
+                    arch: str = "qwen2_5_vl"):  # noqa: ANN201
+    from transformers import (
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+        Qwen2VLVideoProcessor,
+    )
 
     common = dict(patch_size=14, temporal_patch_size=2, merge_size=2,
                   image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711],
                   size={"shortest_edge": min_pixels, "longest_edge": max_pixels})
-    return Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(**common), tokenizer=tokenizer,
-                               video_processor=Qwen2VLVideoProcessor(**common), chat_template=CHAT_TEMPLATE)
+    cls = Qwen2VLProcessor if arch == "qwen2_vl" else Qwen2_5_VLProcessor
+    return cls(image_processor=Qwen2VLImageProcessor(**common), tokenizer=tokenizer,
+               video_processor=Qwen2VLVideoProcessor(**common), chat_template=CHAT_TEMPLATE)
 
 
-def build_tiny_bundle(out_dir: str | Path, seed: int = 0) -> Path:
-    """Build and save the bundle; returns ``out_dir``."""
+def _vision_config(arch: str) -> dict:
+    common = dict(depth=2, num_heads=4, patch_size=14, temporal_patch_size=2, spatial_merge_size=2,
+                  in_chans=3)
+    if arch == "qwen2_vl":  # Qwen2-VL's vision tower: full attention, MLP ratio, embed_dim
+        return dict(common, embed_dim=64, hidden_size=128, mlp_ratio=2)
+    return dict(common, hidden_size=64, intermediate_size=128, window_size=112, fullatt_block_indexes=[1],
+                out_hidden_size=128, tokens_per_second=2)
+
+
+def build_tiny_bundle(out_dir: str | Path, seed: int = 0, arch: str = "qwen2_5_vl",
+                      min_pixels: int = TINY_MIN_PIXELS, max_pixels: int = TINY_MAX_PIXELS) -> Path:
+    """Build and save the bundle (``arch``: qwen2_5_vl or qwen2_vl); returns ``out_dir``.
+    ``min_pixels``/``max_pixels``: its processor's limits (a real checkpoint's: 3136..12845056)."""
     import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    import transformers
 
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; use one of {', '.join(ARCHS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer()
-    proc = build_processor(tok)
+    proc = build_processor(tok, min_pixels, max_pixels, arch)
     ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     vocab_size = (len(tok) + 63) // 64 * 64
-    config = Qwen2_5_VLConfig(
-        vision_config=dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, patch_size=14,
-                           temporal_patch_size=2, spatial_merge_size=2, window_size=112, fullatt_block_indexes=[1],
-                           out_hidden_size=128, tokens_per_second=2, in_chans=3),
+    config_cls, model_cls = ((transformers.Qwen2VLConfig, transformers.Qwen2VLForConditionalGeneration)
+                             if arch == "qwen2_vl" else
+                             (transformers.Qwen2_5_VLConfig, transformers.Qwen2_5_VLForConditionalGeneration))
+    config = config_cls(
+        vision_config=_vision_config(arch),
         text_config=dict(vocab_size=vocab_size, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32768,
                          rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [4, 6, 6]},
@@ -111,10 +142,11 @@ def build_tiny_bundle(out_dir: str | Path, seed: int = 0) -> Path:
         tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    model = model_cls(config).eval()
     proc.save_pretrained(out)
     model.save_pretrained(out)
-    (out / "univr_bundle.json").write_text(json.dumps({"kind": "tiny-qwen2.5-vl", "seed": seed}))
+    kind = "tiny-qwen2-vl" if arch == "qwen2_vl" else "tiny-qwen2.5-vl"
+    (out / "univr_bundle.json").write_text(json.dumps({"kind": kind, "seed": seed, "arch": arch}))
     return out
 
 

@@ -265,7 +265,7 @@ def test_model_id_names_weights_adapter_and_recipe(tiny_model_dir, adapters, mon
     for mid in ids:  # usable as a folder name and inside a Qdrant collection name
         assert "/" not in mid and len(mid) <= 49 and re.fullmatch(r"[A-Za-z0-9_.-]+", mid)
     # the input recipe changes the vectors, so it changes the id
-    monkeypatch.setattr(plain.settings.model, "frame_max_pixels", 100 * 28 * 28)
+    monkeypatch.setattr(plain.settings.model, "video_max_pixels", 100 * 28 * 28)
     assert Embedder(tiny_model_dir, device="cpu", settings=plain.settings).model_id != plain.model_id
 
 

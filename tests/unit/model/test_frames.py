@@ -58,8 +58,9 @@ def test_frames_are_spread_uniformly_over_the_whole_clip(tmp_path):
     path = _write(tmp_path / "c.mp4", n=160, fps=20)  # 8 s
     for seek in (FULL_DECODE, ALWAYS_SEEK):
         _, times = sample_frames(path, 8, seek_min_frames=seek)
-        # the middles of 8 equal 1-second spans, to one frame
-        assert np.allclose(times, [i + 0.5 for i in range(8)], atol=1 / 20 + 1e-6)
+        # the reference's frames (qwen-vl-utils): round(linspace(0, 159, 8)), first and last
+        # included — not the middles of 8 equal spans
+        assert np.allclose(times, [i / 20 for i in (0, 23, 45, 68, 91, 114, 136, 159)], atol=1e-6)
 
 
 def test_short_clip_repeats_frames_and_max_side_bounds_the_size(tmp_path):
@@ -70,8 +71,11 @@ def test_short_clip_repeats_frames_and_max_side_bounds_the_size(tmp_path):
 
 
 def test_uniform_indices():
-    assert uniform_indices(80, 8) == [5, 15, 25, 35, 45, 55, 65, 75]
-    assert uniform_indices(3, 4) == [0, 1, 1, 2]
+    assert uniform_indices(80, 8) == [0, 11, 23, 34, 45, 56, 68, 79]
+    assert uniform_indices(100, 8) == [0, 14, 28, 42, 57, 71, 85, 99]  # 42.43, 56.57: to nearest
+    assert uniform_indices(3, 4) == [0, 1, 1, 2]  # 0.67 -> 1, 1.33 -> 1
+    assert uniform_indices(8, 4) == [0, 2, 5, 7]  # 2.33, 4.67
+    assert uniform_indices(1, 8) == [0] * 8
     with pytest.raises(MediaError, match="no frames"):
         uniform_indices(0, 8)
     with pytest.raises(ValueError, match="positive"):

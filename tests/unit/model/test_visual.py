@@ -15,6 +15,7 @@ from shared.model import EmbedInput, VideoFrames, item_key
 from shared.model.visual import (
     FrameCache,
     PixelBudget,
+    VideoBudget,
     image_tokens_estimate,
     resolve_image,
     resolve_video,
@@ -22,7 +23,8 @@ from shared.model.visual import (
 )
 from tests.helpers import small_videos
 
-BUDGET = PixelBudget(4 * 28 * 28, 200 * 28 * 28)
+BUDGET = VideoBudget(128 * 28 * 28, 200 * 28 * 28, 90_316_800)  # the reference's, no processor limits
+IMAGE = PixelBudget(4 * 28 * 28, 200 * 28 * 28)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,8 @@ def test_zero_capacity_caches_nothing():
 def test_resolve_video_caches_resized_frames_and_evicts(videos):
     cache = FrameCache(capacity=1)
     first = resolve_video(str(videos[0]), 8, 1.0, cache, BUDGET)
-    h, w = BUDGET.fit(240, 320)
+    h, w = BUDGET.fit(240, 320, 8)
+    assert (h, w) == (280, 392)  # enlarged to the reference's video minimum, 128·28·28
     assert first.frames.shape == (8, h, w, 3) and h * w <= BUDGET.max_pixels and h % 28 == w % 28 == 0
     assert resolve_video(Path(videos[0]), 8, 1.0, cache, BUDGET) is first  # str and Path: one entry
     assert (cache.hits, cache.misses) == (1, 1)
@@ -61,7 +64,7 @@ def test_resolve_video_caches_resized_frames_and_evicts(videos):
     assert again is not first and np.array_equal(again.frames, first.frames)
     assert (cache.hits, cache.misses) == (1, 3)
     # another budget or frame count is another entry, not a stale hit
-    small = resolve_video(str(videos[0]), 8, 1.0, cache, PixelBudget(4 * 28 * 28, 16 * 28 * 28))
+    small = resolve_video(str(videos[0]), 8, 1.0, cache, VideoBudget(4 * 28 * 28, 16 * 28 * 28, 90_316_800))
     assert small.frames.shape[1] * small.frames.shape[2] <= 16 * 28 * 28
 
 
@@ -98,12 +101,13 @@ def test_stored_frames_read_only_the_sampled_keys():
 
     store = get_store()
     keys = [f"clips/z/frames/{i:02d}.png" for i in range(16)]
-    for i in range(1, 16, 2):  # the 8 uniform picks of 16 are the odd ones; the others do not exist
+    picks = [0, 2, 4, 6, 9, 11, 13, 15]  # round(linspace(0, 15, 8)); the other keys do not exist
+    for i in picks:
         buf = io.BytesIO()
         Image.fromarray(np.full((28, 56, 3), i * 15, np.uint8)).save(buf, format="PNG")
         store.put_bytes(keys[i], buf.getvalue())
     video = resolve_video(VideoFrames(keys), 8, 1.0, FrameCache(), BUDGET)
-    assert video.frames.shape[0] == 8 and [int(f[0, 0, 0]) for f in video.frames] == [i * 15 for i in range(1, 16, 2)]
+    assert video.frames.shape[0] == 8 and [int(f[0, 0, 0]) for f in video.frames] == [i * 15 for i in picks]
     with pytest.raises(MediaError, match="no frame keys"):
         resolve_video(VideoFrames([]), 8, 1.0, FrameCache(), BUDGET)
 
@@ -115,8 +119,25 @@ def test_token_counts_match_the_prepared_pixels(videos):
     assert video_tokens_estimate(str(videos[0]), 8, FrameCache(), BUDGET) == video.tokens()
     assert video_tokens_estimate(np.zeros((3, 240, 320, 3), np.uint8), 8, FrameCache(), BUDGET) == video.tokens()
     img = Image.new("RGB", (640, 480))
-    assert image_tokens_estimate(img, BUDGET) == BUDGET.tokens(480, 640) <= 200
+    assert image_tokens_estimate(img, IMAGE) == IMAGE.tokens(480, 640) <= 200
     assert video_tokens_estimate("/no/such/file.mp4", 8, FrameCache(), BUDGET) == 0  # decode reports it later
+
+
+def test_video_budget_is_the_reference_sizing_then_the_processor_limits():
+    # qwen-vl-utils: a 320x240 frame is enlarged to >= 128·28·28 px; a 1920x1080 one shrunk to
+    # <= 200·28·28; 8 frames -> 4 temporal groups
+    assert BUDGET.tokens(240, 320, 8) == 4 * 10 * 14 == 560
+    assert BUDGET.fit(1080, 1920, 8) == (280, 504) and BUDGET.tokens(1080, 1920, 8) == 4 * 10 * 18
+    # the whole video's budget: many frames share it, never below 1.05 x the minimum per frame
+    dense = VideoBudget(128 * 28 * 28, 768 * 28 * 28, 16384 * 28 * 28)
+    assert dense.frame_max(8) == 768 * 28 * 28 and dense.frame_max(512) == int(128 * 28 * 28 * 1.05)
+    assert dense.frame_max(128) == 16384 * 28 * 28 / 128 * 2
+    # a checkpoint's processor with small limits resizes the reference's frames again
+    clamped = VideoBudget(128 * 28 * 28, 200 * 28 * 28, 90_316_800, PixelBudget(56 * 56, 16 * 28 * 28))
+    assert clamped.model_size(240, 320, 8) == (84, 112) and clamped.tokens(240, 320, 8) == 4 * 3 * 4
+    # frames are stored at the size the reference shrinks them to, never enlarged
+    assert BUDGET.storage_size(1080, 1920, 8) == (280, 504)
+    assert BUDGET.storage_size(240, 320, 8) == (240, 320) and BUDGET.storage_size(64, 64, 8) == (64, 64)
 
 
 def test_bad_visual_inputs_say_what_is_wrong(tmp_path):
