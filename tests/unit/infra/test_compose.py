@@ -227,3 +227,41 @@ def test_docker_compose_config_validates(tmp_path):
     proc = subprocess.run(["docker-compose", "-f", "compose.yaml", "config", "-q"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode != 0 and "in .env" in proc.stderr, proc.stderr
+
+
+def test_the_qdrant_client_sends_the_api_key_compose_gives_it(compose, monkeypatch):
+    """shared.vectors builds its client from the settings compose sets: every request carries the
+    key in Qdrant's `api-key` header (checked against a local HTTP server that records headers)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from shared.config import Settings
+    from shared.vectors import get_qdrant
+
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # noqa: ANN002
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(self.headers.get("api-key"))
+            data = json.dumps({"result": {"collections": []}, "status": "ok", "time": 0.0}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = compose["services"]["indexer-gpu"]["environment"]
+        key = _expand(env["UNIVR_VECTORS__API_KEY"], {"QDRANT_API_KEY": "k-123"})
+        monkeypatch.setenv("UNIVR_PROFILE", "stack")
+        monkeypatch.setenv("UNIVR_VECTORS__URL", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setenv("UNIVR_VECTORS__API_KEY", key)
+        get_qdrant(Settings()).get_collections()
+    finally:
+        server.shutdown()
+    assert seen == ["k-123"]
