@@ -123,7 +123,8 @@ class CaptionSettings(BaseModel):
     timeout_s: float = 120.0
     max_retries: int = 3
     concurrency: int = 8
-    frames_per_request: int = 8
+    # image_url parts per request; vLLM's --limit-mm-per-prompt image limit must allow as many
+    frames_per_request: int = Field(8, ge=1)
 
 
 class MediaSettings(BaseModel):

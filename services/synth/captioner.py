@@ -3,9 +3,12 @@
 - ``template``: no model. Builds the five caption styles, frame captions and composed-query texts
   from the source's ground-truth sidecar when there is one (``shared.world.describe``), else from
   the raw caption (all styles then derive from it). The embedded default.
-- ``openai``: any OpenAI-compatible server (vLLM in compose) with the paper's prompts, structured
-  JSON output (``response_format`` json_schema) validated with pydantic, bounded retries, a request
-  id per call, and the caption↔clip mapping asserted (the reply must echo the clip id it was sent).
+- ``openai``: any OpenAI-compatible server (vLLM in compose) with the paper's prompts, sending
+  ``caption.frames_per_request`` frames as ``image_url`` parts (vLLM's ``--limit-mm-per-prompt``
+  image limit must be at least that; compose sets them equal), structured JSON output through
+  vLLM's ``structured_outputs: {"json": schema}`` request field (vLLM >= 0.12; the ``guided_*``
+  fields are gone there) validated with pydantic, bounded retries, a request id per call, and the
+  caption↔clip mapping asserted (the reply must echo the clip id it was sent).
 """
 
 from __future__ import annotations
@@ -134,9 +137,23 @@ class CaptionReply(BaseModel):
 
 
 def _json_schema() -> dict[str, Any]:
-    props = {k: {"type": "string"} for k in ("clip_id", "1", "2", "3", "4", "5", "frame", "composed_image", "composed_video")}
-    return {"name": "clip_captions", "strict": True,
-            "schema": {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}}
+    keys = ("clip_id", "1", "2", "3", "4", "5", "frame", "composed_image", "composed_video")
+    props = {k: {"type": "string"} for k in keys}
+    return {"type": "object", "properties": props, "required": list(props),
+            "additionalProperties": False}
+
+
+def pick_frames(frames: list[np.ndarray], limit: int) -> list[np.ndarray]:
+    """At most ``limit`` frames, evenly spread over the clip in order (the last frame kept: the
+    prompt's "frame" caption is about it)."""
+    if limit < 1:
+        raise ValueError(f"caption.frames_per_request must be >= 1, got {limit}")
+    if len(frames) <= limit:
+        return list(frames)
+    if limit == 1:
+        return [frames[-1]]
+    idx = np.linspace(0, len(frames) - 1, limit).round().astype(int)
+    return [frames[i] for i in idx]
 
 
 def _data_url(frame: np.ndarray) -> str:
@@ -159,13 +176,15 @@ class OpenAICaptioner:
                              timeout=settings.timeout_s, max_retries=0)
 
     def _request(self, ctx: ClipContext, profile: str, request_id: str) -> CaptionReply:
-        prompt = VIDEO_PROMPT.format(n=len(ctx.frames), clip_id=ctx.clip_id, raw_caption=ctx.raw_caption.replace('"', "'"),
+        frames = pick_frames(ctx.frames, self.settings.frames_per_request)
+        prompt = VIDEO_PROMPT.format(n=len(frames), clip_id=ctx.clip_id, raw_caption=ctx.raw_caption.replace('"', "'"),
                                      profile=profile, readability="plain", education_level="general audience")
-        content: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": _data_url(f)}} for f in ctx.frames]
+        content: list[dict[str, Any]] = [
+            {"type": "image_url", "image_url": {"url": _data_url(f)}} for f in frames]
         content.append({"type": "text", "text": prompt})
         resp = self.client.chat.completions.create(
             model=self.settings.model, messages=[{"role": "user", "content": content}],
-            response_format={"type": "json_schema", "json_schema": _json_schema()}, temperature=0.7,
+            temperature=0.7, extra_body={"structured_outputs": {"json": _json_schema()}},
             extra_headers={"X-Request-Id": request_id})
         text = resp.choices[0].message.content or ""
         reply = CaptionReply.model_validate_json(text)
