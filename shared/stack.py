@@ -44,8 +44,9 @@ BIN = Path(sys.executable).parent
 HOST_DEFAULTS = {
     "POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": "postgres", "POSTGRES_DB": "univr_stack",
     "RABBITMQ_USER": "guest", "RABBITMQ_PASSWORD": "guest",
-    "MINIO_ROOT_USER": "univr", "MINIO_ROOT_PASSWORD": "univr-secret", "UNIVR_BUCKET": "univr",
+    "MINIO_ROOT_USER": "univr", "MINIO_ROOT_PASSWORD": "univr-secret", "BUCKET": "univr",
     "UNIVR_CAPTION_BACKEND": "template", "GRAFANA_PASSWORD": "admin",
+    "QDRANT_API_KEY": "univr-stack-qdrant", "FLOWER_PASSWORD": "univr-stack-flower",
 }
 # where each compose host's port is served on this host (``--port NAME=PORT`` changes one)
 LOCAL_PORTS = {"postgres": 5432, "rabbitmq": 5672, "redis": 6379, "minio": 9000, "qdrant": 6333,
@@ -184,7 +185,14 @@ class Stack:
     variables: dict[str, str]
     ports: dict[str, int]
     only: set[str] | None = None
+    profiles: tuple[str, ...] = ("cpu",)  # compose's --profile: a service with profiles runs only
     standins: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+
+    def selected(self, svc: Service) -> bool:
+        """``--only`` names services; otherwise those without profiles and those of a chosen one."""
+        if self.only is not None:
+            return svc.name in self.only
+        return not svc.profiles or bool(set(svc.profiles) & set(self.profiles))
 
     def services(self) -> list[Service]:
         return load(self.compose, self.variables)
@@ -242,7 +250,7 @@ class Stack:
         v = self.variables
         client = Minio(f"127.0.0.1:{self.ports['minio']}", access_key=v["MINIO_ROOT_USER"],
                        secret_key=v["MINIO_ROOT_PASSWORD"], secure=False)
-        for bucket in (v.get("UNIVR_BUCKET") or "univr", "raw"):
+        for bucket in (v.get("BUCKET") or "univr", "raw"):
             if not client.bucket_exists(bucket):
                 client.make_bucket(bucket)
 
@@ -278,7 +286,7 @@ class Stack:
         from honcho.manager import Manager
 
         self.state.mkdir(parents=True, exist_ok=True)
-        services = [s for s in self.services() if self.only is None or s.name in self.only]
+        services = [s for s in self.services() if self.selected(s)]
         try:
             self.start_standins(services)
             self.make_database()
@@ -336,12 +344,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="a compose variable (as in .env), e.g. RABBITMQ_PASSWORD=x")
     p.add_argument("--port", action="append", default=[], metavar="NAME=PORT",
                    help="where a compose host is served here, e.g. rabbitmq=5673")
-    p.add_argument("--only", default="", help="comma-separated services (default: all)")
+    p.add_argument("--only", default="", help="comma-separated services (default: all of the profile)")
+    p.add_argument("--profile", default="cpu",
+                   help="compose profiles whose services run, comma-separated (default: cpu)")
     a = p.parse_args(argv)
     state = a.dir.resolve()
-    variables = {**HOST_DEFAULTS, "UNIVR_MODEL": str(state / "home" / "models" / "tiny"),
+    variables = {**HOST_DEFAULTS, "EMBED_MODEL": str(state / "home" / "models" / "tiny"),
                  **{k: v for k, v in os.environ.items()}}
-    stack = Stack(a.compose, state, variables, dict(LOCAL_PORTS), {s for s in a.only.split(",") if s} or None)
+    stack = Stack(a.compose, state, variables, dict(LOCAL_PORTS), {s for s in a.only.split(",") if s} or None,
+                  tuple(p for p in a.profile.split(",") if p))
     variables.update(stack.env_file())
     variables.update(dict(kv.split("=", 1) for kv in a.set))
     stack.ports.update({k: int(v) for k, v in (kv.split("=", 1) for kv in a.port)})

@@ -41,7 +41,7 @@ def target_kind(side: dict[str, Any]) -> str:
 def side_key(side: dict[str, Any]) -> str:
     """What identifies a candidate: a clip id, an image key or a text."""
     if side.get("video"):
-        return f"video:{side['video']['clip_id']}"
+        return "clip:" + str(side["video"]["clip_id"])
     if side.get("image"):
         return f"image:{side['image']}"
     return f"text:{side.get('text', '')}"

@@ -144,7 +144,7 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
         monkeypatch.setenv(k, v)
     db = postgres_url.rsplit("/", 1)[1]
     args = ["--dir", str(state), "--only", SERVICES, "--set", f"POSTGRES_DB={db}",
-            "--set", f"UNIVR_MODEL={home / 'models' / 'tiny'}", "--port", f"rabbitmq={rmq.port}",
+            "--set", f"EMBED_MODEL={home / 'models' / 'tiny'}", "--port", f"rabbitmq={rmq.port}",
             "--port", f"minio={free_port()}", "--port", f"qdrant={free_port()}"]
     log = open(tmp_path / "stack.out", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "shared.stack", *args], stdout=log, stderr=subprocess.STDOUT,

@@ -40,9 +40,10 @@ def thumbnail(kind: Literal["clips", "videos"], item_id: str,
     from shared.storage import ObjectNotFound, get_store
 
     iid = parse_uuid(item_id, "id")
-    # TODO(shared/layout.py): the object keys come from the synth layout; frame 04 is the middle
-    # of 8 frames only (issue #18 item 1)
-    key = f"clips/{iid}/key/00.jpg" if kind == "clips" else f"videos/{iid}/frames/04.jpg"
+    from shared import layout
+    from shared.config import get_settings
+
+    key = layout.thumbnail_key(kind, iid, get_settings().synth.frames_per_clip)
     try:
         return Response(get_store().get_bytes(key), media_type="image/jpeg")
     except (ObjectNotFound, FileNotFoundError):

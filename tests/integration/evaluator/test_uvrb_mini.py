@@ -80,7 +80,7 @@ def test_eval_run_scores_everything_and_reuses_the_cache(mini, tiny_model_dir, t
     res = CliRunner().invoke(build_app(), ["eval", "run", "--uvrb", str(mini), "--model", str(tiny_model_dir),
                                            "--out", str(tmp_path / "r3.json"), "--format", "mteb"])
     assert res.exit_code == 0, res.output
-    folder = json.loads(res.output.strip().splitlines()[-1])["mteb"]
+    folder = json.loads(res.stdout)["mteb"]
     tasks = {p.name: json.loads(p.read_text()) for p in Path(folder).glob("UVRB-*.json")}
     assert len(tasks) == 16
     cmrb = tasks["UVRB-CMRB.json"]["scores"]["test"][0]

@@ -195,7 +195,7 @@ def test_univr_eval_run_is_a_job_too(uvrb, fake, tmp_path):
     out = tmp_path / "r.json"
     r = CliRunner().invoke(build_app(), ["eval", "run", "--uvrb", str(uvrb), "--datasets", "MSRVTT,CMRB", "--out", str(out)])
     assert r.exit_code == 0, r.output
-    printed = json.loads(r.output)
+    printed = json.loads(r.stdout)
     job, items = _job(printed["job"])
     assert job.kind == "eval" and job.state == JobState.completed
     assert job.result["out"] == str(out) and job.result["eval_run_id"] == printed["eval_run_id"]

@@ -102,7 +102,7 @@ def event_builds(monkeypatch):
 
     calls = []
 
-    def fake_build(model, adapter, version, client=None, source=None, dataset=None):  # noqa: ANN001, ANN202
+    def fake_build(model, adapter, version, client=None, source=None, dataset=None, **_):  # noqa: ANN001, ANN202, ANN003
         calls.append(model)
         return build_index(model, adapter, "ver-new", embedder=FakeEmbedder(model_id="tiny-new"), client=client,
                            source=source, dataset=dataset)
@@ -117,7 +117,7 @@ def test_eval_completed_promotes_only_a_strictly_better_score(live, event_builds
 
     payload = {"model": "/models/candidate", "checkpoint": None, "eval_run_id": None,
                "abilities": {"AVG_A": score} if score is not None else {}}
-    out = on_eval_completed.apply(args=("eval.completed", payload)).get()
+    out = on_eval_completed.apply(args=("eval.completed", payload)).get()["result"]  # a leased job's result
     assert out["promoted"] is promoted, out
     if promoted:
         assert not out["forced"] and _state()["ver-new"] == ("live", score) and _alias() == "ver-new"

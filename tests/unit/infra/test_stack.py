@@ -27,7 +27,7 @@ def test_a_required_variable_that_is_missing_names_itself():
 
 
 def test_every_univr_service_of_compose_runs_its_command_against_this_host(tmp_path):
-    variables = {**stack.HOST_DEFAULTS, "UNIVR_MODEL": "/m/tiny"}
+    variables = {**stack.HOST_DEFAULTS, "EMBED_MODEL": "/m/tiny"}
     st = stack.Stack(ROOT / "compose.yaml", tmp_path, variables, dict(stack.LOCAL_PORTS, minio=9100))
     services = {s.name: s for s in st.services()}
     univr = {n for n, s in services.items() if s.is_univr}
@@ -43,5 +43,4 @@ def test_every_univr_service_of_compose_runs_its_command_against_this_host(tmp_p
         for value in (v for k, v in env.items() if k.startswith("UNIVR_") and k not in ("UNIVR_CAPTION__BASE_URL",)):
             assert not any(re.search(rf"(^|[/@]){h}:\d", value) for h in hosts), value  # vllm's URL is unused (template captioner)
         assert env["UNIVR_STORAGE__ENDPOINT"] == "127.0.0.1:9100"
-        assert env["HF_HOME"] == str(tmp_path / "volumes" / "models")
         assert env["UNIVR_MODEL__NAME_OR_PATH"] == "/m/tiny"

@@ -29,7 +29,7 @@ def test_expected_failures_are_one_line_and_exit_2(args, env, reason, univr_home
     proc = univr(*args, env_extra=env, home=univr_home)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert lines[-1].startswith("univr: error: ") and reason in lines[-1], proc.stderr
+    assert lines[-1].startswith(("univr: error: ", "error: ")) and reason in lines[-1], proc.stderr
     assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr
 
     debug = univr("--debug", *args, env_extra=env, home=univr_home)

@@ -13,17 +13,7 @@ from shared import layout
 
 ROOT = Path(__file__).resolve().parents[3]
 KEY_LITERAL = re.compile(r"""^[rbfu]*["']{1,3}(clips/|videos/|snapshots/|video:)""", re.IGNORECASE)
-# the platform API is moving to services/api (another change); its literals go with that move
-PENDING = (
-    "services/indexer/api/",
-    "services/indexer/keys.py",
-    "services/indexer/metrics.py",
-    "services/indexer/status.py",
-    "services/indexer/search.py",
-    "services/indexer/search_cli.py",
-    "services/indexer/api_cli.py",
-    "services/indexer/apikey_cli.py",
-)
+PENDING: tuple[str, ...] = ()  # files allowed to keep key literals (none)
 
 
 def _literals(path: Path) -> list[tuple[int, str]]:
