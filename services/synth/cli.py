@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import typer
 
@@ -18,6 +19,8 @@ def submit_cmd(source: str = typer.Argument(..., help="A folder, an s3://bucket/
     try:
         typer.echo(json.dumps(submit(source, fresh=fresh)))
     except ValueError as exc:  # not a source, or a manifest that cannot be read as a whole
+        if os.environ.get("UNIVR_DEBUG"):  # univr --debug: the traceback
+            raise
         typer.echo(f"error: {str(exc)[:500]}", err=True)
         raise typer.Exit(2) from None
 
@@ -127,6 +130,8 @@ def run_cmd(source: str = typer.Argument(..., help="A folder, an s3://bucket/pre
         try:
             summary = run(source, workers=workers, timeout_s=timeout, fresh=fresh, progress=progress)
         except ValueError as exc:  # not a source, or a manifest that cannot be read as a whole
+            if os.environ.get("UNIVR_DEBUG"):  # univr --debug: the traceback
+                raise
             typer.echo(f"error: {str(exc)[:500]}", err=True)
             raise typer.Exit(2) from None
     if json_out:

@@ -4,6 +4,8 @@ retrieval faster than random ones: after the same number of steps, held-out t2v 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from .conftest import WORLD_SEED, WORLD_TASKS, WORLD_VIDEOS, home_env
@@ -14,6 +16,9 @@ HELDOUT = 0.2
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("UNIVR_TEST_MINED_LEARNING") != "1",
+                    reason="opt-in (UNIVR_TEST_MINED_LEARNING=1): four training runs, not yet measured "
+                           "within CI's 30-minute budget")
 @pytest.mark.timeout(3600)  # four short runs and three minings: minutes on an idle 2-core machine
 @pytest.mark.parametrize("seed", [3, 7])
 def test_mined_negatives_beat_random_ones(world_home, monkeypatch, tmp_path, seed):
