@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -203,6 +204,8 @@ class Stack:
         env = {"UNIVR_HOME": str(self.state / "home"), **os.environ, "PYTHONUNBUFFERED": "1",
                # as a container's: the worker's Celery node name (two on one host must differ)
                "HOSTNAME": f"{svc.name}.{socket.gethostname()}", **self.env_file(), **svc.env}
+        if env.get("UNIVR_MODEL__DEVICE", "").startswith("cuda") and not shutil.which("nvidia-smi"):
+            env["UNIVR_MODEL__DEVICE"] = "cpu"  # a gpu-profile service on a host without a GPU
         return localise(env, self.ports, volumes_of(self.compose), self.state)
 
     def env_file(self) -> dict[str, str]:

@@ -144,11 +144,12 @@ def ablation_summary(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def _train(runner: StageRunner, sampler: str, snap: dict[str, Any], model: str, opts: DemoOptions,
            seed: int) -> dict[str, Any]:
-    run_dir = opts.out / "train" / (sampler if seed == opts.seed else f"{sampler}-s{seed}")
+    tag = sampler if seed == opts.seed else f"{sampler}-s{seed}"
+    run_dir = opts.out / "train" / tag
     args = ["train", "run", "--snapshot", snap["id"], "--model", model, "--sampler", sampler,
             "--steps", str(opts.steps), "--batch-size", str(opts.batch_size), "--seed", str(seed),
             "--out", str(run_dir), "--preset", "tiny", "--json"]
-    return runner.univr(f"train-{sampler}", args, json_out=True)
+    return runner.univr(f"train-{tag}", args, json_out=True)  # each seed's own log
 
 
 def _index(runner: StageRunner, model: str, adapter: str, score: dict[str, Any], sampler: str) -> dict[str, Any]:
