@@ -33,7 +33,7 @@ def _counts(url: str, job: str) -> dict[str, int]:
 
 
 def _check(url: str) -> None:
-    upgrade("0003", url)
+    upgrade("0004", url)  # the release before 0005 (job leases came with 0004)
     with session_scope(url) as s:  # rows as the previous release wrote them
         s.add_all([Job(id="j1", kind="synth"), Job(id="j2", kind="eval")])
         s.add(Video(id="v", uri="/v.mp4"))
@@ -109,8 +109,8 @@ def _check(url: str) -> None:
         )
     assert {str(getattr(k, "value", k)): v for k, v in truth.items()} == _counts(url, "j1")
     get_engine(url).dispose()
-    downgrade("0003", url)
-    assert current(url) == "0003"
+    downgrade("0004", url)
+    assert current(url) == "0004"
     upgrade("head", url)  # and up again: back-filled from the rows as they are now
     assert _counts(url, "j1") == {"done": 4, "failed": 1}
 

@@ -107,7 +107,11 @@ def test_two_process_run_equals_one_process_run_on_concatenated_batches(small_ho
     w_one = load_file(str(tmp_path / "one" / "adapter" / "adapter_model.safetensors"))
     scale = max(float(v.abs().max()) for v in w_one.values())
     assert scale > 1e-3  # LoRA B moved off its zero init: the comparison means something
-    assert _max_diff(w_two, w_one) <= 1e-6 * max(scale, 1.0)
+    # float32 round-off only: the two processes sum each gradient in another order, and Adam divides
+    # by sqrt(v), so the order's last-bit differences grow over the steps; with frames at the
+    # model's pixel budget (more visual tokens per reduction) that is 3.6e-6 here (1.3e-7 before).
+    # A real difference (another batch, a missed all-reduce) moves weights by ~lr = 1e-3.
+    assert _max_diff(w_two, w_one) <= 1e-5 * max(scale, 1.0)
 
     # the held-out evaluation, embedded half by each rank, scores as on one process
     assert two["heldout_queries"] == one["heldout_queries"] >= 2
