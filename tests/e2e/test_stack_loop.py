@@ -170,7 +170,8 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
         from shared.world import generate
 
         generate(tmp_path / "raw", 8, seed=5, workers=1)
-        univr("uvrb", "mini", "--out", str(home / "uvrb-mini"), "--seed", "100005", "--n", "6", "--long-n", "3")
+        services_home = Path(cli_env["UNIVR_HOME"])  # the services' home (compose: a volume)
+        univr("uvrb", "mini", "--out", str(services_home / "uvrb-mini"), "--seed", "100005", "--n", "6", "--long-n", "3")
         synth_job = json.loads(univr("synth", "submit", str(tmp_path / "raw" / "manifest.jsonl")))["job"]
         engine = create_engine(postgres_url)
 
