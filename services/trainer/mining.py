@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from services.trainer.data import side_input
+from services.trainer.heldout import embed_shared
 from shared.config import TrainSettings
 from shared.model import TASK_INSTRUCTIONS, EmbedInput
 from shared.storage import get_store
@@ -150,14 +151,7 @@ def prober_embed(prober: Any, rank: int = 0, world: int = 1) -> Embed:  # noqa: 
         was = prober.model.training
         prober.model.eval()
         try:
-            if world == 1:
-                return prober.embed(items)
-            rows = torch.zeros((len(items), prober.dim), dtype=torch.float32, device=prober.device)
-            mine_ = list(range(rank, len(items), world))
-            if mine_:
-                rows[mine_] = torch.from_numpy(prober.embed([items[i] for i in mine_])).to(rows)
-            torch.distributed.all_reduce(rows)
-            return rows.cpu().numpy()
+            return embed_shared(prober, items, rank, world)
         finally:
             prober.model.train(was)
 
