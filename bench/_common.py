@@ -36,7 +36,9 @@ def table(title: str, rows: list[tuple[str, str]]) -> None:
         print(f"  {name:<{width}}  {value}")
 
 
-def store_clip_frames(store, video_path: Path, prefix: str, num: int = 8, side: int = 224) -> list[str]:  # noqa: ANN001
+def store_clip_frames(
+    store, video_path: Path, prefix: str, num: int = 8, side: int = 224
+) -> list[str]:  # noqa: ANN001
     """Sample ``num`` frames of a video and store them as JPEGs the way synth does; their keys."""
     import io
 

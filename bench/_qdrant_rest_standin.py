@@ -45,15 +45,21 @@ async def body_of(request: Request) -> dict:
 
 def ok(result: Any, t0: float) -> Response:
     """Qdrant's answer envelope, serialised by orjson (point ids may be UUIDs, as Qdrant's are)."""
-    return Response(orjson.dumps({"result": result, "status": "ok", "time": time.perf_counter() - t0}),
-                    media_type="application/json")
+    return Response(
+        orjson.dumps({"result": result, "status": "ok", "time": time.perf_counter() - t0}),
+        media_type="application/json",
+    )
 
 
 def _plain(vector: Any) -> Any:
     """A stored vector as Qdrant's JSON has it (a list of floats for the unnamed vector)."""
     if isinstance(vector, dict) and list(vector) == [""]:
         vector = vector[""]
-    return [float(x) for x in vector] if vector is not None and not isinstance(vector, dict) else vector
+    return (
+        [float(x) for x in vector]
+        if vector is not None and not isinstance(vector, dict)
+        else vector
+    )
 
 
 def condition(c: dict) -> Any:
@@ -108,9 +114,18 @@ class Standin:
                     self.shards.aliases[a["alias_name"]] = a["collection_name"]
                 elif "rename_alias" in action:
                     a = action["rename_alias"]
-                    self.shards.aliases[a["new_alias_name"]] = self.shards.aliases.pop(a["old_alias_name"])
+                    self.shards.aliases[a["new_alias_name"]] = self.shards.aliases.pop(
+                        a["old_alias_name"]
+                    )
             return ok(True, t0)
-        return ok({"aliases": [{"alias_name": a, "collection_name": c} for a, c in self.shards.aliases.items()]}, t0)
+        return ok(
+            {
+                "aliases": [
+                    {"alias_name": a, "collection_name": c} for a, c in self.shards.aliases.items()
+                ]
+            },
+            t0,
+        )
 
     async def field_index(self, request: Request) -> JSONResponse:
         """PUT /collections/{name}/index: a payload index, in Qdrant's engine as in Qdrant."""
@@ -118,8 +133,11 @@ class Standin:
         body = await body_of(request)
         schema = body.get("field_schema") or "keyword"
         kind = schema["type"] if isinstance(schema, dict) else schema
-        self.shards[name].update(qe.UpdateOperation.create_field_index(
-            body["field_name"], getattr(qe.PayloadSchemaType, str(kind).capitalize())))
+        self.shards[name].update(
+            qe.UpdateOperation.create_field_index(
+                body["field_name"], getattr(qe.PayloadSchemaType, str(kind).capitalize())
+            )
+        )
         return ok({"operation_id": 0, "status": "completed"}, t0)
 
     async def root(self, request: Request) -> JSONResponse:
@@ -129,7 +147,9 @@ class Standin:
         t0, name = time.perf_counter(), request.path_params["name"]
         if request.method == "PUT":
             vp = (await body_of(request))["vectors"]
-            cfg = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=vp["size"], distance=DISTANCES[vp["distance"]]))
+            cfg = qe.EdgeConfig(
+                vectors=qe.EdgeVectorParams(size=vp["size"], distance=DISTANCES[vp["distance"]])
+            )
             self.shards[name] = qe.EdgeShard.create(str(self.data / name), cfg)
             return ok(True, t0)
         if request.method == "DELETE":
@@ -139,7 +159,9 @@ class Standin:
                 shutil.rmtree(self.data / name, ignore_errors=True)
             return ok(shard is not None, t0)
         if name not in self.shards:
-            return JSONResponse({"status": {"error": f"Collection `{name}` doesn't exist!"}}, status_code=404)
+            return JSONResponse(
+                {"status": {"error": f"Collection `{name}` doesn't exist!"}}, status_code=404
+            )
         return ok({"status": "green", "points_count": self._count(name)}, t0)
 
     async def exists(self, request: Request) -> JSONResponse:
@@ -151,9 +173,15 @@ class Standin:
         if "batch" in body:
             b = body["batch"]
             payloads = b.get("payloads") or [None] * len(b["ids"])
-            points = [qe.Point(id=i, vector=v, payload=p) for i, v, p in zip(b["ids"], b["vectors"], payloads, strict=True)]
+            points = [
+                qe.Point(id=i, vector=v, payload=p)
+                for i, v, p in zip(b["ids"], b["vectors"], payloads, strict=True)
+            ]
         else:
-            points = [qe.Point(id=p["id"], vector=p["vector"], payload=p.get("payload")) for p in body["points"]]
+            points = [
+                qe.Point(id=p["id"], vector=p["vector"], payload=p.get("payload"))
+                for p in body["points"]
+            ]
         self.shards[name].update(qe.UpdateOperation.upsert_points(points))
         # wait=true in Qdrant returns once the operation is applied; the WAL write above is that point
         return ok({"operation_id": 0, "status": "completed"}, t0)
@@ -169,11 +197,23 @@ class Standin:
     async def scroll(self, request: Request) -> JSONResponse:
         t0, name = time.perf_counter(), request.path_params["name"]
         body = await body_of(request)
-        records, next_offset = self.shards[name].scroll(qe.ScrollRequest(
-            offset=body.get("offset"), limit=body.get("limit", 10), filter=to_filter(body.get("filter")),
-            with_payload=bool(body.get("with_payload", True)), with_vector=bool(body.get("with_vector"))))
-        points = [{"id": r.id, "payload": r.payload, **({"vector": _plain(r.vector)} if body.get("with_vector") else {})}
-                  for r in records]
+        records, next_offset = self.shards[name].scroll(
+            qe.ScrollRequest(
+                offset=body.get("offset"),
+                limit=body.get("limit", 10),
+                filter=to_filter(body.get("filter")),
+                with_payload=bool(body.get("with_payload", True)),
+                with_vector=bool(body.get("with_vector")),
+            )
+        )
+        points = [
+            {
+                "id": r.id,
+                "payload": r.payload,
+                **({"vector": _plain(r.vector)} if body.get("with_vector") else {}),
+            }
+            for r in records
+        ]
         return ok({"points": points, "next_page_offset": next_offset}, t0)
 
     async def query(self, request: Request) -> JSONResponse:
@@ -182,27 +222,37 @@ class Standin:
         vector = body["query"]
         if isinstance(vector, dict):  # the client sends {"nearest": [...]} for a plain vector
             vector = vector["nearest"]
-        hits = self.shards[name].query(qe.QueryRequest(
-            limit=body.get("limit", 10), query=qe.Query.Nearest(vector), filter=to_filter(body.get("filter")),
-            with_payload=bool(body.get("with_payload", True)), with_vector=False))
-        points = [{"id": h.id, "version": h.version, "score": h.score, "payload": h.payload} for h in hits]
+        hits = self.shards[name].query(
+            qe.QueryRequest(
+                limit=body.get("limit", 10),
+                query=qe.Query.Nearest(vector),
+                filter=to_filter(body.get("filter")),
+                with_payload=bool(body.get("with_payload", True)),
+                with_vector=False,
+            )
+        )
+        points = [
+            {"id": h.id, "version": h.version, "score": h.score, "payload": h.payload} for h in hits
+        ]
         return ok({"points": points}, t0)
 
 
 def app(data: Path) -> Starlette:
     s = Standin(data)
-    return Starlette(routes=[
-        Route("/", s.root),
-        Route("/aliases", s.aliases),
-        Route("/collections/aliases", s.aliases, methods=["POST"]),
-        Route("/collections/{name}/index", s.field_index, methods=["PUT"]),
-        Route("/collections/{name}", s.collection, methods=["GET", "PUT", "DELETE"]),
-        Route("/collections/{name}/exists", s.exists),
-        Route("/collections/{name}/points", s.upsert, methods=["PUT"]),
-        Route("/collections/{name}/points/count", s.count, methods=["POST"]),
-        Route("/collections/{name}/points/query", s.query, methods=["POST"]),
-        Route("/collections/{name}/points/scroll", s.scroll, methods=["POST"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/", s.root),
+            Route("/aliases", s.aliases),
+            Route("/collections/aliases", s.aliases, methods=["POST"]),
+            Route("/collections/{name}/index", s.field_index, methods=["PUT"]),
+            Route("/collections/{name}", s.collection, methods=["GET", "PUT", "DELETE"]),
+            Route("/collections/{name}/exists", s.exists),
+            Route("/collections/{name}/points", s.upsert, methods=["PUT"]),
+            Route("/collections/{name}/points/count", s.count, methods=["POST"]),
+            Route("/collections/{name}/points/query", s.query, methods=["POST"]),
+            Route("/collections/{name}/points/scroll", s.scroll, methods=["POST"]),
+        ]
+    )
 
 
 def start(data: Path, timeout_s: float = 30.0) -> tuple[subprocess.Popen, str]:

@@ -29,8 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import table, temp_home  # noqa: E402
 
-QUERIES = ["a red circle moving left", "a blue square", "a green triangle moves up",
-           "two shapes cross", "a yellow circle grows"]
+QUERIES = [
+    "a red circle moving left",
+    "a blue square",
+    "a green triangle moves up",
+    "two shapes cross",
+    "a yellow circle grows",
+]
 
 
 def _metric(text: str, name: str, labels: str = "") -> float:
@@ -44,10 +49,12 @@ def _stages(base: str) -> dict[str, float]:
     import httpx
 
     text = httpx.get(f"{base}/metrics", timeout=30).text
-    return {"embed_sum": _metric(text, "univr_search_stage_seconds_sum", 'stage="embed"'),
-            "vector_sum": _metric(text, "univr_search_stage_seconds_sum", 'stage="vector_search"'),
-            "route_sum": _metric(text, "univr_search_latency_seconds_sum"),
-            "count": _metric(text, "univr_search_latency_seconds_count")}
+    return {
+        "embed_sum": _metric(text, "univr_search_stage_seconds_sum", 'stage="embed"'),
+        "vector_sum": _metric(text, "univr_search_stage_seconds_sum", 'stage="vector_search"'),
+        "route_sum": _metric(text, "univr_search_latency_seconds_sum"),
+        "count": _metric(text, "univr_search_latency_seconds_count"),
+    }
 
 
 def _searches(base: str, key: str, n: int) -> list[float]:
@@ -68,8 +75,9 @@ def _flood(base: str, wrong: str, address: str, go, stop, counts) -> None:  # no
 
     seen: dict[int, int] = {}
     transport = httpx.HTTPTransport(local_address=address)
-    with httpx.Client(base_url=base, transport=transport, timeout=60,
-                      headers={"Authorization": f"Bearer {wrong}"}) as c:
+    with httpx.Client(
+        base_url=base, transport=transport, timeout=60, headers={"Authorization": f"Bearer {wrong}"}
+    ) as c:
         while not stop.is_set():
             if not go.is_set():
                 time.sleep(0.02)
@@ -96,18 +104,39 @@ def _setup(points: int) -> tuple[dict[str, str], str]:
     get_settings.cache_clear()
     dim = len(Embedder.from_settings().embed([EmbedInput(text="probe")])[0])
     client = get_qdrant()
-    client.create_collection("bench", vectors_config=models.VectorParams(
-        size=dim, distance=models.Distance.COSINE))
+    client.create_collection(
+        "bench", vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
+    )
     rng = np.random.default_rng(0)
     for start in range(0, points, 500):
         n = min(500, points - start)
-        client.upsert("bench", points=[models.PointStruct(
-            id=str(uuid.uuid4()), vector=v.tolist(),
-            payload={"kind": "clip", "clip_id": str(uuid.uuid4()), "start_ms": 0, "end_ms": 1000,
-                     "duration_s": 1.0, "caption": "c"}) for v in rng.normal(size=(n, dim))])
-    client.update_collection_aliases(change_aliases_operations=[models.CreateAliasOperation(
-        create_alias=models.CreateAlias(collection_name="bench",
-                                        alias_name=get_settings().vectors.alias))])
+        client.upsert(
+            "bench",
+            points=[
+                models.PointStruct(
+                    id=str(uuid.uuid4()),
+                    vector=v.tolist(),
+                    payload={
+                        "kind": "clip",
+                        "clip_id": str(uuid.uuid4()),
+                        "start_ms": 0,
+                        "end_ms": 1000,
+                        "duration_s": 1.0,
+                        "caption": "c",
+                    },
+                )
+                for v in rng.normal(size=(n, dim))
+            ],
+        )
+    client.update_collection_aliases(
+        change_aliases_operations=[
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(
+                    collection_name="bench", alias_name=get_settings().vectors.alias
+                )
+            )
+        ]
+    )
     client.close()
     init_db()
     env = {**os.environ, "UNIVR_HOME": str(home), "UNIVR_MODEL__NAME_OR_PATH": str(tiny)}
@@ -142,8 +171,12 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     univr = str(Path(sys.executable).parent / "univr")
-    proc = subprocess.Popen([univr, "api", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [univr, "api", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         import httpx
@@ -166,8 +199,10 @@ def main() -> None:
 
         go, stop, counts = mp.Event(), mp.Event(), mp.Queue()
         wrong = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
-        flooders = [mp.Process(target=_flood, args=(base, wrong, f"127.0.0.{i + 2}", go, stop,
-                                                    counts)) for i in range(args.flooders)]
+        flooders = [
+            mp.Process(target=_flood, args=(base, wrong, f"127.0.0.{i + 2}", go, stop, counts))
+            for i in range(args.flooders)
+        ]
         go.set()
         for p in flooders:
             p.start()
@@ -193,25 +228,38 @@ def main() -> None:
     p50 = statistics.median(idle)
     ratios = [f / q for q, f in rounds]
     ms = 1000.0
-    table(f"search through the API, one client, {args.searches} searches, {args.points} points "
-          f"(load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, "
-          f"{os.cpu_count()} CPUs)", [
-        ("p50 client time",
-         f"{p50 * ms:.1f} ms (p90 {sorted(idle)[int(0.9 * len(idle))] * ms:.1f})"),
-        ("auth (cached key check)", f"{cached * 1e6:.1f} µs (a key's first check: "
-                                    f"{first * ms:.1f} ms, scrypt)"),
-        ("embed (server, mean)", f"{embed * ms:.2f} ms"),
-        ("vector search (server, mean)", f"{vector * ms:.2f} ms"),
-        ("route (server, mean)", f"{route * ms:.2f} ms"),
-        ("HTTP + framework (client mean - route)",
-         f"{(statistics.mean(idle) - route) * ms:.2f} ms"),
-        (f"p50 without / with a {args.flooders}-client wrong-secret flood, per round",
-         ", ".join(f"{q * ms:.1f} / {f * ms:.1f} ms" for q, f in rounds)),
-        ("flood / no-flood p50, median of rounds",
-         f"{statistics.median(ratios):.2f}x (rounds {', '.join(f'{r:.2f}' for r in ratios)}; "
-         "target <= 1.5x)"),
-        ("flood answers", ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))),
-    ])
+    table(
+        f"search through the API, one client, {args.searches} searches, {args.points} points "
+        f"(load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, "
+        f"{os.cpu_count()} CPUs)",
+        [
+            (
+                "p50 client time",
+                f"{p50 * ms:.1f} ms (p90 {sorted(idle)[int(0.9 * len(idle))] * ms:.1f})",
+            ),
+            (
+                "auth (cached key check)",
+                f"{cached * 1e6:.1f} µs (a key's first check: {first * ms:.1f} ms, scrypt)",
+            ),
+            ("embed (server, mean)", f"{embed * ms:.2f} ms"),
+            ("vector search (server, mean)", f"{vector * ms:.2f} ms"),
+            ("route (server, mean)", f"{route * ms:.2f} ms"),
+            (
+                "HTTP + framework (client mean - route)",
+                f"{(statistics.mean(idle) - route) * ms:.2f} ms",
+            ),
+            (
+                f"p50 without / with a {args.flooders}-client wrong-secret flood, per round",
+                ", ".join(f"{q * ms:.1f} / {f * ms:.1f} ms" for q, f in rounds),
+            ),
+            (
+                "flood / no-flood p50, median of rounds",
+                f"{statistics.median(ratios):.2f}x (rounds {', '.join(f'{r:.2f}' for r in ratios)}; "
+                "target <= 1.5x)",
+            ),
+            ("flood answers", ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))),
+        ],
+    )
 
 
 if __name__ == "__main__":

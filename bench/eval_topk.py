@@ -63,17 +63,35 @@ for threads in (default_threads, 1):
     for _ in range(ROUNDS):
         t_faiss = min(t_faiss, timed(lambda: index.search(q, k)))
         t_ours = min(t_ours, timed(lambda: blocked_topk(q, c, k)))
-    rows += [(f"{threads} thread(s): faiss IndexFlatIP", f"{t_faiss:.3f} s"),
-             (f"{threads} thread(s): blocked top-k (torch)", f"{t_ours:.3f} s"),
-             (f"{threads} thread(s): time ratio ours/faiss", f"{t_ours / t_faiss:.2f}x  (goal <= 1.25x)")]
+    rows += [
+        (f"{threads} thread(s): faiss IndexFlatIP", f"{t_faiss:.3f} s"),
+        (f"{threads} thread(s): blocked top-k (torch)", f"{t_ours:.3f} s"),
+        (
+            f"{threads} thread(s): time ratio ours/faiss",
+            f"{t_ours / t_faiss:.2f}x  (goal <= 1.25x)",
+        ),
+    ]
 
 cfg = get_settings().eval
 workers = cfg.topk_threads or default_threads
 buffer_mib = min(cfg.topk_memory_mb, cfg.query_block * nc * 4 / 2**20)
-table(f"exact top-{k}: {nq} queries x {nc} corpus x {d} dims, best of {ROUNDS}", rows + [
-    ("same neighbours as faiss", f"{same:.4f}"),
-    ("equal to a stable full sort (200 queries)", str(bool(np.array_equal(bi[:200], exact_ref)))),
-    ("score buffers", f"{workers} x {buffer_mib:.0f} MiB (query_block {cfg.query_block} x tiles of "
-                      f"{cfg.block_size}; the full matrix would be {nq * nc * 4 / 2**20:.0f} MiB)"),
-    ("peak RSS growth, ours", f"{peak:.0f} MiB (float32 inputs are shared with torch, not copied)"),
-])
+table(
+    f"exact top-{k}: {nq} queries x {nc} corpus x {d} dims, best of {ROUNDS}",
+    rows
+    + [
+        ("same neighbours as faiss", f"{same:.4f}"),
+        (
+            "equal to a stable full sort (200 queries)",
+            str(bool(np.array_equal(bi[:200], exact_ref))),
+        ),
+        (
+            "score buffers",
+            f"{workers} x {buffer_mib:.0f} MiB (query_block {cfg.query_block} x tiles of "
+            f"{cfg.block_size}; the full matrix would be {nq * nc * 4 / 2**20:.0f} MiB)",
+        ),
+        (
+            "peak RSS growth, ours",
+            f"{peak:.0f} MiB (float32 inputs are shared with torch, not copied)",
+        ),
+    ],
+)

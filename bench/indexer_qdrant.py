@@ -35,29 +35,60 @@ GOAL = 20
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--upserts", type=int, default=5000, help="points written one by one, then in batches")
-    p.add_argument("--rounds", type=int, default=3, help="rounds of each way of writing; the table shows medians")
-    p.add_argument("--batch", type=int, default=Settings().vectors.upsert_batch,
-                   help="points per batched upsert (default: an index build's, vectors.upsert_batch)")
-    p.add_argument("--points", type=int, default=700,
-                   help="corpus size for the latency test: the demo's clips + whole videos (160 + 4 videos, ~3 clips each)")
-    p.add_argument("--dim", type=int, default=128, help="vector size (the tiny bundle's: 128; GVE-3B: 2048)")
+    p.add_argument(
+        "--upserts", type=int, default=5000, help="points written one by one, then in batches"
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of each way of writing; the table shows medians",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=Settings().vectors.upsert_batch,
+        help="points per batched upsert (default: an index build's, vectors.upsert_batch)",
+    )
+    p.add_argument(
+        "--points",
+        type=int,
+        default=700,
+        help="corpus size for the latency test: the demo's clips + whole videos (160 + 4 videos, ~3 clips each)",
+    )
+    p.add_argument(
+        "--dim", type=int, default=128, help="vector size (the tiny bundle's: 128; GVE-3B: 2048)"
+    )
     p.add_argument("--queries", type=int, default=300)
-    p.add_argument("--parallel", type=int, default=Settings().vectors.upsert_parallel,
-                   help="batched upserts in flight against a server (default: an index build's, vectors.upsert_parallel)")
-    p.add_argument("--url", default="", help="a real Qdrant server to measure instead of the stand-in")
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=Settings().vectors.upsert_parallel,
+        help="batched upserts in flight against a server (default: an index build's, vectors.upsert_parallel)",
+    )
+    p.add_argument(
+        "--url", default="", help="a real Qdrant server to measure instead of the stand-in"
+    )
     return p.parse_args()
 
 
 def create(client: QdrantClient, name: str, dim: int) -> None:
-    client.create_collection(name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE))
+    client.create_collection(
+        name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
+    )
 
 
 def payload(i: int) -> dict:
-    return {"kind": "video" if i % 4 == 0 else "clip", "duration_s": float(i % 10), "source": f"s{i % 3}"}
+    return {
+        "kind": "video" if i % 4 == 0 else "clip",
+        "duration_s": float(i % 10),
+        "source": f"s{i % 3}",
+    }
 
 
-def upserts(client: QdrantClient, vecs: np.ndarray, batch: int, parallel: int = 0, rounds: int = 3) -> dict[str, float]:
+def upserts(
+    client: QdrantClient, vecs: np.ndarray, batch: int, parallel: int = 0, rounds: int = 3
+) -> dict[str, float]:
     """Median seconds over ``rounds`` (the ways interleaved, each round into fresh collections) to
     write ``vecs`` one point per call, a batch per call, and (``parallel`` > 0, a server only) a batch
     per call with ``parallel`` calls in flight, as an index build sends them."""
@@ -65,11 +96,18 @@ def upserts(client: QdrantClient, vecs: np.ndarray, batch: int, parallel: int = 
 
     def one_by_one(name: str) -> None:
         for i in range(n):
-            client.upsert(name, points=[models.PointStruct(id=i, vector=vecs[i].tolist(), payload=payload(i))])
+            client.upsert(
+                name, points=[models.PointStruct(id=i, vector=vecs[i].tolist(), payload=payload(i))]
+            )
 
     def send(name: str, s: int) -> None:
         ids = list(range(s, min(s + batch, n)))
-        client.upsert(name, points=models.Batch(ids=ids, vectors=vecs[s : s + batch].tolist(), payloads=[payload(i) for i in ids]))
+        client.upsert(
+            name,
+            points=models.Batch(
+                ids=ids, vectors=vecs[s : s + batch].tolist(), payloads=[payload(i) for i in ids]
+            ),
+        )
 
     def batched(name: str) -> None:
         for s in range(0, n, batch):
@@ -93,16 +131,26 @@ def upserts(client: QdrantClient, vecs: np.ndarray, batch: int, parallel: int = 
     return {way: float(np.median(t)) for way, t in times.items()}
 
 
-def latencies(client: QdrantClient, vecs: np.ndarray, points: int, queries: int, flt: models.Filter | None) -> np.ndarray:
+def latencies(
+    client: QdrantClient, vecs: np.ndarray, points: int, queries: int, flt: models.Filter | None
+) -> np.ndarray:
     name = f"demo-{points}"
     if not client.collection_exists(name):
         create(client, name, vecs.shape[1])
-        client.upsert(name, points=models.Batch(ids=list(range(points)), vectors=vecs[:points].tolist(),
-                                                payloads=[payload(i) for i in range(points)]))
+        client.upsert(
+            name,
+            points=models.Batch(
+                ids=list(range(points)),
+                vectors=vecs[:points].tolist(),
+                payloads=[payload(i) for i in range(points)],
+            ),
+        )
     out = []
     for i in range(queries):
         t0 = time.perf_counter()
-        client.query_points(name, query=vecs[(i * 7) % len(vecs)].tolist(), limit=10, query_filter=flt)
+        client.query_points(
+            name, query=vecs[(i * 7) % len(vecs)].tolist(), limit=10, query_filter=flt
+        )
         out.append((time.perf_counter() - t0) * 1000)
     return np.array(out)
 
@@ -121,23 +169,41 @@ def round_trip_floor(url: str, n: int = 300) -> float:
     return float(np.median(times))
 
 
-def measure(mode: str, client: QdrantClient, vecs: np.ndarray, a: argparse.Namespace, parallel: int = 0) -> list[tuple[str, str]]:
+def measure(
+    mode: str, client: QdrantClient, vecs: np.ndarray, a: argparse.Namespace, parallel: int = 0
+) -> list[tuple[str, str]]:
     t = upserts(client, vecs[: a.upserts], a.batch, parallel, a.rounds)
 
     def speedup(key: str) -> str:
         ratio = t["single"] / t[key]
         return f"{ratio:.1f}x  ({'meets' if ratio >= GOAL else 'below'} the {GOAL}x goal)"
 
-    rows = [(f"{mode}: {a.upserts} one-point upserts (median of {a.rounds})", f"{t['single']:.3f} s ({t['single'] / a.upserts * 1000:.2f} ms/call)"),
-            (f"{mode}: batched upserts ({a.batch}/call)", f"{t['batch']:.3f} s"),
-            (f"{mode}: batched / one-point speed-up", speedup("batch"))]
+    rows = [
+        (
+            f"{mode}: {a.upserts} one-point upserts (median of {a.rounds})",
+            f"{t['single']:.3f} s ({t['single'] / a.upserts * 1000:.2f} ms/call)",
+        ),
+        (f"{mode}: batched upserts ({a.batch}/call)", f"{t['batch']:.3f} s"),
+        (f"{mode}: batched / one-point speed-up", speedup("batch")),
+    ]
     if parallel:
-        rows += [(f"{mode}: batched upserts, {parallel} in flight (an index build's)", f"{t['parallel']:.3f} s"),
-                 (f"{mode}: batched, {parallel} in flight / one-point speed-up", speedup("parallel"))]
+        rows += [
+            (
+                f"{mode}: batched upserts, {parallel} in flight (an index build's)",
+                f"{t['parallel']:.3f} s",
+            ),
+            (f"{mode}: batched, {parallel} in flight / one-point speed-up", speedup("parallel")),
+        ]
     for label, flt in (("no filter", None), ("filter kind=clip", build_filter(kind="clip"))):
-        p50, p95, p99 = np.percentile(latencies(client, vecs, a.points, a.queries, flt), [50, 95, 99])
-        rows.append((f"{mode}: search top-10, {a.points} pts, {label}",
-                     f"p50 {p50:.2f} ms, p95 {p95:.2f} ms, p99 {p99:.2f} ms ({a.queries} queries)"))
+        p50, p95, p99 = np.percentile(
+            latencies(client, vecs, a.points, a.queries, flt), [50, 95, 99]
+        )
+        rows.append(
+            (
+                f"{mode}: search top-10, {a.points} pts, {label}",
+                f"p50 {p50:.2f} ms, p95 {p95:.2f} ms, p99 {p99:.2f} ms ({a.queries} queries)",
+            )
+        )
     return rows
 
 
@@ -149,8 +215,10 @@ def main() -> None:
     rows = []
     proc = None
     try:
-        for mode, make in (("in-memory local", lambda: QdrantClient(location=":memory:")),
-                           ("on-disk local", lambda: QdrantClient(path=str(tmp / "q")))):
+        for mode, make in (
+            ("in-memory local", lambda: QdrantClient(location=":memory:")),
+            ("on-disk local", lambda: QdrantClient(path=str(tmp / "q"))),
+        ):
             client = make()
             rows += measure(mode, client, vecs, a)
             client.close()
@@ -159,7 +227,9 @@ def main() -> None:
         else:
             proc, url = start_standin(tmp / "standin")
             mode = "REST stand-in server"
-        rows.append((f"{mode}: empty round trip (floor per call)", f"{round_trip_floor(url):.2f} ms median"))
+        rows.append(
+            (f"{mode}: empty round trip (floor per call)", f"{round_trip_floor(url):.2f} ms median")
+        )
         client = QdrantClient(url=url, timeout=60, check_compatibility=False)
         rows += measure(mode, client, vecs, a, parallel=a.parallel)
         client.close()
@@ -169,8 +239,13 @@ def main() -> None:
             proc.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
     if not a.url:
-        rows.append(("Qdrant's own server", "NOT MEASURED here (none can run); the stand-in is Qdrant's engine behind "
-                                            "a Python HTTP layer: pass --url to measure a real one"))
+        rows.append(
+            (
+                "Qdrant's own server",
+                "NOT MEASURED here (none can run); the stand-in is Qdrant's engine behind "
+                "a Python HTTP layer: pass --url to measure a real one",
+            )
+        )
     table(f"Qdrant upserts and search, {a.dim}-dim vectors", rows)
 
 

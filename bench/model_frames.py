@@ -38,7 +38,11 @@ def from_frames() -> None:
 
 mp4 = best_of(from_mp4, 2)
 frames = best_of(from_frames, 2)
-table("embedding 32 videos (640x360, 6-12 s), no frame cache", [
-    ("decode mp4 each time", f"{mp4:.2f} s"), ("stored 8 frames (jpg)", f"{frames:.2f} s"),
-    ("speed-up", f"{mp4 / frames:.1f}x"),
-])
+table(
+    "embedding 32 videos (640x360, 6-12 s), no frame cache",
+    [
+        ("decode mp4 each time", f"{mp4:.2f} s"),
+        ("stored 8 frames (jpg)", f"{frames:.2f} s"),
+        ("speed-up", f"{mp4 / frames:.1f}x"),
+    ],
+)

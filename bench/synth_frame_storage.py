@@ -45,9 +45,16 @@ def main() -> None:
             fh, fw = frames[0].shape[:2]
             per_side[side] = (size, fw, fh, budget.tokens(fh, fw, ms.num_frames))
         (old, ow, oh, ot), (new, nw, nh, nt) = per_side[224], per_side[0]
-        rows.append((f"{w}x{h}", f"224: {ow}x{oh} {old / 1024:.0f} KiB {ot} tok | 0: {nw}x{nh} "
-                     f"{new / 1024:.0f} KiB {nt} tok | mp4 {source_tokens} tok | x{new / old:.2f} bytes"))
-    table("stored frames per clip (8 + keyframe, JPEG q90): frame_side 224 vs 0 (model budget)", rows)
+        rows.append(
+            (
+                f"{w}x{h}",
+                f"224: {ow}x{oh} {old / 1024:.0f} KiB {ot} tok | 0: {nw}x{nh} "
+                f"{new / 1024:.0f} KiB {nt} tok | mp4 {source_tokens} tok | x{new / old:.2f} bytes",
+            )
+        )
+    table(
+        "stored frames per clip (8 + keyframe, JPEG q90): frame_side 224 vs 0 (model budget)", rows
+    )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,16 @@ from shared.world import render, sample_spec  # noqa: E402
 
 CACHE = Path(__file__).parent / "out" / "synth-videos"
 SIZE, FPS = (480, 270), 25
-WEB_X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p"]  # default GOP 250, B-frames
+WEB_X264 = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "veryfast",
+    "-crf",
+    "23",
+    "-pix_fmt",
+    "yuv420p",
+]  # default GOP 250, B-frames
 
 
 def videos(n: int, seed: int = 5) -> list[tuple[Path, list[float]]]:
@@ -46,12 +55,17 @@ def videos(n: int, seed: int = 5) -> list[tuple[Path, list[float]]]:
     CACHE.mkdir(parents=True, exist_ok=True)
     rng, out = random.Random(seed), []
     for i in range(n):
-        spec = sample_spec(rng, f"s{seed}-{i}", shots=rng.randint(2, 5), shot_s=(1.5, 5.0), fps=FPS, size=SIZE)
+        spec = sample_spec(
+            rng, f"s{seed}-{i}", shots=rng.randint(2, 5), shot_s=(1.5, 5.0), fps=FPS, size=SIZE
+        )
         web, truth = CACHE / f"{spec['id']}.mp4", CACHE / f"{spec['id']}.json"
         if not (web.exists() and truth.exists() and json.loads(truth.read_text()) == spec["cuts"]):
             with tempfile.TemporaryDirectory() as tmp:
                 raw = render(spec, Path(tmp) / "raw.mp4")
-                subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(raw), *WEB_X264, str(web)], check=True)
+                subprocess.run(
+                    [ffmpeg_exe(), "-v", "error", "-y", "-i", str(raw), *WEB_X264, str(web)],
+                    check=True,
+                )
             truth.write_text(json.dumps(spec["cuts"]))
         out.append((web, spec["cuts"]))
     return out
@@ -71,11 +85,17 @@ def our_stages(paths: list[Path]) -> int:
         for p in paths:
             check_limits(probe(p), s)
             an = decode_once(p, s.analysis_side, s.frame_side)
-            cuts = detect_cuts(an.small, an.times, s.scene_threshold, pixel_delta=s.scene_pixel_delta)
+            cuts = detect_cuts(
+                an.small, an.times, s.scene_threshold, pixel_delta=s.scene_pixel_delta
+            )
             spans = split_spans(an.duration_s, cuts, s.min_clip_s, s.max_clip_s, s.stride_clip_s)
             for fr in clip_frames(an, 0.0, an.duration_s + 1, s.frames_per_clip)[0]:
                 _jpeg(fr)
-            moving = [c for c in (_clip_candidate(str(p), an, a, b, s) for a, b in spans) if c["reason"] is None]
+            moving = [
+                c
+                for c in (_clip_candidate(str(p), an, a, b, s) for a, b in spans)
+                if c["reason"] is None
+            ]
             for c in moving:
                 for fr in [*c["frames"], c["key_frame"]]:
                     _jpeg(fr)
@@ -87,8 +107,15 @@ def our_split(paths: list[Path], keep_fps: float = 0.0) -> list[list[float]]:
     """Cuts from the analysis pass; ``keep_fps`` 0: the split alone, else also the RGB frames the
     media stage keeps for storage from the same pass."""
     s = get_settings().synth
-    return [detect_cuts((an := decode_once(p, s.analysis_side, s.frame_side, keep_fps)).small, an.times,
-                        s.scene_threshold, pixel_delta=s.scene_pixel_delta) for p in paths]
+    return [
+        detect_cuts(
+            (an := decode_once(p, s.analysis_side, s.frame_side, keep_fps)).small,
+            an.times,
+            s.scene_threshold,
+            pixel_delta=s.scene_pixel_delta,
+        )
+        for p in paths
+    ]
 
 
 def pyscenedetect_split(paths: list[Path]) -> list[list[float]]:
@@ -97,7 +124,9 @@ def pyscenedetect_split(paths: list[Path]) -> list[list[float]]:
     return [[scene[0].seconds for scene in detect(str(p), ContentDetector())][1:] for p in paths]
 
 
-def f1(found: list[list[float]], truth: list[list[float]], tol: float = 0.1) -> tuple[float, int, int, int]:
+def f1(
+    found: list[list[float]], truth: list[list[float]], tol: float = 0.1
+) -> tuple[float, int, int, int]:
     """F1 of detected cuts against the true ones (a detection within ``tol`` s of a true cut, each
     true cut matched at most once), and its TP, FP, FN."""
     tp = fp = fn = 0
@@ -116,7 +145,10 @@ def f1(found: list[list[float]], truth: list[list[float]], tol: float = 0.1) -> 
 
 def cpu_seconds() -> float:
     """User + system CPU time of this process and of its finished children."""
-    return sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
+    return sum(
+        r.ru_utime + r.ru_stime
+        for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    )
 
 
 def main() -> None:
@@ -127,8 +159,12 @@ def main() -> None:
     data = videos(args.videos)
     paths, truth = [p for p, _ in data], [c for _, c in data]
     methods: dict[str, Callable[[list[Path]], object]] = {
-        "decode": bare_decode, "stages": our_stages, "ours": our_split, "pass": lambda ps: our_split(ps, 8.0),
-        "psd": pyscenedetect_split}
+        "decode": bare_decode,
+        "stages": our_stages,
+        "ours": our_split,
+        "pass": lambda ps: our_split(ps, 8.0),
+        "psd": pyscenedetect_split,
+    }
     best, cpu = dict.fromkeys(methods, float("inf")), dict.fromkeys(methods, float("inf"))
     results: dict[str, object] = {}
     for _ in range(args.rounds):
@@ -147,19 +183,29 @@ def main() -> None:
     def ratio(a: str, b: str) -> str:
         return f"{best[a] / best[b]:.2f}x wall, {cpu[a] / cpu[b]:.2f}x CPU"
 
-    table(f"{len(paths)} videos, {SIZE[0]}x{SIZE[1]} @ {FPS} fps, x264 veryfast (B-frames, GOP 250), "
-          f"{seconds:.0f} s of video, {sum(map(len, truth))} cuts; best of {args.rounds} rounds", [
-        ("bare `ffmpeg -i X -f null -`", both("decode")),
-        ("media stages (probe, split, filters, frames+JPEG, clips)", f"{both('stages')}, {results['stages']} clips"),
-        ("  stages / bare decode", f"{ratio('stages', 'decode')}  (goal <= 2x)"),
-        ("scene split, ours (analysis pass, no stored frames)",
-         f"{both('ours')}, F1 {f_ours[0]:.3f} (TP {f_ours[1]}, FP {f_ours[2]}, FN {f_ours[3]})"),
-        ("  the same pass keeping 8 fps RGB frames (as synth runs it)", both("pass")),
-        ("PySceneDetect ContentDetector",
-         f"{both('psd')}, F1 {f_psd[0]:.3f} (TP {f_psd[1]}, FP {f_psd[2]}, FN {f_psd[3]})"),
-        ("  PySceneDetect / ours", f"{ratio('psd', 'ours')}  (goal >= 2x with F1 >= theirs)"),
-        ("  PySceneDetect / ours with stored frames", ratio("psd", "pass")),
-    ])
+    table(
+        f"{len(paths)} videos, {SIZE[0]}x{SIZE[1]} @ {FPS} fps, x264 veryfast (B-frames, GOP 250), "
+        f"{seconds:.0f} s of video, {sum(map(len, truth))} cuts; best of {args.rounds} rounds",
+        [
+            ("bare `ffmpeg -i X -f null -`", both("decode")),
+            (
+                "media stages (probe, split, filters, frames+JPEG, clips)",
+                f"{both('stages')}, {results['stages']} clips",
+            ),
+            ("  stages / bare decode", f"{ratio('stages', 'decode')}  (goal <= 2x)"),
+            (
+                "scene split, ours (analysis pass, no stored frames)",
+                f"{both('ours')}, F1 {f_ours[0]:.3f} (TP {f_ours[1]}, FP {f_ours[2]}, FN {f_ours[3]})",
+            ),
+            ("  the same pass keeping 8 fps RGB frames (as synth runs it)", both("pass")),
+            (
+                "PySceneDetect ContentDetector",
+                f"{both('psd')}, F1 {f_psd[0]:.3f} (TP {f_psd[1]}, FP {f_psd[2]}, FN {f_psd[3]})",
+            ),
+            ("  PySceneDetect / ours", f"{ratio('psd', 'ours')}  (goal >= 2x with F1 >= theirs)"),
+            ("  PySceneDetect / ours with stored frames", ratio("psd", "pass")),
+        ],
+    )
 
 
 if __name__ == "__main__":

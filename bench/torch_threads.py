@@ -44,13 +44,24 @@ def run(n: int, mode: str, bundle: Path, steps: int) -> tuple[float, float, list
     root = str(Path(__file__).parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(bundle), mode, str(steps)], env=env,
-                              stdout=subprocess.PIPE, text=True) for _ in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(bundle), mode, str(steps)],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
     outs = [p.communicate()[0].split() for p in procs]
     if any(p.returncode for p in procs):
         raise SystemExit("a worker failed")
     loops = [float(o[0]) for o in outs]
-    return time.perf_counter() - t0, sum(loops) / n, [f"loop {t:.1f} s on {o[1]} threads" for t, o in zip(loops, outs, strict=True)]
+    return (
+        time.perf_counter() - t0,
+        sum(loops) / n,
+        [f"loop {t:.1f} s on {o[1]} threads" for t, o in zip(loops, outs, strict=True)],
+    )
 
 
 def main() -> None:
@@ -64,13 +75,25 @@ def main() -> None:
     alone, _, alone_runs = run(1, "default", bundle, a.steps)
     default, default_loop, default_runs = run(2, "default", bundle, a.steps)
     shared, shared_loop, shared_runs = run(2, "share", bundle, a.steps)
-    table(f"two torch processes on {len(os.sched_getaffinity(0))} cores, {a.steps} tiny-model training steps each", [
-        ("one process alone, torch's default threads", f"{alone:.1f} s wall ({alone_runs[0]})"),
-        ("two processes, torch's default threads", f"{default:.1f} s wall ({'; '.join(default_runs)})"),
-        ("two processes, cores shared (shared.threads)", f"{shared:.1f} s wall ({'; '.join(shared_runs)})"),
-        ("speed-up of sharing the cores: wall (model loading included)", f"{default / shared:.2f}x"),
-        ("speed-up of sharing the cores: training loops", f"{default_loop / shared_loop:.2f}x"),
-    ])
+    table(
+        f"two torch processes on {len(os.sched_getaffinity(0))} cores, {a.steps} tiny-model training steps each",
+        [
+            ("one process alone, torch's default threads", f"{alone:.1f} s wall ({alone_runs[0]})"),
+            (
+                "two processes, torch's default threads",
+                f"{default:.1f} s wall ({'; '.join(default_runs)})",
+            ),
+            (
+                "two processes, cores shared (shared.threads)",
+                f"{shared:.1f} s wall ({'; '.join(shared_runs)})",
+            ),
+            (
+                "speed-up of sharing the cores: wall (model loading included)",
+                f"{default / shared:.2f}x",
+            ),
+            ("speed-up of sharing the cores: training loops", f"{default_loop / shared_loop:.2f}x"),
+        ],
+    )
 
 
 if __name__ == "__main__":

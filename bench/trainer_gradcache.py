@@ -41,7 +41,14 @@ def child(model: str, grad_cache: bool, pairs: int, chunk: int) -> None:
     from shared.config import TrainSettings
     from shared.model import Embedder, EmbedInput
 
-    ts = TrainSettings(**{**PRESETS["tiny"], "lora_dropout": 0.1, "grad_cache": grad_cache, "grad_cache_chunk": chunk})
+    ts = TrainSettings(
+        **{
+            **PRESETS["tiny"],
+            "lora_dropout": 0.1,
+            "grad_cache": grad_cache,
+            "grad_cache_chunk": chunk,
+        }
+    )
     torch.manual_seed(0)
     e = Embedder(model, device="cpu")
     _lora(e, ts)
@@ -50,9 +57,17 @@ def child(model: str, grad_cache: bool, pairs: int, chunk: int) -> None:
     opt = torch.optim.AdamW(params, lr=ts.lr)
     rng = np.random.default_rng(0)
     words = "a red green blue circle square moves left right up down then turns".split()
-    q = [EmbedInput(text=" ".join(rng.choice(words, 8)), instruction="Find a video according to the given text.")
-         for _ in range(pairs)]
-    videos = [EmbedInput(video=rng.integers(0, 255, (8, SIDE, SIDE, 3), dtype=np.uint8)) for _ in range(2 * pairs)]
+    q = [
+        EmbedInput(
+            text=" ".join(rng.choice(words, 8)),
+            instruction="Find a video according to the given text.",
+        )
+        for _ in range(pairs)
+    ]
+    videos = [
+        EmbedInput(video=rng.integers(0, 255, (8, SIDE, SIDE, 3), dtype=np.uint8))
+        for _ in range(2 * pairs)
+    ]
     y, h = videos[:pairs], videos[pairs:]
     groups, hgroups = list(range(pairs)), [pairs + i for i in range(pairs)]
     times, step_peak = [], 0
@@ -68,17 +83,40 @@ def child(model: str, grad_cache: bool, pairs: int, chunk: int) -> None:
         times.append(time.perf_counter() - t0)
         if step == 0:
             step_peak = _status_kib("VmHWM") - before
-    print(json.dumps({"step_peak_kib": step_peak, "rss_before_kib": before, "seconds": min(times),
-                      "loss": float(out["loss"])}))
+    print(
+        json.dumps(
+            {
+                "step_peak_kib": step_peak,
+                "rss_before_kib": before,
+                "seconds": min(times),
+                "loss": float(out["loss"]),
+            }
+        )
+    )
 
 
 def run(model: str, grad_cache: bool, pairs: int, chunk: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     env.setdefault("OMP_NUM_THREADS", "1")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run([sys.executable, __file__, "--child", "--model", model, "--pairs", str(pairs),
-                           "--chunk", str(chunk), *(["--grad-cache"] if grad_cache else [])],
-                          env=env, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            "--model",
+            model,
+            "--pairs",
+            str(pairs),
+            "--chunk",
+            str(chunk),
+            *(["--grad-cache"] if grad_cache else []),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
     res = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -111,24 +149,38 @@ def main() -> None:
         return f"{kib / 1024:.0f} MiB"
 
     def process(res: dict) -> str:
-        return f"  (process peak {mib(res['process_peak_kib'])})" if res["process_peak_is_own"] else ""
+        return (
+            f"  (process peak {mib(res['process_peak_kib'])})" if res["process_peak_is_own"] else ""
+        )
 
     # the collated pixel inputs of the whole batch, which the second pass reuses (8 frames → 4
     # temporal patches of (SIDE/14)² patches of 3·2·14·14 float32 each)
     inputs_kib = 2 * args.pairs * 4 * (SIDE // 14) ** 2 * 1176 * 4 / 1024
 
     n_videos = 2 * args.pairs
-    table(f"one training step: {args.pairs} text queries, {n_videos} videos (8 × {SIDE}² frames, half hard "
-          f"negatives), tiny model, LoRA all blocks, dropout 0.1, CPU", [
-        ("step peak memory, grad cache off", f"{mib(off['step_peak_kib'])}{process(off)}"),
-        (f"step peak memory, grad cache on (chunk {args.chunk})", f"{mib(on['step_peak_kib'])}{process(on)}; "
-         f"of it ~{mib(inputs_kib)} is the batch's collated pixels"),
-        ("step memory, on / off", f"{on['step_peak_kib'] / off['step_peak_kib']:.2f}x  (goal: well below 1)"),
-        ("step time, grad cache off", f"{off['seconds']:.2f} s"),
-        ("step time, grad cache on", f"{on['seconds']:.2f} s"),
-        ("step time, on / off", f"{on['seconds'] / off['seconds']:.2f}x  (one extra forward: ~1.5x expected)"),
-        ("loss off / on (dropout masks differ)", f"{off['loss']:.4f} / {on['loss']:.4f}"),
-    ])
+    table(
+        f"one training step: {args.pairs} text queries, {n_videos} videos (8 × {SIDE}² frames, half hard "
+        f"negatives), tiny model, LoRA all blocks, dropout 0.1, CPU",
+        [
+            ("step peak memory, grad cache off", f"{mib(off['step_peak_kib'])}{process(off)}"),
+            (
+                f"step peak memory, grad cache on (chunk {args.chunk})",
+                f"{mib(on['step_peak_kib'])}{process(on)}; "
+                f"of it ~{mib(inputs_kib)} is the batch's collated pixels",
+            ),
+            (
+                "step memory, on / off",
+                f"{on['step_peak_kib'] / off['step_peak_kib']:.2f}x  (goal: well below 1)",
+            ),
+            ("step time, grad cache off", f"{off['seconds']:.2f} s"),
+            ("step time, grad cache on", f"{on['seconds']:.2f} s"),
+            (
+                "step time, on / off",
+                f"{on['seconds'] / off['seconds']:.2f}x  (one extra forward: ~1.5x expected)",
+            ),
+            ("loss off / on (dropout masks differ)", f"{off['loss']:.4f} / {on['loss']:.4f}"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,10 @@ rng = random.Random(2)
 store = get_store()
 paths, keys = [], []
 for i in range(24):
-    p = render(sample_spec(rng, f"l{i}", shots=2, fps=25, size=(480, 270), shot_s=(3.0, 5.0)), home / f"l{i}.mp4")
+    p = render(
+        sample_spec(rng, f"l{i}", shots=2, fps=25, size=(480, 270), shot_s=(3.0, 5.0)),
+        home / f"l{i}.mp4",
+    )
     paths.append(p)
     keys.append(store_clip_frames(store, p, f"clips/l{i}/frames"))
 
@@ -41,7 +44,11 @@ mp4_rate = rate(lambda i: sample_frames(paths[i % len(paths)], 8, max_side=224),
 frames_rate = rate(lambda i: load_frames_from_store(keys[i % len(keys)]), 480)
 e = Embedder(build_tiny_bundle(home / "tiny"), device="cpu")
 batch = [EmbedInput(video=VideoFrames(keys[i])) for i in range(16)]
-texts = [EmbedInput(text="a red circle moving left", instruction="Find a video according to the given text.")] * 16
+texts = [
+    EmbedInput(
+        text="a red circle moving left", instruction="Find a video according to the given text."
+    )
+] * 16
 e.model.train()
 opt = torch.optim.SGD([p for p in e.model.parameters()], lr=1e-6)
 t0 = time.perf_counter()
@@ -51,10 +58,16 @@ for _ in range(5):
     loss.backward()
     opt.step()
 step_rate = 5 * 16 / (time.perf_counter() - t0)
-table("training samples (one video of 8 frames each), 480x270 @ 25 fps sources", [
-    ("decode mp4 per sample", f"{mp4_rate:.1f} samples/s"),
-    ("stored frames (jpg, object store)", f"{frames_rate:.1f} samples/s"),
-    ("speed-up", f"{frames_rate / mp4_rate:.1f}x  (goal >= 10x)"),
-    ("model step rate (tiny, CPU, batch 16)", f"{step_rate:.1f} samples/s -> loader headroom {frames_rate / step_rate:.1f}x"),
-])
+table(
+    "training samples (one video of 8 frames each), 480x270 @ 25 fps sources",
+    [
+        ("decode mp4 per sample", f"{mp4_rate:.1f} samples/s"),
+        ("stored frames (jpg, object store)", f"{frames_rate:.1f} samples/s"),
+        ("speed-up", f"{frames_rate / mp4_rate:.1f}x  (goal >= 10x)"),
+        (
+            "model step rate (tiny, CPU, batch 16)",
+            f"{step_rate:.1f} samples/s -> loader headroom {frames_rate / step_rate:.1f}x",
+        ),
+    ],
+)
 np.random.seed(0)

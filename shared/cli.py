@@ -17,8 +17,11 @@ import typer
 
 from shared.config import get_settings
 
-app = typer.Typer(help="univr: universal video retrieval, the whole loop.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="univr: universal video retrieval, the whole loop.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 
 config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
@@ -41,8 +44,13 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version_: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
-                                  help="Print the version and exit."),
+    version_: bool = typer.Option(
+        False,
+        "--version",
+        callback=_show_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for expected errors too."),
 ) -> None:
     """univr: universal video retrieval, the whole loop."""
@@ -83,7 +91,10 @@ _built = False
 def _load(name: str, target: str, load) -> None:  # noqa: ANN001
     try:
         sub = load()
-    except (ImportError, AttributeError) as exc:  # a part not installed or broken must not hide the others
+    except (
+        ImportError,
+        AttributeError,
+    ) as exc:  # a part not installed or broken must not hide the others
         print(f"univr: command group '{name}' ({target}) unavailable: {exc}", file=sys.stderr)
         return
     if isinstance(sub, typer.Typer):

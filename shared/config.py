@@ -58,7 +58,9 @@ class BrokerSettings(BaseModel):
 class JobSettings(BaseModel):
     """Leases of long jobs (train, eval, index build; shared/db/lease.py, shared/supervise.py)."""
 
-    lease_s: float = Field(60.0, gt=0)  # a job whose worker stopped renewing is taken over after this
+    lease_s: float = Field(
+        60.0, gt=0
+    )  # a job whose worker stopped renewing is taken over after this
     heartbeat_s: float = Field(10.0, gt=0)  # renewals (and progress) per lease: keep several
     sweep_s: float = Field(15.0, gt=0)  # how often a long-job worker looks for expired leases
     cancel_grace_s: float = Field(30.0, ge=0)  # SIGTERM, then this long, then SIGKILL
@@ -66,7 +68,9 @@ class JobSettings(BaseModel):
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> JobSettings:
         if self.heartbeat_s >= self.lease_s:
-            raise ValueError("jobs.heartbeat_s must be below jobs.lease_s, or a live run loses its lease")
+            raise ValueError(
+                "jobs.heartbeat_s must be below jobs.lease_s, or a live run loses its lease"
+            )
         return self
 
 
@@ -95,10 +99,12 @@ class ModelSettings(BaseModel):
     # SPEC §6.3): at least VIDEO_MIN_PIXELS, at most GVE's per-frame max_pixels, and at most an even
     # share of the whole video's budget (0.9 * 128000 tokens' worth); the checkpoint's own video
     # processor limits then apply on top, as its processor applies them to the reference's frames
-    video_min_pixels: int = Field(128 * 28 * 28, ge=1,
-                                  validation_alias=AliasChoices("video_min_pixels", "frame_min_pixels"))
-    video_max_pixels: int = Field(200 * 28 * 28, ge=1,
-                                  validation_alias=AliasChoices("video_max_pixels", "frame_max_pixels"))
+    video_min_pixels: int = Field(
+        128 * 28 * 28, ge=1, validation_alias=AliasChoices("video_min_pixels", "frame_min_pixels")
+    )
+    video_max_pixels: int = Field(
+        200 * 28 * 28, ge=1, validation_alias=AliasChoices("video_max_pixels", "frame_max_pixels")
+    )
     video_total_pixels: int = Field(90_316_800, ge=1)
     # images: None takes the checkpoint processor's limits (its preprocessor config)
     image_min_pixels: int | None = Field(None, ge=1)
@@ -108,7 +114,9 @@ class ModelSettings(BaseModel):
     batch_size: int = Field(16, ge=1)
     max_batch_tokens: int = Field(32768, ge=1)
     frame_cache_items: int = Field(512, ge=0)  # decoded videos kept (resized); 0: no cache
-    seek_min_frames: int = Field(2000, ge=1)  # clips this long are sampled by seeking, not by decoding every frame
+    seek_min_frames: int = Field(
+        2000, ge=1
+    )  # clips this long are sampled by seeking, not by decoding every frame
     seed: int = 0
     # CPU threads torch uses per process (shared/threads.py); 0: torch's default for a process
     # alone, cores / pool size in a worker pool's children (torchrun ranks: 1)
@@ -153,7 +161,9 @@ class SynthSettings(BaseModel):
     frame_side: int = Field(0, ge=0)
     clip_copy: bool = True  # clips by stream copy with an edit list; False: re-encode every clip
     clip_max_side: int = 448  # long side of re-encoded clips
-    static_threshold: float = 0.5  # percent of pixels changing between frames below which a clip is static
+    static_threshold: float = (
+        0.5  # percent of pixels changing between frames below which a clip is static
+    )
     dedup_hamming: int = 4
     consistency_filter: bool = False
     consistency_threshold: float = 0.2
@@ -184,7 +194,9 @@ class TrainSettings(BaseModel):
     lr: float = 3e-5
     weight_decay: float = 0.1
     warmup_steps: int = 20
-    batch_size: int = Field(32, ge=1)  # per process; a step's global batch is batch_size × processes
+    batch_size: int = Field(
+        32, ge=1
+    )  # per process; a step's global batch is batch_size × processes
     # per-task batch sizes (per process), e.g. SPEC Table 7's BS column {"T2I": 32, "T2V": 64, ...};
     # a task not listed uses batch_size (the gve preset fills it unless batch_size is given)
     task_batch_size: dict[str, int] = Field(default_factory=dict)
@@ -198,7 +210,9 @@ class TrainSettings(BaseModel):
     lora_targets: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj", "gate_proj"]
     )
-    lora_scope: Literal["language", "all"] = "language"  # SPEC §5.2: LoRA on the language model only
+    lora_scope: Literal["language", "all"] = (
+        "language"  # SPEC §5.2: LoRA on the language model only
+    )
     sampler: Literal["pyramid", "uniform"] = "pyramid"
     sigma_min: float = 0.1
     sigma_max: float = 1.0
@@ -215,7 +229,15 @@ class TrainSettings(BaseModel):
     # each epoch's prober; K per task (SPEC §3.5, Table 7's Neg column; a task not listed: 0)
     hard_negative_source: Literal["random", "mined"] = "random"
     mined_negatives_per_task: dict[str, int] = Field(
-        default_factory=lambda: {"T2T": 0, "T2I": 0, "T2V": 1, "TI2V": 1, "TV2V": 1, "I2V": 0, "V2V": 0}
+        default_factory=lambda: {
+            "T2T": 0,
+            "T2I": 0,
+            "T2V": 1,
+            "TI2V": 1,
+            "TV2V": 1,
+            "I2V": 0,
+            "V2V": 0,
+        }
     )
     checkpoint_every: int = 100
     grad_clip: float = 1.0
@@ -313,13 +335,19 @@ class Settings(BaseSettings):
         if self.profile == "embedded":
             self.database.url = self.database.url or f"sqlite:///{home / 'univr.db'}"
             self.storage.local_root = self.storage.local_root or str(home / "objects")
-            self.vectors.path = self.vectors.path or ("" if self.vectors.url else str(home / "qdrant"))
+            self.vectors.path = self.vectors.path or (
+                "" if self.vectors.url else str(home / "qdrant")
+            )
             self.broker.url = self.broker.url or "filesystem://"
         else:
-            self.database.url = self.database.url or "postgresql+psycopg://postgres@localhost:5432/univr"
+            self.database.url = (
+                self.database.url or "postgresql+psycopg://postgres@localhost:5432/univr"
+            )
             if self.storage.backend == "local" and not self.storage.local_root:
                 self.storage.backend = "s3"
-            self.vectors.url = self.vectors.url or ("" if self.vectors.path else "http://localhost:6333")
+            self.vectors.url = self.vectors.url or (
+                "" if self.vectors.path else "http://localhost:6333"
+            )
             self.broker.url = self.broker.url or "amqp://guest:guest@localhost:5672//"
         self.storage.local_root = self.storage.local_root or str(home / "objects")
         self.eval.cache_dir = self.eval.cache_dir or str(home / "cache" / "embeddings")
@@ -358,7 +386,9 @@ class _YamlSource(PydanticBaseSettingsSource):
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh) or {}
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: the config file must hold a mapping, got {type(data).__name__}")
+            raise ValueError(
+                f"{path}: the config file must hold a mapping, got {type(data).__name__}"
+            )
         return data
 
 

@@ -18,10 +18,25 @@ def timeline(job_id: str) -> list[dict]:
     from shared.db.models import JobEvent
 
     with session_scope() as s:
-        rows = s.execute(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.stage == "lease")
-                         .order_by(JobEvent.id)).scalars().all()
-        return [{"at": r.created_at.isoformat(), "event": r.state, "attempt": r.attempt, "reason": r.reason,
-                 **(r.detail or {})} for r in rows]
+        rows = (
+            s.execute(
+                select(JobEvent)
+                .where(JobEvent.job_id == job_id, JobEvent.stage == "lease")
+                .order_by(JobEvent.id)
+            )
+            .scalars()
+            .all()
+        )
+        return [
+            {
+                "at": r.created_at.isoformat(),
+                "event": r.state,
+                "attempt": r.attempt,
+                "reason": r.reason,
+                **(r.detail or {}),
+            }
+            for r in rows
+        ]
 
 
 @app.command("show")
@@ -36,8 +51,21 @@ def show_cmd(job_id: str) -> None:
         if job is None:
             typer.echo(f"no job {job_id}", err=True)
             raise typer.Exit(1)
-        row = {c: getattr(job, c) for c in ("id", "kind", "state", "owner", "attempts", "heartbeat_at",
-                                             "lease_expires_at", "progress", "error", "result")}
+        row = {
+            c: getattr(job, c)
+            for c in (
+                "id",
+                "kind",
+                "state",
+                "owner",
+                "attempts",
+                "heartbeat_at",
+                "lease_expires_at",
+                "progress",
+                "error",
+                "result",
+            )
+        }
     typer.echo(json.dumps({**row, "timeline": timeline(job_id)}, default=str, indent=2))
 
 

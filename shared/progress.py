@@ -28,9 +28,16 @@ class ProgressReport:
     """``advance(n, **fields)`` after each unit; ``fields`` (loss, dataset, …) are shown beside
     the count, rate and ETA. ``tty`` forces the mode (default: whether ``stream`` is a terminal)."""
 
-    def __init__(self, title: str, total: int | None, unit: str = "item", *,
-                 interval_s: float = DEFAULT_INTERVAL_S, stream: IO[str] | None = None,
-                 tty: bool | None = None) -> None:
+    def __init__(
+        self,
+        title: str,
+        total: int | None,
+        unit: str = "item",
+        *,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        stream: IO[str] | None = None,
+        tty: bool | None = None,
+    ) -> None:
         self.title, self.total, self.unit = title, total, unit
         self.interval_s = interval_s
         self.stream = stream or sys.stderr
@@ -58,17 +65,25 @@ class ProgressReport:
                 TimeRemainingColumn,
             )
 
-            self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                 TextColumn("{task.fields[info]}"),
-                                 console=Console(file=self.stream), transient=False)
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                console=Console(file=self.stream),
+                transient=False,
+            )
             self._bar.start()
             self._task = self._bar.add_task(self.title, total=self.total, rate="", info="")
         else:
             self._emit("started")
-            self._ticker = threading.Thread(target=self._tick, name=f"progress-{self.title}",
-                                            daemon=True)
+            self._ticker = threading.Thread(
+                target=self._tick, name=f"progress-{self.title}", daemon=True
+            )
             self._ticker.start()
         return self
 
@@ -110,8 +125,10 @@ class ProgressReport:
             if total and done and state == "running":
                 eta = f" ETA {_clock(elapsed / done * (total - done))}"
             info = self._info()
-        return (f"[{self.title}] {state} {count} {self.unit}s{pct} {self._rate()} "
-                f"elapsed {_clock(elapsed)}{eta}{(' ' + info) if info else ''}")
+        return (
+            f"[{self.title}] {state} {count} {self.unit}s{pct} {self._rate()} "
+            f"elapsed {_clock(elapsed)}{eta}{(' ' + info) if info else ''}"
+        )
 
     def _rate(self) -> str:
         elapsed = max(time.monotonic() - self._t0, 1e-9)

@@ -61,7 +61,9 @@ def route_for(task_name: str) -> str:
     return QUEUE_IO
 
 
-def _route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> dict[str, str]:
+def _route_task(
+    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any
+) -> dict[str, str]:
     return {"queue": route_for(name)}
 
 
@@ -70,13 +72,19 @@ class _QueueLimits:
     time limits; long-job tasks none, and are acked on receipt (their lease guards them)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.short = {"soft_time_limit": settings.broker.soft_time_limit_s,
-                      "time_limit": settings.broker.hard_time_limit_s}
+        self.short = {
+            "soft_time_limit": settings.broker.soft_time_limit_s,
+            "time_limit": settings.broker.hard_time_limit_s,
+        }
 
     def annotate(self, task: Any) -> dict[str, Any]:
         if route_for(task.name) in LONG_QUEUES:
-            return {"acks_late": False, "reject_on_worker_lost": False, "soft_time_limit": None,
-                    "time_limit": None}
+            return {
+                "acks_late": False,
+                "reject_on_worker_lost": False,
+                "soft_time_limit": None,
+                "time_limit": None,
+            }
         return self.short
 
 
@@ -87,9 +95,14 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
         folder = settings.broker_folder
         for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
-        opts.update(data_folder_in=str(folder / "queue"), data_folder_out=str(folder / "queue"),
-                    processed_folder=str(folder / "processed"), store_processed=False,
-                    control_folder=str(folder / "control"), polling_interval=0.05)
+        opts.update(
+            data_folder_in=str(folder / "queue"),
+            data_folder_out=str(folder / "queue"),
+            processed_folder=str(folder / "processed"),
+            store_processed=False,
+            control_folder=str(folder / "control"),
+            polling_interval=0.05,
+        )
     return url, opts
 
 
@@ -124,8 +137,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
         timezone="UTC",
     )
     if settings.broker.hard_time_limit_s >= settings.broker.visibility_timeout_s:
-        raise ValueError("broker.hard_time_limit_s must be below broker.visibility_timeout_s, "
-                         "or a running task would be redelivered while still running")
+        raise ValueError(
+            "broker.hard_time_limit_s must be below broker.visibility_timeout_s, "
+            "or a running task would be redelivered while still running"
+        )
     if settings.broker.soft_time_limit_s >= settings.broker.hard_time_limit_s:
         raise ValueError("broker.soft_time_limit_s must be below broker.hard_time_limit_s")
     return app
@@ -155,8 +170,10 @@ def emit(event: str, payload: dict[str, Any], app: Celery | None = None) -> list
         raise ValueError(f"unknown event {event!r}; known: {sorted(EVENT_SUBSCRIBERS)}")
     payload = parse(event, payload).model_dump(mode="json")
     app = app or get_celery()
-    return [app.send_task(name, kwargs={"event": event, "payload": payload}, queue=route_for(name)).id
-            for name in EVENT_SUBSCRIBERS[event]]
+    return [
+        app.send_task(name, kwargs={"event": event, "payload": payload}, queue=route_for(name)).id
+        for name in EVENT_SUBSCRIBERS[event]
+    ]
 
 
 def run_worker(
@@ -175,15 +192,23 @@ def run_worker(
     app = app or get_celery()
     for module in include:
         __import__(module)
-    argv = ["worker", f"--queues={','.join(queues)}", f"--pool={pool}",
-            f"--loglevel={loglevel or get_settings().log_level}", "--without-gossip", "--without-mingle"]
+    argv = [
+        "worker",
+        f"--queues={','.join(queues)}",
+        f"--pool={pool}",
+        f"--loglevel={loglevel or get_settings().log_level}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
     if pool == "prefork":
         _share_cores_between_children(concurrency or app.conf.worker_concurrency or 1)
     # a container's HOSTNAME names its worker (compose's healthcheck pings celery@$HOSTNAME); two
     # workers on one host need two names (`make stack` gives each service its own)
-    hostname = hostname or (f"celery@{os.environ['HOSTNAME']}" if os.environ.get("HOSTNAME") else None)
+    hostname = hostname or (
+        f"celery@{os.environ['HOSTNAME']}" if os.environ.get("HOSTNAME") else None
+    )
     if hostname:
         argv.append(f"--hostname={hostname}")
     kinds = tuple(LONG_QUEUES[q] for q in queues if q in LONG_QUEUES)
@@ -196,8 +221,12 @@ def resend(message: dict[str, Any], app: Celery | None = None) -> str:
     """Send a task message again as it was first sent (``{"task", "args", "kwargs"}``)."""
     app = app or get_celery()
     name = message["task"]
-    return app.send_task(name, args=message.get("args") or [], kwargs=message.get("kwargs") or {},
-                         queue=route_for(name)).id
+    return app.send_task(
+        name,
+        args=message.get("args") or [],
+        kwargs=message.get("kwargs") or {},
+        queue=route_for(name),
+    ).id
 
 
 def _sweep_expired_leases(app: Celery, kinds: tuple[str, ...]) -> None:

@@ -43,20 +43,38 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # the interpolation variables compose reads from .env, with values for this host's servers
 HOST_DEFAULTS = {
-    "POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": "postgres", "POSTGRES_DB": "univr_stack",
-    "RABBITMQ_USER": "guest", "RABBITMQ_PASSWORD": "guest",
-    "MINIO_ROOT_USER": "univr", "MINIO_ROOT_PASSWORD": "univr-secret", "BUCKET": "univr",
-    "UNIVR_CAPTION_BACKEND": "template", "GRAFANA_PASSWORD": "admin",
-    "QDRANT_API_KEY": "univr-stack-qdrant", "FLOWER_PASSWORD": "univr-stack-flower",
+    "POSTGRES_USER": "postgres",
+    "POSTGRES_PASSWORD": "postgres",
+    "POSTGRES_DB": "univr_stack",
+    "RABBITMQ_USER": "guest",
+    "RABBITMQ_PASSWORD": "guest",
+    "MINIO_ROOT_USER": "univr",
+    "MINIO_ROOT_PASSWORD": "univr-secret",
+    "BUCKET": "univr",
+    "UNIVR_CAPTION_BACKEND": "template",
+    "GRAFANA_PASSWORD": "admin",
+    "QDRANT_API_KEY": "univr-stack-qdrant",
+    "FLOWER_PASSWORD": "univr-stack-flower",
 }
 # where each compose host's port is served on this host (``--port NAME=PORT`` changes one)
-LOCAL_PORTS = {"postgres": 5432, "rabbitmq": 5672, "redis": 6379, "minio": 9000, "qdrant": 6333,
-               "api": 8080, "flower": 5555}
+LOCAL_PORTS = {
+    "postgres": 5432,
+    "rabbitmq": 5672,
+    "redis": 6379,
+    "minio": 9000,
+    "qdrant": 6333,
+    "api": 8080,
+    "flower": 5555,
+}
 EXTERNAL = ("postgres", "rabbitmq", "redis")  # already running on localhost
-NOT_HERE = {"vllm-openai": "captions come from the template captioner (UNIVR_CAPTION_BACKEND)",
-            "prometheus": "no Prometheus binary here; the API serves /metrics",
-            "grafana": "no Grafana binary here"}
-_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+NOT_HERE = {
+    "vllm-openai": "captions come from the template captioner (UNIVR_CAPTION_BACKEND)",
+    "prometheus": "no Prometheus binary here; the API serves /metrics",
+    "grafana": "no Grafana binary here",
+}
+_VAR = re.compile(
+    r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)"
+)
 
 
 def interpolate(value: str, variables: dict[str, str]) -> str:
@@ -124,11 +142,21 @@ def load(compose: Path, variables: dict[str, str]) -> list[Service]:
             command = shlex.split(command)
         if spec.get("entrypoint"):
             entry = spec["entrypoint"]
-            command = (shlex.split(entry) if isinstance(entry, str) else list(entry)) + list(command)
+            command = (shlex.split(entry) if isinstance(entry, str) else list(entry)) + list(
+                command
+            )
         deps = spec.get("depends_on") or []
-        services.append(Service(name=name, image=str(spec.get("image", "")), command=[str(c) for c in command],
-                                env=_env_list(spec.get("environment")), one_shot=str(spec.get("restart")) == "no",
-                                depends_on=list(deps), profiles=list(spec.get("profiles") or [])))
+        services.append(
+            Service(
+                name=name,
+                image=str(spec.get("image", "")),
+                command=[str(c) for c in command],
+                env=_env_list(spec.get("environment")),
+                one_shot=str(spec.get("restart")) == "no",
+                depends_on=list(deps),
+                profiles=list(spec.get("profiles") or []),
+            )
+        )
     return services
 
 
@@ -144,7 +172,9 @@ def volumes_of(compose: Path) -> dict[str, str]:
     return out
 
 
-def localise(env: dict[str, str], ports: dict[str, int], volumes: dict[str, str], state: Path) -> dict[str, str]:
+def localise(
+    env: dict[str, str], ports: dict[str, int], volumes: dict[str, str], state: Path
+) -> dict[str, str]:
     """Compose host names → 127.0.0.1 and this host's port; volume mount paths → folders."""
     out = {}
     for key, value in env.items():
@@ -152,7 +182,7 @@ def localise(env: dict[str, str], ports: dict[str, int], volumes: dict[str, str]
             value = re.sub(rf"(^|[/@]){re.escape(host)}:\d+", rf"\g<1>127.0.0.1:{port}", value)
         for mount, vol in volumes.items():
             if value == mount or value.startswith(mount + "/"):
-                value = str(state / "volumes" / vol) + value[len(mount):]
+                value = str(state / "volumes" / vol) + value[len(mount) :]
         out[key] = value
     return out
 
@@ -201,9 +231,15 @@ class Stack:
     def env_of(self, svc: Service) -> dict[str, str]:
         """This host's environment (a ``UNIVR_*`` knob set here reaches every service), then
         ``env_file``, then the service's compose environment, localised."""
-        env = {"UNIVR_HOME": str(self.state / "home"), **os.environ, "PYTHONUNBUFFERED": "1",
-               # as a container's: the worker's Celery node name (two on one host must differ)
-               "HOSTNAME": f"{svc.name}.{socket.gethostname()}", **self.env_file(), **svc.env}
+        env = {
+            "UNIVR_HOME": str(self.state / "home"),
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            # as a container's: the worker's Celery node name (two on one host must differ)
+            "HOSTNAME": f"{svc.name}.{socket.gethostname()}",
+            **self.env_file(),
+            **svc.env,
+        }
         if env.get("UNIVR_MODEL__DEVICE", "").startswith("cuda") and not shutil.which("nvidia-smi"):
             env["UNIVR_MODEL__DEVICE"] = "cpu"  # a gpu-profile service on a host without a GPU
         return localise(env, self.ports, volumes_of(self.compose), self.state)
@@ -219,9 +255,14 @@ class Stack:
     # --- stand-ins -------------------------------------------------------------------------
     def _standin(self, name: str, cmd: list[str], port: int) -> None:
         log = open(self.state / f"{name}.log", "ab")  # noqa: SIM115 - the process writes it until stopped
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT
+        )
         self.standins.append((name, proc))
-        print(f"stack | {name:<16} stand-in started with pid {proc.pid} on 127.0.0.1:{port}", flush=True)
+        print(
+            f"stack | {name:<16} stand-in started with pid {proc.pid} on 127.0.0.1:{port}",
+            flush=True,
+        )
         wait_port(port, name)
 
     def start_standins(self, services: list[Service]) -> None:
@@ -232,14 +273,29 @@ class Stack:
             port = self.ports.get(svc.name)
             if svc.name in EXTERNAL or kind in EXTERNAL:
                 if not port_open(port or LOCAL_PORTS[kind]):
-                    raise RuntimeError(f"{svc.name}: nothing answers on 127.0.0.1:{port}; start it first")
+                    raise RuntimeError(
+                        f"{svc.name}: nothing answers on 127.0.0.1:{port}; start it first"
+                    )
                 print(f"stack | {svc.name:<16} on this host, 127.0.0.1:{port}", flush=True)
             elif kind == "minio":
-                self._standin(svc.name, [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              port)
+                self._standin(
+                    svc.name,
+                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                    port,
+                )
             elif kind == "qdrant":
-                self._standin(svc.name, [sys.executable, str(ROOT / "bench" / "_qdrant_rest_standin.py"),
-                                         "--port", str(port), "--data", str(self.state / "qdrant")], port)
+                self._standin(
+                    svc.name,
+                    [
+                        sys.executable,
+                        str(ROOT / "bench" / "_qdrant_rest_standin.py"),
+                        "--port",
+                        str(port),
+                        "--data",
+                        str(self.state / "qdrant"),
+                    ],
+                    port,
+                )
             elif kind == "mc":
                 self.make_buckets()
                 print(f"stack | {svc.name:<16} buckets made", flush=True)
@@ -251,8 +307,12 @@ class Stack:
         from minio import Minio
 
         v = self.variables
-        client = Minio(f"127.0.0.1:{self.ports['minio']}", access_key=v["MINIO_ROOT_USER"],
-                       secret_key=v["MINIO_ROOT_PASSWORD"], secure=False)
+        client = Minio(
+            f"127.0.0.1:{self.ports['minio']}",
+            access_key=v["MINIO_ROOT_USER"],
+            secret_key=v["MINIO_ROOT_PASSWORD"],
+            secure=False,
+        )
         for bucket in (v.get("BUCKET") or "univr", "raw"):
             if not client.bucket_exists(bucket):
                 client.make_bucket(bucket)
@@ -261,18 +321,33 @@ class Stack:
         import psycopg
 
         v = self.variables
-        with psycopg.connect(host="127.0.0.1", port=self.ports["postgres"], user=v["POSTGRES_USER"],
-                             password=v["POSTGRES_PASSWORD"], dbname="postgres", autocommit=True) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (v["POSTGRES_DB"],)).fetchone():
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=self.ports["postgres"],
+            user=v["POSTGRES_USER"],
+            password=v["POSTGRES_PASSWORD"],
+            dbname="postgres",
+            autocommit=True,
+        ) as conn:
+            if not conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (v["POSTGRES_DB"],)
+            ).fetchone():
                 conn.execute(f'CREATE DATABASE "{v["POSTGRES_DB"]}"')
 
     def ensure_model(self, services: list[Service]) -> None:
         """The model compose names, if it is a folder this host can build (the tiny bundle)."""
-        for path in {self.env_of(svc).get("UNIVR_MODEL__NAME_OR_PATH", "") for svc in services if svc.is_univr}:
+        for path in {
+            self.env_of(svc).get("UNIVR_MODEL__NAME_OR_PATH", "")
+            for svc in services
+            if svc.is_univr
+        }:
             if path.startswith("/") and not Path(path, "config.json").exists():
                 print(f"stack | building the tiny model bundle at {path}", flush=True)
-                subprocess.run([str(BIN / "univr"), "model", "tiny", "--out", path], check=True,
-                               stdout=subprocess.DEVNULL)
+                subprocess.run(
+                    [str(BIN / "univr"), "model", "tiny", "--out", path],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
 
     def stop_standins(self) -> None:
         for _, proc in self.standins:
@@ -296,15 +371,19 @@ class Stack:
             self.ensure_model(services)
             for svc in services:
                 if svc.is_univr and svc.one_shot:
-                    print(f"stack | {svc.name:<16} (one-shot) {shlex.join(svc.command)}", flush=True)
-                    subprocess.run(_executable(svc.command), env=self.env_of(svc), check=True, cwd=ROOT)
+                    print(
+                        f"stack | {svc.name:<16} (one-shot) {shlex.join(svc.command)}", flush=True
+                    )
+                    subprocess.run(
+                        _executable(svc.command), env=self.env_of(svc), check=True, cwd=ROOT
+                    )
             manager = Manager(_LogPrinter(self.state))
             table = {}
             for svc in services:
                 if svc.is_univr and not svc.one_shot:
                     cmd = shlex.join(_executable(svc.command))
                     # compose's restart: unless-stopped (a killed worker comes back, as its container would)
-                    loop = (f"while :; do {cmd}; echo \"{svc.name} exited ($?): restarting\"; sleep 1; done")
+                    loop = f'while :; do {cmd}; echo "{svc.name} exited ($?): restarting"; sleep 1; done'
                     manager.add_process(svc.name, loop, env=self.env_of(svc), cwd=str(ROOT))
                     table[svc.name] = shlex.join(svc.command)
             (self.state / "services.json").write_text(json.dumps(table, indent=2))
@@ -329,33 +408,69 @@ class _LogPrinter:
         name = message.name or "stack"
         if name not in self.files:
             self.files[name] = open(self.state / f"{name}.log", "a", encoding="utf-8")  # noqa: SIM115
-        data = message.data.decode("utf-8", "replace") if isinstance(message.data, bytes) else message.data
+        data = (
+            message.data.decode("utf-8", "replace")
+            if isinstance(message.data, bytes)
+            else message.data
+        )
         self.files[name].write(data)
         self.files[name].flush()
         started = re.match(r"(\S+) started \(pid=(\d+)\)", data) if name == "system" else None
-        if started:  # pids.json: each service's process (its restart loop; the command is its child)
-            pids = json.loads((self.state / "pids.json").read_text()) if (self.state / "pids.json").exists() else {}
+        if (
+            started
+        ):  # pids.json: each service's process (its restart loop; the command is its child)
+            pids = (
+                json.loads((self.state / "pids.json").read_text())
+                if (self.state / "pids.json").exists()
+                else {}
+            )
             pids[started.group(1)] = int(started.group(2))
             (self.state / "pids.json").write_text(json.dumps(pids))
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="compose.yaml's services as host processes (no Docker).")
+    p = argparse.ArgumentParser(
+        description="compose.yaml's services as host processes (no Docker)."
+    )
     p.add_argument("--compose", type=Path, default=ROOT / "compose.yaml")
     p.add_argument("--dir", type=Path, default=ROOT / ".stack", help="logs, PIDs and state")
-    p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
-                   help="a compose variable (as in .env), e.g. RABBITMQ_PASSWORD=x")
-    p.add_argument("--port", action="append", default=[], metavar="NAME=PORT",
-                   help="where a compose host is served here, e.g. rabbitmq=5673")
-    p.add_argument("--only", default="", help="comma-separated services (default: all of the profile)")
-    p.add_argument("--profile", default="cpu",
-                   help="compose profiles whose services run, comma-separated (default: cpu)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="VAR=VALUE",
+        help="a compose variable (as in .env), e.g. RABBITMQ_PASSWORD=x",
+    )
+    p.add_argument(
+        "--port",
+        action="append",
+        default=[],
+        metavar="NAME=PORT",
+        help="where a compose host is served here, e.g. rabbitmq=5673",
+    )
+    p.add_argument(
+        "--only", default="", help="comma-separated services (default: all of the profile)"
+    )
+    p.add_argument(
+        "--profile",
+        default="cpu",
+        help="compose profiles whose services run, comma-separated (default: cpu)",
+    )
     a = p.parse_args(argv)
     state = a.dir.resolve()
-    variables = {**HOST_DEFAULTS, "EMBED_MODEL": str(state / "home" / "models" / "tiny"),
-                 **{k: v for k, v in os.environ.items()}}
-    stack = Stack(a.compose, state, variables, dict(LOCAL_PORTS), {s for s in a.only.split(",") if s} or None,
-                  tuple(p for p in a.profile.split(",") if p))
+    variables = {
+        **HOST_DEFAULTS,
+        "EMBED_MODEL": str(state / "home" / "models" / "tiny"),
+        **{k: v for k, v in os.environ.items()},
+    }
+    stack = Stack(
+        a.compose,
+        state,
+        variables,
+        dict(LOCAL_PORTS),
+        {s for s in a.only.split(",") if s} or None,
+        tuple(p for p in a.profile.split(",") if p),
+    )
     variables.update(stack.env_file())
     variables.update(dict(kv.split("=", 1) for kv in a.set))
     stack.ports.update({k: int(v) for k, v in (kv.split("=", 1) for kv in a.port)})

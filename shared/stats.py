@@ -34,7 +34,9 @@ def differs(a: list[float], b: list[float], alpha: float = ALPHA) -> dict[str, A
     return {"p_value": p, "significant": p < alpha}
 
 
-def ablation(values: dict[str, list[float]], a: str = "pyramid", b: str = "uniform") -> dict[str, Any]:
+def ablation(
+    values: dict[str, list[float]], a: str = "pyramid", b: str = "uniform"
+) -> dict[str, Any]:
     """``{a: {mean, std, seeds}, b: {...}, "significant": bool, "p_value": float | None}``."""
     out: dict[str, Any] = {name: seed_summary(v) for name, v in values.items()}
     out.update(differs(values.get(a, []), values.get(b, [])))

@@ -59,12 +59,20 @@ class ObjectInfo:
 
 
 def validate_prefix(prefix: str) -> str:
-    return "" if prefix == "" else validate_key(prefix.rstrip("/")) + ("/" if prefix.endswith("/") else "")
+    return (
+        ""
+        if prefix == ""
+        else validate_key(prefix.rstrip("/")) + ("/" if prefix.endswith("/") else "")
+    )
 
 
 class ObjectStore(Protocol):
-    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
-    def put_file(self, key: str, path: str | Path, content_type: str = "application/octet-stream") -> None: ...
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None: ...
+    def put_file(
+        self, key: str, path: str | Path, content_type: str = "application/octet-stream"
+    ) -> None: ...
     def get_bytes(self, key: str) -> bytes: ...
     def open(self, key: str) -> BinaryIO: ...
     def download(self, key: str, path: str | Path) -> Path: ...
@@ -98,10 +106,14 @@ class LocalStore(_PrefixDelete):
             raise InvalidKey(f"object key escapes the store: {key!r}")
         return path
 
-    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None:
         self._atomic_write(key, lambda fh: fh.write(data))
 
-    def put_file(self, key: str, path: str | Path, content_type: str = "application/octet-stream") -> None:
+    def put_file(
+        self, key: str, path: str | Path, content_type: str = "application/octet-stream"
+    ) -> None:
         with open(path, "rb") as src:
             self._atomic_write(key, lambda fh: shutil.copyfileobj(src, fh, 1 << 20))
 
@@ -183,7 +195,12 @@ class _Transient(retry_if_exception_type):
         return exc is not None and _transient(exc)
 
 
-_retry = retry(retry=_Transient(), stop=stop_after_attempt(6), wait=wait_exponential(multiplier=0.2, max=5), reraise=True)
+_retry = retry(
+    retry=_Transient(),
+    stop=stop_after_attempt(6),
+    wait=wait_exponential(multiplier=0.2, max=5),
+    reraise=True,
+)
 
 
 class S3Store(_PrefixDelete):
@@ -200,8 +217,13 @@ class S3Store(_PrefixDelete):
         from minio import Minio
 
         st = settings.storage
-        client = Minio(st.endpoint, access_key=st.access_key, secret_key=st.secret_key.get_secret_value(),
-                       secure=st.secure, region=st.region)
+        client = Minio(
+            st.endpoint,
+            access_key=st.access_key,
+            secret_key=st.secret_key.get_secret_value(),
+            secure=st.secure,
+            region=st.region,
+        )
         return cls(client, st.bucket, st.presign_expiry_s)
 
     @_retry
@@ -210,12 +232,20 @@ class S3Store(_PrefixDelete):
             self.client.make_bucket(self.bucket)
 
     @_retry
-    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        self.client.put_object(self.bucket, validate_key(key), io.BytesIO(data), len(data), content_type=content_type)
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None:
+        self.client.put_object(
+            self.bucket, validate_key(key), io.BytesIO(data), len(data), content_type=content_type
+        )
 
     @_retry
-    def put_file(self, key: str, path: str | Path, content_type: str = "application/octet-stream") -> None:
-        self.client.fput_object(self.bucket, validate_key(key), str(path), content_type=content_type)
+    def put_file(
+        self, key: str, path: str | Path, content_type: str = "application/octet-stream"
+    ) -> None:
+        self.client.fput_object(
+            self.bucket, validate_key(key), str(path), content_type=content_type
+        )
 
     def get_bytes(self, key: str) -> bytes:
         with self.open(key) as fh:
@@ -251,14 +281,23 @@ class S3Store(_PrefixDelete):
             raise
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        for obj in self.client.list_objects(self.bucket, prefix=validate_prefix(prefix) or None, recursive=True):
+        for obj in self.client.list_objects(
+            self.bucket, prefix=validate_prefix(prefix) or None, recursive=True
+        ):
             yield obj.object_name
 
     def list_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        for obj in self.client.list_objects(self.bucket, prefix=validate_prefix(prefix) or None, recursive=True):
-            modified = obj.last_modified or datetime.now(UTC)  # no date: as new as can be (never too old)
-            yield ObjectInfo(obj.object_name, obj.size or 0,
-                             modified if modified.tzinfo else modified.replace(tzinfo=UTC))
+        for obj in self.client.list_objects(
+            self.bucket, prefix=validate_prefix(prefix) or None, recursive=True
+        ):
+            modified = obj.last_modified or datetime.now(
+                UTC
+            )  # no date: as new as can be (never too old)
+            yield ObjectInfo(
+                obj.object_name,
+                obj.size or 0,
+                modified if modified.tzinfo else modified.replace(tzinfo=UTC),
+            )
 
     @_retry
     def delete(self, key: str) -> None:
@@ -266,7 +305,10 @@ class S3Store(_PrefixDelete):
 
     def presign(self, key: str, expires_s: int | None = None) -> str:
         return self.client.presigned_get_object(
-            self.bucket, validate_key(key), expires=timedelta(seconds=expires_s or self.presign_expiry_s))
+            self.bucket,
+            validate_key(key),
+            expires=timedelta(seconds=expires_s or self.presign_expiry_s),
+        )
 
     def local_path(self, key: str) -> Path | None:
         return None
@@ -309,7 +351,7 @@ def download_prefix(prefix: str, dest: str | Path, store: ObjectStore | None = N
         raise InvalidKey("download_prefix needs a non-empty prefix")
     store = store or get_store()
     root = validate_prefix(prefix.rstrip("/") + "/")
-    return [store.download(key, Path(dest) / key[len(root):]) for key in store.list(root)]
+    return [store.download(key, Path(dest) / key[len(root) :]) for key in store.list(root)]
 
 
 def checkpoint_adapter(checkpoint: str, settings: Settings | None = None) -> Path:
@@ -327,13 +369,17 @@ def checkpoint_adapter(checkpoint: str, settings: Settings | None = None) -> Pat
     try:
         files = download_prefix(f"{key}/adapter/", partial, get_store(settings))
         if not any(f.name == "adapter_config.json" for f in files):
-            raise FileNotFoundError(f"checkpoint {checkpoint!r} has no adapter in the store "
-                                    f"({key}/adapter/adapter_config.json)")
+            raise FileNotFoundError(
+                f"checkpoint {checkpoint!r} has no adapter in the store "
+                f"({key}/adapter/adapter_config.json)"
+            )
         shutil.rmtree(dest, ignore_errors=True)
         # complete or absent: a download killed half-way is never taken for an adapter
         os.replace(partial, dest)
     except OSError:
-        if not (dest / "adapter_config.json").is_file():  # not a concurrent download that finished first
+        if not (
+            dest / "adapter_config.json"
+        ).is_file():  # not a concurrent download that finished first
             raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)

@@ -78,13 +78,26 @@ def jsonable(value: Any) -> Any:
 
 def task_message(task: Any) -> dict[str, Any]:
     """The message a Celery task was sent with, to send it again on takeover."""
-    return {"task": task.name, "args": list(task.request.args or []), "kwargs": dict(task.request.kwargs or {})}
+    return {
+        "task": task.name,
+        "args": list(task.request.args or []),
+        "kwargs": dict(task.request.kwargs or {}),
+    }
 
 
-def child_command(target: str, job_id: str, params_file: Path, result_file: Path, nproc: int = 1) -> list[str]:
+def child_command(
+    target: str, job_id: str, params_file: Path, result_file: Path, nproc: int = 1
+) -> list[str]:
     tail = ["-m", "shared.supervise", target, job_id, str(params_file), str(result_file)]
     if nproc > 1:  # one node, rendezvous on a free port (two runs on one host don't collide)
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *tail]
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            *tail,
+        ]
     return [sys.executable, *tail]
 
 
@@ -107,9 +120,17 @@ def _stop(proc: subprocess.Popen, grace_s: float) -> None:
         proc.wait()
 
 
-def run_leased(job_id: str, params: dict[str, Any], *, kind: str, target: str, message: dict[str, Any],
-               nproc: int = 1, in_process: bool = False,
-               on_done: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def run_leased(
+    job_id: str,
+    params: dict[str, Any],
+    *,
+    kind: str,
+    target: str,
+    message: dict[str, Any],
+    nproc: int = 1,
+    in_process: bool = False,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Claim the job, run ``target`` supervised, record how it ended; returns what happened
     (``{"job", "state", "result"...}``; ``refused`` when the lease is held or the job has ended).
     ``in_process``: call the target in this process with a heartbeat thread (cancel stops it at
@@ -121,11 +142,22 @@ def run_leased(job_id: str, params: dict[str, Any], *, kind: str, target: str, m
     got = lease.claim(job_id, owner, kind=kind, lease_s=cfg.lease_s, params=params, message=message)
     if not got.granted:
         log.info("job %s: lease refused (state %s, held by %s)", job_id, got.state, got.owner)
-        lease.log(job_id, "refused", attempt=got.attempts, owner=owner, holder=got.owner,
-                  job_state=str(got.state))
+        lease.log(
+            job_id,
+            "refused",
+            attempt=got.attempts,
+            owner=owner,
+            holder=got.owner,
+            job_state=str(got.state),
+        )
         return {"job": job_id, "refused": True, "state": str(got.state), "holder": got.owner}
-    lease.log(job_id, "claimed" if got.attempts <= 1 else "takeover", attempt=got.attempts, owner=owner,
-              nproc=nproc)
+    lease.log(
+        job_id,
+        "claimed" if got.attempts <= 1 else "takeover",
+        attempt=got.attempts,
+        owner=owner,
+        nproc=nproc,
+    )
     run = _in_process if in_process else _child_process
     stopped, outcome = run(target, job_id, params, owner, nproc)
     if stopped is not None:
@@ -133,7 +165,9 @@ def run_leased(job_id: str, params: dict[str, Any], *, kind: str, target: str, m
         return {"job": job_id, "state": stopped}
     if "error" in outcome:
         lease.finish(job_id, owner, JobState.failed, error=outcome["error"])
-        lease.log(job_id, "failed", attempt=got.attempts, owner=owner, reason=error_text(outcome["error"]))
+        lease.log(
+            job_id, "failed", attempt=got.attempts, owner=owner, reason=error_text(outcome["error"])
+        )
         if isinstance(outcome["error"], BaseException):
             raise outcome["error"]
         return {"job": job_id, "state": str(JobState.failed), "error": outcome["error"]}
@@ -147,21 +181,30 @@ def run_leased(job_id: str, params: dict[str, Any], *, kind: str, target: str, m
     try:
         lease.finish(job_id, owner, JobState.completed, result=result)
     except Exception as exc:  # a result the database refuses fails the job, never loops it
-        lease.finish(job_id, owner, JobState.failed, error=f"its result could not be stored: {error_text(exc)}")
+        lease.finish(
+            job_id,
+            owner,
+            JobState.failed,
+            error=f"its result could not be stored: {error_text(exc)}",
+        )
         raise
     lease.log(job_id, "completed", attempt=got.attempts, owner=owner)
     return {"job": job_id, "state": str(JobState.completed), "result": result}
 
 
-def _child_process(target: str, job_id: str, params: dict[str, Any], owner: str,
-                   nproc: int) -> tuple[str | None, dict[str, Any]]:
+def _child_process(
+    target: str, job_id: str, params: dict[str, Any], owner: str, nproc: int
+) -> tuple[str | None, dict[str, Any]]:
     cfg = get_settings().jobs
     with tempfile.TemporaryDirectory(prefix="univr-job-") as tmp:
         params_file, result_file = Path(tmp) / "params.json", Path(tmp) / "result.json"
         params_file.write_text(json.dumps(params))
         env = {**os.environ, "UNIVR_JOB_ID": job_id, "UNIVR_JOB_OWNER": owner}
-        proc = subprocess.Popen(child_command(target, job_id, params_file, result_file, nproc), env=env,
-                                preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(
+            child_command(target, job_id, params_file, result_file, nproc),
+            env=env,
+            preexec_fn=_die_with_parent,
+        )
         stopped = _supervise(proc, job_id, owner, cfg.lease_s, cfg.heartbeat_s, cfg.cancel_grace_s)
         outcome = json.loads(result_file.read_text()) if result_file.exists() else {}
     if stopped is None and proc.returncode != 0 and "error" not in outcome:
@@ -169,8 +212,9 @@ def _child_process(target: str, job_id: str, params: dict[str, Any], owner: str,
     return stopped, outcome
 
 
-def _in_process(target: str, job_id: str, params: dict[str, Any], owner: str,
-                nproc: int) -> tuple[str | None, dict[str, Any]]:
+def _in_process(
+    target: str, job_id: str, params: dict[str, Any], owner: str, nproc: int
+) -> tuple[str | None, dict[str, Any]]:
     import importlib
 
     cfg = get_settings().jobs
@@ -186,7 +230,9 @@ def _in_process(target: str, job_id: str, params: dict[str, Any], owner: str,
                 log.warning("job %s: heartbeat failed", job_id, exc_info=True)
                 continue
             if not held:
-                stopped.append("cancelled" if lease.state_of(job_id) == JobState.cancelled else "lost")
+                stopped.append(
+                    "cancelled" if lease.state_of(job_id) == JobState.cancelled else "lost"
+                )
                 lease.stop_current()  # the run raises JobStopped at its next progress report
                 return
 
@@ -205,8 +251,14 @@ def _in_process(target: str, job_id: str, params: dict[str, Any], owner: str,
         thread.join()
 
 
-def _supervise(proc: subprocess.Popen, job_id: str, owner: str, lease_s: float, heartbeat_s: float,
-               grace_s: float) -> str | None:
+def _supervise(
+    proc: subprocess.Popen,
+    job_id: str,
+    owner: str,
+    lease_s: float,
+    heartbeat_s: float,
+    grace_s: float,
+) -> str | None:
     """Wait for the child, renewing the lease; None when it exited by itself, else why it was
     stopped (``cancelled`` or ``lost``: the lease went to another worker)."""
     while True:
@@ -241,8 +293,9 @@ def sweep(kinds: tuple[str, ...], send: Callable[[dict[str, Any]], None]) -> lis
     return sent
 
 
-def start_sweeper(kinds: tuple[str, ...], send: Callable[[dict[str, Any]], None],
-                  every_s: float | None = None) -> threading.Event:
+def start_sweeper(
+    kinds: tuple[str, ...], send: Callable[[dict[str, Any]], None], every_s: float | None = None
+) -> threading.Event:
     """``sweep`` every ``jobs.sweep_s`` in a daemon thread; set the returned event to stop it."""
     stop = threading.Event()
     every = every_s or get_settings().jobs.sweep_s

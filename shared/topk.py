@@ -28,7 +28,9 @@ import torch
 from shared.config import get_settings
 
 
-def _by_score_then_index(s: torch.Tensor, i: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _by_score_then_index(
+    s: torch.Tensor, i: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The first k of each row ordered by score descending, then by index ascending."""
     o = torch.sort(i, dim=1).indices
     s, i = s.gather(1, o), i.gather(1, o)
@@ -52,7 +54,9 @@ def _single_threaded_here() -> Callable[[], None] | None:
         return None
     mkl_local = None
     if torch.backends.mkl.is_available():
-        mkl_local = getattr(lib, "MKL_Set_Num_Threads_Local", None)  # the C entry (lower case is Fortran's)
+        mkl_local = getattr(
+            lib, "MKL_Set_Num_Threads_Local", None
+        )  # the C entry (lower case is Fortran's)
         if mkl_local is None:
             return None
 
@@ -69,7 +73,9 @@ class _QueryBlock:
     """Running best k of one block of queries; the score buffer is laid out tile-major
     (tiles, queries, chunks per tile, chunk) so every tile is one contiguous matmul output."""
 
-    def __init__(self, q: torch.Tensor, k: int, n: int, buf: torch.Tensor, mbuf: torch.Tensor) -> None:
+    def __init__(
+        self, q: torch.Tensor, k: int, n: int, buf: torch.Tensor, mbuf: torch.Tensor
+    ) -> None:
         self.q, self.k, self.nq = q, k, len(q)
         self.buf, self.mbuf = buf, mbuf
         self.best_s = torch.full((self.nq, k), -torch.inf)
@@ -90,43 +96,64 @@ class _QueryBlock:
                 t[:, : len(c)] = self.q @ c.T
                 t[:, len(c) :] = -torch.inf
             torch.amax(b[j], 2, out=mb[j])
-        return b, mb.permute(1, 0, 2).reshape(self.nq, tiles * per_tile)  # chunk j*per_tile+t, corpus order
+        return b, mb.permute(1, 0, 2).reshape(
+            self.nq, tiles * per_tile
+        )  # chunk j*per_tile+t, corpus order
 
     def merge(self, b: torch.Tensor, m: torch.Tensor, c0: int, nb: int) -> None:
         k, nq = self.k, self.nq
         _, qb, per_tile, chunk = self.buf.shape
         nch = m.shape[1]
-        passing = (m > self.best_s[:, k - 1 : k]).sum(1)  # an equal score loses to the earlier index
+        passing = (m > self.best_s[:, k - 1 : k]).sum(
+            1
+        )  # an equal score loses to the earlier index
         kc = min(k, int(passing.max()))
         if kc == 0:
             return
         ms, mi = torch.topk(m, min(kc + 1, nch), dim=1)
-        tie = (passing > kc) & (ms[:, kc - 1] == ms[:, kc]) if nch > kc else torch.zeros(nq, dtype=torch.bool)
+        tie = (
+            (passing > kc) & (ms[:, kc - 1] == ms[:, kc])
+            if nch > kc
+            else torch.zeros(nq, dtype=torch.bool)
+        )
         mi = mi[:, :kc].sort(dim=1).values
-        rows = (((mi // per_tile) * qb + torch.arange(nq).unsqueeze(1)) * per_tile + mi % per_tile).flatten()
+        rows = (
+            ((mi // per_tile) * qb + torch.arange(nq).unsqueeze(1)) * per_tile + mi % per_tile
+        ).flatten()
         cand = self.buf.view(-1, chunk).index_select(0, rows).view(nq, -1)
         ts, tp = torch.topk(torch.cat([self.best_s, cand], 1), k + 1, dim=1)
         tie |= ts[:, k - 1] == ts[:, k]
         tp = tp[:, :k]
         p = (tp - k).clamp(min=0)
-        new_i = torch.where(tp < k, self.best_i.gather(1, tp.clamp(max=k - 1)),
-                            mi.gather(1, p // chunk) * chunk + p % chunk + c0)
+        new_i = torch.where(
+            tp < k,
+            self.best_i.gather(1, tp.clamp(max=k - 1)),
+            mi.gather(1, p // chunk) * chunk + p % chunk + c0,
+        )
         new_s = ts[:, :k]
         if tie.any():
             r = tie.nonzero().squeeze(1)
             full = b[:, r].permute(1, 0, 2, 3).reshape(len(r), -1)[:, :nb]
             idx = torch.arange(c0, c0 + nb).expand(len(r), nb)
-            new_s[r], new_i[r] = _by_score_then_index(torch.cat([self.best_s[r], full], 1),
-                                                      torch.cat([self.best_i[r], idx], 1), k)
+            new_s[r], new_i[r] = _by_score_then_index(
+                torch.cat([self.best_s[r], full], 1), torch.cat([self.best_i[r], idx], 1), k
+            )
         self.best_s, self.best_i = new_s, new_i
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
         return _by_score_then_index(self.best_s, self.best_i, self.k)
 
 
-def blocked_topk(queries: np.ndarray, corpus: np.ndarray, k: int, block: int | None = None,
-                 query_block: int | None = None, chunk: int | None = None,
-                 memory_mb: float | None = None, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def blocked_topk(
+    queries: np.ndarray,
+    corpus: np.ndarray,
+    k: int,
+    block: int | None = None,
+    query_block: int | None = None,
+    chunk: int | None = None,
+    memory_mb: float | None = None,
+    threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(scores float32, indices int64), each (n_queries, min(k, n_corpus)), best first; ties by
     lower corpus index. Unset sizes come from ``Settings.eval``. Each of ``threads`` workers takes
     whole query blocks and owns one score buffer of query_block x (a multiple of block) floats,
@@ -146,7 +173,9 @@ def blocked_topk(queries: np.ndarray, corpus: np.ndarray, k: int, block: int | N
         return out_s, out_i
     width = min(max(chunk, (block or cfg.block_size) // chunk * chunk), -(-n // chunk) * chunk)
     threads = threads or cfg.topk_threads or torch.get_num_threads()
-    qb = min(query_block, -(-len(qn) // threads))  # few queries: smaller blocks, so every thread works
+    qb = min(
+        query_block, -(-len(qn) // threads)
+    )  # few queries: smaller blocks, so every thread works
     tiles = max(1, min(int(memory_mb * 2**20) // (qb * width * 4), -(-n // width)))
     workers = min(threads, -(-len(qn) // qb))
     limit = _single_threaded_here() if workers > 1 else None
@@ -172,6 +201,8 @@ def blocked_topk(queries: np.ndarray, corpus: np.ndarray, k: int, block: int | N
         for q0 in starts:
             run(q0)
         return out_s, out_i
-    with ThreadPoolExecutor(workers) as pool:  # its threads end with the call, and their settings with them
+    with ThreadPoolExecutor(
+        workers
+    ) as pool:  # its threads end with the call, and their settings with them
         list(pool.map(run, starts))
     return out_s, out_i

@@ -12,7 +12,9 @@ from shared.config import Settings, get_settings
 def get_qdrant(settings: Settings | None = None) -> QdrantClient:
     v = (settings or get_settings()).vectors
     if v.url:
-        return QdrantClient(url=v.url, api_key=v.api_key.get_secret_value() if v.api_key else None, timeout=60)
+        return QdrantClient(
+            url=v.url, api_key=v.api_key.get_secret_value() if v.api_key else None, timeout=60
+        )
     if v.path == ":memory:":
         return QdrantClient(location=":memory:")
     Path(v.path).mkdir(parents=True, exist_ok=True)

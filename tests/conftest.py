@@ -19,7 +19,9 @@ from shared.config import get_settings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
-POSTGRES_ADMIN_URL = os.environ.get("UNIVR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "UNIVR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 RABBITMQ_URL = os.environ.get("UNIVR_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("UNIVR_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -61,7 +63,11 @@ def univr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     for key in list(os.environ):
-        if key.startswith("UNIVR_") and key not in {"UNIVR_HOME", "UNIVR_ARTIFACTS"} and not key.startswith("UNIVR_TEST_"):
+        if (
+            key.startswith("UNIVR_")
+            and key not in {"UNIVR_HOME", "UNIVR_ARTIFACTS"}
+            and not key.startswith("UNIVR_TEST_")
+        ):
             monkeypatch.delenv(key, raising=False)
     get_settings.cache_clear()
     yield home

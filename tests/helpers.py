@@ -20,4 +20,7 @@ def tiny_bundle(tmp_root: Path, seed: int = 0) -> Path:
 
 def small_videos(folder: Path, n: int, seed: int = 0, **kw) -> list[Path]:  # noqa: ANN003
     rng = random.Random(seed)
-    return [render(sample_spec(rng, f"t{seed}-{i}", **kw), folder / f"t{seed}-{i}.mp4") for i in range(n)]
+    return [
+        render(sample_spec(rng, f"t{seed}-{i}", **kw), folder / f"t{seed}-{i}.mp4")
+        for i in range(n)
+    ]

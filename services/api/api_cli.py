@@ -8,8 +8,10 @@ app = typer.Typer(help="The search API and dashboard.", no_args_is_help=True)
 
 
 @app.command("serve")
-def serve_cmd(host: str = typer.Option("", help="Bind address (default: settings.api.host)."),
-              port: int = typer.Option(0, help="Port (default: settings.api.port).")) -> None:
+def serve_cmd(
+    host: str = typer.Option("", help="Bind address (default: settings.api.host)."),
+    port: int = typer.Option(0, help="Port (default: settings.api.port)."),
+) -> None:
     """Serve /v1/search, /v1/jobs, /healthz, /metrics, /docs and the dashboard at /."""
     import uvicorn
 

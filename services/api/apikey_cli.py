@@ -10,8 +10,10 @@ app = typer.Typer(help="API keys for the search API (stored hashed).", no_args_i
 
 
 @app.command("create")
-def create_cmd(name: str = typer.Option(..., help="Who the key is for."),
-               scopes: str = typer.Option("search", help="Comma-separated: search, jobs, admin.")) -> None:
+def create_cmd(
+    name: str = typer.Option(..., help="Who the key is for."),
+    scopes: str = typer.Option("search", help="Comma-separated: search, jobs, admin."),
+) -> None:
     """Create a key and print it once (only its hash is stored)."""
     from services.api.keys import create_key
 

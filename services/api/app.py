@@ -22,9 +22,12 @@ from shared.db import init_db
 def create_app() -> FastAPI:
     init_db()
     redact_access_log()
-    app = FastAPI(title="univr", version="0.1.0",
-                  description="Universal video retrieval: search, jobs, dashboard.",
-                  default_response_class=errors.SafeJSON)
+    app = FastAPI(
+        title="univr",
+        version="0.1.0",
+        description="Universal video retrieval: search, jobs, dashboard.",
+        default_response_class=errors.SafeJSON,
+    )
     app.add_middleware(BodyCheck)
     app.add_middleware(BodyLimit)
     app.add_middleware(AuthGate)  # added last: runs first

@@ -124,16 +124,19 @@ def require(scope: str):  # noqa: ANN201
         # anything else from a blocked address gets 429 before any hashing
         scopes = cached_scopes(token)
         if scopes is None and failed_auth(request).blocked(client):
-            raise HTTPException(429, "too many failed key checks; try again later",
-                                headers={"Retry-After": str(int(
-                                    get_settings().api.auth_fail_window_s))})
+            raise HTTPException(
+                429,
+                "too many failed key checks; try again later",
+                headers={"Retry-After": str(int(get_settings().api.auth_fail_window_s))},
+            )
         if scopes is None:
             scopes = check_key(token)
         if scopes is None:
             if token:  # a guess, not a missing key
                 failed_auth(request).failed(client)
-            raise HTTPException(401, "missing or invalid API key",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"}
+            )
         if scope not in scopes and "admin" not in scopes:
             raise HTTPException(403, f"this key lacks the '{scope}' scope")
         return scopes

@@ -22,11 +22,13 @@ class SafeJSON(JSONResponse):
 
     def render(self, content: object) -> bytes:
         try:
-            return json.dumps(content, ensure_ascii=True, allow_nan=False,
-                              separators=(",", ":")).encode("ascii")
+            return json.dumps(
+                content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
+            ).encode("ascii")
         except ValueError:  # NaN or Infinity somewhere
-            return json.dumps(_finite(content), ensure_ascii=True,
-                              separators=(",", ":")).encode("ascii")
+            return json.dumps(_finite(content), ensure_ascii=True, separators=(",", ":")).encode(
+                "ascii"
+            )
 
 
 def _finite(value: object) -> object:
@@ -37,6 +39,8 @@ def _finite(value: object) -> object:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
 MAX_ERRORS = 10
 
 
@@ -50,8 +54,14 @@ def _loc(loc: tuple) -> list[str | int]:
 
 
 async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = [{"loc": _loc(tuple(e.get("loc", ()))), "msg": _safe(e.get("msg", "invalid")),
-               "type": _safe(e.get("type", "value_error"))} for e in exc.errors()[:MAX_ERRORS]]
+    errors = [
+        {
+            "loc": _loc(tuple(e.get("loc", ()))),
+            "msg": _safe(e.get("msg", "invalid")),
+            "type": _safe(e.get("type", "value_error")),
+        }
+        for e in exc.errors()[:MAX_ERRORS]
+    ]
     return JSONResponse({"detail": errors}, status_code=422)
 
 

@@ -50,14 +50,19 @@ def create_key(name: str, scopes: list[str]) -> str:
     init_db()
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(24)
     with session_scope() as s:
-        s.add(ApiKey(id=key_id, name=name, key_hash=_hash(key_id, secret),
-                     scopes=sorted(set(scopes))))
+        s.add(
+            ApiKey(id=key_id, name=name, key_hash=_hash(key_id, secret), scopes=sorted(set(scopes)))
+        )
     return f"{PREFIX}{key_id}_{secret}"
 
 
 def _parse(token: str | None) -> tuple[str, str] | None:
-    if (not token or len(token) > MAX_TOKEN_CHARS or not token.startswith(PREFIX)
-            or token.count("_") < 2):
+    if (
+        not token
+        or len(token) > MAX_TOKEN_CHARS
+        or not token.startswith(PREFIX)
+        or token.count("_") < 2
+    ):
         return None
     _, key_id, secret = token.split("_", 2)
     if not KEY_ID.fullmatch(key_id) or not secret or not secret.isascii():
@@ -124,9 +129,16 @@ def forget_cached(key_id: str | None = None) -> None:
 def list_keys() -> list[dict]:
     init_db()
     with session_scope() as s:
-        return [{"id": k.id, "name": k.name, "scopes": k.scopes, "revoked": k.revoked,
-                 "created_at": k.created_at.isoformat()}
-                for k in s.scalars(select(ApiKey).order_by(ApiKey.created_at))]
+        return [
+            {
+                "id": k.id,
+                "name": k.name,
+                "scopes": k.scopes,
+                "revoked": k.revoked,
+                "created_at": k.created_at.isoformat(),
+            }
+            for k in s.scalars(select(ApiKey).order_by(ApiKey.created_at))
+        ]
 
 
 def revoke_key(key_id: str) -> bool:

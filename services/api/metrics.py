@@ -35,33 +35,58 @@ class PlatformCollector(Collector):
 
     def _jobs(self, s) -> list[Metric]:  # noqa: ANN001
         jobs = GaugeMetricFamily("univr_jobs", "Jobs by kind and state", labels=["kind", "state"])
-        for kind, state, n in s.execute(select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)):
+        for kind, state, n in s.execute(
+            select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)
+        ):
             jobs.add_metric([kind, _label(state)], n)
-        items = GaugeMetricFamily("univr_job_items", "Job items (videos, datasets) by state", labels=["state"])
+        items = GaugeMetricFamily(
+            "univr_job_items", "Job items (videos, datasets) by state", labels=["state"]
+        )
         for state, n in s.execute(select(JobItem.state, func.count()).group_by(JobItem.state)):
             items.add_metric([_label(state)], n)
-        events = GaugeMetricFamily("univr_job_events", "Item events recorded, by stage and state (rejections and "
-                                   "failures included)", labels=["stage", "state"])
-        for stage, state, n in s.execute(select(JobEvent.stage, JobEvent.state, func.count())
-                                         .group_by(JobEvent.stage, JobEvent.state)):
+        events = GaugeMetricFamily(
+            "univr_job_events",
+            "Item events recorded, by stage and state (rejections and failures included)",
+            labels=["stage", "state"],
+        )
+        for stage, state, n in s.execute(
+            select(JobEvent.stage, JobEvent.state, func.count()).group_by(
+                JobEvent.stage, JobEvent.state
+            )
+        ):
             events.add_metric([stage, state], n)
         return [jobs, items, events]
 
     def _training(self, s) -> list[Metric]:  # noqa: ANN001
         labels = ["run_id", "sampler"]
-        loss = GaugeMetricFamily("univr_train_loss", "Training loss at the newest step", labels=labels)
+        loss = GaugeMetricFamily(
+            "univr_train_loss", "Training loss at the newest step", labels=labels
+        )
         step = GaugeMetricFamily("univr_train_step", "Newest step with metrics", labels=labels)
         lr = GaugeMetricFamily("univr_train_lr", "Learning rate at the newest step", labels=labels)
-        sigma = GaugeMetricFamily("univr_train_sigma", "Modality Pyramid sigma at the newest step", labels=labels)
-        probs = GaugeMetricFamily("univr_train_task_probability", "Task sampling probability at the newest step",
-                                  labels=[*labels, "task"])
-        running = GaugeMetricFamily("univr_train_running", "1 while the run is running", labels=labels)
-        runs = s.scalars(select(TrainingRun).order_by(TrainingRun.updated_at.desc()).limit(TRAINING_RUNS)).all()
+        sigma = GaugeMetricFamily(
+            "univr_train_sigma", "Modality Pyramid sigma at the newest step", labels=labels
+        )
+        probs = GaugeMetricFamily(
+            "univr_train_task_probability",
+            "Task sampling probability at the newest step",
+            labels=[*labels, "task"],
+        )
+        running = GaugeMetricFamily(
+            "univr_train_running", "1 while the run is running", labels=labels
+        )
+        runs = s.scalars(
+            select(TrainingRun).order_by(TrainingRun.updated_at.desc()).limit(TRAINING_RUNS)
+        ).all()
         for run in runs:
             key = [run.id, run.sampler]
             running.add_metric(key, 1.0 if run.state == "running" else 0.0)
-            m = s.scalars(select(TrainMetric).where(TrainMetric.run_id == run.id)
-                          .order_by(TrainMetric.step.desc()).limit(1)).first()
+            m = s.scalars(
+                select(TrainMetric)
+                .where(TrainMetric.run_id == run.id)
+                .order_by(TrainMetric.step.desc())
+                .limit(1)
+            ).first()
             if m is None:
                 continue
             values = m.values or {}
@@ -76,15 +101,22 @@ class PlatformCollector(Collector):
         return [loss, step, lr, sigma, probs, running]
 
     def _evaluation(self, s) -> list[Metric]:  # noqa: ANN001
-        ability = GaugeMetricFamily("univr_eval_latest_score", "The newest UVRB run's ability scores (AVG_A, "
-                                    "AVG_D included)", labels=["eval_run_id", "ability"])
+        ability = GaugeMetricFamily(
+            "univr_eval_latest_score",
+            "The newest UVRB run's ability scores (AVG_A, AVG_D included)",
+            labels=["eval_run_id", "ability"],
+        )
         latest = s.scalars(select(EvalRun).order_by(EvalRun.created_at.desc()).limit(1)).first()
         if latest is not None:
             for name, value in sorted((latest.abilities or {}).items()):
                 if isinstance(value, int | float):
                     ability.add_metric([latest.id, name], value)
-        live_points = GaugeMetricFamily("univr_live_index_points", "Points in the live collection", labels=["version"])
-        live_score = GaugeMetricFamily("univr_live_index_avg_a", "AVG-A of the live index's model", labels=["version"])
+        live_points = GaugeMetricFamily(
+            "univr_live_index_points", "Points in the live collection", labels=["version"]
+        )
+        live_score = GaugeMetricFamily(
+            "univr_live_index_avg_a", "AVG-A of the live index's model", labels=["version"]
+        )
         live = s.scalars(select(IndexVersion).where(IndexVersion.state == "live")).first()
         if live is not None:
             live_points.add_metric([live.id], live.points or 0)

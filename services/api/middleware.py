@@ -26,8 +26,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = get_settings().api.max_upload_bytes
-        too_big = JSONResponse({"detail": f"request body larger than {limit} bytes"},
-                               status_code=413)
+        too_big = JSONResponse(
+            {"detail": f"request body larger than {limit} bytes"}, status_code=413
+        )
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             await too_big(scope, receive, send)
@@ -72,8 +73,10 @@ def _has_lone_surrogate(value: object, depth: int = 0) -> bool:
             return True
         return False
     if isinstance(value, dict):
-        return any(_has_lone_surrogate(k, depth + 1) or _has_lone_surrogate(v, depth + 1)
-                   for k, v in value.items())
+        return any(
+            _has_lone_surrogate(k, depth + 1) or _has_lone_surrogate(v, depth + 1)
+            for k, v in value.items()
+        )
     if isinstance(value, list):
         return any(_has_lone_surrogate(v, depth + 1) for v in value)
     return False
@@ -163,9 +166,11 @@ class AuthGate:
             if tracker.blocked(client) and cached_scopes(token_of(scope)) is None:
                 api = get_settings().api
                 await asyncio.sleep(api.auth_block_delay_s)
-                response = JSONResponse({"detail": "too many failed key checks; try again later"},
-                                        status_code=429,
-                                        headers={"Retry-After": str(int(api.auth_fail_window_s))})
+                response = JSONResponse(
+                    {"detail": "too many failed key checks; try again later"},
+                    status_code=429,
+                    headers={"Retry-After": str(int(api.auth_fail_window_s))},
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

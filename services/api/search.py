@@ -27,11 +27,18 @@ def query_kind(text: str | None, image: Any, video: Any) -> str:
 
 
 def _any_of(keys: tuple[str, ...], value: str) -> models.Filter:
-    return models.Filter(should=[models.FieldCondition(key=k, match=models.MatchValue(value=value)) for k in keys])
+    return models.Filter(
+        should=[models.FieldCondition(key=k, match=models.MatchValue(value=value)) for k in keys]
+    )
 
 
-def build_filter(source: str | None = None, dataset: str | None = None, kind: str | None = None,
-                 min_duration: float | None = None, max_duration: float | None = None) -> models.Filter | None:
+def build_filter(
+    source: str | None = None,
+    dataset: str | None = None,
+    kind: str | None = None,
+    min_duration: float | None = None,
+    max_duration: float | None = None,
+) -> models.Filter | None:
     """Source: its id or URI; dataset: a snapshot's name or id; duration in seconds, bounds included."""
     if min_duration is not None and max_duration is not None and min_duration > max_duration:
         raise ValueError(f"min_duration {min_duration} is above max_duration {max_duration}")
@@ -43,20 +50,41 @@ def build_filter(source: str | None = None, dataset: str | None = None, kind: st
     if kind:
         must.append(models.FieldCondition(key="kind", match=models.MatchValue(value=kind)))
     if min_duration is not None or max_duration is not None:
-        must.append(models.FieldCondition(key="duration_s", range=models.Range(gte=min_duration, lte=max_duration)))
+        must.append(
+            models.FieldCondition(
+                key="duration_s", range=models.Range(gte=min_duration, lte=max_duration)
+            )
+        )
     return models.Filter(must=must) if must else None
 
 
-def search(embedder: Embedder, client: QdrantClient, *, text: str | None = None, image: Any = None, video: Any = None,
-           top_k: int = 10, filters: models.Filter | None = None, collection: str | None = None,
-           presign=None, timings=None) -> list[dict[str, Any]]:  # noqa: ANN001
+def search(
+    embedder: Embedder,
+    client: QdrantClient,
+    *,
+    text: str | None = None,
+    image: Any = None,
+    video: Any = None,
+    top_k: int = 10,
+    filters: models.Filter | None = None,
+    collection: str | None = None,
+    presign=None,
+    timings=None,
+) -> list[dict[str, Any]]:  # noqa: ANN001
     """``timings``: a Prometheus histogram with a ``stage`` label (embed, vector_search)."""
     kind = query_kind(text, image, video)
     t0 = time.perf_counter()
-    vec = embedder.embed([EmbedInput(text=text, image=image, video=video, instruction=TASK_INSTRUCTIONS[kind])])[0]
+    vec = embedder.embed(
+        [EmbedInput(text=text, image=image, video=video, instruction=TASK_INSTRUCTIONS[kind])]
+    )[0]
     t1 = time.perf_counter()
-    hits = client.query_points(collection or get_settings().vectors.alias, query=vec.tolist(), limit=top_k,
-                               query_filter=filters, with_payload=True).points
+    hits = client.query_points(
+        collection or get_settings().vectors.alias,
+        query=vec.tolist(),
+        limit=top_k,
+        query_filter=filters,
+        with_payload=True,
+    ).points
     if timings is not None:
         timings.labels("embed").observe(t1 - t0)
         timings.labels("vector_search").observe(time.perf_counter() - t1)
@@ -65,13 +93,25 @@ def search(embedder: Embedder, client: QdrantClient, *, text: str | None = None,
         p = dict(h.payload or {})
         item = {"id": str(h.id), "score": float(h.score), **p}
         if presign and p.get("object_key"):
-            item["url"] = presign(p["object_key"])  # keys come from the index, never from the request
+            item["url"] = presign(
+                p["object_key"]
+            )  # keys come from the index, never from the request
         out.append(item)
     return out
 
 
-PUBLIC_FIELDS = ("kind", "clip_id", "video_id", "source", "start_ms", "end_ms", "duration_s",
-                 "caption", "dataset", "snapshot")
+PUBLIC_FIELDS = (
+    "kind",
+    "clip_id",
+    "video_id",
+    "source",
+    "start_ms",
+    "end_ms",
+    "duration_s",
+    "caption",
+    "dataset",
+    "snapshot",
+)
 
 
 def public_uri(uri: str | None) -> str | None:

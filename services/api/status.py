@@ -18,33 +18,85 @@ def _source(params: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def platform_status(queue_depths: dict[str, int | None] | None = None,
-                    detail: bool = True) -> dict[str, Any]:
+def platform_status(
+    queue_depths: dict[str, int | None] | None = None, detail: bool = True
+) -> dict[str, Any]:
     """``detail``: job sources and error texts too (they may name server paths)."""
     with session_scope() as s:
         jobs = []
         for job in s.scalars(select(Job).order_by(Job.created_at.desc()).limit(20)):
-            counts = dict(s.execute(select(JobItem.state, func.count()).where(JobItem.job_id == job.id).group_by(JobItem.state)).all())
-            jobs.append({"id": job.id, "kind": job.kind, "state": job.state.value, "created_at": job.created_at.isoformat(),
-                         "items": {k.value if hasattr(k, "value") else k: v for k, v in counts.items()},
-                         "source": _source(job.params) if detail else None,
-                         "error": job.error if detail else ("failed" if job.error else None), "result": job.result})
+            counts = dict(
+                s.execute(
+                    select(JobItem.state, func.count())
+                    .where(JobItem.job_id == job.id)
+                    .group_by(JobItem.state)
+                ).all()
+            )
+            jobs.append(
+                {
+                    "id": job.id,
+                    "kind": job.kind,
+                    "state": job.state.value,
+                    "created_at": job.created_at.isoformat(),
+                    "items": {k.value if hasattr(k, "value") else k: v for k, v in counts.items()},
+                    "source": _source(job.params) if detail else None,
+                    "error": job.error if detail else ("failed" if job.error else None),
+                    "result": job.result,
+                }
+            )
         since = datetime.now(UTC) - timedelta(hours=1)
-        done_recent = s.scalar(select(func.count()).select_from(JobEvent).where(
-            JobEvent.stage == "pairs", JobEvent.state == "done", JobEvent.created_at >= since)) or 0
-        reasons = s.execute(select(JobEvent.reason, func.count()).where(JobEvent.reason.is_not(None))
-                            .group_by(JobEvent.reason).order_by(func.count().desc()).limit(12)).all()
+        done_recent = (
+            s.scalar(
+                select(func.count())
+                .select_from(JobEvent)
+                .where(
+                    JobEvent.stage == "pairs",
+                    JobEvent.state == "done",
+                    JobEvent.created_at >= since,
+                )
+            )
+            or 0
+        )
+        reasons = s.execute(
+            select(JobEvent.reason, func.count())
+            .where(JobEvent.reason.is_not(None))
+            .group_by(JobEvent.reason)
+            .order_by(func.count().desc())
+            .limit(12)
+        ).all()
         run = s.scalars(select(TrainingRun).order_by(TrainingRun.updated_at.desc())).first()
         curve, probs = [], []
         if run:
-            for m in s.scalars(select(TrainMetric).where(TrainMetric.run_id == run.id).order_by(TrainMetric.step)):
+            for m in s.scalars(
+                select(TrainMetric).where(TrainMetric.run_id == run.id).order_by(TrainMetric.step)
+            ):
                 curve.append([m.step, m.loss])
                 if m.step % 10 == 0:
                     probs.append({"step": m.step, "probs": (m.values or {}).get("probs", {})})
-        evals = [{"id": e.id, "model": e.model, "adapter": e.adapter, "abilities": e.abilities, "created_at": e.created_at.isoformat()}
-                 for e in s.scalars(select(EvalRun).order_by(EvalRun.created_at).limit(50))]
+        evals = [
+            {
+                "id": e.id,
+                "model": e.model,
+                "adapter": e.adapter,
+                "abilities": e.abilities,
+                "created_at": e.created_at.isoformat(),
+            }
+            for e in s.scalars(select(EvalRun).order_by(EvalRun.created_at).limit(50))
+        ]
         live = s.scalars(select(IndexVersion).where(IndexVersion.state == "live")).first()
-    return {"jobs": jobs, "queues": queue_depths or {}, "synth_videos_last_hour": done_recent,
-            "error_reasons": [{"reason": r, "count": c} for r, c in reasons],
-            "training": {"run": run.id if run else None, "sampler": run.sampler if run else None, "curve": curve, "task_probs": probs},
-            "evals": evals, "live_index": {"version": live.id, "points": live.points, "avg_a": live.avg_a} if live else None}
+    return {
+        "jobs": jobs,
+        "queues": queue_depths or {},
+        "synth_videos_last_hour": done_recent,
+        "error_reasons": [{"reason": r, "count": c} for r, c in reasons],
+        "training": {
+            "run": run.id if run else None,
+            "sampler": run.sampler if run else None,
+            "curve": curve,
+            "task_probs": probs,
+        },
+        "evals": evals,
+        "live_index": {"version": live.id, "points": live.points, "avg_a": live.avg_a}
+        if live
+        else None,
+    }

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from html import escape
 
-PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
+PALETTE = [
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#e15759",
+    "#76b7b2",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+]
 
 
 def _frame(width: int, height: int, body: str, title: str) -> str:
@@ -63,12 +74,16 @@ def line_chart(
     body.append(f'<text x="{left}" y="{height - 8}">{x0:.0f}</text>')
     body.append(f'<text x="{left + pw}" y="{height - 8}" text-anchor="end">{x1:.0f}</text>')
     if y_label:
-        body.append(f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" text-anchor="middle">{escape(y_label)}</text>')
+        body.append(
+            f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" text-anchor="middle">{escape(y_label)}</text>'
+        )
     for i, (name, pts) in enumerate(series.items()):
         if not pts:
             continue
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
-        body.append(f'<polyline fill="none" stroke="{PALETTE[i % len(PALETTE)]}" stroke-width="1.6" points="{path}"><title>{escape(name)}</title></polyline>')
+        body.append(
+            f'<polyline fill="none" stroke="{PALETTE[i % len(PALETTE)]}" stroke-width="1.6" points="{path}"><title>{escape(name)}</title></polyline>'
+        )
     body.append(_legend(list(series), width - right + 10, top + 10))
     return _frame(width, height, "".join(body), title)
 

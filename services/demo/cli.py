@@ -18,7 +18,9 @@ console = Console(width=max(Console().width, 150))
 
 def demo(
     out: Path = typer.Option(Path("demo-out"), help="Folder for the corpus, the home, the report."),
-    videos: int = typer.Option(160, help="Raw short videos to generate (plus broken ones on purpose)."),
+    videos: int = typer.Option(
+        160, help="Raw short videos to generate (plus broken ones on purpose)."
+    ),
     long_videos: int = typer.Option(4, "--long", help="Long multi-shot videos among them."),
     steps: int = typer.Option(300, help="Training steps per sampler (pyramid and uniform)."),
     batch_size: int = typer.Option(16, help="Training batch size."),
@@ -27,12 +29,25 @@ def demo(
     uvrb_size: int = typer.Option(32, help="Corpus size of each UVRB-mini dataset."),
     seeds: int = typer.Option(2, help="Seeds per sampler for the pyramid vs uniform ablation."),
     fresh: bool = typer.Option(False, help="Start clean instead of reusing finished stages."),
-    stack: bool = typer.Option(False, help="Use the stack configured in the environment (UNIVR_PROFILE=stack) instead of the embedded default."),
+    stack: bool = typer.Option(
+        False,
+        help="Use the stack configured in the environment (UNIVR_PROFILE=stack) instead of the embedded default.",
+    ),
 ) -> None:
     """Generate videos → synthesize pairs → train the tiny GVE → evaluate on UVRB-mini → index → search."""
-    opts = DemoOptions(out=out.resolve(), videos=videos, long_videos=long_videos, seed=seed, steps=steps,
-                       batch_size=batch_size, workers=workers, uvrb_size=uvrb_size, seeds=seeds, fresh=fresh,
-                       stack=stack)
+    opts = DemoOptions(
+        out=out.resolve(),
+        videos=videos,
+        long_videos=long_videos,
+        seed=seed,
+        steps=steps,
+        batch_size=batch_size,
+        workers=workers,
+        uvrb_size=uvrb_size,
+        seeds=seeds,
+        fresh=fresh,
+        stack=stack,
+    )
     status = console.status("starting")
     status.start()
 
@@ -102,5 +117,7 @@ def print_summary(summary: dict, out: Path) -> None:
         hits = hits.get("results", []) if isinstance(hits, dict) else hits
         console.print(f"[bold]{q['kind']}[/] {q.get('query', '')!r}")
         for h in hits[:3]:
-            console.print(f"    {h.get('score', 0):.3f}  {h.get('video', '')}  {h.get('start_ms', 0) / 1000:.1f}–{h.get('end_ms', 0) / 1000:.1f} s  {json.dumps(h.get('caption', ''))[:70]}")
+            console.print(
+                f"    {h.get('score', 0):.3f}  {h.get('video', '')}  {h.get('start_ms', 0) / 1000:.1f}–{h.get('end_ms', 0) / 1000:.1f} s  {json.dumps(h.get('caption', ''))[:70]}"
+            )
     console.print(f"report: {out / 'report.html'}   summary: {out / 'summary.json'}")

@@ -33,7 +33,9 @@ class DemoOptions:
     uvrb_size: int = 32
     seeds: int = 2  # per sampler (seed, seed+1, ...): the ablation's mean ± std and significance
     fresh: bool = False
-    stack: bool = False  # use the running stack from the environment instead of the embedded default
+    stack: bool = (
+        False  # use the running stack from the environment instead of the embedded default
+    )
 
 
 def demo_env(opts: DemoOptions) -> dict[str, str]:
@@ -58,29 +60,71 @@ def run_demo(opts: DemoOptions, runner: StageRunner | None = None) -> dict[str, 
     uvrb = out / "uvrb"
 
     gen = runner.stage("generate", lambda: _generate(runner, raw, opts))
-    synth = runner.stage("synthesis", lambda: runner.univr(
-        "synthesis", ["synth", "run", str(raw / "manifest.jsonl"), "--json", "--workers", str(opts.workers)], json_out=True))
-    snap = runner.stage("snapshot", lambda: runner.univr(
-        "snapshot", ["data", "snapshot", "--name", "demo", "--json"], json_out=True))
-    model = runner.stage("model", lambda: {"path": runner.univr("model", ["model", "tiny", "--out", str(out / "home" / "models" / "tiny"), "--seed", str(opts.seed)]) and str(out / "home" / "models" / "tiny")})
+    synth = runner.stage(
+        "synthesis",
+        lambda: runner.univr(
+            "synthesis",
+            ["synth", "run", str(raw / "manifest.jsonl"), "--json", "--workers", str(opts.workers)],
+            json_out=True,
+        ),
+    )
+    snap = runner.stage(
+        "snapshot",
+        lambda: runner.univr(
+            "snapshot", ["data", "snapshot", "--name", "demo", "--json"], json_out=True
+        ),
+    )
+    model = runner.stage(
+        "model",
+        lambda: {
+            "path": runner.univr(
+                "model",
+                [
+                    "model",
+                    "tiny",
+                    "--out",
+                    str(out / "home" / "models" / "tiny"),
+                    "--seed",
+                    str(opts.seed),
+                ],
+            )
+            and str(out / "home" / "models" / "tiny")
+        },
+    )
     runner.stage("uvrb", lambda: _uvrb(runner, uvrb, opts))
 
     scores: dict[str, Any] = {}
-    scores["untrained"] = runner.stage("eval-untrained", lambda: _evaluate(runner, "eval-untrained", uvrb, model["path"], None, out))
+    scores["untrained"] = runner.stage(
+        "eval-untrained",
+        lambda: _evaluate(runner, "eval-untrained", uvrb, model["path"], None, out),
+    )
     trained: dict[str, Any] = {}
-    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in SAMPLERS}  # per sampler, one score per seed
+    runs: dict[str, list[dict[str, Any]]] = {
+        s: [] for s in SAMPLERS
+    }  # per sampler, one score per seed
     for sampler in SAMPLERS:
         for seed in range(opts.seed, opts.seed + max(opts.seeds, 1)):
-            tag = sampler if seed == opts.seed else f"{sampler}-s{seed}"  # the first seed keeps the old names
-            run = runner.stage(f"train-{tag}", lambda s=sampler, sd=seed: _train(runner, s, snap, model["path"], opts, sd))
+            tag = (
+                sampler if seed == opts.seed else f"{sampler}-s{seed}"
+            )  # the first seed keeps the old names
+            run = runner.stage(
+                f"train-{tag}",
+                lambda s=sampler, sd=seed: _train(runner, s, snap, model["path"], opts, sd),
+            )
             score = runner.stage(
-                f"eval-{tag}", lambda t=tag, r=run: _evaluate(runner, f"eval-{t}", uvrb, model["path"], r["adapter"], out))
+                f"eval-{tag}",
+                lambda t=tag, r=run: _evaluate(
+                    runner, f"eval-{t}", uvrb, model["path"], r["adapter"], out
+                ),
+            )
             runs[sampler].append(score)
             if seed == opts.seed:
                 trained[sampler], scores[sampler] = run, score
 
     best = max(SAMPLERS, key=lambda s: scores[s]["abilities"]["AVG_A"])
-    index = runner.stage("index", lambda: _index(runner, model["path"], trained[best]["adapter"], scores[best], best))
+    index = runner.stage(
+        "index", lambda: _index(runner, model["path"], trained[best]["adapter"], scores[best], best)
+    )
     queries = runner.stage("queries", lambda: _queries(runner, raw))
 
     summary = {
@@ -89,9 +133,21 @@ def run_demo(opts: DemoOptions, runner: StageRunner | None = None) -> dict[str, 
         "videos_in": gen["videos"],
         "synthesis": synth,
         "snapshot": snap,
-        "abilities": {name: {k: s["abilities"].get(k) for k in ABILITY_KEYS} for name, s in scores.items()},
-        "datasets": {name: {ds: v.get("score") for ds, v in s.get("datasets", {}).items()} for name, s in scores.items()},
-        "training": {s: {k: v for k, v in trained[s].items() if k in ("steps", "wall_seconds", "curve", "task_probs", "adapter", "final_loss")} for s in SAMPLERS},
+        "abilities": {
+            name: {k: s["abilities"].get(k) for k in ABILITY_KEYS} for name, s in scores.items()
+        },
+        "datasets": {
+            name: {ds: v.get("score") for ds, v in s.get("datasets", {}).items()}
+            for name, s in scores.items()
+        },
+        "training": {
+            s: {
+                k: v
+                for k, v in trained[s].items()
+                if k in ("steps", "wall_seconds", "curve", "task_probs", "adapter", "final_loss")
+            }
+            for s in SAMPLERS
+        },
         "best_sampler": best,
         "index": index,
         "queries": queries,
@@ -108,9 +164,27 @@ def run_demo(opts: DemoOptions, runner: StageRunner | None = None) -> dict[str, 
 def _generate(runner: StageRunner, raw: Path, opts: DemoOptions) -> dict[str, Any]:
     if raw.exists():
         shutil.rmtree(raw)
-    runner.univr("generate", ["media", "generate", "--out", str(raw), "--videos", str(opts.videos),
-                              "--seed", str(opts.seed), "--long", str(opts.long_videos), "--failures"])
-    rows = [json.loads(line) for line in (raw / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    runner.univr(
+        "generate",
+        [
+            "media",
+            "generate",
+            "--out",
+            str(raw),
+            "--videos",
+            str(opts.videos),
+            "--seed",
+            str(opts.seed),
+            "--long",
+            str(opts.long_videos),
+            "--failures",
+        ],
+    )
+    rows = [
+        json.loads(line)
+        for line in (raw / "manifest.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     failures: dict[str, int] = {}
     for row in rows:
         if row.get("failure"):
@@ -121,12 +195,27 @@ def _generate(runner: StageRunner, raw: Path, opts: DemoOptions) -> dict[str, An
 def _uvrb(runner: StageRunner, uvrb: Path, opts: DemoOptions) -> dict[str, Any]:
     if uvrb.exists():
         shutil.rmtree(uvrb)
-    runner.univr("uvrb", ["uvrb", "mini", "--out", str(uvrb), "--seed", str(opts.seed + 100_000), "--n", str(opts.uvrb_size),
-                          "--long-n", str(max(3, opts.uvrb_size // 4))])
+    runner.univr(
+        "uvrb",
+        [
+            "uvrb",
+            "mini",
+            "--out",
+            str(uvrb),
+            "--seed",
+            str(opts.seed + 100_000),
+            "--n",
+            str(opts.uvrb_size),
+            "--long-n",
+            str(max(3, opts.uvrb_size // 4)),
+        ],
+    )
     return {"path": str(uvrb)}
 
 
-def _evaluate(runner: StageRunner, stage: str, uvrb: Path, model: str, adapter: str | None, out: Path) -> dict[str, Any]:
+def _evaluate(
+    runner: StageRunner, stage: str, uvrb: Path, model: str, adapter: str | None, out: Path
+) -> dict[str, Any]:
     result_path = out / "eval" / f"{stage}.json"
     result_path.parent.mkdir(parents=True, exist_ok=True)
     args = ["eval", "run", "--uvrb", str(uvrb), "--model", model, "--out", str(result_path)]
@@ -139,28 +228,72 @@ def _evaluate(runner: StageRunner, stage: str, uvrb: Path, model: str, adapter: 
 def ablation_summary(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Per ability: ``{pyramid: {mean, std, seeds}, uniform: {...}, significant, p_value}`` over
     the seeds' UVRB-mini scores (shared/stats.py: Welch's t-test), as measured."""
-    return {k: ablation({s: [r["abilities"].get(k) for r in rs] for s, rs in runs.items()}) for k in ABILITY_KEYS}
+    return {
+        k: ablation({s: [r["abilities"].get(k) for r in rs] for s, rs in runs.items()})
+        for k in ABILITY_KEYS
+    }
 
 
-def _train(runner: StageRunner, sampler: str, snap: dict[str, Any], model: str, opts: DemoOptions,
-           seed: int) -> dict[str, Any]:
+def _train(
+    runner: StageRunner,
+    sampler: str,
+    snap: dict[str, Any],
+    model: str,
+    opts: DemoOptions,
+    seed: int,
+) -> dict[str, Any]:
     tag = sampler if seed == opts.seed else f"{sampler}-s{seed}"
     run_dir = opts.out / "train" / tag
-    args = ["train", "run", "--snapshot", snap["id"], "--model", model, "--sampler", sampler,
-            "--steps", str(opts.steps), "--batch-size", str(opts.batch_size), "--seed", str(seed),
-            "--out", str(run_dir), "--preset", "tiny", "--json"]
+    args = [
+        "train",
+        "run",
+        "--snapshot",
+        snap["id"],
+        "--model",
+        model,
+        "--sampler",
+        sampler,
+        "--steps",
+        str(opts.steps),
+        "--batch-size",
+        str(opts.batch_size),
+        "--seed",
+        str(seed),
+        "--out",
+        str(run_dir),
+        "--preset",
+        "tiny",
+        "--json",
+    ]
     return runner.univr(f"train-{tag}", args, json_out=True)  # each seed's own log
 
 
-def _index(runner: StageRunner, model: str, adapter: str, score: dict[str, Any], sampler: str) -> dict[str, Any]:
-    built = runner.univr("index", ["index", "build", "--model", model, "--adapter", adapter, "--json"], json_out=True)
+def _index(
+    runner: StageRunner, model: str, adapter: str, score: dict[str, Any], sampler: str
+) -> dict[str, Any]:
+    built = runner.univr(
+        "index", ["index", "build", "--model", model, "--adapter", adapter, "--json"], json_out=True
+    )
     version = built["version"]
-    promoted = runner.univr("index", ["index", "promote", version, "--avg-a", str(score["abilities"]["AVG_A"]), "--json"], json_out=True)
-    return {"version": version, "sampler": sampler, "points": built.get("points"), "promotion": promoted}
+    promoted = runner.univr(
+        "index",
+        ["index", "promote", version, "--avg-a", str(score["abilities"]["AVG_A"]), "--json"],
+        json_out=True,
+    )
+    return {
+        "version": version,
+        "sampler": sampler,
+        "points": built.get("points"),
+        "promotion": promoted,
+    }
 
 
 def _queries(runner: StageRunner, raw: Path) -> dict[str, Any]:
-    rows = [json.loads(line) for line in (raw / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    rows = [
+        json.loads(line)
+        for line in (raw / "manifest.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     good = [r for r in rows if not r.get("failure")]
     sample_video = str(raw / good[0]["path"]) if good else None
     queries: list[tuple[str, list[str]]] = [
@@ -173,5 +306,11 @@ def _queries(runner: StageRunner, raw: Path) -> dict[str, Any]:
     results = []
     for kind, args in queries:
         hits = runner.univr("queries", ["search", *args, "--top-k", "3", "--json"], json_out=True)
-        results.append({"kind": kind, "query": " ".join(a for a in args if not a.startswith("--")), "hits": hits})
+        results.append(
+            {
+                "kind": kind,
+                "query": " ".join(a for a in args if not a.startswith("--")),
+                "hits": hits,
+            }
+        )
     return {"results": results}

@@ -40,7 +40,9 @@ def _thumb(store_root: Path, key: str | None) -> str:
 def _ability_table(abilities: dict[str, dict[str, float | None]]) -> str:
     head = "".join(f"<th>{k}</th>" for k in ABILITIES)
     rows = "".join(
-        f"<tr><td>{escape(name)}</td>" + "".join(f"<td>{_fmt(vals.get(k))}</td>" for k in ABILITIES) + "</tr>"
+        f"<tr><td>{escape(name)}</td>"
+        + "".join(f"<td>{_fmt(vals.get(k))}</td>" for k in ABILITIES)
+        + "</tr>"
         for name, vals in abilities.items()
     )
     return f"<table><tr><th>model</th>{head}</tr>{rows}</table>"
@@ -55,7 +57,7 @@ def reason_kind(reason: str) -> str:
     text = _PATH.sub("<file>", _UUID.sub("<clip>", reason))
     prefix = "all clips rejected: "
     lead = prefix if text.startswith(prefix) else ""
-    parts = dict.fromkeys(p.strip() for p in text[len(lead):].split(";"))
+    parts = dict.fromkeys(p.strip() for p in text[len(lead) :].split(";"))
     return lead + "; ".join(sorted(parts))
 
 
@@ -75,35 +77,54 @@ def _ablation_section(summary: dict[str, Any]) -> str:
     abl = summary.get("ablation") or {}
     if not abl:
         return ""
-    samplers = [k for k in next(iter(abl.values())) if isinstance(next(iter(abl.values()))[k], dict)]
+    samplers = [
+        k for k in next(iter(abl.values())) if isinstance(next(iter(abl.values()))[k], dict)
+    ]
     head = "".join(f"<th>{escape(s)}</th>" for s in samplers)
     rows = "".join(
-        f"<tr><td>{escape(k)}</td>" + "".join(f"<td>{_fmt(r[s]['mean'])} ± {_fmt(r[s]['std'])}</td>" for s in samplers)
+        f"<tr><td>{escape(k)}</td>"
+        + "".join(f"<td>{_fmt(r[s]['mean'])} ± {_fmt(r[s]['std'])}</td>" for s in samplers)
         + f"<td>{_fmt(r.get('p_value'))}</td><td>{'yes' if r.get('significant') else 'no'}</td></tr>"
-        for k, r in abl.items())
-    return (f"<h2>Ablation: pyramid vs uniform over seeds {escape(str(summary.get('ablation_seeds')))}</h2>"
-            f"<p>Mean ± std of UVRB-mini scores; a difference counts only when Welch's t-test gives p &lt; 0.05.</p>"
-            f"<table><tr><th>ability</th>{head}<th>p</th><th>beyond seed noise</th></tr>{rows}</table>")
+        for k, r in abl.items()
+    )
+    return (
+        f"<h2>Ablation: pyramid vs uniform over seeds {escape(str(summary.get('ablation_seeds')))}</h2>"
+        f"<p>Mean ± std of UVRB-mini scores; a difference counts only when Welch's t-test gives p &lt; 0.05.</p>"
+        f"<table><tr><th>ability</th>{head}<th>p</th><th>beyond seed noise</th></tr>{rows}</table>"
+    )
 
 
 def _synthesis_section(synth: dict[str, Any]) -> str:
     counts = synth.get("counts") or synth.get("states") or {}
     reasons = rejection_counts(synth)
-    rows = "".join(f"<tr><td>{escape(str(k))}</td><td>{_fmt(v)}</td></tr>" for k, v in counts.items())
+    rows = "".join(
+        f"<tr><td>{escape(str(k))}</td><td>{_fmt(v)}</td></tr>" for k, v in counts.items()
+    )
     rrows = "".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in reasons.items())
-    return (f"<h2>Synthesis</h2><div class='grid'><div><h3>Items by state</h3><table>{rows}</table></div>"
-            f"<div><h3>Rejections and failures</h3><table><tr><th>reason</th><th>items</th></tr>{rrows}</table></div></div>")
+    return (
+        f"<h2>Synthesis</h2><div class='grid'><div><h3>Items by state</h3><table>{rows}</table></div>"
+        f"<div><h3>Rejections and failures</h3><table><tr><th>reason</th><th>items</th></tr>{rrows}</table></div></div>"
+    )
 
 
 def _training_charts(training: dict[str, Any]) -> str:
-    loss = {s: [(float(p[0]), float(p[1])) for p in t.get("curve", [])] for s, t in training.items()}
+    loss = {
+        s: [(float(p[0]), float(p[1])) for p in t.get("curve", [])] for s, t in training.items()
+    }
     parts = [line_chart(loss, "Training loss", y_label="InfoNCE")]
     probs = training.get("pyramid", {}).get("task_probs", [])
     if probs:
         tasks = sorted({task for row in probs for task in row.get("probs", {})})
-        series = {task: [(float(row["step"]), float(row["probs"].get(task, 0.0))) for row in probs] for task in tasks}
+        series = {
+            task: [(float(row["step"]), float(row["probs"].get(task, 0.0))) for row in probs]
+            for task in tasks
+        }
         parts.append(line_chart(series, "Modality Pyramid: task probabilities", y_label="P(task)"))
-    return "<h2>Training</h2><div class='grid'>" + "".join(f"<div class='card'>{p}</div>" for p in parts) + "</div>"
+    return (
+        "<h2>Training</h2><div class='grid'>"
+        + "".join(f"<div class='card'>{p}</div>" for p in parts)
+        + "</div>"
+    )
 
 
 def _queries_section(queries: dict[str, Any], store_root: Path) -> str:
@@ -117,7 +138,9 @@ def _queries_section(queries: dict[str, Any], store_root: Path) -> str:
             f"{escape(str(h.get('video', ''))[:24])}<br>{_fmt((h.get('start_ms') or 0) / 1000)}–{_fmt((h.get('end_ms') or 0) / 1000)} s</div>"
             for h in hits
         )
-        blocks.append(f"<div class='card'><b>{escape(q['kind'])}</b>: {escape(q.get('query', ''))}<div class='hits'>{cells}</div></div>")
+        blocks.append(
+            f"<div class='card'><b>{escape(q['kind'])}</b>: {escape(q.get('query', ''))}<div class='hits'>{cells}</div></div>"
+        )
     return "<h2>Example retrievals (live index)</h2>" + "".join(blocks)
 
 
@@ -125,24 +148,27 @@ def write_report(summary: dict[str, Any], path: Path, store_root: Path) -> Path:
     abilities = summary.get("abilities", {})
     datasets = summary.get("datasets", {})
     ds_names = sorted({d for s in datasets.values() for d in s})
-    before, after = abilities.get("untrained", {}), abilities.get(summary.get("best_sampler", "pyramid"), {})
+    before, after = (
+        abilities.get("untrained", {}),
+        abilities.get(summary.get("best_sampler", "pyramid"), {}),
+    )
     gain = (after.get("AVG_A") or 0) - (before.get("AVG_A") or 0)
     html = f"""<!doctype html><html><head><meta charset="utf-8"><title>univr demo report</title><style>{CSS}</style></head><body>
 <h1>univr demo</h1>
-<p class="sub">{summary.get('videos_in')} raw videos → {summary.get('snapshot', {}).get('counts', {}) and sum(summary['snapshot']['counts'].values())} pairs →
-tiny GVE trained with the Modality Pyramid and uniform sampling · wall time {summary.get('wall_seconds', 0):.0f} s ·
-AVG-A {_fmt(before.get('AVG_A'))} → {_fmt(after.get('AVG_A'))} (<span class="{'good' if gain > 0 else 'bad'}">{gain:+.3f}</span>)</p>
+<p class="sub">{summary.get("videos_in")} raw videos → {summary.get("snapshot", {}).get("counts", {}) and sum(summary["snapshot"]["counts"].values())} pairs →
+tiny GVE trained with the Modality Pyramid and uniform sampling · wall time {summary.get("wall_seconds", 0):.0f} s ·
+AVG-A {_fmt(before.get("AVG_A"))} → {_fmt(after.get("AVG_A"))} (<span class="{"good" if gain > 0 else "bad"}">{gain:+.3f}</span>)</p>
 <h2>UVRB-mini abilities</h2>
 <div class="card">{grouped_bars(ABILITIES, abilities, "Ability scores: untrained vs trained")}</div>
 {_ability_table(abilities)}
 <div class="card">{grouped_bars(ds_names, datasets, "Per-dataset scores (metric per SPEC: R@1, R@10 for CMRB/LoVR-TH, P@1 for MS-TI/MS-TV)", width=1000)}</div>
 {_ablation_section(summary)}
-{_training_charts(summary.get('training', {}))}
-{_synthesis_section(summary.get('synthesis', {}))}
-<h2>Pairs in the snapshot</h2><table>{''.join(f'<tr><td>{escape(k)}</td><td>{v}</td></tr>' for k, v in summary.get('snapshot', {}).get('counts', {}).items())}</table>
-<h2>Live index</h2><p>{escape(str(summary.get('index', {}).get('version')))} ({_fmt(summary.get('index', {}).get('points'))} points, trained with {escape(str(summary.get('best_sampler')))} sampling)</p>
-{_queries_section(summary.get('queries', {}), store_root)}
-<h2>Stage timings (s)</h2><table>{''.join(f'<tr><td>{escape(k)}</td><td>{v}</td></tr>' for k, v in summary.get('stage_seconds', {}).items())}</table>
+{_training_charts(summary.get("training", {}))}
+{_synthesis_section(summary.get("synthesis", {}))}
+<h2>Pairs in the snapshot</h2><table>{"".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in summary.get("snapshot", {}).get("counts", {}).items())}</table>
+<h2>Live index</h2><p>{escape(str(summary.get("index", {}).get("version")))} ({_fmt(summary.get("index", {}).get("points"))} points, trained with {escape(str(summary.get("best_sampler")))} sampling)</p>
+{_queries_section(summary.get("queries", {}), store_root)}
+<h2>Stage timings (s)</h2><table>{"".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in summary.get("stage_seconds", {}).items())}</table>
 </body></html>"""
     path.write_text(html, encoding="utf-8")
     return path

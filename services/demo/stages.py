@@ -73,7 +73,9 @@ class StageRunner:
             fh.write(proc.stdout)
         if proc.returncode != 0:
             tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
-            raise StageError(f"stage '{stage}': `univr {' '.join(args)}` exited {proc.returncode}; log: {log}\n{tail}")
+            raise StageError(
+                f"stage '{stage}': `univr {' '.join(args)}` exited {proc.returncode}; log: {log}\n{tail}"
+            )
         if not json_out:
             return proc.stdout
         return parse_last_json(proc.stdout, stage)

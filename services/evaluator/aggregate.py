@@ -26,7 +26,9 @@ def aggregate(scores: Mapping[str, float]) -> dict[str, float | None]:
     out["S"] = _mean([g("CRB-S"), g("VDC-O")])
     out["T"] = _mean([g("CRB-T"), g("CMRB")])
     out["PR"] = _mean([g("DREAM-E"), g("LoVR-TH"), g("PEV-K")])
-    out["FG"] = _mean([out["S"], out["T"], out["PR"]])  # mean of the three sub-domains, not of 7 datasets
+    out["FG"] = _mean(
+        [out["S"], out["T"], out["PR"]]
+    )  # mean of the three sub-domains, not of 7 datasets
     out["LC"] = _mean([g("LoVR-V"), g("VDC-D")])
     out["TXT"] = _mean([out["CG"], out["FG"], out["LC"]])  # not the mean of the 12 textual datasets
     out["CMP"] = _mean([g("MS-TI"), g("MS-TV")])

@@ -11,16 +11,25 @@ app = typer.Typer(help="UVRB evaluation: 16 datasets, 9 abilities.", no_args_is_
 
 
 @app.command("run")
-def run_cmd(uvrb: Path = typer.Option(..., help="A UVRB copy in the Hub layout (or UVRB-mini)."),
-            model: str = typer.Option("", help="Checkpoint path or hub id (default: the configured model)."),
-            adapter: str | None = typer.Option(None, help="A LoRA adapter folder."),
-            datasets: str = typer.Option("", help="Comma-separated dataset short names (default: all 16)."),
-            out: Path = typer.Option(Path("uvrb-results.json"), help="Results JSON."),
-            report: Path | None = typer.Option(None, help="Also write an HTML report here."),
-            fmt: str = typer.Option("univr", "--format",
-                                    help="univr (one results JSON) | mteb (also MTEB's results "
-                                         "layout in a folder beside --out)."),
-            job: str | None = typer.Option(None, help="The id of the Job row this run moves (default: a new job).")) -> None:
+def run_cmd(
+    uvrb: Path = typer.Option(..., help="A UVRB copy in the Hub layout (or UVRB-mini)."),
+    model: str = typer.Option(
+        "", help="Checkpoint path or hub id (default: the configured model)."
+    ),
+    adapter: str | None = typer.Option(None, help="A LoRA adapter folder."),
+    datasets: str = typer.Option("", help="Comma-separated dataset short names (default: all 16)."),
+    out: Path = typer.Option(Path("uvrb-results.json"), help="Results JSON."),
+    report: Path | None = typer.Option(None, help="Also write an HTML report here."),
+    fmt: str = typer.Option(
+        "univr",
+        "--format",
+        help="univr (one results JSON) | mteb (also MTEB's results "
+        "layout in a folder beside --out).",
+    ),
+    job: str | None = typer.Option(
+        None, help="The id of the Job row this run moves (default: a new job)."
+    ),
+) -> None:
     """Embed queries and corpus of each dataset and score them. The run is a job (shown by the API
     and the dashboard): running, datasets done / total, then completed with its AVG-A and eval run,
     or failed with the error."""
@@ -34,8 +43,12 @@ def run_cmd(uvrb: Path = typer.Option(..., help="A UVRB copy in the Hub layout (
     if fmt not in ("univr", "mteb"):
         raise typer.BadParameter(f"--format must be univr or mteb, not {fmt!r}")
     job_id = job or str(uuid.uuid4())
-    params = {"uvrb": str(uvrb), "model": model or None, "adapter": adapter,
-              "datasets": [d for d in datasets.split(",") if d] or None}
+    params = {
+        "uvrb": str(uvrb),
+        "model": model or None,
+        "adapter": adapter,
+        "datasets": [d for d in datasets.split(",") if d] or None,
+    }
     try:
         result = run_eval_job(job_id, params, out=out)
     except (LayoutError, KeyError, FileNotFoundError) as exc:
@@ -43,8 +56,13 @@ def run_cmd(uvrb: Path = typer.Option(..., help="A UVRB copy in the Hub layout (
         raise typer.Exit(2) from exc
     if report:
         write_report(result, report, earlier_runs())
-    summary = {"job": job_id, "out": str(out), "eval_run_id": result.get("eval_run_id"),
-               "abilities": result["abilities"], "wall_seconds": result["wall_seconds"]}
+    summary = {
+        "job": job_id,
+        "out": str(out),
+        "eval_run_id": result.get("eval_run_id"),
+        "abilities": result["abilities"],
+        "wall_seconds": result["wall_seconds"],
+    }
     if fmt == "mteb":
         from services.evaluator.mteb_format import write_mteb
 
@@ -54,7 +72,9 @@ def run_cmd(uvrb: Path = typer.Option(..., help="A UVRB copy in the Hub layout (
 
 
 @app.command("aggregate")
-def aggregate_cmd(scores: Path = typer.Argument(..., help='JSON {"<dataset>": score, ...} for the 16 datasets.')) -> None:
+def aggregate_cmd(
+    scores: Path = typer.Argument(..., help='JSON {"<dataset>": score, ...} for the 16 datasets.'),
+) -> None:
     """Print TXT, CMP, VIS, CG, FG, LC, S, T, PR, AVG_A, AVG_D as JSON."""
     from services.evaluator.aggregate import aggregate
 

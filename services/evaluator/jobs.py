@@ -34,8 +34,13 @@ class JobProgress:
         report_progress(dataset=name)
 
     def done(self, name: str, scores: dict[str, Any]) -> None:
-        set_item_state(self.job_id, name, ItemState.done, stage=STAGE,
-                       result={"metric": scores["metric"], "score": scores["score"]})
+        set_item_state(
+            self.job_id,
+            name,
+            ItemState.done,
+            stage=STAGE,
+            result={"metric": scores["metric"], "score": scores["score"]},
+        )
 
     def failed(self, name: str, exc: BaseException) -> None:
         self.failed_dataset = name
@@ -48,21 +53,36 @@ def _datasets(value: Any) -> list[str] | None:
         return None
     names = value.split(",") if isinstance(value, str) else value
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ValueError(f"datasets must be a list of UVRB short names or a comma-separated string, got {value!r}")
+        raise ValueError(
+            f"datasets must be a list of UVRB short names or a comma-separated string, got {value!r}"
+        )
     return [n.strip() for n in names if n.strip()] or None
 
 
 def job_result(report: dict[str, Any], out: str | Path | None = None) -> dict[str, Any]:
     """What a finished eval job shows: where its scores are, and the two averages."""
     abilities = report.get("abilities") or {}
-    return {"eval_run_id": report.get("eval_run_id"), "AVG_A": abilities.get("AVG_A"), "AVG_D": abilities.get("AVG_D"),
-            "model": report.get("model"), "adapter": report.get("adapter"), "model_id": report.get("model_id"),
-            "benchmark": report.get("benchmark"), "datasets": len(report.get("datasets") or {}),
-            "out": str(out) if out else None, "wall_seconds": report.get("wall_seconds")}
+    return {
+        "eval_run_id": report.get("eval_run_id"),
+        "AVG_A": abilities.get("AVG_A"),
+        "AVG_D": abilities.get("AVG_D"),
+        "model": report.get("model"),
+        "adapter": report.get("adapter"),
+        "model_id": report.get("model_id"),
+        "benchmark": report.get("benchmark"),
+        "datasets": len(report.get("datasets") or {}),
+        "out": str(out) if out else None,
+        "wall_seconds": report.get("wall_seconds"),
+    }
 
 
-def run_eval_job(job_id: str, params: dict[str, Any], *, out: str | Path | None = None,
-                 embedder: Embedder | None = None) -> dict[str, Any]:
+def run_eval_job(
+    job_id: str,
+    params: dict[str, Any],
+    *,
+    out: str | Path | None = None,
+    embedder: Embedder | None = None,
+) -> dict[str, Any]:
     """Score ``params`` (uvrb, model, adapter or checkpoint, datasets) and move the job's row; returns
     the full report (also recorded as an EvalRun). Without an adapter, a ``checkpoint`` (store prefix)
     is scored with its adapter, fetched from the store. Errors are recorded on the row, then raised."""
@@ -76,18 +96,26 @@ def run_eval_job(job_id: str, params: dict[str, Any], *, out: str | Path | None 
         if not Path(uvrb).is_dir():
             raise FileNotFoundError(f"no UVRB copy at {uvrb}")
         adapter = params.get("adapter") or None
-        if adapter is None and params.get("checkpoint"):  # a checkpoint.ready event names the store prefix
+        if adapter is None and params.get(
+            "checkpoint"
+        ):  # a checkpoint.ready event names the store prefix
             adapter = str(checkpoint_adapter(params["checkpoint"]))
         open_items(job_id, names)
-        report = evaluate(uvrb, params.get("model") or None, adapter, names, out, embedder=embedder,
-                          progress=progress)
+        report = evaluate(
+            uvrb,
+            params.get("model") or None,
+            adapter,
+            names,
+            out,
+            embedder=embedder,
+            progress=progress,
+        )
     except Exception as exc:
         where = f"dataset {progress.failed_dataset}: " if progress.failed_dataset else ""
         set_job_state(job_id, JobState.failed, kind=KIND, error=where + describe_error(exc))
         raise
     set_job_state(job_id, JobState.completed, kind=KIND, result=job_result(report, out))
     return report
-
 
 
 def eval_job(job_id: str, params: dict[str, Any]) -> dict[str, Any]:

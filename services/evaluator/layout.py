@@ -23,14 +23,18 @@ class LoadedDataset:
     queries: list[dict[str, Any]]
     corpus: list[dict[str, Any]]
     qrels: dict[str, set[str]]
-    candidates: dict[str, list[str]] = field(default_factory=dict)  # per-query candidate sets, if any
+    candidates: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # per-query candidate sets, if any
 
 
 def dataset_root(root: Path, name: str) -> Path:
     for cand in (root / name / "UVRB" / name, root / name):
         if (cand / "jsonl").is_dir():
             return cand
-    raise LayoutError(f"{name}: no jsonl/ folder under {root / name} (nor {root / name / 'UVRB' / name})")
+    raise LayoutError(
+        f"{name}: no jsonl/ folder under {root / name} (nor {root / name / 'UVRB' / name})"
+    )
 
 
 def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -86,10 +90,14 @@ def load_dataset(root: Path, name: str, check_media: bool = True) -> LoadedDatas
             raise LayoutError(f"{j / fname}:{dup['_line']}: duplicate id {dup['id']!r}")
     for q in queries:
         if not any(k in q for k in ("text", "image", "video")):
-            raise LayoutError(f"{j / 'queries.jsonl'}:{q['_line']}: query {q['id']!r} has none of text, image, video")
+            raise LayoutError(
+                f"{j / 'queries.jsonl'}:{q['_line']}: query {q['id']!r} has none of text, image, video"
+            )
         bad = [str(c) for c in q.get("candidates", []) if str(c) not in cids]
         if bad:
-            raise LayoutError(f"{j / 'queries.jsonl'}:{q['_line']}: unknown candidate corpus id(s) {bad[:3]}")
+            raise LayoutError(
+                f"{j / 'queries.jsonl'}:{q['_line']}: unknown candidate corpus id(s) {bad[:3]}"
+            )
     qrels: dict[str, set[str]] = {}
     for inst in instances:
         n, qid = inst["_line"], str(inst["qid"])
@@ -104,12 +112,18 @@ def load_dataset(root: Path, name: str, check_media: bool = True) -> LoadedDatas
         raise LayoutError(f"{name}: no relevance judgements")
     if check_media:
         for c in corpus:
-            c["_path"] = str(_media_path(ds_root, c["video"], "video", f"{j / 'corpus.jsonl'}:{c['_line']}"))
+            c["_path"] = str(
+                _media_path(ds_root, c["video"], "video", f"{j / 'corpus.jsonl'}:{c['_line']}")
+            )
         for q in queries:
             for kind in ("image", "video"):
                 if kind in q:
-                    q[f"_{kind}_path"] = str(_media_path(ds_root, q[kind], kind, f"{j / 'queries.jsonl'}:{q['_line']}"))
-    candidates = {str(q["id"]): [str(c) for c in q["candidates"]] for q in queries if "candidates" in q}
+                    q[f"_{kind}_path"] = str(
+                        _media_path(ds_root, q[kind], kind, f"{j / 'queries.jsonl'}:{q['_line']}")
+                    )
+    candidates = {
+        str(q["id"]): [str(c) for c in q["candidates"]] for q in queries if "candidates" in q
+    }
     return LoadedDataset(name, ds_root, queries, corpus, qrels, candidates)
 
 
@@ -121,8 +135,13 @@ def check(root: Path, names: list[str] | None = None) -> dict[str, dict[str, Any
             continue
         try:
             ds = load_dataset(root, d.short)
-            report[d.short] = {"ok": True, "queries": len(ds.queries), "corpus": len(ds.corpus),
-                               "judged": len(ds.qrels), "candidate_sets": len(ds.candidates)}
+            report[d.short] = {
+                "ok": True,
+                "queries": len(ds.queries),
+                "corpus": len(ds.corpus),
+                "judged": len(ds.qrels),
+                "candidate_sets": len(ds.candidates),
+            }
         except LayoutError as exc:
             report[d.short] = {"ok": False, "error": str(exc)}
     return report

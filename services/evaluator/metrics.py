@@ -27,14 +27,18 @@ def query_metrics(ranked: Sequence[str], relevant: set[str]) -> dict[str, float]
     dcg = sum(1.0 / math.log2(i + 2) for i, h in enumerate(hits[:10]) if h)
     idcg = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), 10)))
     return {
-        "R@1": float(any(hits[:1])), "R@5": float(any(hits[:5])), "R@10": float(any(hits[:10])),
+        "R@1": float(any(hits[:1])),
+        "R@5": float(any(hits[:5])),
+        "R@10": float(any(hits[:10])),
         "P@1": float(sum(hits[:1])) / 1.0,
         "MRR": 0.0 if first is None else 1.0 / (first + 1),
         "nDCG@10": dcg / idcg if idcg else 0.0,
     }
 
 
-def evaluate_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, set[str]]) -> dict[str, float]:
+def evaluate_run(
+    run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, set[str]]
+) -> dict[str, float]:
     """Mean of each metric over the queries of ``qrels`` (a query missing from ``run`` scores 0)."""
     totals: dict[str, float] = {}
     for qid, rel in qrels.items():

@@ -44,7 +44,9 @@ class _Builder:
         Image.fromarray(render_frame(spec, t)).save(path, quality=92)
         return name
 
-    def write(self, ds: str, queries: list[dict], corpus: list[dict], instances: list[dict]) -> None:
+    def write(
+        self, ds: str, queries: list[dict], corpus: list[dict], instances: list[dict]
+    ) -> None:
         j = self.root / ds / "jsonl"
         j.mkdir(parents=True, exist_ok=True)
         for name, rows in (("queries", queries), ("corpus", corpus), ("instances", instances)):
@@ -53,7 +55,9 @@ class _Builder:
     def text_to_video(self, ds: str, style: str, **spec_kw: Any) -> None:
         specs = [self.spec(f"{ds}-{i}", **spec_kw) for i in range(self.n)]
         corpus = [{"id": f"c{i}", "video": self.video(ds, s)} for i, s in enumerate(specs)]
-        queries = [{"id": f"q{i}", "text": describe(s, style, self.rng)} for i, s in enumerate(specs)]
+        queries = [
+            {"id": f"q{i}", "text": describe(s, style, self.rng)} for i, s in enumerate(specs)
+        ]
         self.write(ds, queries, corpus, [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(self.n)])
 
 
@@ -68,13 +72,21 @@ def _reorder(spec: dict[str, Any], rng: random.Random) -> dict[str, Any]:
             dx, dy = DIRECTIONS[obj["motion"]]
             obj["x"], obj["y"] = round(0.5 - 0.25 * dx, 3), round(0.5 - 0.25 * dy, 3)
         shot["events"] = [e for e in shot["events"] if e["kind"] != "moves"] + [
-            {"t_s": round(max(o["appear_s"], shot["start_s"]) + 0.01, 2), "kind": "moves", "subject": o["id"], "detail": o["motion"]}
-            for o in shot["objects"]]
+            {
+                "t_s": round(max(o["appear_s"], shot["start_s"]) + 0.01, 2),
+                "kind": "moves",
+                "subject": o["id"],
+                "detail": o["motion"],
+            }
+            for o in shot["objects"]
+        ]
         shot["events"].sort(key=lambda e: (e["t_s"], e["subject"]))
     return out
 
 
-def build_mini(out: str | Path, seed: int = 100_000, n: int = 32, long_n: int = 8, workers: int = 2) -> dict[str, Any]:
+def build_mini(
+    out: str | Path, seed: int = 100_000, n: int = 32, long_n: int = 8, workers: int = 2
+) -> dict[str, Any]:
     root = Path(out)
     b = _Builder(root, seed, n)
     rng = b.rng
@@ -85,16 +97,29 @@ def build_mini(out: str | Path, seed: int = 100_000, n: int = 32, long_n: int = 
     # fine-grained: spatial
     b.text_to_video("CRB-S", "spatial")
     specs = [b.spec(f"VDC-O-{i}", shots=1) for i in range(n)]
-    b.write("VDC-O", [{"id": f"q{i}", "text": "; ".join(f"{phrase(o)} with {o['texture']} texture" for o in s["shots"][0]["objects"])}
-                      for i, s in enumerate(specs)],
-            [{"id": f"c{i}", "video": b.video("VDC-O", s)} for i, s in enumerate(specs)],
-            [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(n)])
+    b.write(
+        "VDC-O",
+        [
+            {
+                "id": f"q{i}",
+                "text": "; ".join(
+                    f"{phrase(o)} with {o['texture']} texture" for o in s["shots"][0]["objects"]
+                ),
+            }
+            for i, s in enumerate(specs)
+        ],
+        [{"id": f"c{i}", "video": b.video("VDC-O", s)} for i, s in enumerate(specs)],
+        [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(n)],
+    )
     # fine-grained: temporal — pairs with the same objects and different motion
     base = [b.spec(f"CRB-T-{i}", shots=1, n_objects=1) for i in range(n // 2)]
     specs = [s for pair in ((s, _reorder(s, rng)) for s in base) for s in pair]
-    b.write("CRB-T", [{"id": f"q{i}", "text": describe(s, "temporal")} for i, s in enumerate(specs)],
-            [{"id": f"c{i}", "video": b.video("CRB-T", s)} for i, s in enumerate(specs)],
-            [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(len(specs))])
+    b.write(
+        "CRB-T",
+        [{"id": f"q{i}", "text": describe(s, "temporal")} for i, s in enumerate(specs)],
+        [{"id": f"c{i}", "video": b.video("CRB-T", s)} for i, s in enumerate(specs)],
+        [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(len(specs))],
+    )
     # camera motion: the same scene under every camera motion; queries for some of them (R@10)
     scenes = [b.spec(f"CMRB-{i}", shots=1) for i in range(max(2, n // len(CAMERA_MOTIONS)))]
     corpus, queries, inst = [], [], []
@@ -114,18 +139,31 @@ def build_mini(out: str | Path, seed: int = 100_000, n: int = 32, long_n: int = 
     for i, s in enumerate(specs):
         events = [(sh, e) for sh in s["shots"] for e in sh["events"]][:3] or [(s["shots"][0], None)]
         for k, (_sh, e) in enumerate(events):
-            text = describe(dict(s, shots=[_sh]), "partial", random.Random(k)) if e is None else describe(
-                dict(s, shots=[dict(_sh, events=[e])]), "partial", random.Random(k))
+            text = (
+                describe(dict(s, shots=[_sh]), "partial", random.Random(k))
+                if e is None
+                else describe(dict(s, shots=[dict(_sh, events=[e])]), "partial", random.Random(k))
+            )
             queries.append({"id": f"q{i}-{k}", "text": text})
             inst.append({"qid": f"q{i}-{k}", "pos": [f"c{i}"]})
-    b.write("DREAM-E", queries, [{"id": f"c{i}", "video": b.video("DREAM-E", s)} for i, s in enumerate(specs)], inst)
+    b.write(
+        "DREAM-E",
+        queries,
+        [{"id": f"c{i}", "video": b.video("DREAM-E", s)} for i, s in enumerate(specs)],
+        inst,
+    )
     b.text_to_video("LoVR-TH", "abstract", shots=1)
     b.text_to_video("PEV-K", "keywords")
     # long context
-    longs = [b.spec(f"LoVR-V-{i}", shots=rng.randint(5, 7), shot_s=(3.0, 4.0)) for i in range(long_n)]
-    b.write("LoVR-V", [{"id": f"q{i}", "text": describe(s, "long")} for i, s in enumerate(longs)],
-            [{"id": f"c{i}", "video": b.video("LoVR-V", s)} for i, s in enumerate(longs)],
-            [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(long_n)])
+    longs = [
+        b.spec(f"LoVR-V-{i}", shots=rng.randint(5, 7), shot_s=(3.0, 4.0)) for i in range(long_n)
+    ]
+    b.write(
+        "LoVR-V",
+        [{"id": f"q{i}", "text": describe(s, "long")} for i, s in enumerate(longs)],
+        [{"id": f"c{i}", "video": b.video("LoVR-V", s)} for i, s in enumerate(longs)],
+        [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(long_n)],
+    )
     b.text_to_video("VDC-D", "rich", shots=2)
     # composed: per-query candidate sets of 10 clips
     for ds in ("MS-TI", "MS-TV"):
@@ -138,11 +176,19 @@ def build_mini(out: str | Path, seed: int = 100_000, n: int = 32, long_n: int = 
             corpus.append({"id": f"c{i}", "video": b.video(ds, target)})
             if ds == "MS-TI":
                 t = (first["start_s"] + first["end_s"]) / 2
-                q = {"id": f"q{i}", "text": composed_change(s, t, "image"), "image": b.image(ds, s, t)}
+                q = {
+                    "id": f"q{i}",
+                    "text": composed_change(s, t, "image"),
+                    "image": b.image(ds, s, t),
+                }
             else:
                 ref = sub_spec(s, first["start_s"], first["end_s"])
                 ref["id"] = s["id"] + "-ref"
-                q = {"id": f"q{i}", "text": composed_change(s, first["end_s"] - 0.01, "video"), "video": b.video(ds, ref)}
+                q = {
+                    "id": f"q{i}",
+                    "text": composed_change(s, first["end_s"] - 0.01, "video"),
+                    "video": b.video(ds, ref),
+                }
             others = [f"c{j}" for j in rng.sample([j for j in range(n) if j != i], min(9, n - 1))]
             q["candidates"] = sorted([f"c{i}", *others])
             queries.append(q)
@@ -150,19 +196,33 @@ def build_mini(out: str | Path, seed: int = 100_000, n: int = 32, long_n: int = 
         b.write(ds, queries, corpus, inst)
     # visual: a frame → its video; a clip → its long video
     specs = [b.spec(f"MSRVTT-I2V-{i}", shots=1) for i in range(n)]
-    b.write("MSRVTT-I2V", [{"id": f"q{i}", "image": b.image("MSRVTT-I2V", s, rng.uniform(0.3, 0.7) * s["duration_s"])}
-                           for i, s in enumerate(specs)],
-            [{"id": f"c{i}", "video": b.video("MSRVTT-I2V", s)} for i, s in enumerate(specs)],
-            [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(n)])
-    longs = [b.spec(f"LoVR-C2V-{i}", shots=rng.randint(4, 6), shot_s=(3.0, 4.0)) for i in range(long_n)]
+    b.write(
+        "MSRVTT-I2V",
+        [
+            {
+                "id": f"q{i}",
+                "image": b.image("MSRVTT-I2V", s, rng.uniform(0.3, 0.7) * s["duration_s"]),
+            }
+            for i, s in enumerate(specs)
+        ],
+        [{"id": f"c{i}", "video": b.video("MSRVTT-I2V", s)} for i, s in enumerate(specs)],
+        [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(n)],
+    )
+    longs = [
+        b.spec(f"LoVR-C2V-{i}", shots=rng.randint(4, 6), shot_s=(3.0, 4.0)) for i in range(long_n)
+    ]
     queries = []
     for i, s in enumerate(longs):
         shot = rng.choice(s["shots"])
         clip = sub_spec(s, shot["start_s"], shot["end_s"])
         clip["id"] = s["id"] + "-clip"
         queries.append({"id": f"q{i}", "video": b.video("LoVR-C2V", clip)})
-    b.write("LoVR-C2V", queries, [{"id": f"c{i}", "video": b.video("LoVR-C2V", s)} for i, s in enumerate(longs)],
-            [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(long_n)])
+    b.write(
+        "LoVR-C2V",
+        queries,
+        [{"id": f"c{i}", "video": b.video("LoVR-C2V", s)} for i, s in enumerate(longs)],
+        [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(long_n)],
+    )
     for _, path in b.jobs:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     if workers > 1:

@@ -13,8 +13,14 @@ from services.evaluator.registry import get
 
 TASK_PREFIX = "UVRB-"
 # our metric name → MTEB's
-METRIC_NAMES = {"R@1": "recall_at_1", "R@5": "recall_at_5", "R@10": "recall_at_10",
-                "P@1": "precision_at_1", "MRR": "mrr_at_10", "nDCG@10": "ndcg_at_10"}
+METRIC_NAMES = {
+    "R@1": "recall_at_1",
+    "R@5": "recall_at_5",
+    "R@10": "recall_at_10",
+    "P@1": "precision_at_1",
+    "MRR": "mrr_at_10",
+    "nDCG@10": "ndcg_at_10",
+}
 
 
 def _model_dir(report: dict[str, Any]) -> tuple[str, str]:
@@ -36,15 +42,30 @@ def write_mteb(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
         spec = get(short)
         test = {"main_score": scores["score"], "hf_subset": "default", "languages": ["eng-Latn"]}
         test.update({mteb: scores[ours] for ours, mteb in METRIC_NAMES.items() if ours in scores})
-        task = {"dataset_revision": "uvrb", "task_name": TASK_PREFIX + short, "mteb_version": None,
-                "scores": {"test": [test]}, "evaluation_time": report.get("wall_seconds"),
-                "kg_co2_emissions": None,
-                "uvrb": {"metric": spec.metric, "task": spec.task, "domains": list(spec.domains),
-                         "n_queries": scores.get("n_queries"), "n_corpus": scores.get("n_corpus")}}
+        task = {
+            "dataset_revision": "uvrb",
+            "task_name": TASK_PREFIX + short,
+            "mteb_version": None,
+            "scores": {"test": [test]},
+            "evaluation_time": report.get("wall_seconds"),
+            "kg_co2_emissions": None,
+            "uvrb": {
+                "metric": spec.metric,
+                "task": spec.task,
+                "domains": list(spec.domains),
+                "n_queries": scores.get("n_queries"),
+                "n_corpus": scores.get("n_corpus"),
+            },
+        }
         path = folder / f"{TASK_PREFIX}{short}.json"
         path.write_text(json.dumps(task, indent=1))
         written.append(path)
-    meta = {"name": model.replace("__", "/"), "revision": revision, "adapter": report.get("adapter"),
-            "framework": ["univr"], "uvrb_abilities": report.get("abilities")}
+    meta = {
+        "name": model.replace("__", "/"),
+        "revision": revision,
+        "adapter": report.get("adapter"),
+        "framework": ["univr"],
+        "uvrb_abilities": report.get("abilities"),
+    }
     (folder / "model_meta.json").write_text(json.dumps(meta, indent=1))
     return written

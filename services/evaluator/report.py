@@ -21,7 +21,18 @@ COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b0
 
 def published_abilities(name: str) -> dict[str, float]:
     avg, txt, cmp_, vis, cg, fg, lc, s, t, pr = PUBLISHED[name]
-    return {"AVG_A": avg, "TXT": txt, "CMP": cmp_, "VIS": vis, "CG": cg, "FG": fg, "LC": lc, "S": s, "T": t, "PR": pr}
+    return {
+        "AVG_A": avg,
+        "TXT": txt,
+        "CMP": cmp_,
+        "VIS": vis,
+        "CG": cg,
+        "FG": fg,
+        "LC": lc,
+        "S": s,
+        "T": t,
+        "PR": pr,
+    }
 
 
 def _bars(series: dict[str, dict[str, Any]], width: int = 900, height: int = 300) -> str:
@@ -29,42 +40,57 @@ def _bars(series: dict[str, dict[str, Any]], width: int = 900, height: int = 300
     pw, ph = width - left - right, height - top - bottom
     gw = pw / len(ABILITY_ORDER)
     bw = gw * 0.85 / max(len(series), 1)
-    parts = [f'<svg class="chart" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" font-size="11" font-family="sans-serif">']
+    parts = [
+        f'<svg class="chart" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" font-size="11" font-family="sans-serif">'
+    ]
     for frac in (0, 0.25, 0.5, 0.75, 1.0):
         y = top + ph - frac * ph
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y}" y2="{y}" stroke="#eee"/><text x="{left - 4}" y="{y + 4}" text-anchor="end">{frac:.2f}</text>')
+        parts.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{y}" y2="{y}" stroke="#eee"/><text x="{left - 4}" y="{y + 4}" text-anchor="end">{frac:.2f}</text>'
+        )
     for gi, ab in enumerate(ABILITY_ORDER):
         for si, (name, vals) in enumerate(series.items()):
             v = vals.get(ab)
             if v is None:
                 continue
             h = max(float(v), 0) * ph
-            parts.append(f'<rect x="{left + gi * gw + si * bw:.1f}" y="{top + ph - h:.1f}" width="{bw:.1f}" height="{h:.1f}" '
-                         f'fill="{COLORS[si % len(COLORS)]}"><title>{escape(name)} {ab}: {float(v):.3f}</title></rect>')
-        parts.append(f'<text x="{left + gi * gw + gw * 0.4:.1f}" y="{top + ph + 14}" text-anchor="middle">{ab}</text>')
+            parts.append(
+                f'<rect x="{left + gi * gw + si * bw:.1f}" y="{top + ph - h:.1f}" width="{bw:.1f}" height="{h:.1f}" '
+                f'fill="{COLORS[si % len(COLORS)]}"><title>{escape(name)} {ab}: {float(v):.3f}</title></rect>'
+            )
+        parts.append(
+            f'<text x="{left + gi * gw + gw * 0.4:.1f}" y="{top + ph + 14}" text-anchor="middle">{ab}</text>'
+        )
     for si, name in enumerate(series):
-        parts.append(f'<rect x="{width - right + 8}" y="{top + si * 14}" width="10" height="10" fill="{COLORS[si % len(COLORS)]}"/>'
-                     f'<text x="{width - right + 22}" y="{top + si * 14 + 9}">{escape(name[:22])}</text>')
+        parts.append(
+            f'<rect x="{width - right + 8}" y="{top + si * 14}" width="10" height="10" fill="{COLORS[si % len(COLORS)]}"/>'
+            f'<text x="{width - right + 22}" y="{top + si * 14 + 9}">{escape(name[:22])}</text>'
+        )
     return "".join(parts) + "</svg>"
 
 
-def write_report(result: dict[str, Any], path: str | Path, earlier: list[dict[str, Any]] | None = None) -> Path:
+def write_report(
+    result: dict[str, Any], path: str | Path, earlier: list[dict[str, Any]] | None = None
+) -> Path:
     series = {"this run": result["abilities"]}
     for run in (earlier or [])[:3]:
         if run.get("abilities") and run["abilities"] != result["abilities"]:
             series[f"earlier {run['id'][:8]}"] = run["abilities"]
     for name in ("GVE-3B", "GVE-7B", "CLIP4Clip"):
         series[f"{name} (paper)"] = published_abilities(name)
-    rows = "".join(f"<tr><td>{escape(k)}</td><td>{v['metric']}</td><td>{v['score']:.3f}</td><td>{v['R@1']:.3f}</td>"
-                   f"<td>{v['R@10']:.3f}</td><td>{v['MRR']:.3f}</td><td>{v['nDCG@10']:.3f}</td><td>{v['n_queries']}</td>"
-                   f"<td>{v['n_corpus']}</td></tr>" for k, v in result["datasets"].items())
+    rows = "".join(
+        f"<tr><td>{escape(k)}</td><td>{v['metric']}</td><td>{v['score']:.3f}</td><td>{v['R@1']:.3f}</td>"
+        f"<td>{v['R@10']:.3f}</td><td>{v['MRR']:.3f}</td><td>{v['nDCG@10']:.3f}</td><td>{v['n_queries']}</td>"
+        f"<td>{v['n_corpus']}</td></tr>"
+        for k, v in result["datasets"].items()
+    )
     html = f"""<!doctype html><html><head><meta charset="utf-8"><title>UVRB report</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:20px auto}}td,th{{border:1px solid #ddd;padding:3px 6px}}table{{border-collapse:collapse}}</style></head><body>
-<h1>UVRB report</h1><p>model <code>{escape(result['model'])}</code> adapter <code>{escape(str(result.get('adapter')))}</code> ·
-benchmark <code>{escape(result['benchmark'])}</code> · {result['wall_seconds']} s</p>
+<h1>UVRB report</h1><p>model <code>{escape(result["model"])}</code> adapter <code>{escape(str(result.get("adapter")))}</code> ·
+benchmark <code>{escape(result["benchmark"])}</code> · {result["wall_seconds"]} s</p>
 {_bars(series)}
-<h2>Abilities</h2><table><tr>{''.join(f'<th>{k}</th>' for k in result['abilities'])}</tr>
-<tr>{''.join('<td>–</td>' if v is None else f'<td>{v:.3f}</td>' for v in result['abilities'].values())}</tr></table>
+<h2>Abilities</h2><table><tr>{"".join(f"<th>{k}</th>" for k in result["abilities"])}</tr>
+<tr>{"".join("<td>–</td>" if v is None else f"<td>{v:.3f}</td>" for v in result["abilities"].values())}</tr></table>
 <h2>Datasets</h2><table><tr><th>dataset</th><th>metric</th><th>score</th><th>R@1</th><th>R@10</th><th>MRR</th><th>nDCG@10</th><th>queries</th><th>corpus</th></tr>{rows}</table>
 </body></html>"""
     path = Path(path)

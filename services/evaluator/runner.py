@@ -40,14 +40,21 @@ def _embed_cached(embedder: Embedder, cache: EmbeddingCache, items: list[EmbedIn
 
 
 def _query_input(q: dict[str, Any], instruction: str) -> EmbedInput:
-    return EmbedInput(text=q.get("text"), image=q.get("_image_path"), video=q.get("_video_path"), instruction=instruction)
+    return EmbedInput(
+        text=q.get("text"),
+        image=q.get("_image_path"),
+        video=q.get("_video_path"),
+        instruction=instruction,
+    )
 
 
 def score_dataset(embedder: Embedder, ds: LoadedDataset, cache_root: str) -> dict[str, Any]:
     spec = get(ds.name)
     cache = EmbeddingCache(cache_root, embedder.model_id, ds.name)
     corpus_vecs = _embed_cached(embedder, cache, [EmbedInput(video=c["_path"]) for c in ds.corpus])
-    query_vecs = _embed_cached(embedder, cache, [_query_input(q, spec.instruction) for q in ds.queries])
+    query_vecs = _embed_cached(
+        embedder, cache, [_query_input(q, spec.instruction) for q in ds.queries]
+    )
     cache.save()
     cids = [str(c["id"]) for c in ds.corpus]
     run: dict[str, dict[str, float]] = {}
@@ -63,8 +70,14 @@ def score_dataset(embedder: Embedder, ds: LoadedDataset, cache_root: str) -> dic
         for q, srow, irow in zip(ds.queries, scores, idx, strict=True):
             run[str(q["id"])] = {cids[i]: float(s) for s, i in zip(srow, irow, strict=True)}
     metrics = evaluate_run(run, ds.qrels)
-    return {"metric": spec.metric, "score": metrics[spec.metric], **metrics, "n_queries": len(ds.queries),
-            "n_corpus": len(ds.corpus), "cached": cache.hits}
+    return {
+        "metric": spec.metric,
+        "score": metrics[spec.metric],
+        **metrics,
+        "n_queries": len(ds.queries),
+        "n_corpus": len(ds.corpus),
+        "cached": cache.hits,
+    }
 
 
 class Progress(Protocol):
@@ -81,9 +94,16 @@ def dataset_names(datasets: list[str] | None = None) -> list[str]:
     return [get(name).short for name in datasets] if datasets else [d.short for d in DATASETS]
 
 
-def evaluate(uvrb_dir: str | Path, model: str | None = None, adapter: str | None = None,
-             datasets: list[str] | None = None, out: str | Path | None = None,
-             embedder: Embedder | None = None, record: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+def evaluate(
+    uvrb_dir: str | Path,
+    model: str | None = None,
+    adapter: str | None = None,
+    datasets: list[str] | None = None,
+    out: str | Path | None = None,
+    embedder: Embedder | None = None,
+    record: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     root = Path(uvrb_dir)
     names = dataset_names(datasets)
@@ -104,14 +124,22 @@ def evaluate(uvrb_dir: str | Path, model: str | None = None, adapter: str | None
                 raise
             r = results[name]
             items = r["n_queries"] + r["n_corpus"]
-            console.advance(dataset=name, score=round(r["score"], 4),
-                            items_per_s=round(items / max(time.perf_counter() - t_ds, 1e-9), 1))
+            console.advance(
+                dataset=name,
+                score=round(r["score"], 4),
+                items_per_s=round(items / max(time.perf_counter() - t_ds, 1e-9), 1),
+            )
             if progress:
                 progress.done(name, results[name])
-    report = {"model": str(model or embedder.name_or_path), "adapter": adapter, "model_id": embedder.model_id,
-              "benchmark": str(root), "datasets": results,
-              "abilities": aggregate({k: v["score"] for k, v in results.items()}),
-              "wall_seconds": round(time.perf_counter() - t0, 2)}
+    report = {
+        "model": str(model or embedder.name_or_path),
+        "adapter": adapter,
+        "model_id": embedder.model_id,
+        "benchmark": str(root),
+        "datasets": results,
+        "abilities": aggregate({k: v["score"] for k, v in results.items()}),
+        "wall_seconds": round(time.perf_counter() - t0, 2),
+    }
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(report, indent=1))

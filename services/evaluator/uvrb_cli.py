@@ -7,14 +7,18 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="The UVRB benchmark files: build UVRB-mini, check a copy.", no_args_is_help=True)
+app = typer.Typer(
+    help="The UVRB benchmark files: build UVRB-mini, check a copy.", no_args_is_help=True
+)
 
 
 @app.command("mini")
-def mini_cmd(out: Path = typer.Option(..., help="Folder to write the benchmark to."),
-             seed: int = typer.Option(100_000, help="Seed (keep it apart from training corpora)."),
-             n: int = typer.Option(32, help="Corpus size of each dataset."),
-             long_n: int = typer.Option(8, help="Long videos in the long-context datasets.")) -> None:
+def mini_cmd(
+    out: Path = typer.Option(..., help="Folder to write the benchmark to."),
+    seed: int = typer.Option(100_000, help="Seed (keep it apart from training corpora)."),
+    n: int = typer.Option(32, help="Corpus size of each dataset."),
+    long_n: int = typer.Option(8, help="Long videos in the long-context datasets."),
+) -> None:
     """Build UVRB-mini: all 16 datasets in the Hub layout, from the procedural world."""
     from services.evaluator.mini import build_mini
 
@@ -22,8 +26,10 @@ def mini_cmd(out: Path = typer.Option(..., help="Folder to write the benchmark t
 
 
 @app.command("check")
-def check_cmd(root: Path = typer.Argument(..., help="A UVRB copy (extracted)."),
-              datasets: str = typer.Option("", help="Comma-separated short names (default: all).")) -> None:
+def check_cmd(
+    root: Path = typer.Argument(..., help="A UVRB copy (extracted)."),
+    datasets: str = typer.Option("", help="Comma-separated short names (default: all)."),
+) -> None:
     """Report what is present and valid; exit 1 if any dataset is broken."""
     from services.evaluator.layout import check
 

@@ -30,22 +30,41 @@ LIVE = "live"
 
 def _open_collection(client, version: str, embedder: Embedder, build_scope: dict[str, Any]) -> None:  # noqa: ANN001
     """Create the collection, or check that an existing one holds this model's vectors of this scope."""
-    meta = {"model_id": embedder.model_id, "model": embedder.name_or_path, "adapter": embedder.adapter, **build_scope}
+    meta = {
+        "model_id": embedder.model_id,
+        "model": embedder.name_or_path,
+        "adapter": embedder.adapter,
+        **build_scope,
+    }
     if not client.collection_exists(version):
-        client.create_collection(version, vectors_config=models.VectorParams(size=embedder.dim, distance=models.Distance.COSINE),
-                                 metadata=meta)
+        client.create_collection(
+            version,
+            vectors_config=models.VectorParams(size=embedder.dim, distance=models.Distance.COSINE),
+            metadata=meta,
+        )
     else:
         have = collection_metadata(client, version)
         for field in ("model_id", "source", "dataset"):
             if field in have and have[field] != meta[field]:
-                raise ValueError(f"collection {version} holds {field}={have[field]!r}, this build has {meta[field]!r}; "
-                                 "give another --version")
+                raise ValueError(
+                    f"collection {version} holds {field}={have[field]!r}, this build has {meta[field]!r}; "
+                    "give another --version"
+                )
         size = client.get_collection(version).config.params.vectors.size
         if size != embedder.dim:
-            raise ValueError(f"collection {version} has {size}-dim vectors, the model makes {embedder.dim}")
-    with warnings.catch_warnings():  # local mode ignores payload indexes (and says so); a server uses them
-        warnings.filterwarnings("ignore", message="Payload indexes have no effect", category=UserWarning)
-        for field, schema in PAYLOAD_INDEXES.items():  # idempotent; also adds fields new since an older build
+            raise ValueError(
+                f"collection {version} has {size}-dim vectors, the model makes {embedder.dim}"
+            )
+    with (
+        warnings.catch_warnings()
+    ):  # local mode ignores payload indexes (and says so); a server uses them
+        warnings.filterwarnings(
+            "ignore", message="Payload indexes have no effect", category=UserWarning
+        )
+        for (
+            field,
+            schema,
+        ) in PAYLOAD_INDEXES.items():  # idempotent; also adds fields new since an older build
             client.create_payload_index(version, field, schema)
 
 
@@ -53,7 +72,9 @@ def present_ids(client, version: str) -> set[str]:  # noqa: ANN001
     present: set[str] = set()
     offset = None
     while True:
-        points, offset = client.scroll(version, limit=1024, offset=offset, with_payload=False, with_vectors=False)
+        points, offset = client.scroll(
+            version, limit=1024, offset=offset, with_payload=False, with_vectors=False
+        )
         present.update(str(p.id) for p in points)
         if offset is None:
             return present
@@ -64,7 +85,9 @@ def _mark(version: str, embedder: Embedder, state: str, points: int | None = Non
     with session_scope() as s:
         row = s.get(IndexVersion, version)
         if row is None:
-            row = IndexVersion(id=version, model=embedder.name_or_path, adapter=embedder.adapter, state=state)
+            row = IndexVersion(
+                id=version, model=embedder.name_or_path, adapter=embedder.adapter, state=state
+            )
             s.add(row)
         elif row.state != LIVE:
             row.state = state
@@ -73,8 +96,14 @@ def _mark(version: str, embedder: Embedder, state: str, points: int | None = Non
             row.points = points
 
 
-def _embed_and_upsert(client, version: str, embedder: Embedder, todo: list[dict[str, Any]], batch_size: int,  # noqa: ANN001
-                      progress=None) -> None:  # noqa: ANN001
+def _embed_and_upsert(
+    client,
+    version: str,
+    embedder: Embedder,
+    todo: list[dict[str, Any]],
+    batch_size: int,  # noqa: ANN001
+    progress=None,
+) -> None:  # noqa: ANN001
     """Embed ``todo`` a batch at a time; against a server the batch's upsert runs in a writer thread
     while the next batch embeds (``vectors.upsert_parallel`` of them in flight), hiding the round trip.
     On any failure the upserts already sent finish first, so a re-run resumes after them."""
@@ -82,8 +111,15 @@ def _embed_and_upsert(client, version: str, embedder: Embedder, todo: list[dict[
     done = 0
 
     def upsert(chunk: list[dict[str, Any]], vecs) -> int:  # noqa: ANN001
-        client.upsert(version, points=models.Batch(ids=[r["id"] for r in chunk], vectors=vecs.tolist(),
-                                                   payloads=[r["payload"] for r in chunk]), wait=True)
+        client.upsert(
+            version,
+            points=models.Batch(
+                ids=[r["id"] for r in chunk],
+                vectors=vecs.tolist(),
+                payloads=[r["payload"] for r in chunk],
+            ),
+            wait=True,
+        )
         return len(chunk)
 
     def finished(n: int) -> None:
@@ -96,7 +132,9 @@ def _embed_and_upsert(client, version: str, embedder: Embedder, todo: list[dict[
         in_flight: deque[Future[int]] = deque()
         for i in range(0, len(todo), batch_size):
             chunk = todo[i : i + batch_size]
-            vecs = embedder.embed([EmbedInput(video=VideoFrames(r["frames"], fps=r.get("fps"))) for r in chunk])
+            vecs = embedder.embed(
+                [EmbedInput(video=VideoFrames(r["frames"], fps=r.get("fps"))) for r in chunk]
+            )
             if not parallel:
                 finished(upsert(chunk, vecs))
                 continue
@@ -107,16 +145,28 @@ def _embed_and_upsert(client, version: str, embedder: Embedder, todo: list[dict[
             finished(in_flight.popleft().result())
 
 
-def build_index(model: str | None = None, adapter: str | None = None, version: str | None = None,
-                batch_size: int | None = None, embedder: Embedder | None = None, progress=None, client=None,  # noqa: ANN001
-                source: str | None = None, dataset: str | None = None) -> dict[str, Any]:
+def build_index(
+    model: str | None = None,
+    adapter: str | None = None,
+    version: str | None = None,
+    batch_size: int | None = None,
+    embedder: Embedder | None = None,
+    progress=None,
+    client=None,  # noqa: ANN001
+    source: str | None = None,
+    dataset: str | None = None,
+) -> dict[str, Any]:
     """``client``: an open Qdrant client to use (Qdrant local mode allows one per process)."""
     t0 = time.perf_counter()
     init_db()
     build_scope = scope(source, dataset)
-    rows = corpus_rows(source, dataset)  # first: an unknown scope or an empty corpus fails before any model loads
+    rows = corpus_rows(
+        source, dataset
+    )  # first: an unknown scope or an empty corpus fails before any model loads
     if not rows:
-        raise ValueError("nothing to index: no kept clips in this scope (run a synthesis job first)")
+        raise ValueError(
+            "nothing to index: no kept clips in this scope (run a synthesis job first)"
+        )
     batch_size = batch_size or get_settings().vectors.upsert_batch
     embedder = embedder or Embedder(model, adapter)
     own_client = client is None
@@ -133,6 +183,14 @@ def build_index(model: str | None = None, adapter: str | None = None, version: s
     finally:
         if own_client:
             client.close()
-    return {"version": version, "points": count, "expected": len(rows), "embedded": len(todo),
-            "resumed": bool(todo) and bool(present), "reused": not todo, "model_id": embedder.model_id, **build_scope,
-            "wall_seconds": round(time.perf_counter() - t0, 2)}
+    return {
+        "version": version,
+        "points": count,
+        "expected": len(rows),
+        "embedded": len(todo),
+        "resumed": bool(todo) and bool(present),
+        "reused": not todo,
+        "model_id": embedder.model_id,
+        **build_scope,
+        "wall_seconds": round(time.perf_counter() - t0, 2),
+    }

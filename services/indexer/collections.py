@@ -13,11 +13,18 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-PAYLOAD_INDEXES = {"video_id": models.PayloadSchemaType.KEYWORD, "source": models.PayloadSchemaType.KEYWORD,
-                   "source_uri": models.PayloadSchemaType.KEYWORD, "kind": models.PayloadSchemaType.KEYWORD,
-                   "dataset": models.PayloadSchemaType.KEYWORD, "snapshot": models.PayloadSchemaType.KEYWORD,
-                   "duration_s": models.PayloadSchemaType.FLOAT}
-READABLE_CHARS = 40  # of the model id kept in the name; the hash keeps names of distinct ids distinct
+PAYLOAD_INDEXES = {
+    "video_id": models.PayloadSchemaType.KEYWORD,
+    "source": models.PayloadSchemaType.KEYWORD,
+    "source_uri": models.PayloadSchemaType.KEYWORD,
+    "kind": models.PayloadSchemaType.KEYWORD,
+    "dataset": models.PayloadSchemaType.KEYWORD,
+    "snapshot": models.PayloadSchemaType.KEYWORD,
+    "duration_s": models.PayloadSchemaType.FLOAT,
+}
+READABLE_CHARS = (
+    40  # of the model id kept in the name; the hash keeps names of distinct ids distinct
+)
 
 
 def scope(source: str | None = None, dataset: str | None = None) -> dict[str, str | None]:
@@ -29,8 +36,12 @@ def collection_name(model_id: str, build_scope: dict[str, Any] | None = None) ->
     if not model_id:
         raise ValueError("a collection needs a model id")
     sc = build_scope or scope()
-    digest = hashlib.sha256(repr((model_id, sc.get("source"), sc.get("dataset"))).encode()).hexdigest()[:12]
-    readable = re.sub(r"[^a-zA-Z0-9_-]+", "-", model_id).strip("-")[:READABLE_CHARS].strip("-") or "model"
+    digest = hashlib.sha256(
+        repr((model_id, sc.get("source"), sc.get("dataset"))).encode()
+    ).hexdigest()[:12]
+    readable = (
+        re.sub(r"[^a-zA-Z0-9_-]+", "-", model_id).strip("-")[:READABLE_CHARS].strip("-") or "model"
+    )
     return f"univr-{readable}-{digest}"
 
 

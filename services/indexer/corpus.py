@@ -42,7 +42,7 @@ def snapshot_members() -> dict[str, set[tuple[str, str]]]:
 def _store_key(uri: str | None) -> str | None:
     """The object key of a source video that lies in the configured bucket (else it has no URL)."""
     prefix = f"s3://{get_settings().storage.bucket}/"
-    return uri[len(prefix):] if uri and uri.startswith(prefix) else None
+    return uri[len(prefix) :] if uri and uri.startswith(prefix) else None
 
 
 def _payload_sets(refs: set[tuple[str, str]]) -> dict[str, list[str]]:
@@ -54,52 +54,109 @@ def _pages(s, q):  # noqa: ANN001, ANN202
     captions are read for each page's clips, never all of them at once."""
     for page in s.execute(q.execution_options(yield_per=PAGE)).partitions():
         ids = [clip.id for clip, _, _ in page]
-        captions = dict(s.execute(select(Caption.target_id, Caption.text).where(
-            Caption.style == "concise", Caption.target_id.in_(ids))).all())
+        captions = dict(
+            s.execute(
+                select(Caption.target_id, Caption.text).where(
+                    Caption.style == "concise", Caption.target_id.in_(ids)
+                )
+            ).all()
+        )
         for clip, video, src in page:
             yield clip, video, src, captions
 
 
-def corpus_rows(source: str | None = None, dataset: str | None = None, frames: int | None = None) -> list[dict[str, Any]]:
+def corpus_rows(
+    source: str | None = None, dataset: str | None = None, frames: int | None = None
+) -> list[dict[str, Any]]:
     """Rows ``{"id", "frames", "fps", "payload"}``; raises ValueError for an unknown source or dataset."""
     init_db()
     frames = frames or get_settings().synth.frames_per_clip
     members = snapshot_members()
     with session_scope() as s:
-        q = (select(Clip, Video, Source).join(Video, Clip.video_id == Video.id).outerjoin(Source, Video.source_id == Source.id)
-             .where(clip_stored()).order_by(Clip.id))
+        q = (
+            select(Clip, Video, Source)
+            .join(Video, Clip.video_id == Video.id)
+            .outerjoin(Source, Video.source_id == Source.id)
+            .where(clip_stored())
+            .order_by(Clip.id)
+        )
         if source:
-            if s.scalars(select(Source.id).where(or_(Source.id == source, Source.uri == source))).first() is None:
+            if (
+                s.scalars(
+                    select(Source.id).where(or_(Source.id == source, Source.uri == source))
+                ).first()
+                is None
+            ):
                 raise ValueError(f"no source {source!r} (give a source id or its URI)")
             q = q.where(or_(Source.id == source, Source.uri == source))
         wanted: set[str] | None = None
         if dataset:
-            if s.scalars(select(Snapshot.id).where(or_(Snapshot.id == dataset, Snapshot.name == dataset))).first() is None:
+            if (
+                s.scalars(
+                    select(Snapshot.id).where(or_(Snapshot.id == dataset, Snapshot.name == dataset))
+                ).first()
+                is None
+            ):
                 raise ValueError(f"no dataset {dataset!r} (give a snapshot name or id)")
-            wanted = {ref for ref, snaps in members.items() if any(dataset in pair for pair in snaps)}
+            wanted = {
+                ref for ref, snaps in members.items() if any(dataset in pair for pair in snaps)
+            }
         rows: list[dict[str, Any]] = []
         videos: dict[str, tuple[Video, Source | None, set[tuple[str, str]]]] = {}
         for clip, video, src, captions in _pages(s, q):
-            if wanted is not None and clip.id not in wanted and layout.video_ref(video.id) not in wanted:
+            if (
+                wanted is not None
+                and clip.id not in wanted
+                and layout.video_ref(video.id) not in wanted
+            ):
                 continue
             refs = members.get(clip.id, set())
-            rows.append({"id": clip.id, "frames": [layout.frame_key(clip.frame_prefix, i) for i in range(frames)],
-                         "fps": sampling_fps(frames, (clip.end_ms - clip.start_ms) / 1000),
-                         "payload": {"kind": "clip", "clip_id": clip.id, "video_id": video.id, "video": video.uri,
-                                     "source": video.source_id, "source_uri": src.uri if src else None,
-                                     "start_ms": clip.start_ms, "end_ms": clip.end_ms,
-                                     "duration_s": (clip.end_ms - clip.start_ms) / 1000, "caption": captions.get(clip.id, ""),
-                                     "thumbnail_key": layout.thumbnail_key("clip", clip.id, frames), "object_key": clip.object_key,
-                                     **_payload_sets(refs)}})
+            rows.append(
+                {
+                    "id": clip.id,
+                    "frames": [layout.frame_key(clip.frame_prefix, i) for i in range(frames)],
+                    "fps": sampling_fps(frames, (clip.end_ms - clip.start_ms) / 1000),
+                    "payload": {
+                        "kind": "clip",
+                        "clip_id": clip.id,
+                        "video_id": video.id,
+                        "video": video.uri,
+                        "source": video.source_id,
+                        "source_uri": src.uri if src else None,
+                        "start_ms": clip.start_ms,
+                        "end_ms": clip.end_ms,
+                        "duration_s": (clip.end_ms - clip.start_ms) / 1000,
+                        "caption": captions.get(clip.id, ""),
+                        "thumbnail_key": layout.thumbnail_key("clip", clip.id, frames),
+                        "object_key": clip.object_key,
+                        **_payload_sets(refs),
+                    },
+                }
+            )
             _, _, seen = videos.setdefault(video.id, (video, src, set()))
             seen |= refs
         for vid, (video, src, refs) in videos.items():
             refs = refs | members.get(layout.video_ref(vid), set())
-            rows.append({"id": video_point_id(vid), "frames": layout.video_frame_keys(vid, frames),
-                         "fps": sampling_fps(frames, video.duration_s),
-                         "payload": {"kind": "video", "clip_id": None, "video_id": vid, "video": video.uri,
-                                     "source": video.source_id, "source_uri": src.uri if src else None,
-                                     "start_ms": 0, "end_ms": int((video.duration_s or 0) * 1000), "duration_s": video.duration_s or 0,
-                                     "caption": (video.raw_caption or "")[:300], "thumbnail_key": layout.thumbnail_key("video", vid, frames),
-                                     "object_key": video.object_key or _store_key(video.uri), **_payload_sets(refs)}})
+            rows.append(
+                {
+                    "id": video_point_id(vid),
+                    "frames": layout.video_frame_keys(vid, frames),
+                    "fps": sampling_fps(frames, video.duration_s),
+                    "payload": {
+                        "kind": "video",
+                        "clip_id": None,
+                        "video_id": vid,
+                        "video": video.uri,
+                        "source": video.source_id,
+                        "source_uri": src.uri if src else None,
+                        "start_ms": 0,
+                        "end_ms": int((video.duration_s or 0) * 1000),
+                        "duration_s": video.duration_s or 0,
+                        "caption": (video.raw_caption or "")[:300],
+                        "thumbnail_key": layout.thumbnail_key("video", vid, frames),
+                        "object_key": video.object_key or _store_key(video.uri),
+                        **_payload_sets(refs),
+                    },
+                }
+            )
     return rows

@@ -35,8 +35,9 @@ def _avg_a(params: dict[str, Any]) -> float | None:
         raise ValueError(f"AVG-A must be a number, got {value!r}") from None
 
 
-def index_and_promote(params: dict[str, Any], *, build: Callable[..., dict] | None = None,
-                      client=None) -> dict[str, Any]:  # noqa: ANN001
+def index_and_promote(
+    params: dict[str, Any], *, build: Callable[..., dict] | None = None, client=None
+) -> dict[str, Any]:  # noqa: ANN001
     """``params``: model, adapter (or checkpoint: a store prefix), source, dataset, version,
     eval_run_id, abilities/avg_a, force. The gate (services/indexer/promote.py) refuses a version
     without AVG-A, or not better than the live one, unless ``force``."""
@@ -47,19 +48,47 @@ def index_and_promote(params: dict[str, Any], *, build: Callable[..., dict] | No
     avg_a, force = _avg_a(params), bool(params.get("force"))
     eval_run_id = params.get("eval_run_id")
     try:
-        gate(params.get("version") or "", avg_a, force)  # before building: a worse model costs nothing
+        gate(
+            params.get("version") or "", avg_a, force
+        )  # before building: a worse model costs nothing
     except PromotionRefused as exc:
-        return {"promoted": False, "built": False, "reason": str(exc), "avg_a": avg_a, "eval_run_id": eval_run_id}
+        return {
+            "promoted": False,
+            "built": False,
+            "reason": str(exc),
+            "avg_a": avg_a,
+            "eval_run_id": eval_run_id,
+        }
     adapter = params.get("adapter") or None
-    if adapter is None and params.get("checkpoint"):  # eval.completed of a checkpoint: its adapter, from the store
+    if adapter is None and params.get(
+        "checkpoint"
+    ):  # eval.completed of a checkpoint: its adapter, from the store
         adapter = str(checkpoint_adapter(params["checkpoint"]))
-    built = (build or build_index)(params.get("model"), adapter, params.get("version"), client=client,
-                                   source=params.get("source"), dataset=params.get("dataset"))
+    built = (build or build_index)(
+        params.get("model"),
+        adapter,
+        params.get("version"),
+        client=client,
+        source=params.get("source"),
+        dataset=params.get("dataset"),
+    )
     try:
         result = promote(built["version"], avg_a, force, client=client, eval_run_id=eval_run_id)
-        return {"promoted": True, "built": True, "reused": built.get("reused", False), "eval_run_id": eval_run_id, **result}
+        return {
+            "promoted": True,
+            "built": True,
+            "reused": built.get("reused", False),
+            "eval_run_id": eval_run_id,
+            **result,
+        }
     except PromotionRefused as exc:
-        return {"promoted": False, "built": True, "version": built["version"], "reason": str(exc), "eval_run_id": eval_run_id}
+        return {
+            "promoted": False,
+            "built": True,
+            "version": built["version"],
+            "reason": str(exc),
+            "eval_run_id": eval_run_id,
+        }
 
 
 def run_job(job_id: str, params: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -71,8 +100,13 @@ def run_job(job_id: str, params: dict[str, Any], **kwargs: Any) -> dict[str, Any
     except Exception as exc:
         set_job_state(job_id, JobState.failed, kind=KIND, error=describe_error(exc))
         raise
-    set_job_state(job_id, JobState.completed, kind=KIND, error=None if result["promoted"] else result.get("reason"),
-                  result=result)
+    set_job_state(
+        job_id,
+        JobState.completed,
+        kind=KIND,
+        error=None if result["promoted"] else result.get("reason"),
+        result=result,
+    )
     return result
 
 

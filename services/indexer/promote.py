@@ -36,7 +36,9 @@ def verify(client, version: str, expected: int | None, canaries: int = 3) -> dic
     if expected is not None and count != expected:
         raise PromotionRefused(f"{version} has {count} points, expected {expected}")
     points, _ = client.scroll(version, limit=canaries, with_vectors=True)
-    for p in points:  # a stored vector must find itself first (or tied first: identical clips exist)
+    for (
+        p
+    ) in points:  # a stored vector must find itself first (or tied first: identical clips exist)
         hits = client.query_points(version, query=p.vector, limit=10).points
         top = hits[0].score if hits else None
         if not hits or not any(str(h.id) == str(p.id) and h.score >= top - 1e-5 for h in hits):
@@ -58,8 +60,10 @@ def refusal(version: str, avg_a: float | None) -> str | None:
     if live_id is None or live_id == version:
         return None
     if avg_a is None:
-        return (f"no AVG-A to compare with the live version {live_id}'s "
-                "(give eval_run_id or avg_a, or force)")
+        return (
+            f"no AVG-A to compare with the live version {live_id}'s "
+            "(give eval_run_id or avg_a, or force)"
+        )
     if live_avg is not None and avg_a <= live_avg:
         return f"AVG-A {avg_a:.4f} is not better than the live version's {live_avg:.4f} ({live_id})"
     return None
@@ -74,8 +78,13 @@ def gate(version: str, avg_a: float | None, force: bool = False) -> str | None:
     return reason
 
 
-def promote(version: str, avg_a: float | None = None, force: bool = False, client=None,  # noqa: ANN001
-            eval_run_id: str | None = None) -> dict[str, Any]:
+def promote(
+    version: str,
+    avg_a: float | None = None,
+    force: bool = False,
+    client=None,  # noqa: ANN001
+    eval_run_id: str | None = None,
+) -> dict[str, Any]:
     """``client``: an open Qdrant client to use (Qdrant local mode allows one per process);
     ``eval_run_id``: the UVRB run that scored this version (recorded with it)."""
     init_db()
@@ -94,29 +103,55 @@ def promote(version: str, avg_a: float | None = None, force: bool = False, clien
         current = live_collection(client, alias)
         ops: list[Any] = []
         if current:
-            ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
-        ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=version, alias_name=alias)))
+            ops.append(
+                models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
+            )
+        ops.append(
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name=version, alias_name=alias)
+            )
+        )
         client.update_collection_aliases(change_aliases_operations=ops)  # atomic switch
         with session_scope() as s:
-            for old in s.scalars(select(IndexVersion).where(IndexVersion.state == "live", IndexVersion.id != version)):
+            for old in s.scalars(
+                select(IndexVersion).where(IndexVersion.state == "live", IndexVersion.id != version)
+            ):
                 old.state = "retired"
             row = s.get(IndexVersion, version)
             if row is None:
                 row = IndexVersion(id=version, model="unknown", points=checks["points"])
                 s.add(row)
-            row.state, row.avg_a, row.promoted_at = "live", avg_a if avg_a is not None else row.avg_a, datetime.now(UTC)
+            row.state, row.avg_a, row.promoted_at = (
+                "live",
+                avg_a if avg_a is not None else row.avg_a,
+                datetime.now(UTC),
+            )
             row.eval_run_id = eval_run_id or row.eval_run_id
-            retired = [r.id for r in s.scalars(select(IndexVersion).where(IndexVersion.state == "retired")
-                                               .order_by(IndexVersion.created_at.desc()))]
+            retired = [
+                r.id
+                for r in s.scalars(
+                    select(IndexVersion)
+                    .where(IndexVersion.state == "retired")
+                    .order_by(IndexVersion.created_at.desc())
+                )
+            ]
         removed = []
-        for old in retired[settings.vectors.retention:]:
+        for old in retired[settings.vectors.retention :]:
             if client.collection_exists(old):
                 client.delete_collection(old)
                 removed.append(old)
         if overridden is not None:
             log.warning("forced promotion of %s over the gate: %s", version, overridden)
-        return {"live": version, "previous": current, "alias": alias, "removed": removed,
-                "avg_a": avg_a, "forced": overridden is not None, "overridden": overridden, **checks}
+        return {
+            "live": version,
+            "previous": current,
+            "alias": alias,
+            "removed": removed,
+            "avg_a": avg_a,
+            "forced": overridden is not None,
+            "overridden": overridden,
+            **checks,
+        }
     finally:
         if own_client:
             client.close()

@@ -79,28 +79,54 @@ class TemplateCaptioner:
 
             side = ctx.sidecar
             rich_style = {"spatial": "spatial", "temporal": "temporal"}.get(profile, "rich")
-            video = {"concise": describe(side, "concise", rng), "rich": describe(side, rich_style, rng),
-                     "abstract": describe(side, "abstract", rng), "keywords": describe(side, "keywords", rng),
-                     "partial": describe(side, "partial", rng)}
+            video = {
+                "concise": describe(side, "concise", rng),
+                "rich": describe(side, rich_style, rng),
+                "abstract": describe(side, "abstract", rng),
+                "keywords": describe(side, "keywords", rng),
+                "partial": describe(side, "partial", rng),
+            }
             frame = describe_frame(side, ctx.keyframe_t)
             composed_image = composed_change(side, ctx.keyframe_t, "image")
-            composed_video = (composed_change(dict(side, shots=side["shots"] + (ctx.next_sidecar or side)["shots"]),
-                                              side["duration_s"] - 1e-3, "video") if ctx.next_sidecar
-                              else composed_change(side, 0.0, "video"))
+            composed_video = (
+                composed_change(
+                    dict(side, shots=side["shots"] + (ctx.next_sidecar or side)["shots"]),
+                    side["duration_s"] - 1e-3,
+                    "video",
+                )
+                if ctx.next_sidecar
+                else composed_change(side, 0.0, "video")
+            )
         else:
             raw = rectify(ctx.raw_caption) or "a video"
             words = re.findall(r"[A-Za-z]+", raw)
-            video = {"concise": " ".join(words[:25]) or raw, "rich": raw, "abstract": f"a video about {' '.join(words[:8])}",
-                     "keywords": ", ".join(dict.fromkeys(w.lower() for w in words if len(w) > 3)) or raw,
-                     "partial": " ".join(words[: max(3, len(words) // 3)]) or raw}
+            video = {
+                "concise": " ".join(words[:25]) or raw,
+                "rich": raw,
+                "abstract": f"a video about {' '.join(words[:8])}",
+                "keywords": ", ".join(dict.fromkeys(w.lower() for w in words if len(w) > 3)) or raw,
+                "partial": " ".join(words[: max(3, len(words) // 3)]) or raw,
+            }
             frame = f"a still frame of {' '.join(words[:12])}"
-            composed_image = f"the scene from the reference image, continuing: {' '.join(words[:12])}"
+            composed_image = (
+                f"the scene from the reference image, continuing: {' '.join(words[:12])}"
+            )
             composed_video = f"what happens next after this clip: {' '.join(words[:12])}"
-        return ClipCaptions(video=video, frame=frame, composed_image=composed_image, composed_video=composed_video,
-                            info_profile=profile, model="template", prompt_version=PROMPT_VERSION, request_ids=[])
+        return ClipCaptions(
+            video=video,
+            frame=frame,
+            composed_image=composed_image,
+            composed_video=composed_video,
+            info_profile=profile,
+            model="template",
+            prompt_version=PROMPT_VERSION,
+            request_ids=[],
+        )
 
 
-_JUNK = re.compile(r"^(img|vid|dsc|mov|video|untitled|download)[\s_\-()0-9]*(\.\w{2,4})?$|^(#\w+\s*)+$", re.I)
+_JUNK = re.compile(
+    r"^(img|vid|dsc|mov|video|untitled|download)[\s_\-()0-9]*(\.\w{2,4})?$|^(#\w+\s*)+$", re.I
+)
 
 
 def rectify(caption: str | None) -> str:
@@ -139,8 +165,12 @@ class CaptionReply(BaseModel):
 def _json_schema() -> dict[str, Any]:
     keys = ("clip_id", "1", "2", "3", "4", "5", "frame", "composed_image", "composed_video")
     props = {k: {"type": "string"} for k in keys}
-    return {"type": "object", "properties": props, "required": list(props),
-            "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": props,
+        "required": list(props),
+        "additionalProperties": False,
+    }
 
 
 def pick_frames(frames: list[np.ndarray], limit: int) -> list[np.ndarray]:
@@ -172,24 +202,40 @@ class OpenAICaptioner:
 
         self.settings = settings
         self.profile_weights = profile_weights
-        self.client = OpenAI(base_url=settings.base_url, api_key=settings.api_key.get_secret_value(),
-                             timeout=settings.timeout_s, max_retries=0)
+        self.client = OpenAI(
+            base_url=settings.base_url,
+            api_key=settings.api_key.get_secret_value(),
+            timeout=settings.timeout_s,
+            max_retries=0,
+        )
 
     def _request(self, ctx: ClipContext, profile: str, request_id: str) -> CaptionReply:
         frames = pick_frames(ctx.frames, self.settings.frames_per_request)
-        prompt = VIDEO_PROMPT.format(n=len(frames), clip_id=ctx.clip_id, raw_caption=ctx.raw_caption.replace('"', "'"),
-                                     profile=profile, readability="plain", education_level="general audience")
+        prompt = VIDEO_PROMPT.format(
+            n=len(frames),
+            clip_id=ctx.clip_id,
+            raw_caption=ctx.raw_caption.replace('"', "'"),
+            profile=profile,
+            readability="plain",
+            education_level="general audience",
+        )
         content: list[dict[str, Any]] = [
-            {"type": "image_url", "image_url": {"url": _data_url(f)}} for f in frames]
+            {"type": "image_url", "image_url": {"url": _data_url(f)}} for f in frames
+        ]
         content.append({"type": "text", "text": prompt})
         resp = self.client.chat.completions.create(
-            model=self.settings.model, messages=[{"role": "user", "content": content}],
-            temperature=0.7, extra_body={"structured_outputs": {"json": _json_schema()}},
-            extra_headers={"X-Request-Id": request_id})
+            model=self.settings.model,
+            messages=[{"role": "user", "content": content}],
+            temperature=0.7,
+            extra_body={"structured_outputs": {"json": _json_schema()}},
+            extra_headers={"X-Request-Id": request_id},
+        )
         text = resp.choices[0].message.content or ""
         reply = CaptionReply.model_validate_json(text)
         if reply.clip_id != ctx.clip_id:
-            raise CaptionMismatch(f"reply for clip {reply.clip_id!r} arrived for clip {ctx.clip_id!r}")
+            raise CaptionMismatch(
+                f"reply for clip {reply.clip_id!r} arrived for clip {ctx.clip_id!r}"
+            )
         return reply
 
     def caption(self, ctx: ClipContext, rng: random.Random) -> ClipCaptions:
@@ -205,9 +251,20 @@ class OpenAICaptioner:
         profile = pick_profile(rng, self.profile_weights)
         request_ids: list[str] = []
 
-        @retry(retry=retry_if_exception_type((APIConnectionError, APITimeoutError, APIStatusError, ValidationError,
-                                              ValueError, CaptionMismatch)),
-               stop=stop_after_attempt(self.settings.max_retries + 1), wait=wait_exponential(multiplier=0.1, max=2))
+        @retry(
+            retry=retry_if_exception_type(
+                (
+                    APIConnectionError,
+                    APITimeoutError,
+                    APIStatusError,
+                    ValidationError,
+                    ValueError,
+                    CaptionMismatch,
+                )
+            ),
+            stop=stop_after_attempt(self.settings.max_retries + 1),
+            wait=wait_exponential(multiplier=0.1, max=2),
+        )
         def attempt() -> CaptionReply:
             rid = f"{ctx.clip_id}:{len(request_ids)}"
             request_ids.append(rid)
@@ -217,11 +274,21 @@ class OpenAICaptioner:
             reply = attempt()
         except RetryError as exc:
             last = exc.last_attempt.exception()
-            raise CaptionError(f"captioner failed after {len(request_ids)} attempts: {type(last).__name__}: {str(last)[:200]}") from last
-        return ClipCaptions(video=dict(zip(VIDEO_STYLES, (reply.c1, reply.c2, reply.c3, reply.c4, reply.c5), strict=True)),
-                            frame=reply.frame, composed_image=reply.composed_image, composed_video=reply.composed_video,
-                            info_profile=profile, model=self.settings.model, prompt_version=PROMPT_VERSION,
-                            request_ids=request_ids)
+            raise CaptionError(
+                f"captioner failed after {len(request_ids)} attempts: {type(last).__name__}: {str(last)[:200]}"
+            ) from last
+        return ClipCaptions(
+            video=dict(
+                zip(VIDEO_STYLES, (reply.c1, reply.c2, reply.c3, reply.c4, reply.c5), strict=True)
+            ),
+            frame=reply.frame,
+            composed_image=reply.composed_image,
+            composed_video=reply.composed_video,
+            info_profile=profile,
+            model=self.settings.model,
+            prompt_version=PROMPT_VERSION,
+            request_ids=request_ids,
+        )
 
 
 class CaptionMismatch(ValueError):

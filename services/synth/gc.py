@@ -47,7 +47,9 @@ CHECK_BATCH = 1000  # listed owners checked against the rows per query
 
 
 def _aware(t: datetime | None) -> datetime | None:
-    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t  # SQLite drops the zone
+    return (
+        t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
+    )  # SQLite drops the zone
 
 
 def _owners(store, prefix: str) -> tuple[dict[str, list[ObjectInfo]], int]:  # noqa: ANN001
@@ -75,10 +77,22 @@ def collect_garbage(*, dry_run: bool = False, grace_s: float | None = None) -> d
     # listed owners: no load of every stored clip, video or pair
     clip_candidates = _not_stored(set(clips)) | _marked()
     video_candidates = _not_live(set(videos))
-    report: dict[str, Any] = {"dry_run": dry_run, "grace_s": grace, "scanned": n_clip_objects + n_video_objects,
-                              "objects_deleted": 0, "bytes_deleted": 0, "clips": 0, "videos": 0, "rows_unmarked": 0,
-                              "skipped_recent": 0, "kept_for_snapshots": 0, "errors": []}
-    if clip_candidates or video_candidates:  # read the snapshots only when there is something to collect
+    report: dict[str, Any] = {
+        "dry_run": dry_run,
+        "grace_s": grace,
+        "scanned": n_clip_objects + n_video_objects,
+        "objects_deleted": 0,
+        "bytes_deleted": 0,
+        "clips": 0,
+        "videos": 0,
+        "rows_unmarked": 0,
+        "skipped_recent": 0,
+        "kept_for_snapshots": 0,
+        "errors": [],
+    }
+    if (
+        clip_candidates or video_candidates
+    ):  # read the snapshots only when there is something to collect
         named = snapshot_owners(store)
         report["kept_for_snapshots"] = len(clip_candidates & named) + len(video_candidates & named)
         clip_candidates -= named
@@ -101,14 +115,16 @@ def collect_garbage(*, dry_run: bool = False, grace_s: float | None = None) -> d
 
 def _batches(ids: set[str]) -> list[list[str]]:
     ordered = sorted(ids)
-    return [ordered[i:i + CHECK_BATCH] for i in range(0, len(ordered), CHECK_BATCH)]
+    return [ordered[i : i + CHECK_BATCH] for i in range(0, len(ordered), CHECK_BATCH)]
 
 
 def _not_stored(ids: set[str]) -> set[str]:
     out = set()
     for chunk in _batches(ids):
         with session_scope() as db:
-            out |= set(chunk) - set(db.scalars(select(Clip.id).where(Clip.id.in_(chunk), clip_stored())))
+            out |= set(chunk) - set(
+                db.scalars(select(Clip.id).where(Clip.id.in_(chunk), clip_stored()))
+            )
     return out
 
 
@@ -123,8 +139,12 @@ def _not_live(ids: set[str]) -> set[str]:
     out = set()
     for chunk in _batches(ids):
         with session_scope() as db:
-            live = set(db.scalars(select(Video.id).where(Video.id.in_(chunk), Video.status == "ok")))
-            live |= set(db.scalars(select(Pair.video_id).where(Pair.video_id.in_(chunk)).distinct()))
+            live = set(
+                db.scalars(select(Video.id).where(Video.id.in_(chunk), Video.status == "ok"))
+            )
+            live |= set(
+                db.scalars(select(Pair.video_id).where(Pair.video_id.in_(chunk)).distinct())
+            )
         out |= set(chunk) - live
     return out
 
@@ -147,7 +167,11 @@ def snapshot_owners(store) -> set[str]:  # noqa: ANN001
         if not manifest.get("pairs_key") and not manifest.get("shards"):
             continue  # names no pairs
         for pair in iter_rows(store, SnapshotManifest.model_validate(manifest)):  # shard by shard
-            for side in [pair.get("query"), pair.get("target"), *(pair.get("hard_negatives") or [])]:
+            for side in [
+                pair.get("query"),
+                pair.get("target"),
+                *(pair.get("hard_negatives") or []),
+            ]:
                 if not isinstance(side, dict):
                     continue
                 add_key(side.get("image"))
@@ -164,11 +188,19 @@ def _recent(objects: list[ObjectInfo], cutoff: datetime, *times: datetime | None
     return any(t > cutoff for t in stamps)
 
 
-def _collect_clip(store, cid: str, objects: list[ObjectInfo], cutoff: datetime, dry_run: bool,  # noqa: ANN001
-                  report: dict[str, Any]) -> None:
+def _collect_clip(
+    store,
+    cid: str,
+    objects: list[ObjectInfo],
+    cutoff: datetime,
+    dry_run: bool,  # noqa: ANN001
+    report: dict[str, Any],
+) -> None:
     with session_scope() as db:
         if not dry_run:
-            lock_clip(db, cid)  # no claim of this clip until its objects are gone and the row says so
+            lock_clip(
+                db, cid
+            )  # no claim of this clip until its objects are gone and the row says so
         row = db.get(Clip, cid)
         if row is not None and row.kept and db.scalar(select(exists().where(Frame.clip_id == cid))):
             return  # stored since the listing
@@ -176,9 +208,13 @@ def _collect_clip(store, cid: str, objects: list[ObjectInfo], cutoff: datetime, 
             report["skipped_recent"] += 1
             return
         size = sum(o.size for o in objects)
-        had_mark = row is not None and (row.object_key is not None or row.frame_prefix is not None or row.kept)
+        had_mark = row is not None and (
+            row.object_key is not None or row.frame_prefix is not None or row.kept
+        )
         if not dry_run:
-            db.execute(delete(Frame).where(Frame.clip_id == cid))  # none on a clip not stored, normally
+            db.execute(
+                delete(Frame).where(Frame.clip_id == cid)
+            )  # none on a clip not stored, normally
             db.execute(delete(ClipHashBand).where(ClipHashBand.clip_id == cid))
             n = store.delete_prefix(layout.clip_prefix(cid))
             if row is not None:
@@ -194,13 +230,21 @@ def _collect_clip(store, cid: str, objects: list[ObjectInfo], cutoff: datetime, 
     report["bytes_deleted"] += size
 
 
-def _collect_video(store, vid: str, objects: list[ObjectInfo], cutoff: datetime, dry_run: bool,  # noqa: ANN001
-                   report: dict[str, Any]) -> None:
+def _collect_video(
+    store,
+    vid: str,
+    objects: list[ObjectInfo],
+    cutoff: datetime,
+    dry_run: bool,  # noqa: ANN001
+    report: dict[str, Any],
+) -> None:
     with session_scope() as db:
         if not dry_run:
             lock_video(db, vid)  # a media stage marks its video ok under this lock before uploading
         video = db.get(Video, vid)
-        if (video is not None and video.status == "ok") or db.scalar(select(exists().where(Pair.video_id == vid))):
+        if (video is not None and video.status == "ok") or db.scalar(
+            select(exists().where(Pair.video_id == vid))
+        ):
             return
         if _recent(objects, cutoff):
             report["skipped_recent"] += 1

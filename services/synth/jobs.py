@@ -39,30 +39,48 @@ def submit(source: str, *, fresh: bool = False, job_id: str | None = None) -> di
     items = list_source(uri)
     source_id = stable_id("source", uri)
     if job_id is None:
-        job_id = stable_id("synth-job", uri, time.time_ns()) if fresh else stable_id("synth-job", uri)
+        job_id = (
+            stable_id("synth-job", uri, time.time_ns()) if fresh else stable_id("synth-job", uri)
+        )
     with session_scope() as s:
         upsert(s, Source, [{"id": source_id, "uri": uri, "kind": kind}], update=[])
         job = s.get(Job, job_id)
         if job is None:
-            s.add(Job(id=job_id, kind="synth", state=JobState.running, params={"source": uri},
-                      source_id=source_id))
+            s.add(
+                Job(
+                    id=job_id,
+                    kind="synth",
+                    state=JobState.running,
+                    params={"source": uri},
+                    source_id=source_id,
+                )
+            )
         elif job.state != JobState.completed:
             job.state = JobState.running
             job.source_id = job.source_id or source_id
         s.flush()
         for start in range(0, len(items), SUBMIT_BATCH):
-            upsert(s, JobItem, [_item_row(job_id, source_id, it)
-                                for it in items[start:start + SUBMIT_BATCH]], update=[])
+            upsert(
+                s,
+                JobItem,
+                [_item_row(job_id, source_id, it) for it in items[start : start + SUBMIT_BATCH]],
+                update=[],
+            )
         if counters.open_count(s, job_id):
             s.get(Job, job_id).state = JobState.running
         elif not items:
-            s.get(Job, job_id).state = JobState.completed  # nothing to do: done, not pending forever
+            s.get(
+                Job, job_id
+            ).state = JobState.completed  # nothing to do: done, not pending forever
     app, enqueued = get_celery(), 0
     for start in range(0, len(items), SUBMIT_BATCH):  # in the source's order; an item resumes
-        ids = [stable_id(job_id, it.uri) for it in items[start:start + SUBMIT_BATCH]]
+        ids = [stable_id(job_id, it.uri) for it in items[start : start + SUBMIT_BATCH]]
         with session_scope() as s:
-            open_ids = set(s.scalars(select(JobItem.id).where(
-                JobItem.id.in_(ids), JobItem.state.not_in(TERMINAL))))
+            open_ids = set(
+                s.scalars(
+                    select(JobItem.id).where(JobItem.id.in_(ids), JobItem.state.not_in(TERMINAL))
+                )
+            )
         for item_id in (i for i in ids if i in open_ids):  # at the stage it reached
             app.send_task("synth.media", args=[job_id, item_id], queue=QUEUE_MEDIA)
             enqueued += 1
@@ -70,10 +88,18 @@ def submit(source: str, *, fresh: bool = False, job_id: str | None = None) -> di
 
 
 def _item_row(job_id: str, source_id: str, it: SourceItem) -> dict[str, Any]:
-    return {"id": stable_id(job_id, it.uri), "job_id": job_id, "item_key": it.uri,
-            "state": ItemState.pending, "attempts": 0,
-            "result": {"source": asdict(it), "video_id": stable_id("video", it.uri),
-                       "source_id": source_id}}
+    return {
+        "id": stable_id(job_id, it.uri),
+        "job_id": job_id,
+        "item_key": it.uri,
+        "state": ItemState.pending,
+        "attempts": 0,
+        "result": {
+            "source": asdict(it),
+            "video_id": stable_id("video", it.uri),
+            "source_id": source_id,
+        },
+    }
 
 
 def is_done(job_id: str) -> bool:
@@ -82,12 +108,21 @@ def is_done(job_id: str) -> bool:
 
 def start_local_workers(n: int, queues: tuple[str, ...] = SYNTH_QUEUES) -> list[subprocess.Popen]:
     """Worker processes on this machine (the embedded default's way of running a job)."""
-    code = ("from services.synth.worker import main; import sys; "
-            "main(sys.argv[1].split(','), concurrency=1)")
+    code = (
+        "from services.synth.worker import main; import sys; "
+        "main(sys.argv[1].split(','), concurrency=1)"
+    )
     procs = []
     for i in range(n):
-        procs.append(subprocess.Popen([sys.executable, "-c", code, ",".join(queues)], env=dict(os.environ, UNIVR_WORKER_INDEX=str(i)),
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", code, ",".join(queues)],
+                env=dict(os.environ, UNIVR_WORKER_INDEX=str(i)),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
     return procs
 
 
@@ -109,7 +144,9 @@ def workers_alive(timeout: float = 1.5) -> bool:
         return False
 
 
-def run(source: str, *, workers: int = 2, timeout_s: float = 3600, fresh: bool = False, progress=None) -> dict[str, Any]:  # noqa: ANN001
+def run(
+    source: str, *, workers: int = 2, timeout_s: float = 3600, fresh: bool = False, progress=None
+) -> dict[str, Any]:  # noqa: ANN001
     """Submit ``source``, start local workers if none answer, wait for the job to complete."""
     info = submit(source, fresh=fresh)
     procs = [] if (workers <= 0 or workers_alive()) else start_local_workers(workers)
@@ -118,7 +155,9 @@ def run(source: str, *, workers: int = 2, timeout_s: float = 3600, fresh: bool =
         while not is_done(info["job"]):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {info['job']} not finished after {timeout_s:.0f} s")
-            for i, p in enumerate(procs):  # a dead local worker is replaced; its task is redelivered
+            for i, p in enumerate(
+                procs
+            ):  # a dead local worker is replaced; its task is redelivered
                 if p.poll() is not None:
                     procs[i] = start_local_workers(1)[0]
             if progress:

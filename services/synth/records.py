@@ -42,7 +42,9 @@ def log_event(
         )
 
 
-def begin_attempt(item_id: str, stage: str, lost: list[int] | None = None) -> tuple[JobItem | None, int]:
+def begin_attempt(
+    item_id: str, stage: str, lost: list[int] | None = None
+) -> tuple[JobItem | None, int]:
     """Count one more attempt at ``stage`` before doing any work, so a task that kills its worker
     still counts (a poison item then fails with a reason instead of looping).
 
@@ -55,8 +57,12 @@ def begin_attempt(item_id: str, stage: str, lost: list[int] | None = None) -> tu
         if item is None:
             return None, 0
         token = [stage, *lost] if lost else None
-        if (token and item.stage == stage and item.attempts == lost[0]
-                and (item.result or {}).get("outage_retry") != token):
+        if (
+            token
+            and item.stage == stage
+            and item.attempts == lost[0]
+            and (item.result or {}).get("outage_retry") != token
+        ):
             item.result = {**(item.result or {}), "outage_retry": token}
         else:
             if item.stage != stage:

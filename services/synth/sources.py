@@ -12,7 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".gif", ".flv", ".wmv"}
+VIDEO_EXTENSIONS = {
+    ".mp4",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".gif",
+    ".flv",
+    ".wmv",
+}
 CAPTION_FIELDS = ("caption", "raw_caption", "text", "name", "title", "human_caption")
 PATH_FIELDS = ("path", "video", "videoid", "video_path", "url", "contentUrl", "file")
 
@@ -38,7 +51,9 @@ def source_kind(uri: str) -> str:
     from shared.errors import UserError
 
     what = "no such path" if not p.exists() else "not a source"
-    raise UserError(f"{what}: {uri!r} (a directory, an s3://bucket/prefix, or a .jsonl/.csv manifest)")
+    raise UserError(
+        f"{what}: {uri!r} (a directory, an s3://bucket/prefix, or a .jsonl/.csv manifest)"
+    )
 
 
 MAX_ROW_CHARS = 64 * 1024  # a manifest row (a line, a CSV record) longer than this is rejected
@@ -82,39 +97,71 @@ def _inside(root: Path, candidate: Path) -> bool:
         return False
 
 
-def _local_item(root: Path, name: str, caption: str = "", sidecar: dict | None = None) -> SourceItem:
+def _local_item(
+    root: Path, name: str, caption: str = "", sidecar: dict | None = None
+) -> SourceItem:
     if "\x00" in name:
-        return SourceItem(uri=_shown(name), local_path=None, raw_caption=caption, reject="invalid path (NUL byte)")
+        return SourceItem(
+            uri=_shown(name), local_path=None, raw_caption=caption, reject="invalid path (NUL byte)"
+        )
     if "://" in name:
-        return SourceItem(uri=name[:MAX_ROW_CHARS], local_path=None, raw_caption=caption,
-                          reject="remote URLs are not fetched by workers; mirror them to the object store first")
+        return SourceItem(
+            uri=name[:MAX_ROW_CHARS],
+            local_path=None,
+            raw_caption=caption,
+            reject="remote URLs are not fetched by workers; mirror them to the object store first",
+        )
     if any(len(part) > MAX_NAME_CHARS for part in Path(name).parts):
-        return SourceItem(uri=str(root / name)[:1024], local_path=None, raw_caption=caption,
-                          reject=f"a path component is longer than {MAX_NAME_CHARS} characters")
+        return SourceItem(
+            uri=str(root / name)[:1024],
+            local_path=None,
+            raw_caption=caption,
+            reject=f"a path component is longer than {MAX_NAME_CHARS} characters",
+        )
     # normalised before anything else, so 'sub/../a.mp4' and 'a.mp4' are one video
     path = Path(os.path.normpath(name if Path(name).is_absolute() else root / name))
     uri = str(path)
     if Path(name).is_absolute() or not _inside(root, path):
-        return SourceItem(uri=uri, local_path=None, raw_caption=caption,
-                          reject="path escapes the source folder (absolute path, '..' or symlink out)")
+        return SourceItem(
+            uri=uri,
+            local_path=None,
+            raw_caption=caption,
+            reject="path escapes the source folder (absolute path, '..' or symlink out)",
+        )
     try:
         if path.is_symlink() and not path.exists():
-            return SourceItem(uri=uri, local_path=None, raw_caption=caption, reject="dangling symlink")
+            return SourceItem(
+                uri=uri, local_path=None, raw_caption=caption, reject="dangling symlink"
+            )
         if not path.exists():
-            return SourceItem(uri=uri, local_path=None, raw_caption=caption, reject="file not found")
+            return SourceItem(
+                uri=uri, local_path=None, raw_caption=caption, reject="file not found"
+            )
         if not path.is_file():
-            return SourceItem(uri=uri, local_path=None, raw_caption=caption,
-                              reject="not a regular file (a FIFO, device or folder)")
+            return SourceItem(
+                uri=uri,
+                local_path=None,
+                raw_caption=caption,
+                reject="not a regular file (a FIFO, device or folder)",
+            )
     except OSError as exc:
-        return SourceItem(uri=uri, local_path=None, raw_caption=caption,
-                          reject=f"cannot read the path ({type(exc).__name__})")
-    return SourceItem(uri=uri, local_path=str(path), raw_caption=caption, sidecar=sidecar or _sidecar_for(path))
+        return SourceItem(
+            uri=uri,
+            local_path=None,
+            raw_caption=caption,
+            reject=f"cannot read the path ({type(exc).__name__})",
+        )
+    return SourceItem(
+        uri=uri, local_path=str(path), raw_caption=caption, sidecar=sidecar or _sidecar_for(path)
+    )
 
 
 def list_directory(root: Path) -> list[SourceItem]:
     items = []
     for p in sorted(root.rglob("*")):
-        if p.suffix.lower() in VIDEO_EXTENSIONS and not p.is_dir():  # FIFOs etc. become rejected items
+        if (
+            p.suffix.lower() in VIDEO_EXTENSIONS and not p.is_dir()
+        ):  # FIFOs etc. become rejected items
             items.append(_local_item(root, str(p.relative_to(root))))
     return items
 
@@ -138,8 +185,10 @@ def _csv_rows(text: str, delimiter: str) -> Iterator[dict[str, Any]]:
     if header is None:
         return
     if not set(header) & set(PATH_FIELDS):
-        raise ManifestError(f"the CSV manifest has no header naming a video column (one of "
-                            f"{', '.join(PATH_FIELDS)}); its first line is {_shown(delimiter.join(header))}")
+        raise ManifestError(
+            f"the CSV manifest has no header naming a video column (one of "
+            f"{', '.join(PATH_FIELDS)}); its first line is {_shown(delimiter.join(header))}"
+        )
     while True:
         n = reader.line_num + 1
         try:
@@ -203,19 +252,34 @@ def _row_item(manifest: Path, n: int, row: Any) -> SourceItem:
     if "_error" in row:
         return SourceItem(uri=where, local_path=None, reject=str(row["_error"])[:500])
     name = next((str(row[k]) for k in PATH_FIELDS if row.get(k)), None)
-    caption = next((str(row[k]) for k in CAPTION_FIELDS if row.get(k) is not None), "")[:MAX_ROW_CHARS]
+    caption = next((str(row[k]) for k in CAPTION_FIELDS if row.get(k) is not None), "")[
+        :MAX_ROW_CHARS
+    ]
     if not name:
-        return SourceItem(uri=where, local_path=None, raw_caption=caption,
-                          reject=f"manifest row {n} names no video (fields {PATH_FIELDS})")
+        return SourceItem(
+            uri=where,
+            local_path=None,
+            raw_caption=caption,
+            reject=f"manifest row {n} names no video (fields {PATH_FIELDS})",
+        )
     sidecar = None
     side_name = row.get("sidecar")
-    if isinstance(side_name, str) and side_name and "/" not in side_name and "\x00" not in side_name:
+    if (
+        isinstance(side_name, str)
+        and side_name
+        and "/" not in side_name
+        and "\x00" not in side_name
+    ):
         side = root / side_name
         if len(side_name) <= MAX_NAME_CHARS and side.is_file():
             sidecar, problem = _read_sidecar(side)
             if problem:
-                return SourceItem(uri=where, local_path=None, raw_caption=caption,
-                                  reject=f"manifest row {n}: {problem}")
+                return SourceItem(
+                    uri=where,
+                    local_path=None,
+                    raw_caption=caption,
+                    reject=f"manifest row {n}: {problem}",
+                )
     return _local_item(root, name, caption, sidecar)
 
 
@@ -225,8 +289,12 @@ def list_manifest(manifest: Path) -> list[SourceItem]:
     for n, row in enumerate(_rows(manifest), 1):
         item = _row_item(manifest, n, row)
         if item.reject is None and item.uri in seen:
-            item = SourceItem(uri=f"{manifest}#L{n}", local_path=None, raw_caption=item.raw_caption,
-                              reject=f"manifest row {n}: the same video as an earlier row ({_shown(item.uri)})")
+            item = SourceItem(
+                uri=f"{manifest}#L{n}",
+                local_path=None,
+                raw_caption=item.raw_caption,
+                reject=f"manifest row {n}: the same video as an earlier row ({_shown(item.uri)})",
+            )
         seen.add(item.uri)
         items.append(item)
     return items
@@ -238,9 +306,16 @@ def list_s3(uri: str) -> list[SourceItem]:
     from shared.storage import S3Store
 
     bucket, _, prefix = uri[5:].partition("/")
-    store = S3Store.from_settings(get_settings()) if bucket == get_settings().storage.bucket else _bucket_store(bucket)
-    return [SourceItem(uri=f"s3://{bucket}/{k}", local_path=None, extra={"bucket": bucket, "key": k})
-            for k in store.list(prefix) if Path(k).suffix.lower() in VIDEO_EXTENSIONS]
+    store = (
+        S3Store.from_settings(get_settings())
+        if bucket == get_settings().storage.bucket
+        else _bucket_store(bucket)
+    )
+    return [
+        SourceItem(uri=f"s3://{bucket}/{k}", local_path=None, extra={"bucket": bucket, "key": k})
+        for k in store.list(prefix)
+        if Path(k).suffix.lower() in VIDEO_EXTENSIONS
+    ]
 
 
 def _bucket_store(bucket: str):  # noqa: ANN202

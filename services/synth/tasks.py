@@ -27,8 +27,14 @@ def _next(stage: str, job_id: str, item_id: str) -> None:
         app.send_task(name, args=[job_id, item_id], queue=route_for(name))
 
 
-def _run(task, stage: str, job_id: str, item_id: str, lost: list[int] | None = None,  # noqa: ANN001
-         counted: dict | None = None) -> None:
+def _run(
+    task,
+    stage: str,
+    job_id: str,
+    item_id: str,
+    lost: list[int] | None = None,  # noqa: ANN001
+    counted: dict | None = None,
+) -> None:
     init_db()
     max_attempts = get_settings().broker.max_attempts
     item, attempt = records.begin_attempt(item_id, stage, lost)
@@ -37,11 +43,17 @@ def _run(task, stage: str, job_id: str, item_id: str, lost: list[int] | None = N
     if item is None:
         return  # unknown: nothing to do
     if item.state in records.TERMINAL:
-        records.refresh_job(job_id)  # a redelivered duplicate; the job's state is settled all the same
+        records.refresh_job(
+            job_id
+        )  # a redelivered duplicate; the job's state is settled all the same
         return
     if attempt > max_attempts:
-        records.finish_item(item_id, ItemState.failed, stage=stage,
-                            reason=f"gave up after {max_attempts} attempts at {stage}: {item.error or 'worker lost'}")
+        records.finish_item(
+            item_id,
+            ItemState.failed,
+            stage=stage,
+            reason=f"gave up after {max_attempts} attempts at {stage}: {item.error or 'worker lost'}",
+        )
         return
     records.log_event(job_id, item_id, stage, "started", attempt=attempt)
     src = SourceItem(**item.result["source"])
@@ -49,10 +61,13 @@ def _run(task, stage: str, job_id: str, item_id: str, lost: list[int] | None = N
     try:
         result = stages.run_stage(stage, src, video_id, item.result.get("source_id"))
         if stage == "media" and result.get("copy_fallback"):  # a note `univr synth status` shows
-            records.log_event(job_id, item_id, "media", "reencoded", result["copy_fallback"],
-                              attempt=attempt)
+            records.log_event(
+                job_id, item_id, "media", "reencoded", result["copy_fallback"], attempt=attempt
+            )
         if stage == "caption" and result.get("raw_caption_dropped"):
-            records.log_event(job_id, item_id, "caption", "rectified", result["raw_caption_dropped"])
+            records.log_event(
+                job_id, item_id, "caption", "rectified", result["raw_caption_dropped"]
+            )
     except stages.Rejected as exc:
         records.finish_item(item_id, ItemState.rejected, stage=stage, reason=str(exc))
         return
@@ -64,7 +79,10 @@ def _run(task, stage: str, job_id: str, item_id: str, lost: list[int] | None = N
     except Exception as exc:  # noqa: BLE001 - any other error is retried, then recorded
         _retry(task, job_id, item_id, stage, attempt, error_text(exc))
         return
-    records.update_result(item_id, **{k: v for k, v in result.items() if not isinstance(v, dict) or k == "pairs_by_task"})
+    records.update_result(
+        item_id,
+        **{k: v for k, v in result.items() if not isinstance(v, dict) or k == "pairs_by_task"},
+    )
     records.log_event(job_id, item_id, stage, "done", attempt=attempt)
     if stage == STAGES[-1]:
         records.finish_item(item_id, ItemState.done, stage=stage)
@@ -82,9 +100,16 @@ def _retry(task, job_id: str, item_id: str, stage: str, attempt: int, reason: st
         s.execute(update(JobItem).where(JobItem.id == item_id).values(error=reason))
     records.log_event(job_id, item_id, stage, "error", reason, attempt=attempt)
     if attempt >= get_settings().broker.max_attempts:
-        records.finish_item(item_id, ItemState.failed, stage=stage, reason=f"failed after {attempt} attempts: {reason}")
+        records.finish_item(
+            item_id,
+            ItemState.failed,
+            stage=stage,
+            reason=f"failed after {attempt} attempts: {reason}",
+        )
         return
-    app.send_task(task.name, args=[job_id, item_id], queue=route_for(task.name), countdown=min(2**attempt, 30))
+    app.send_task(
+        task.name, args=[job_id, item_id], queue=route_for(task.name), countdown=min(2**attempt, 30)
+    )
 
 
 def _guarded(task, stage: str, job_id: str, item_id: str, lost: list[int] | None = None) -> None:  # noqa: ANN001
@@ -97,11 +122,17 @@ def _guarded(task, stage: str, job_id: str, item_id: str, lost: list[int] | None
     try:
         _run(task, stage, job_id, item_id, lost, counted)
     except (OperationalError, InterfaceError) as exc:
-        b = get_settings().broker  # the engine's pre-ping replaces dead pooled connections on the next try
+        b = (
+            get_settings().broker
+        )  # the engine's pre-ping replaces dead pooled connections on the next try
         retries = task.request.retries or 0
         lost = [counted["attempt"], retries + 1] if counted.get("attempt") else lost
-        raise task.retry(exc=exc, countdown=min(2 ** retries, b.outage_backoff_max_s),
-                         max_retries=b.outage_retries, kwargs={"lost": lost}) from exc
+        raise task.retry(
+            exc=exc,
+            countdown=min(2**retries, b.outage_backoff_max_s),
+            max_retries=b.outage_retries,
+            kwargs={"lost": lost},
+        ) from exc
 
 
 @app.task(name="synth.media", bind=True)

@@ -13,13 +13,26 @@ from shared.db import session_scope, upsert
 from shared.db.models import Checkpoint, TrainingRun, TrainMetric
 
 
-def record_start(run_id: str, snapshot: str, model: str, sampler: str, resolved: dict[str, Any],
-                 step: int) -> None:
+def record_start(
+    run_id: str, snapshot: str, model: str, sampler: str, resolved: dict[str, Any], step: int
+) -> None:
     config = json.loads(json.dumps(resolved, default=str))
     with session_scope() as s:
-        upsert(s, TrainingRun, [{"id": run_id, "snapshot_id": snapshot, "base_model": model,
-                                 "sampler": sampler, "config": config, "state": "running",
-                                 "step": step}])
+        upsert(
+            s,
+            TrainingRun,
+            [
+                {
+                    "id": run_id,
+                    "snapshot_id": snapshot,
+                    "base_model": model,
+                    "sampler": sampler,
+                    "config": config,
+                    "state": "running",
+                    "step": step,
+                }
+            ],
+        )
 
 
 def log_step(state: TrainState, task: str, loss: float) -> None:
@@ -27,37 +40,72 @@ def log_step(state: TrainState, task: str, loss: float) -> None:
     checkpoints, returned in the result)."""
     probs = state.sampler.probabilities()
     state.curve.append([state.step, round(loss, 5)])
-    state.probs_log.append({"step": state.step, "sigma": round(state.sampler.sigma, 4),
-                            "probs": {k: round(v, 4) for k, v in probs.items()}})
+    state.probs_log.append(
+        {
+            "step": state.step,
+            "sigma": round(state.sampler.sigma, 4),
+            "probs": {k: round(v, 4) for k, v in probs.items()},
+        }
+    )
 
 
-def record_metric(run_id: str, state: TrainState, task: str, loss: float,
-                  out: dict[str, Any], global_batch: int) -> None:
-    values = {"batch_size": global_batch, "pos_sim": float(out["pos_sim"]),
-              "hardest_neg_sim": float(out["hardest_neg_sim"]), "sigma": state.sampler.sigma,
-              "probs": state.sampler.probabilities(), "alignment": state.sampler.alignment,
-              "lr": state.sched.get_last_lr()[0]}
+def record_metric(
+    run_id: str, state: TrainState, task: str, loss: float, out: dict[str, Any], global_batch: int
+) -> None:
+    values = {
+        "batch_size": global_batch,
+        "pos_sim": float(out["pos_sim"]),
+        "hardest_neg_sim": float(out["hardest_neg_sim"]),
+        "sigma": state.sampler.sigma,
+        "probs": state.sampler.probabilities(),
+        "alignment": state.sampler.alignment,
+        "lr": state.sched.get_last_lr()[0],
+    }
     with session_scope() as s:
-        upsert(s, TrainMetric, [{"run_id": run_id, "step": state.step, "task": task, "loss": loss,
-                                 "values": values}], key=("run_id", "step"))
+        upsert(
+            s,
+            TrainMetric,
+            [{"run_id": run_id, "step": state.step, "task": task, "loss": loss, "values": values}],
+            key=("run_id", "step"),
+        )
 
 
-def save_checkpoint(run_id: str, state: TrainState, resolved: dict[str, Any],
-                    emit_events: bool) -> str:
+def save_checkpoint(
+    run_id: str, state: TrainState, resolved: dict[str, Any], emit_events: bool
+) -> str:
     """Checkpoint the run at ``state.step``: objects, the checkpoint row, the run's step, and
     ``checkpoint.ready`` when events are on."""
     step, epoch = state.step, state.epoch_done
-    prefix = ckpt.save_checkpoint(run_id, step, state.embedder.model,
-                                  ckpt.training_state(state, epoch), resolved)
+    prefix = ckpt.save_checkpoint(
+        run_id, step, state.embedder.model, ckpt.training_state(state, epoch), resolved
+    )
     with session_scope() as s:
-        upsert(s, Checkpoint, [{"id": f"{run_id}-{step}", "run_id": run_id, "step": step,
-                                "epoch": epoch, "object_prefix": prefix}])
+        upsert(
+            s,
+            Checkpoint,
+            [
+                {
+                    "id": f"{run_id}-{step}",
+                    "run_id": run_id,
+                    "step": step,
+                    "epoch": epoch,
+                    "object_prefix": prefix,
+                }
+            ],
+        )
         s.get(TrainingRun, run_id).step = step
     if emit_events:
         from shared.queue import emit
 
-        emit("checkpoint.ready", {"run_id": run_id, "step": step, "checkpoint": prefix,
-                                  "model": state.embedder.name_or_path})
+        emit(
+            "checkpoint.ready",
+            {
+                "run_id": run_id,
+                "step": step,
+                "checkpoint": prefix,
+                "model": state.embedder.name_or_path,
+            },
+        )
     return prefix
 
 

@@ -18,7 +18,11 @@ from shared.storage import download_prefix, get_store
 
 
 def rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -27,7 +31,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def save_checkpoint(run_id: str, step: int, model, state: dict[str, Any], config: dict[str, Any]) -> str:  # noqa: ANN001
+def save_checkpoint(
+    run_id: str, step: int, model, state: dict[str, Any], config: dict[str, Any]
+) -> str:  # noqa: ANN001
     store = get_store()
     prefix = f"checkpoints/{run_id}/{step:08d}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -38,7 +44,9 @@ def save_checkpoint(run_id: str, step: int, model, state: dict[str, Any], config
     torch.save(state, buf)
     store.put_bytes(f"{prefix}/state.pt", buf.getvalue())
     store.put_bytes(f"{prefix}/config.json", json.dumps(config, indent=1, default=str).encode())
-    store.put_bytes(f"checkpoints/{run_id}/latest.json", json.dumps({"step": step, "prefix": prefix}).encode())
+    store.put_bytes(
+        f"checkpoints/{run_id}/latest.json", json.dumps({"step": step, "prefix": prefix}).encode()
+    )
     return prefix
 
 
@@ -59,10 +67,17 @@ def download_adapter(prefix: str, dest: str | Path) -> Path:
 
 def training_state(state: Any, epoch: int) -> dict[str, Any]:  # noqa: ANN401
     """What a checkpoint saves of a ``TrainState`` (services/trainer/setup.py) besides the adapter."""
-    return {"optimizer": state.opt.state_dict(), "scheduler": state.sched.state_dict(),
-            "sampler": state.sampler.state_dict(), "batcher": state.batcher.state_dict(),
-            "rng": rng_state(), "step": state.step, "epoch": epoch, "curve": state.curve,
-            "probs_log": state.probs_log}
+    return {
+        "optimizer": state.opt.state_dict(),
+        "scheduler": state.sched.state_dict(),
+        "sampler": state.sampler.state_dict(),
+        "batcher": state.batcher.state_dict(),
+        "rng": rng_state(),
+        "step": state.step,
+        "epoch": epoch,
+        "curve": state.curve,
+        "probs_log": state.probs_log,
+    }
 
 
 def resume(state: Any, run_id: str) -> bool:  # noqa: ANN401

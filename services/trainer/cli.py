@@ -12,7 +12,9 @@ from pathlib import Path
 import typer
 import yaml
 
-app = typer.Typer(help="GVE training: LoRA + InfoNCE under the Modality Pyramid.", no_args_is_help=True)
+app = typer.Typer(
+    help="GVE training: LoRA + InfoNCE under the Modality Pyramid.", no_args_is_help=True
+)
 
 
 def _config(config: Path | None, **cli) -> dict:  # noqa: ANN003
@@ -27,26 +29,58 @@ def _config(config: Path | None, **cli) -> dict:  # noqa: ANN003
 
 
 @app.command("run")
-def run_cmd(config: Path | None = typer.Option(None, help="YAML file of TrainConfig fields (snapshot, model, steps, ...)."),
-            snapshot: str | None = typer.Option(None, help="Dataset snapshot id (univr data snapshot)."),
-            model: str | None = typer.Option(None, help="Base checkpoint path or hub id (default: configured)."),
-            sampler: str | None = typer.Option(None, help="pyramid | uniform"),
-            steps: int | None = typer.Option(None), batch_size: int | None = typer.Option(None),
-            seed: int | None = typer.Option(None), out: str | None = typer.Option(None, help="Local output folder."),
-            preset: str | None = typer.Option(None, help="gve (SPEC hyper-parameters) | tiny (the tiny bundle's recipe)."),
-            run_id: str | None = typer.Option(None, help="Run id (default: derived from the config; a rerun resumes it)."),
-            nproc: int = typer.Option(1, help="Processes (torchrun); gloo on CPU, nccl on GPU."),
-            json_out: bool = typer.Option(False, "--json")) -> None:
+def run_cmd(
+    config: Path | None = typer.Option(
+        None, help="YAML file of TrainConfig fields (snapshot, model, steps, ...)."
+    ),
+    snapshot: str | None = typer.Option(None, help="Dataset snapshot id (univr data snapshot)."),
+    model: str | None = typer.Option(
+        None, help="Base checkpoint path or hub id (default: configured)."
+    ),
+    sampler: str | None = typer.Option(None, help="pyramid | uniform"),
+    steps: int | None = typer.Option(None),
+    batch_size: int | None = typer.Option(None),
+    seed: int | None = typer.Option(None),
+    out: str | None = typer.Option(None, help="Local output folder."),
+    preset: str | None = typer.Option(
+        None, help="gve (SPEC hyper-parameters) | tiny (the tiny bundle's recipe)."
+    ),
+    run_id: str | None = typer.Option(
+        None, help="Run id (default: derived from the config; a rerun resumes it)."
+    ),
+    nproc: int = typer.Option(1, help="Processes (torchrun); gloo on CPU, nccl on GPU."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
     """Train; resumes automatically from the run's latest checkpoint."""
-    data = _config(config, snapshot=snapshot, model=model, sampler=sampler, steps=steps, batch_size=batch_size,
-                   seed=seed, out=out, preset=preset, run_id=run_id)
+    data = _config(
+        config,
+        snapshot=snapshot,
+        model=model,
+        sampler=sampler,
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        out=out,
+        preset=preset,
+        run_id=run_id,
+    )
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         cfg_file = Path(data.get("out", "train-out")) / "config.yaml"
         cfg_file.parent.mkdir(parents=True, exist_ok=True)
         cfg_file.write_text(yaml.safe_dump(data))
         # --standalone: one node, rendezvous on a free local port (two runs on one host don't collide on 29500)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "services.trainer.cli",
-               "run", "--config", str(cfg_file)] + (["--json"] if json_out else [])
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "services.trainer.cli",
+            "run",
+            "--config",
+            str(cfg_file),
+        ] + (["--json"] if json_out else [])
         raise typer.Exit(subprocess.call(cmd))
     from services.trainer.loop import TrainConfig, train
 
@@ -56,19 +90,24 @@ def run_cmd(config: Path | None = typer.Option(None, help="YAML file of TrainCon
     if json_out:
         typer.echo(json.dumps(result))
     else:
-        typer.echo(f"run {result['run_id']}: {result['steps']} steps in {result['wall_seconds']} s, final loss {result['final_loss']}, "
-                   f"held-out t2v R@1 {result['heldout_t2v_r1_before']:.3f} → {result['heldout_t2v_r1_after']:.3f}; adapter {result['adapter']}")
+        typer.echo(
+            f"run {result['run_id']}: {result['steps']} steps in {result['wall_seconds']} s, final loss {result['final_loss']}, "
+            f"held-out t2v R@1 {result['heldout_t2v_r1_before']:.3f} → {result['heldout_t2v_r1_after']:.3f}; adapter {result['adapter']}"
+        )
 
 
 @app.command("ablation")
-def ablation_cmd(snapshot: str = typer.Option(..., help="Dataset snapshot id."),
-                 seeds: int = typer.Option(3, min=1, help="Seeds per sampler (seed, seed+1, ...)."),
-                 model: str | None = typer.Option(None, help="Base checkpoint path or hub id."),
-                 steps: int = typer.Option(300), batch_size: int = typer.Option(16),
-                 seed: int = typer.Option(42, help="First seed."),
-                 preset: str = typer.Option("gve", help="gve | tiny"),
-                 out: Path = typer.Option(Path("ablation-out"), help="Folder: one run per sampler and seed."),
-                 json_out: bool = typer.Option(False, "--json")) -> None:
+def ablation_cmd(
+    snapshot: str = typer.Option(..., help="Dataset snapshot id."),
+    seeds: int = typer.Option(3, min=1, help="Seeds per sampler (seed, seed+1, ...)."),
+    model: str | None = typer.Option(None, help="Base checkpoint path or hub id."),
+    steps: int = typer.Option(300),
+    batch_size: int = typer.Option(16),
+    seed: int = typer.Option(42, help="First seed."),
+    preset: str = typer.Option("gve", help="gve | tiny"),
+    out: Path = typer.Option(Path("ablation-out"), help="Folder: one run per sampler and seed."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
     """Train pyramid and uniform for N seeds each; held-out t2v R@1 as mean ± std per sampler and
     whether the difference exceeds the seed noise (Welch's t-test), printed as measured."""
     from services.trainer.loop import TrainConfig, train
@@ -77,14 +116,43 @@ def ablation_cmd(snapshot: str = typer.Option(..., help="Dataset snapshot id."),
     runs: dict[str, list[dict]] = {"pyramid": [], "uniform": []}
     for sampler in runs:
         for s in range(seed, seed + seeds):
-            result = train(TrainConfig(snapshot=snapshot, model=model or "", sampler=sampler, steps=steps,
-                                       batch_size=batch_size, seed=s, preset=preset,
-                                       out=str(out / f"{sampler}-s{s}")))
-            runs[sampler].append({"seed": s, **{k: result[k] for k in (
-                "run_id", "adapter", "steps", "wall_seconds", "final_loss", "heldout_t2v_r1_before",
-                "heldout_t2v_r1_after", "curve", "task_probs")}})
-    summary = {"runs": runs, "heldout_t2v_r1": ablation(
-        {name: [r["heldout_t2v_r1_after"] for r in rs] for name, rs in runs.items()})}
+            result = train(
+                TrainConfig(
+                    snapshot=snapshot,
+                    model=model or "",
+                    sampler=sampler,
+                    steps=steps,
+                    batch_size=batch_size,
+                    seed=s,
+                    preset=preset,
+                    out=str(out / f"{sampler}-s{s}"),
+                )
+            )
+            runs[sampler].append(
+                {
+                    "seed": s,
+                    **{
+                        k: result[k]
+                        for k in (
+                            "run_id",
+                            "adapter",
+                            "steps",
+                            "wall_seconds",
+                            "final_loss",
+                            "heldout_t2v_r1_before",
+                            "heldout_t2v_r1_after",
+                            "curve",
+                            "task_probs",
+                        )
+                    },
+                }
+            )
+    summary = {
+        "runs": runs,
+        "heldout_t2v_r1": ablation(
+            {name: [r["heldout_t2v_r1_after"] for r in rs] for name, rs in runs.items()}
+        ),
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps(summary))
     if json_out:
@@ -92,15 +160,23 @@ def ablation_cmd(snapshot: str = typer.Option(..., help="Dataset snapshot id."),
         return
     r1 = summary["heldout_t2v_r1"]
     for name in runs:
-        typer.echo(f"{name}: held-out t2v R@1 {r1[name]['mean']:.3f} ± {r1[name]['std']:.3f} over seeds "
-                   f"{[round(v, 3) for v in r1[name]['seeds']]}")
-    typer.echo(f"difference {'exceeds' if r1['significant'] else 'is within'} the seed noise "
-               f"(Welch p = {r1['p_value']})")
+        typer.echo(
+            f"{name}: held-out t2v R@1 {r1[name]['mean']:.3f} ± {r1[name]['std']:.3f} over seeds "
+            f"{[round(v, 3) for v in r1[name]['seeds']]}"
+        )
+    typer.echo(
+        f"difference {'exceeds' if r1['significant'] else 'is within'} the seed noise "
+        f"(Welch p = {r1['p_value']})"
+    )
 
 
 @app.command("submit")
-def submit_cmd(config: Path | None = typer.Option(None), snapshot: str | None = typer.Option(None),
-               sampler: str | None = typer.Option(None), steps: int | None = typer.Option(None)) -> None:
+def submit_cmd(
+    config: Path | None = typer.Option(None),
+    snapshot: str | None = typer.Option(None),
+    sampler: str | None = typer.Option(None),
+    steps: int | None = typer.Option(None),
+) -> None:
     """Send a training job to the trainer service (train queue)."""
     from shared.db import init_db
     from shared.db.jobs import set_job_state
@@ -130,8 +206,11 @@ def worker_cmd() -> None:
 
 
 @app.command("export")
-def export_cmd(run: str = typer.Option(..., help="Run id."), step: int | None = typer.Option(None),
-               out: Path = typer.Option(..., help="Folder for the merged Hugging Face model.")) -> None:
+def export_cmd(
+    run: str = typer.Option(..., help="Run id."),
+    step: int | None = typer.Option(None),
+    out: Path = typer.Option(..., help="Folder for the merged Hugging Face model."),
+) -> None:
     """Merge a checkpoint's LoRA into its base model and save it (loads with from_pretrained)."""
     from services.trainer.export import export_merged
 

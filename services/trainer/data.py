@@ -41,7 +41,9 @@ def load_snapshot(snapshot_id: str) -> Snapshot:
     """A snapshot's manifest (validated) and all its pairs (the batcher draws from all of them)."""
     store = get_store()
     manifest = read_manifest(store, snapshot_id)
-    return Snapshot(snapshot_id, manifest.model_dump(exclude_none=True), list(iter_pairs(store, manifest)))
+    return Snapshot(
+        snapshot_id, manifest.model_dump(exclude_none=True), list(iter_pairs(store, manifest))
+    )
 
 
 def heldout(video_id: str, fraction: float) -> bool:
@@ -54,7 +56,9 @@ def recorded_holdout(snap: Snapshot) -> float:
     return float((snap.manifest.get("splits") or {}).get("holdout_fraction") or 0.0)
 
 
-def split_pairs(snap: Snapshot, fraction: float = 0.0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def split_pairs(
+    snap: Snapshot, fraction: float = 0.0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train pairs, held-out pairs). A snapshot written with a held-out split (``univr data
     snapshot --holdout F``) uses the split it records, whatever ``fraction`` says; otherwise the
     pairs of the fraction ``fraction`` of source videos are held out (``heldout``). Either way the
@@ -88,7 +92,12 @@ def clip_groups(pairs: list[dict[str, Any]]) -> dict[str, int]:
 def hard_group(neg: dict[str, Any], groups: dict[str, int]) -> int:
     """The group of a hard negative, defined as for a positive (see the module docstring)."""
     video = neg.get("video") or {}
-    own = neg.get("dedup_cluster") or video.get("dedup_cluster") or neg.get("video_id") or video.get("video_id")
+    own = (
+        neg.get("dedup_cluster")
+        or video.get("dedup_cluster")
+        or neg.get("video_id")
+        or video.get("video_id")
+    )
     if own:
         return _hash(str(own))
     clip = str(video.get("clip_id", ""))
@@ -97,8 +106,12 @@ def hard_group(neg: dict[str, Any], groups: dict[str, int]) -> int:
 
 def side_input(side: dict[str, Any], instruction: str | None) -> EmbedInput:
     video = side.get("video")
-    return EmbedInput(text=side.get("text"), image=f"store://{side['image']}" if side.get("image") else None,
-                      video=VideoFrames(video["frames"], fps=video.get("fps")) if video else None, instruction=instruction)
+    return EmbedInput(
+        text=side.get("text"),
+        image=f"store://{side['image']}" if side.get("image") else None,
+        video=VideoFrames(video["frames"], fps=video.get("fps")) if video else None,
+        instruction=instruction,
+    )
 
 
 class PairBatcher:
@@ -138,7 +151,7 @@ class PairBatcher:
     def local_batch(self, task: str, size: int, rank: int, world: int) -> list[dict[str, Any]]:
         """This process's ``size`` pairs: slice ``rank`` of the global batch of ``size × world``,
         which every process draws identically (distinct groups across the whole global batch)."""
-        return self.batch(task, size * world)[rank * size:(rank + 1) * size]
+        return self.batch(task, size * world)[rank * size : (rank + 1) * size]
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state}
@@ -147,8 +160,11 @@ class PairBatcher:
         self.rng.bit_generator.state = state["rng"]
 
 
-def to_inputs(batch: list[dict[str, Any]], task: str, groups_of_clips: dict[str, int] | None = None,
-              ) -> tuple[list[EmbedInput], list[EmbedInput], list[EmbedInput], list[int], list[int]]:
+def to_inputs(
+    batch: list[dict[str, Any]],
+    task: str,
+    groups_of_clips: dict[str, int] | None = None,
+) -> tuple[list[EmbedInput], list[EmbedInput], list[EmbedInput], list[int], list[int]]:
     """Queries, targets, hard negatives and their group ids; ``groups_of_clips`` (``clip_groups``
     of the whole snapshot) places hard negatives in their clips' groups."""
     instruction = TASK_INSTRUCTIONS.get(task)

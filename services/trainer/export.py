@@ -24,7 +24,9 @@ def export_merged(run_id: str, step: int | None, out: str | Path) -> Path:
     out = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt.download_adapter(prefix, tmp)
-        model = PeftModel.from_pretrained(Qwen2_5_VLForConditionalGeneration.from_pretrained(base), tmp).merge_and_unload()
+        model = PeftModel.from_pretrained(
+            Qwen2_5_VLForConditionalGeneration.from_pretrained(base), tmp
+        ).merge_and_unload()
     model.save_pretrained(out)
     AutoProcessor.from_pretrained(base).save_pretrained(out)
     return out

@@ -48,11 +48,15 @@ class RngState:
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def grad_cache_backward(embedder: Any, sides: Sequence[Sequence[Any]],
-                        loss_fn: Callable[..., dict[str, torch.Tensor]], chunk: int) -> dict[str, torch.Tensor]:
+def grad_cache_backward(
+    embedder: Any,
+    sides: Sequence[Sequence[Any]],
+    loss_fn: Callable[..., dict[str, torch.Tensor]],
+    chunk: int,
+) -> dict[str, torch.Tensor]:
     """Accumulate ∂loss/∂θ into the parameters' ``.grad`` (zero them before) for a loss over several
     sides of inputs, ``chunk`` inputs per forward; returns ``loss_fn``'s outputs, detached.
 
@@ -86,6 +90,6 @@ def grad_cache_backward(embedder: Any, sides: Sequence[Sequence[Any]],
         for batch, state in plan:
             with state.replay():
                 z = embedder.forward(batch)
-            z.backward(grad[start:start + z.size(0)])
+            z.backward(grad[start : start + z.size(0)])
             start += z.size(0)
     return {k: v.detach() for k, v in out.items()}

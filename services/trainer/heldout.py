@@ -16,8 +16,9 @@ T2V_INSTRUCTION = "Find a video according to the given text."
 
 
 @torch.no_grad()
-def embed_shared(embedder: Embedder, items: list[EmbedInput], rank: int = 0,
-                 world: int = 1) -> np.ndarray:
+def embed_shared(
+    embedder: Embedder, items: list[EmbedInput], rank: int = 0, world: int = 1
+) -> np.ndarray:
     """Embeddings of ``items`` on every process, each process embedding every ``world``-th item
     (rows all-reduced: zeros elsewhere, so every process gets the same matrix). All processes must
     call it together."""
@@ -47,8 +48,9 @@ def heldout_queries(pairs: list[dict[str, Any]]) -> int:
 
 
 @torch.no_grad()
-def t2v_heldout(embedder: Embedder, pairs: list[dict[str, Any]], rank: int = 0,
-                world: int = 1) -> tuple[float, float]:
+def t2v_heldout(
+    embedder: Embedder, pairs: list[dict[str, Any]], rank: int = 0, world: int = 1
+) -> tuple[float, float]:
     """Text→video R@1 and symmetric InfoNCE (τ 0.05) over held-out T2V pairs: one query per target
     clip (its shortest caption). Under ``world`` processes each embeds a 1/world share and all get
     the same scores (call it on all of them together)."""

@@ -57,9 +57,22 @@ from shared.db.lease import report_progress
 from shared.ids import stable_id
 from shared.model import Embedder
 
-__all__ = ["PRESETS", "TrainConfig", "_lora", "_schedule", "check_replicas_agree", "embed_shared",
-           "epoch_prober", "forward_backward", "probe_alignment", "probe_pairs",
-           "replica_divergence", "replica_fingerprint", "t2v_heldout", "train"]
+__all__ = [
+    "PRESETS",
+    "TrainConfig",
+    "_lora",
+    "_schedule",
+    "check_replicas_agree",
+    "embed_shared",
+    "epoch_prober",
+    "forward_backward",
+    "probe_alignment",
+    "probe_pairs",
+    "replica_divergence",
+    "replica_fingerprint",
+    "t2v_heldout",
+    "train",
+]
 
 
 def run_id_for(cfg: TrainConfig, ts: TrainSettings) -> str:
@@ -69,18 +82,21 @@ def run_id_for(cfg: TrainConfig, ts: TrainSettings) -> str:
     return cfg.run_id or stable_id("train", cfg.snapshot, cfg.model, knobs)
 
 
-def begin_epoch(state: TrainState, ts: TrainSettings, plan: Schedule, dist: Dist,
-                epoch: int) -> None:
+def begin_epoch(
+    state: TrainState, ts: TrainSettings, plan: Schedule, dist: Dist, epoch: int
+) -> None:
     """Once per epoch, at its first step: σ of the epoch, and the prober Ψ_t of the epoch probes
     each task's alignment (pyramid). Per-epoch work that needs the prober (e.g. re-mining hard
     negatives with it) belongs here."""
     sampler = state.sampler
-    sampler.sigma = sigma_at(epoch, plan.epochs, state.step, plan.total_steps, ts.sigma_min,
-                             ts.sigma_max, ts.sigma_ramp)
+    sampler.sigma = sigma_at(
+        epoch, plan.epochs, state.step, plan.total_steps, ts.sigma_min, ts.sigma_max, ts.sigma_ramp
+    )
     if ts.sampler == "pyramid":
         prober = epoch_prober(epoch, ts, state.embedder)
-        sampler.alignment = probe_alignment(prober, state.batcher, ts.probe_pairs, dist.rank,
-                                            dist.world)
+        sampler.alignment = probe_alignment(
+            prober, state.batcher, ts.probe_pairs, dist.rank, dist.world
+        )
     state.epoch_done = epoch
 
 
@@ -91,24 +107,28 @@ def begin_step(state: TrainState, ts: TrainSettings, plan: Schedule, dist: Dist)
     if epoch > state.epoch_done:
         begin_epoch(state, ts, plan, dist, epoch)
     elif ts.sigma_ramp == "step":
-        state.sampler.sigma = sigma_at(epoch, plan.epochs, state.step, plan.total_steps,
-                                       ts.sigma_min, ts.sigma_max, "step")
+        state.sampler.sigma = sigma_at(
+            epoch, plan.epochs, state.step, plan.total_steps, ts.sigma_min, ts.sigma_max, "step"
+        )
 
 
-def mine_negatives(state: TrainState, ts: TrainSettings, plan: Schedule, data: RunData,
-                   dist: Dist, run_id: str) -> None:
+def mine_negatives(
+    state: TrainState, ts: TrainSettings, plan: Schedule, data: RunData, dist: Dist, run_id: str
+) -> None:
     """With ``train.hard_negative_source=mined``: the epoch's prober mines each training pair's
     hard negatives once per epoch (after a resume too: a stored epoch's negatives are read back)."""
     epoch = plan.epoch_of(state.step)
     if ts.hard_negative_source != "mined" or state.mined_epoch == epoch:
         return
     prober = epoch_prober(epoch, ts, state.embedder)
-    state.mined_epoch = mine_for_epoch(data.train_pairs, prober, ts, run_id, epoch, dist.rank,
-                                       dist.world)
+    state.mined_epoch = mine_for_epoch(
+        data.train_pairs, prober, ts, run_id, epoch, dist.rank, dist.world
+    )
 
 
-def train_step(state: TrainState, ts: TrainSettings, data: RunData,
-               dist: Dist) -> tuple[str, float, dict[str, Any], int]:
+def train_step(
+    state: TrainState, ts: TrainSettings, data: RunData, dist: Dist
+) -> tuple[str, float, dict[str, Any], int]:
     """Draw a task and this process's slice of its global batch, forward, backward (gradients
     summed over processes), clip, update. Returns (task, loss, loss outputs, global batch size)."""
     task = state.sampler.draw()
@@ -128,18 +148,25 @@ def train_step(state: TrainState, ts: TrainSettings, data: RunData,
     return task, float(out["loss"].detach()), out, len(batch) * dist.world
 
 
-def step_scalars(state: TrainState, loss: float, out: dict[str, Any],
-                 global_batch: int) -> dict[str, float]:
+def step_scalars(
+    state: TrainState, loss: float, out: dict[str, Any], global_batch: int
+) -> dict[str, float]:
     """What a step sends to the tracker."""
     probs = state.sampler.probabilities()
-    return {"train/loss": loss, "train/lr": state.sched.get_last_lr()[0],
-            "train/sigma": state.sampler.sigma, "train/pos_sim": float(out["pos_sim"]),
-            "train/hardest_neg_sim": float(out["hardest_neg_sim"]),
-            "train/global_batch": global_batch, **{f"task_prob/{t}": p for t, p in probs.items()}}
+    return {
+        "train/loss": loss,
+        "train/lr": state.sched.get_last_lr()[0],
+        "train/sigma": state.sampler.sigma,
+        "train/pos_sim": float(out["pos_sim"]),
+        "train/hardest_neg_sim": float(out["hardest_neg_sim"]),
+        "train/global_batch": global_batch,
+        **{f"task_prob/{t}": p for t, p in probs.items()},
+    }
 
 
-def open_reporting(cfg: TrainConfig, ts: TrainSettings, run_id: str, resolved: dict[str, Any],
-                   dist: Dist) -> Tracker:
+def open_reporting(
+    cfg: TrainConfig, ts: TrainSettings, run_id: str, resolved: dict[str, Any], dist: Dist
+) -> Tracker:
     """The run's tracker (rank 0; the others track nothing)."""
     if not dist.lead:
         return NoTracker()
@@ -167,22 +194,33 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     plan = schedule(ts, data.task_pairs(), dist.world)
     run_id = run_id_for(cfg, ts)
     embedder = Embedder(cfg.model or None)
-    resolved = {"train": ts.model_dump(), "schedule": asdict(plan), "run": asdict(cfg),
-                "world_size": dist.world, "model": embedder.name_or_path,
-                "settings": get_settings().resolved()}
+    resolved = {
+        "train": ts.model_dump(),
+        "schedule": asdict(plan),
+        "run": asdict(cfg),
+        "world_size": dist.world,
+        "model": embedder.name_or_path,
+        "settings": get_settings().resolved(),
+    }
     tracker = open_reporting(cfg, ts, run_id, resolved, dist)  # fails before any work if absent
     before = t2v_heldout(embedder, data.eval_pairs, dist.rank, dist.world)
     state = build_state(embedder, ts, plan.total_steps, data.train_pairs, dist)
     resumed = ckpt.resume(state, run_id)
     if dist.lead:
         record_start(run_id, cfg.snapshot, embedder.name_or_path, ts.sampler, resolved, state.step)
-        report_progress(step=state.step, steps=plan.total_steps, run_id=run_id,
-                        **({"resumed_from": state.step} if resumed else {}))
+        report_progress(
+            step=state.step,
+            steps=plan.total_steps,
+            run_id=run_id,
+            **({"resumed_from": state.step} if resumed else {}),
+        )
     bar = TrainProgress(plan.total_steps, state.step, ts.log_every_s, quiet=not dist.lead)
     with closing(tracker), bar:
-        bar.note(f"run {run_id}: {plan.total_steps} steps, {plan.epochs} epochs of "
-                 f"{plan.steps_per_epoch} (one pass: {plan.pass_steps}); from step {state.step}; "
-                 f"tracking: {ts.report_to} {tracker.where}")
+        bar.note(
+            f"run {run_id}: {plan.total_steps} steps, {plan.epochs} epochs of "
+            f"{plan.steps_per_epoch} (one pass: {plan.pass_steps}); from step {state.step}; "
+            f"tracking: {ts.report_to} {tracker.where}"
+        )
         while state.step < plan.total_steps:
             begin_step(state, ts, plan, dist)
             mine_negatives(state, ts, plan, data, dist, run_id)
@@ -192,35 +230,59 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 continue
             scalars = step_scalars(state, loss, out, global_batch)
             tracker.log(state.step, scalars)
-            bar.update(state.step, global_batch, loss, scalars["train/lr"], state.sampler.sigma,
-                       task)
+            bar.update(
+                state.step, global_batch, loss, scalars["train/lr"], state.sampler.sigma, task
+            )
             record_metric(run_id, state, task, loss, out, global_batch)
-            report_progress(step=state.step)  # a supervised job's row (shared.supervise); else nothing
+            report_progress(
+                step=state.step
+            )  # a supervised job's row (shared.supervise); else nothing
             if state.step % ts.checkpoint_every == 0 or state.step == plan.total_steps:
                 save_checkpoint(run_id, state, resolved, cfg.emit_events)
         result = finish(cfg, ts, state, data, dist, run_id, before, t0)
-        tracker.log(state.step, {"heldout/t2v_r1": result["heldout_t2v_r1_after"],
-                                 "heldout/t2v_loss": result["heldout_t2v_loss_after"]})
+        tracker.log(
+            state.step,
+            {
+                "heldout/t2v_r1": result["heldout_t2v_r1_after"],
+                "heldout/t2v_loss": result["heldout_t2v_loss_after"],
+            },
+        )
     return result
 
 
-def finish(cfg: TrainConfig, ts: TrainSettings, state: TrainState, data: RunData, dist: Dist,
-           run_id: str, before: tuple[float, float], t0: float) -> dict[str, Any]:
+def finish(
+    cfg: TrainConfig,
+    ts: TrainSettings,
+    state: TrainState,
+    data: RunData,
+    dist: Dist,
+    run_id: str,
+    before: tuple[float, float],
+    t0: float,
+) -> dict[str, Any]:
     """The held-out check after training, the result, and (rank 0) the adapter and result.json;
     then every process leaves the group together."""
     divergence = replica_divergence(state.params, dist.world)
     out_dir = Path(cfg.out)
     after = t2v_heldout(state.embedder, data.eval_pairs, dist.rank, dist.world)
     curve = state.curve
-    result = {"run_id": run_id, "adapter": str((out_dir / "adapter").resolve()),
-              "steps": state.step, "sampler": ts.sampler, "world_size": dist.world,
-              "replica_max_abs_diff": divergence,
-              "wall_seconds": round(time.perf_counter() - t0, 1),
-              "final_loss": curve[-1][1] if curve else None,
-              "heldout_t2v_r1_before": before[0], "heldout_t2v_r1_after": after[0],
-              "heldout_t2v_loss_before": before[1], "heldout_t2v_loss_after": after[1],
-              "heldout_queries": heldout_queries(data.eval_pairs), "curve": curve,
-              "task_probs": state.probs_log[:: max(1, len(state.probs_log) // 100)]}
+    result = {
+        "run_id": run_id,
+        "adapter": str((out_dir / "adapter").resolve()),
+        "steps": state.step,
+        "sampler": ts.sampler,
+        "world_size": dist.world,
+        "replica_max_abs_diff": divergence,
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "final_loss": curve[-1][1] if curve else None,
+        "heldout_t2v_r1_before": before[0],
+        "heldout_t2v_r1_after": after[0],
+        "heldout_t2v_loss_before": before[1],
+        "heldout_t2v_loss_after": after[1],
+        "heldout_queries": heldout_queries(data.eval_pairs),
+        "curve": curve,
+        "task_probs": state.probs_log[:: max(1, len(state.probs_log) // 100)],
+    }
     if dist.lead:
         write_result(run_id, state, out_dir, result)
     if dist.own_group:

@@ -46,8 +46,14 @@ def gather(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     return torch.cat(pieces, dim=0), sum(counts[:rank])
 
 
-def infonce(q: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, temperature: float,
-            hard: torch.Tensor | None = None, hard_groups: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def infonce(
+    q: torch.Tensor,
+    y: torch.Tensor,
+    groups: torch.Tensor,
+    temperature: float,
+    hard: torch.Tensor | None = None,
+    hard_groups: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
     """Loss of the global batch. ``q``, ``y``: (B, D) unit rows (local); ``groups``: (B,) int64
     group ids; ``hard``: (H, D) local hard negatives of groups ``hard_groups``.
 
@@ -77,4 +83,9 @@ def infonce(q: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, temperature:
         neg = (qa @ ya.T).masked_fill(same, float("-inf"))
         hardest = neg.max(dim=1).values
         hardest = torch.where(torch.isinf(hardest), torch.zeros_like(hardest), hardest)
-    return {"loss": loss, "pos_sim": pos.mean(), "hardest_neg_sim": hardest.mean(), "gap": (pos - hardest).mean()}
+    return {
+        "loss": loss,
+        "pos_sim": pos.mean(),
+        "hardest_neg_sim": hardest.mean(),
+        "gap": (pos - hardest).mean(),
+    }

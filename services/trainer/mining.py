@@ -55,6 +55,7 @@ def _cluster(pair: dict[str, Any]) -> str:
 @dataclass
 class Pool:
     """The distinct candidates of one target kind, with the videos and clusters each belongs to."""
+
     sides: list[dict[str, Any]] = field(default_factory=list)
     index: dict[str, int] = field(default_factory=dict)
     videos: list[set[str]] = field(default_factory=list)
@@ -74,7 +75,9 @@ class Pool:
             self.videos[i].add(str(ref["video_id"]))
         if ref.get("dedup_cluster"):
             self.clusters[i].add(str(ref["dedup_cluster"]))
-        if "video" not in pair["query"]:  # a TV2V pair's cluster is its query clip's (data.clip_groups)
+        if (
+            "video" not in pair["query"]
+        ):  # a TV2V pair's cluster is its query clip's (data.clip_groups)
             self.clusters[i].add(_cluster(pair))
 
     def negative(self, i: int) -> dict[str, Any]:
@@ -94,20 +97,26 @@ def build_pools(pairs: list[dict[str, Any]]) -> dict[str, Pool]:
     return pools
 
 
-def excluded(pair: dict[str, Any], pool: Pool, by_video: dict[str, set[int]],
-             by_cluster: dict[str, set[int]]) -> set[int]:
+def excluded(
+    pair: dict[str, Any], pool: Pool, by_video: dict[str, set[int]], by_cluster: dict[str, set[int]]
+) -> set[int]:
     """Candidates that must not be this pair's negatives: its positive, its query's own item,
     anything of its dedup cluster or source video."""
     out = set(by_video.get(str(pair["video_id"]), ())) | set(by_cluster.get(_cluster(pair), ()))
     for side in (pair["target"], pair["query"]):
-        for key in ([side_key(side)] + ([side_key({"video": side["video"]})] if side.get("video") else [])):
+        for key in [side_key(side)] + (
+            [side_key({"video": side["video"]})] if side.get("video") else []
+        ):
             if key in pool.index:
                 out.add(pool.index[key])
     return out
 
 
-def mine(pairs: list[dict[str, Any]], embed: Embed, k_per_task: dict[str, int],
-         ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+def mine(
+    pairs: list[dict[str, Any]],
+    embed: Embed,
+    k_per_task: dict[str, int],
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
     """pair id → its mined negatives (best first) for every pair of a task with K > 0, and the cost
     ``{"queries", "candidates", "embedded", "seconds"}``. ``embed`` maps inputs to unit rows."""
     t0 = time.perf_counter()
@@ -137,8 +146,12 @@ def mine(pairs: list[dict[str, Any]], embed: Embed, k_per_task: dict[str, int],
                 keep = [int(i) for i in cand if int(i) not in banned][:k]
                 out[task_pairs[n]["id"]] = [pool.negative(i) for i in keep]
     n_cand = sum(len(emb[kind]) for kind in emb)
-    cost = {"queries": len(wanted), "candidates": n_cand, "embedded": len(wanted) + n_cand,
-            "seconds": round(time.perf_counter() - t0, 3)}
+    cost = {
+        "queries": len(wanted),
+        "candidates": n_cand,
+        "embedded": len(wanted) + n_cand,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
     return out, cost
 
 
@@ -158,8 +171,15 @@ def prober_embed(prober: Any, rank: int = 0, world: int = 1) -> Embed:  # noqa: 
     return embed
 
 
-def mine_for_epoch(pairs: list[dict[str, Any]], prober: Any, ts: TrainSettings, run_id: str,  # noqa: ANN401
-                   epoch: int, rank: int = 0, world: int = 1) -> int:
+def mine_for_epoch(
+    pairs: list[dict[str, Any]],
+    prober: Any,
+    ts: TrainSettings,
+    run_id: str,  # noqa: ANN401
+    epoch: int,
+    rank: int = 0,
+    world: int = 1,
+) -> int:
     """Set every training pair's ``hard_negatives`` to those mined with this epoch's prober (read
     back from the run's store record when it exists: a resumed run keeps its negatives); pairs of
     tasks with K = 0 get none. Returns ``epoch``. All processes call it together."""
@@ -172,15 +192,20 @@ def mine_for_epoch(pairs: list[dict[str, Any]], prober: Any, ts: TrainSettings, 
         record = json.loads(store.get_bytes(key))
     else:
         with torch.no_grad():
-            negatives, cost = mine(pairs, prober_embed(prober, rank, world), ts.mined_negatives_per_task)
+            negatives, cost = mine(
+                pairs, prober_embed(prober, rank, world), ts.mined_negatives_per_task
+            )
         record = {"epoch": epoch, "cost": cost, "negatives": negatives}
         if rank == 0:
             store.put_bytes(key, json.dumps(record).encode(), "application/json")
     cost = record["cost"]
     if rank == 0:
-        print(f"mined hard negatives for epoch {epoch}: {cost['queries']} queries x {cost['candidates']} "
-              f"candidates, {cost['embedded']} items embedded in {cost['seconds']} s"
-              + (" (stored)" if int(have) else ""), file=sys.stderr)
+        print(
+            f"mined hard negatives for epoch {epoch}: {cost['queries']} queries x {cost['candidates']} "
+            f"candidates, {cost['embedded']} items embedded in {cost['seconds']} s"
+            + (" (stored)" if int(have) else ""),
+            file=sys.stderr,
+        )
     for p in pairs:
         p["hard_negatives"] = record["negatives"].get(p["id"], [])
     return epoch

@@ -36,8 +36,9 @@ def probe_pairs(batcher: PairBatcher, n_pairs: int) -> dict[str, list[dict[str, 
 
 
 @torch.no_grad()
-def probe_alignment(embedder: Embedder, batcher: PairBatcher, n_pairs: int, rank: int = 0,
-                    world: int = 1) -> dict[str, float]:
+def probe_alignment(
+    embedder: Embedder, batcher: PairBatcher, n_pairs: int, rank: int = 0, world: int = 1
+) -> dict[str, float]:
     """R_k: mean positive-pair cosine of each task under the current model (SPEC §4.2).
 
     Under ``world`` processes each scores every ``world``-th probe pair of every task (positions
@@ -63,7 +64,7 @@ def probe_alignment(embedder: Embedder, batcher: PairBatcher, n_pairs: int, rank
     out, offset = {}, 0
     for task, pairs in probes.items():
         n = len(pairs)
-        out[task] = float(cos[offset:offset + n].mean()) if pairs else float("nan")
+        out[task] = float(cos[offset : offset + n].mean()) if pairs else float("nan")
         offset += n
     embedder.model.train(was_training)
     return out
@@ -76,23 +77,27 @@ def replica_fingerprint(sampler: TaskSampler, batcher: PairBatcher) -> int:
     return zlib.crc32(json.dumps(state, sort_keys=True, default=repr).encode())
 
 
-def check_replicas_agree(step: int, task: str, sampler: TaskSampler, batcher: PairBatcher,
-                         world: int) -> None:
+def check_replicas_agree(
+    step: int, task: str, sampler: TaskSampler, batcher: PairBatcher, world: int
+) -> None:
     """Every process must draw the same task and the same global batch each step, from identical
     task probabilities (same sampler and batcher, same seed, all-reduced probe scores): raise if any
     process diverged. One tiny all-gather of (task index, ``replica_fingerprint``) per step."""
     if world == 1:
         return
-    mine = torch.tensor([sampler.tasks.index(task), replica_fingerprint(sampler, batcher)],
-                        dtype=torch.long)
+    mine = torch.tensor(
+        [sampler.tasks.index(task), replica_fingerprint(sampler, batcher)], dtype=torch.long
+    )
     if torch.distributed.get_backend() == "nccl":
         mine = mine.cuda()
     every = [torch.zeros_like(mine) for _ in range(world)]
     torch.distributed.all_gather(every, mine)
     if any(not torch.equal(t, every[0]) for t in every):
         tasks = [sampler.tasks[int(t[0])] for t in every]
-        raise RuntimeError(f"processes diverged at step {step}: tasks by rank {tasks}, "
-                           f"sampler/batcher fingerprints {[int(t[1]) for t in every]}")
+        raise RuntimeError(
+            f"processes diverged at step {step}: tasks by rank {tasks}, "
+            f"sampler/batcher fingerprints {[int(t[1]) for t in every]}"
+        )
 
 
 def replica_divergence(params: list[torch.nn.Parameter], world: int) -> float:

@@ -20,8 +20,15 @@ from rich.progress import (
 
 
 class TrainProgress:
-    def __init__(self, total: int, start: int, every_s: float, stream: IO[str] | None = None,
-                 tty: bool | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        total: int,
+        start: int,
+        every_s: float,
+        stream: IO[str] | None = None,
+        tty: bool | None = None,
+        quiet: bool = False,
+    ) -> None:
         self.quiet = quiet
         self.total, self.start, self.every_s = total, start, every_s
         self.stream = stream or sys.stderr
@@ -40,13 +47,18 @@ class TrainProgress:
         if self.quiet:
             return self
         if self.tty:
-            self.bar = Progress(TextColumn("train"), BarColumn(bar_width=24), MofNCompleteColumn(),
-                                TextColumn("{task.fields[info]}", markup=False),
-                                TimeRemainingColumn(),
-                                console=self.console)
+            self.bar = Progress(
+                TextColumn("train"),
+                BarColumn(bar_width=24),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}", markup=False),
+                TimeRemainingColumn(),
+                console=self.console,
+            )
             self.bar.start()
-            self.bar_task = self.bar.add_task("train", total=self.total, completed=self.start,
-                                              info="")
+            self.bar_task = self.bar.add_task(
+                "train", total=self.total, completed=self.start, info=""
+            )
         else:
             self.heartbeat = threading.Thread(target=self._beat, daemon=True)
             self.heartbeat.start()
@@ -61,19 +73,23 @@ class TrainProgress:
         else:
             self._write(text)
 
-    def update(self, step: int, batch: int, loss: float, lr: float, sigma: float,
-               task: str) -> None:
+    def update(
+        self, step: int, batch: int, loss: float, lr: float, sigma: float, task: str
+    ) -> None:
         if self.quiet:
             return
         with self.lock:
             self.step, self.samples = step, self.samples + batch
             rate = self.samples / max(time.monotonic() - self.t0, 1e-9)
-            self.fields = (f"loss {loss:.4f} lr {lr:.2e} σ {sigma:.3f} task {task} "
-                           f"{rate:.1f} samples/s")
+            self.fields = (
+                f"loss {loss:.4f} lr {lr:.2e} σ {sigma:.3f} task {task} {rate:.1f} samples/s"
+            )
         if self.bar:
             self.bar.update(self.bar_task, completed=step, info=self.fields)
-        elif time.monotonic() - self.last_line >= self.every_s or step in (self.start + 1,
-                                                                           self.total):
+        elif time.monotonic() - self.last_line >= self.every_s or step in (
+            self.start + 1,
+            self.total,
+        ):
             self._line()
 
     def _eta(self) -> str:

@@ -10,8 +10,15 @@ from typing import Any
 import numpy as np
 
 
-def sigma_at(epoch: int, epochs: int, step_in_run: int, total_steps: int, sigma_min: float, sigma_max: float,
-             ramp: str) -> float:
+def sigma_at(
+    epoch: int,
+    epochs: int,
+    step_in_run: int,
+    total_steps: int,
+    sigma_min: float,
+    sigma_max: float,
+    ramp: str,
+) -> float:
     """σ for ``epoch`` (1-based) or for a step, rising linearly from σ_min to σ_max."""
     if ramp == "step":
         frac = step_in_run / max(total_steps - 1, 1)
@@ -51,8 +58,13 @@ class TaskSampler:
         return str(self.rng.choice(self.tasks, p=[probs[t] for t in self.tasks]))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"tasks": self.tasks, "mode": self.mode, "alignment": self.alignment, "sigma": self.sigma,
-                "rng": self.rng.bit_generator.state}
+        return {
+            "tasks": self.tasks,
+            "mode": self.mode,
+            "alignment": self.alignment,
+            "sigma": self.sigma,
+            "rng": self.rng.bit_generator.state,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tasks, self.mode = state["tasks"], state["mode"]

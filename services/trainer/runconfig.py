@@ -18,8 +18,14 @@ TABLE7_NEGATIVES = {"T2T": 0, "T2I": 0, "T2V": 1, "TI2V": 1, "TV2V": 1, "I2V": 0
 
 # The tiny bundle learns best with its own recipe (SPEC's lr 3e-5 / τ 0.03 are for 3B/7B models).
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"lr": 1e-3, "temperature": 0.05, "weight_decay": 0.01, "lora_dropout": 0.0,
-             "lora_scope": "all", "warmup_steps": 20},
+    "tiny": {
+        "lr": 1e-3,
+        "temperature": 0.05,
+        "weight_decay": 0.01,
+        "lora_dropout": 0.0,
+        "lora_scope": "all",
+        "warmup_steps": 20,
+    },
     "gve": {"task_batch_size": TABLE7_BATCH, "task_hard_negatives": TABLE7_NEGATIVES},
 }
 # TrainConfig fields that are training knobs (TrainSettings fields); None: not given
@@ -87,8 +93,11 @@ class Schedule:
 def pass_steps(task_pairs: dict[str, int], ts: TrainSettings, world: int) -> int:
     """Steps of one pass over the training data: each task's pairs in batches of its global batch
     size (its per-process size × ``world``), summed over tasks."""
-    return sum(math.ceil(n / (ts.task_batch_size.get(t, ts.batch_size) * world))
-               for t, n in task_pairs.items() if n)
+    return sum(
+        math.ceil(n / (ts.task_batch_size.get(t, ts.batch_size) * world))
+        for t, n in task_pairs.items()
+        if n
+    )
 
 
 def schedule(ts: TrainSettings, task_pairs: dict[str, int], world: int) -> Schedule:

@@ -101,14 +101,16 @@ def _lora(embedder: Embedder, ts: TrainSettings) -> None:
 
     names = "|".join(ts.lora_targets)
     pattern = (ALL_BLOCKS if ts.lora_scope == "all" else LANGUAGE_ONLY).format(names=names)
-    cfg = LoraConfig(r=ts.lora_r, lora_alpha=ts.lora_alpha, lora_dropout=ts.lora_dropout,
-                     target_modules=pattern)
+    cfg = LoraConfig(
+        r=ts.lora_r, lora_alpha=ts.lora_alpha, lora_dropout=ts.lora_dropout, target_modules=pattern
+    )
     # freezes everything else (vision tower, embeddings)
     embedder.model = get_peft_model(embedder.model, cfg)
 
 
-def _schedule(opt: torch.optim.Optimizer, warmup: int,
-              total: int) -> torch.optim.lr_scheduler.LambdaLR:
+def _schedule(
+    opt: torch.optim.Optimizer, warmup: int, total: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     def f(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
@@ -118,8 +120,13 @@ def _schedule(opt: torch.optim.Optimizer, warmup: int,
     return torch.optim.lr_scheduler.LambdaLR(opt, f)
 
 
-def build_state(embedder: Embedder, ts: TrainSettings, total_steps: int,
-                train_pairs: list[dict[str, Any]], dist: Dist) -> TrainState:
+def build_state(
+    embedder: Embedder,
+    ts: TrainSettings,
+    total_steps: int,
+    train_pairs: list[dict[str, Any]],
+    dist: Dist,
+) -> TrainState:
     """LoRA on ``embedder`` (the same initial weights on every process), AdamW with its schedule,
     and the sampler and batcher, seeded alike everywhere: every process draws the same task and the
     same global batch, of which each takes its slice."""

@@ -17,9 +17,15 @@ def _embed_grad(embedder: Embedder, items: list[EmbedInput]) -> torch.Tensor:
     return embedder.forward(embedder.collate(items))
 
 
-def forward_backward(embedder: Embedder, q_in: list[EmbedInput], y_in: list[EmbedInput],
-                     h_in: list[EmbedInput], groups: list[int], hard_groups: list[int],
-                     ts: TrainSettings) -> dict[str, torch.Tensor]:
+def forward_backward(
+    embedder: Embedder,
+    q_in: list[EmbedInput],
+    y_in: list[EmbedInput],
+    h_in: list[EmbedInput],
+    groups: list[int],
+    hard_groups: list[int],
+    ts: TrainSettings,
+) -> dict[str, torch.Tensor]:
     """One step's symmetric InfoNCE on this process's inputs; accumulates ∂L/∂θ into ``.grad``
     (zero it before). With ``ts.grad_cache`` the inputs are embedded ``ts.grad_cache_chunk`` at a
     time (Gradient Cache), else each side in one forward. Returns the loss outputs, detached."""

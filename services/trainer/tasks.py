@@ -15,5 +15,11 @@ KIND = "train"
 
 @app.task(name="trainer.run", bind=True)
 def run(self, job_id: str, config: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
-    return run_leased(job_id, config, kind=KIND, target="services.trainer.jobs:train_job",
-                      message=task_message(self), nproc=train_nproc())
+    return run_leased(
+        job_id,
+        config,
+        kind=KIND,
+        target="services.trainer.jobs:train_job",
+        message=task_message(self),
+        nproc=train_nproc(),
+    )

@@ -30,9 +30,10 @@ class TensorBoardTracker:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as exc:  # torch's writer needs the tensorboard package
-            raise RuntimeError("train.report_to=tensorboard needs the tensorboard package "
-                               "(pip install tensorboard); or set UNIVR_TRAIN__REPORT_TO=none"
-                               ) from exc
+            raise RuntimeError(
+                "train.report_to=tensorboard needs the tensorboard package "
+                "(pip install tensorboard); or set UNIVR_TRAIN__REPORT_TO=none"
+            ) from exc
         self.where = str(logdir.resolve())
         self.writer = SummaryWriter(log_dir=self.where)
 
@@ -50,8 +51,10 @@ class MlflowTracker:
         try:
             import mlflow
         except ImportError as exc:
-            raise RuntimeError("train.report_to=mlflow needs the mlflow package (pip install "
-                               "mlflow); or use tensorboard / none") from exc
+            raise RuntimeError(
+                "train.report_to=mlflow needs the mlflow package (pip install "
+                "mlflow); or use tensorboard / none"
+            ) from exc
         self.mlflow = mlflow
         self.run = mlflow.start_run(run_name=run_id)
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})

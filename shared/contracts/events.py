@@ -41,7 +41,10 @@ class EvalCompleted(Event):
     checkpoint: str | None = None
 
 
-EVENTS: dict[str, type[Event]] = {"checkpoint.ready": CheckpointReady, "eval.completed": EvalCompleted}
+EVENTS: dict[str, type[Event]] = {
+    "checkpoint.ready": CheckpointReady,
+    "eval.completed": EvalCompleted,
+}
 
 
 def parse(event: str, payload: dict[str, Any]) -> Event:

@@ -92,8 +92,9 @@ Score = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False,
-                              validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, allow_inf_nan=False, validate_default=True
+    )
     ALWAYS: ClassVar[tuple[str, ...]] = ()  # fields passed on even when the client left them out
 
 
@@ -114,8 +115,9 @@ class TrainParams(_Params):
     run_id: Annotated[str, Field(pattern=r"^[\w.-]{0,100}$")] = ""
     preset: Name = "gve"
     heldout_fraction: Score = Field(0.1, ge=0.0, lt=1.0)
-    overrides: dict[Annotated[str, Field(max_length=100)], Any] = Field(default_factory=dict,
-                                                                         max_length=100)
+    overrides: dict[Annotated[str, Field(max_length=100)], Any] = Field(
+        default_factory=dict, max_length=100
+    )
 
 
 class EvalParams(_Params):
@@ -141,8 +143,12 @@ class IndexParams(_Params):
     force: bool = False
 
 
-JOB_PARAMS: dict[str, type[_Params]] = {"synth": SynthParams, "train": TrainParams,
-                                        "eval": EvalParams, "index": IndexParams}
+JOB_PARAMS: dict[str, type[_Params]] = {
+    "synth": SynthParams,
+    "train": TrainParams,
+    "eval": EvalParams,
+    "index": IndexParams,
+}
 
 
 def validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:

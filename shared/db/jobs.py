@@ -40,13 +40,25 @@ def error_text(error: BaseException | str | None) -> str | None:
     return text[:ERROR_CHARS] or None
 
 
-def set_job_state(job_id: str, state: JobState, *, kind: str, error: BaseException | str | None = None,
-                  params: dict[str, Any] | None = None, result: dict[str, Any] | None = None) -> None:
+def set_job_state(
+    job_id: str,
+    state: JobState,
+    *,
+    kind: str,
+    error: BaseException | str | None = None,
+    params: dict[str, Any] | None = None,
+    result: dict[str, Any] | None = None,
+) -> None:
     """Move a job's row to ``state`` (created, of ``kind`` and with ``params``, if it does not exist
     yet). ``error`` replaces the previous one (None clears it); ``result`` is kept when not given."""
     init_db()
-    row: dict[str, Any] = {"id": job_id, "kind": kind, "state": state, "error": error_text(error),
-                           "updated_at": utcnow()}
+    row: dict[str, Any] = {
+        "id": job_id,
+        "kind": kind,
+        "state": state,
+        "error": error_text(error),
+        "updated_at": utcnow(),
+    }
     update = ["state", "error", "updated_at"]
     if params is not None:
         row["params"] = params
@@ -63,20 +75,39 @@ def item_id(job_id: str, key: str) -> str:
 
 def open_items(job_id: str, keys: Iterable[str]) -> None:
     """One pending item per unit of work (a re-run of the job starts them over)."""
-    rows = [{"id": item_id(job_id, k), "job_id": job_id, "item_key": k, "state": ItemState.pending, "stage": None,
-             "attempts": 0, "error": None, "result": {}} for k in keys]
+    rows = [
+        {
+            "id": item_id(job_id, k),
+            "job_id": job_id,
+            "item_key": k,
+            "state": ItemState.pending,
+            "stage": None,
+            "attempts": 0,
+            "error": None,
+            "result": {},
+        }
+        for k in keys
+    ]
     with session_scope() as s:
         upsert(s, JobItem, rows, update=["state", "stage", "error", "result"])
 
 
-def set_item_state(job_id: str, key: str, state: ItemState, *, stage: str | None = None,
-                   error: BaseException | str | None = None,
-                   result: dict[str, Any] | None = None) -> None:
+def set_item_state(
+    job_id: str,
+    key: str,
+    state: ItemState,
+    *,
+    stage: str | None = None,
+    error: BaseException | str | None = None,
+    result: dict[str, Any] | None = None,
+) -> None:
     """Move one unit of work; ``running`` counts an attempt."""
     with session_scope() as s:
         item = s.get(JobItem, item_id(job_id, key))
         if item is None:
-            item = JobItem(id=item_id(job_id, key), job_id=job_id, item_key=key, attempts=0, result={})
+            item = JobItem(
+                id=item_id(job_id, key), job_id=job_id, item_key=key, attempts=0, result={}
+            )
             s.add(item)
         item.state, item.error = state, error_text(error)
         item.stage = stage or item.stage
@@ -88,9 +119,17 @@ def set_item_state(job_id: str, key: str, state: ItemState, *, stage: str | None
 
 def job_progress(session: Session, job_id: str) -> dict[str, int] | None:
     """``{"done": items ended, "total": items}`` of a job, or None when it has no items."""
-    counts = dict(session.execute(select(JobItem.state, func.count()).where(JobItem.job_id == job_id)
-                                  .group_by(JobItem.state)).all())
+    counts = dict(
+        session.execute(
+            select(JobItem.state, func.count())
+            .where(JobItem.job_id == job_id)
+            .group_by(JobItem.state)
+        ).all()
+    )
     total = sum(counts.values())
     if not total:
         return None
-    return {"done": sum(n for st, n in counts.items() if ItemState(st) in TERMINAL_ITEMS), "total": total}
+    return {
+        "done": sum(n for st, n in counts.items() if ItemState(st) in TERMINAL_ITEMS),
+        "total": total,
+    }

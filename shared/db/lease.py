@@ -42,35 +42,71 @@ def _expiry(lease_s: float) -> datetime:
     return utcnow() + timedelta(seconds=lease_s)
 
 
-def claim(job_id: str, owner: str, *, kind: str, lease_s: float, params: dict[str, Any] | None = None,
-          message: dict[str, Any] | None = None) -> Claim:
+def claim(
+    job_id: str,
+    owner: str,
+    *,
+    kind: str,
+    lease_s: float,
+    params: dict[str, Any] | None = None,
+    message: dict[str, Any] | None = None,
+) -> Claim:
     """Take the job's lease for ``lease_s`` seconds if it is free (never held, or expired) and the
     job is pending or running. The row is created (pending) if no client created it. ``message``:
     the task message that runs the job, kept so a takeover can send it again."""
     init_db()
     now = utcnow()
     with session_scope() as s:
-        upsert(s, Job, [{"id": job_id, "kind": kind, "state": JobState.pending, "params": params or {},
-                         "attempts": 0, "progress": {}}], update=[])
-        values: dict[str, Any] = {"owner": owner, "heartbeat_at": now, "lease_expires_at": _expiry(lease_s),
-                                  "state": JobState.running, "attempts": Job.attempts + 1,
-                                  "updated_at": now}
+        upsert(
+            s,
+            Job,
+            [
+                {
+                    "id": job_id,
+                    "kind": kind,
+                    "state": JobState.pending,
+                    "params": params or {},
+                    "attempts": 0,
+                    "progress": {},
+                }
+            ],
+            update=[],
+        )
+        values: dict[str, Any] = {
+            "owner": owner,
+            "heartbeat_at": now,
+            "lease_expires_at": _expiry(lease_s),
+            "state": JobState.running,
+            "attempts": Job.attempts + 1,
+            "updated_at": now,
+        }
         if message is not None:
             values["message"] = message
-        hit = s.execute(update(Job).where(
-            Job.id == job_id, Job.state.in_(LIVE),
-            or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now)).values(**values)).rowcount
+        hit = s.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.state.in_(LIVE),
+                or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+            )
+            .values(**values)
+        ).rowcount
         row = s.execute(select(Job.state, Job.owner, Job.attempts).where(Job.id == job_id)).one()
     return Claim(bool(hit), JobState(row.state), row.owner, row.attempts or 0)
 
 
-def renew(job_id: str, owner: str, *, lease_s: float, progress: dict[str, Any] | None = None) -> bool:
+def renew(
+    job_id: str, owner: str, *, lease_s: float, progress: dict[str, Any] | None = None
+) -> bool:
     """The heartbeat: extend the lease (and record ``progress``, merged into the row's). False when
     the job is no longer this owner's to run (cancelled, taken over after an expiry, finished)."""
     now = utcnow()
     with session_scope() as s:
-        job = s.execute(select(Job).where(Job.id == job_id, Job.owner == owner, Job.state == JobState.running)
-                        .with_for_update()).scalar_one_or_none()
+        job = s.execute(
+            select(Job)
+            .where(Job.id == job_id, Job.owner == owner, Job.state == JobState.running)
+            .with_for_update()
+        ).scalar_one_or_none()
         if job is None:
             return False
         job.heartbeat_at, job.lease_expires_at, job.updated_at = now, _expiry(lease_s), now
@@ -79,24 +115,42 @@ def renew(job_id: str, owner: str, *, lease_s: float, progress: dict[str, Any] |
     return True
 
 
-def finish(job_id: str, owner: str, state: JobState, *, result: dict[str, Any] | None = None,
-           error: BaseException | str | None = None) -> bool:
+def finish(
+    job_id: str,
+    owner: str,
+    state: JobState,
+    *,
+    result: dict[str, Any] | None = None,
+    error: BaseException | str | None = None,
+) -> bool:
     """End the job as ``state`` and drop the lease, if this owner still holds it (False: it was
     cancelled or taken over meanwhile, and the row is left as the other party wrote it)."""
-    values: dict[str, Any] = {"state": state, "error": error_text(error), "lease_expires_at": None,
-                              "updated_at": utcnow()}
+    values: dict[str, Any] = {
+        "state": state,
+        "error": error_text(error),
+        "lease_expires_at": None,
+        "updated_at": utcnow(),
+    }
     if result is not None:
         values["result"] = result
     with session_scope() as s:
-        return bool(s.execute(update(Job).where(Job.id == job_id, Job.owner == owner,
-                                                Job.state == JobState.running).values(**values)).rowcount)
+        return bool(
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.owner == owner, Job.state == JobState.running)
+                .values(**values)
+            ).rowcount
+        )
 
 
 def release(job_id: str, owner: str) -> None:
     """Give the lease up without ending the job (a worker shutting down): another may claim it now."""
     with session_scope() as s:
-        s.execute(update(Job).where(Job.id == job_id, Job.owner == owner, Job.state == JobState.running)
-                  .values(lease_expires_at=utcnow()))
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.owner == owner, Job.state == JobState.running)
+            .values(lease_expires_at=utcnow())
+        )
 
 
 def cancel(job_id: str, reason: str = "cancelled by the user") -> JobState | None:
@@ -104,9 +158,16 @@ def cancel(job_id: str, reason: str = "cancelled by the user") -> JobState | Non
     returns the job's state after the call, None for an unknown job."""
     init_db()
     with session_scope() as s:
-        s.execute(update(Job).where(Job.id == job_id, Job.state.in_(LIVE))
-                  .values(state=JobState.cancelled, error=error_text(reason), lease_expires_at=None,
-                          updated_at=utcnow()))
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state.in_(LIVE))
+            .values(
+                state=JobState.cancelled,
+                error=error_text(reason),
+                lease_expires_at=None,
+                updated_at=utcnow(),
+            )
+        )
         state = s.execute(select(Job.state).where(Job.id == job_id)).scalar_one_or_none()
     return JobState(state) if state is not None else None
 
@@ -121,21 +182,38 @@ def expired(kinds: tuple[str, ...], limit: int = 100) -> list[tuple[str, dict[st
     """Live jobs of ``kinds`` whose lease has run out (their worker died): (job id, task message)."""
     now = utcnow()
     with session_scope() as s:
-        rows = s.execute(select(Job.id, Job.message).where(
-            Job.kind.in_(kinds), Job.state == JobState.running,
-            and_(Job.lease_expires_at.is_not(None), Job.lease_expires_at < now))
-            .order_by(Job.lease_expires_at).limit(limit)).all()
+        rows = s.execute(
+            select(Job.id, Job.message)
+            .where(
+                Job.kind.in_(kinds),
+                Job.state == JobState.running,
+                and_(Job.lease_expires_at.is_not(None), Job.lease_expires_at < now),
+            )
+            .order_by(Job.lease_expires_at)
+            .limit(limit)
+        ).all()
     return [(r.id, r.message) for r in rows]
 
 
-def log(job_id: str, state: str, *, attempt: int = 0, reason: str | None = None, **detail: Any) -> None:
+def log(
+    job_id: str, state: str, *, attempt: int = 0, reason: str | None = None, **detail: Any
+) -> None:
     """One line of the job's lease timeline (claimed, refused, expired, resumed, cancelled, ...),
     read by ``univr job show``."""
     from shared.db.models import JobEvent
 
     with session_scope() as s:
-        s.add(JobEvent(job_id=job_id, item_id=None, stage="lease", state=state, reason=reason,
-                       attempt=attempt, detail=detail))
+        s.add(
+            JobEvent(
+                job_id=job_id,
+                item_id=None,
+                stage="lease",
+                state=state,
+                reason=reason,
+                attempt=attempt,
+                detail=detail,
+            )
+        )
 
 
 class JobStopped(Exception):
@@ -168,7 +246,9 @@ def report_progress(**progress: Any) -> None:
     if not job_id or not owner:
         return
     with session_scope() as s:
-        job = s.execute(select(Job).where(Job.id == job_id, Job.owner == owner)).scalar_one_or_none()
+        job = s.execute(
+            select(Job).where(Job.id == job_id, Job.owner == owner)
+        ).scalar_one_or_none()
         if job is None:
             return
         job.progress = {**(job.progress or {}), **progress}

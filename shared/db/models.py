@@ -152,7 +152,9 @@ class Caption(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)  # uuid5(target | style | model | prompt)
     target_kind: Mapped[str] = mapped_column(String(16))  # clip | frame | composed
     target_id: Mapped[str] = mapped_column(ID, index=True)
-    style: Mapped[str] = mapped_column(String(32))  # concise | rich | abstract | keywords | partial | query
+    style: Mapped[str] = mapped_column(
+        String(32)
+    )  # concise | rich | abstract | keywords | partial | query
     text: Mapped[str] = mapped_column(Text)
     info_profile: Mapped[str | None] = mapped_column(String(16))  # spatial | temporal | other
     model: Mapped[str] = mapped_column(String(200))
@@ -165,7 +167,9 @@ class Pair(Base):
     __tablename__ = "pairs"
     id: Mapped[str] = mapped_column(ID, primary_key=True)  # uuid5(task | query ref | target ref)
     task: Mapped[str] = mapped_column(String(8), index=True)  # T2T T2I T2V TI2V TV2V I2V V2V
-    domain: Mapped[str | None] = mapped_column(String(16))  # coarse | spatial | temporal | long | partial
+    domain: Mapped[str | None] = mapped_column(
+        String(16)
+    )  # coarse | spatial | temporal | long | partial
     video_id: Mapped[str] = mapped_column(ID, index=True)  # source video (duplicate-positive mask)
     dedup_cluster: Mapped[str | None] = mapped_column(ID)
     # refs are {"text": str} | {"image": object key} | {"video": clip id, "frames": prefix} | combos
@@ -191,13 +195,19 @@ class Job(Base):
     __tablename__ = "jobs"
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), index=True)  # synth | train | eval | index
-    state: Mapped[JobState] = mapped_column(Enum(JobState, native_enum=False, length=16), default=JobState.pending)
+    state: Mapped[JobState] = mapped_column(
+        Enum(JobState, native_enum=False, length=16), default=JobState.pending
+    )
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     source_id: Mapped[str | None] = mapped_column(ForeignKey("sources.id"))
     error: Mapped[str | None] = mapped_column(Text)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # what it produced (eval: run id, AVG-A)
+    result: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON
+    )  # what it produced (eval: run id, AVG-A)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
     # the lease of a long job (train, eval, index: shared/db/lease.py): the worker running it, its
     # last heartbeat, when another worker may take it over; the claims so far; the run's progress
     # (step, dataset, points); the task message that runs it (re-sent on takeover)
@@ -217,12 +227,16 @@ class JobItem(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)  # uuid5(job id | item key)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
     item_key: Mapped[str] = mapped_column(Text)  # e.g. the video URI
-    state: Mapped[ItemState] = mapped_column(Enum(ItemState, native_enum=False, length=16), default=ItemState.pending, index=True)
+    state: Mapped[ItemState] = mapped_column(
+        Enum(ItemState, native_enum=False, length=16), default=ItemState.pending, index=True
+    )
     stage: Mapped[str | None] = mapped_column(String(32))  # last stage reached
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)  # the clear reason a user reads
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. {"clips": 3}
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
 
 
 class JobCount(Base):
@@ -240,7 +254,9 @@ class JobEvent(Base):
     """Append-only log of what happened to an item: stage transitions, rejections, errors."""
 
     __tablename__ = "job_events"
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
     item_id: Mapped[str | None] = mapped_column(ForeignKey("job_items.id"), index=True)
     stage: Mapped[str] = mapped_column(String(32))
@@ -264,18 +280,24 @@ class TrainingRun(Base):
     state: Mapped[str] = mapped_column(String(16), default="running")
     step: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
 
 
 class TrainMetric(Base):
     __tablename__ = "train_metrics"
     __table_args__ = (UniqueConstraint("run_id", "step"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     run_id: Mapped[str] = mapped_column(ForeignKey("training_runs.id"), index=True)
     step: Mapped[int] = mapped_column(Integer)
     task: Mapped[str | None] = mapped_column(String(8))
     loss: Mapped[float] = mapped_column(Float)
-    values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # pos/neg sim, probs, σ, rate
+    values: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict
+    )  # pos/neg sim, probs, σ, rate
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -306,7 +328,9 @@ class EvalRun(Base):
 class EvalScore(Base):
     __tablename__ = "eval_scores"
     __table_args__ = (UniqueConstraint("eval_run_id", "dataset"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     eval_run_id: Mapped[str] = mapped_column(ForeignKey("eval_runs.id"), index=True)
     dataset: Mapped[str] = mapped_column(String(32))
     metric: Mapped[str] = mapped_column(String(8))  # R@1 | R@10 | P@1
@@ -322,7 +346,9 @@ class IndexVersion(Base):
     eval_run_id: Mapped[str | None] = mapped_column(ForeignKey("eval_runs.id"))
     avg_a: Mapped[float | None] = mapped_column(Float)
     points: Mapped[int] = mapped_column(Integer, default=0)
-    state: Mapped[str] = mapped_column(String(16), default="building")  # building | ready | live | retired
+    state: Mapped[str] = mapped_column(
+        String(16), default="building"
+    )  # building | ready | live | retired
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -38,7 +38,9 @@ def upsert(
     stmt = insert(table).values([{k: r.get(k, _default(table, k)) for k in keys} for r in rows])
     cols = [c for c in (update if update is not None else keys) if c not in key]
     if cols:
-        stmt = stmt.on_conflict_do_update(index_elements=list(key), set_={c: stmt.excluded[c] for c in cols})
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(key), set_={c: stmt.excluded[c] for c in cols}
+        )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
     session.execute(stmt)

@@ -46,14 +46,21 @@ def ffmpeg_version(exe: str) -> str:
     """The version ``exe -version`` reports; a binary that does not run, or is older than
     ``MIN_FFMPEG_MAJOR``, is a ``MediaError`` naming it."""
     try:
-        out = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True,
-                             timeout=30, check=True).stdout
+        out = subprocess.run(
+            [exe, "-hide_banner", "-version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise MediaError(f"ffmpeg {exe!r} does not run: {exc}") from None
     match = re.search(r"ffmpeg version \D*(\d+)\.(\d+)(\S*)", out)
     if not match:
         raise MediaError(f"ffmpeg {exe!r}: unrecognised version line {out.splitlines()[:1]}")
     if int(match.group(1)) < MIN_FFMPEG_MAJOR:
-        raise MediaError(f"ffmpeg {exe!r} is version {match.group(1)}.{match.group(2)}; "
-                         f"univr needs {MIN_FFMPEG_MAJOR}.0 or newer (set media.ffmpeg)")
+        raise MediaError(
+            f"ffmpeg {exe!r} is version {match.group(1)}.{match.group(2)}; "
+            f"univr needs {MIN_FFMPEG_MAJOR}.0 or newer (set media.ffmpeg)"
+        )
     return f"{match.group(1)}.{match.group(2)}{match.group(3)}"

@@ -14,7 +14,9 @@ from shared.media import MediaError
 @dataclass
 class Analysis:
     times: np.ndarray  # (N,) seconds from the first frame
-    small: np.ndarray  # (N, ≈a, ≈a, 3) float32 at analysis resolution (YUV for 4:2:0 sources, else RGB)
+    small: (
+        np.ndarray
+    )  # (N, ≈a, ≈a, 3) float32 at analysis resolution (YUV for 4:2:0 sources, else RGB)
     keep_idx: np.ndarray  # indices of frames kept at frame resolution
     keep: list[np.ndarray]  # RGB uint8 frames (<= frame_side) for storage
     duration_s: float
@@ -39,8 +41,13 @@ def stored_frame_size(width: int, height: int, frame_side: int) -> tuple[int, in
     return w, h
 
 
-def decode_once(path: str | Path, analysis_side: int, frame_side: int, keep_fps: float = 8.0,
-                max_frames: int = 200_000) -> Analysis:
+def decode_once(
+    path: str | Path,
+    analysis_side: int,
+    frame_side: int,
+    keep_fps: float = 8.0,
+    max_frames: int = 200_000,
+) -> Analysis:
     """Decode every frame once: a tiny RGB copy of each, and RGB frames for storage
     (``stored_frame_size``: at most ``frame_side`` on the longer side, or with 0 at the model's
     video budget) subsampled to ``keep_fps`` (enough for 8 uniform frames per clip of >= 1 s; 0
@@ -54,7 +61,9 @@ def decode_once(path: str | Path, analysis_side: int, frame_side: int, keep_fps:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            kw, kh = stored_frame_size(stream.codec_context.width, stream.codec_context.height, frame_side)
+            kw, kh = stored_frame_size(
+                stream.codec_context.width, stream.codec_context.height, frame_side
+            )
             packets = container.demux(stream)
             while True:
                 try:
@@ -96,8 +105,14 @@ def decode_once(path: str | Path, analysis_side: int, frame_side: int, keep_fps:
     kidx = remap[np.asarray(keep_idx, dtype=np.int64)]
     korder = np.argsort(kidx, kind="stable")
     dt = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
-    return Analysis(times=t, small=small_arr, keep_idx=kidx[korder], keep=[keep[i] for i in korder],
-                    duration_s=float(t[-1] - t[0] + dt), decode_errors=errors)
+    return Analysis(
+        times=t,
+        small=small_arr,
+        keep_idx=kidx[korder],
+        keep=[keep[i] for i in korder],
+        duration_s=float(t[-1] - t[0] + dt),
+        decode_errors=errors,
+    )
 
 
 _PLANAR_420 = {"yuv420p", "yuvj420p"}
@@ -121,11 +136,17 @@ def _small(frame, side: int) -> np.ndarray:  # noqa: ANN001 - an av.VideoFrame
         sy, sx = max(2, h // side) // 2 * 2, max(2, w // side) // 2 * 2
         planes = frame.planes
         y = np.frombuffer(planes[0], np.uint8).reshape(-1, planes[0].line_size)[:h:sy, :w:sx]
-        u = np.frombuffer(planes[1], np.uint8).reshape(-1, planes[1].line_size)[: h // 2 : sy // 2, : w // 2 : sx // 2]
-        v = np.frombuffer(planes[2], np.uint8).reshape(-1, planes[2].line_size)[: h // 2 : sy // 2, : w // 2 : sx // 2]
+        u = np.frombuffer(planes[1], np.uint8).reshape(-1, planes[1].line_size)[
+            : h // 2 : sy // 2, : w // 2 : sx // 2
+        ]
+        v = np.frombuffer(planes[2], np.uint8).reshape(-1, planes[2].line_size)[
+            : h // 2 : sy // 2, : w // 2 : sx // 2
+        ]
         r, c = min(y.shape[0], u.shape[0], v.shape[0]), min(y.shape[1], u.shape[1], v.shape[1])
         return np.stack([y[:r, :c], u[:r, :c], v[:r, :c]], axis=-1)
-    return frame.reformat(width=side, height=side, format="rgb24", interpolation="FAST_BILINEAR").to_ndarray()
+    return frame.reformat(
+        width=side, height=side, format="rgb24", interpolation="FAST_BILINEAR"
+    ).to_ndarray()
 
 
 def frame_differences(small: np.ndarray) -> np.ndarray:
@@ -145,8 +166,15 @@ def changed_fraction(small: np.ndarray, pixel_delta: float) -> np.ndarray:
     return moved.reshape(len(moved), -1)
 
 
-def detect_cuts(small: np.ndarray, times: np.ndarray, threshold: float, min_gap_s: float = 0.5,
-                pixel_delta: float = 8.0, peak_ratio: float = 2.0, window: int = 3) -> list[float]:
+def detect_cuts(
+    small: np.ndarray,
+    times: np.ndarray,
+    threshold: float,
+    min_gap_s: float = 0.5,
+    pixel_delta: float = 8.0,
+    peak_ratio: float = 2.0,
+    window: int = 3,
+) -> list[float]:
     """Hard cuts: frames where at least ``threshold`` of the pixels change by more than
     ``pixel_delta`` levels (a whole-frame change, unlike an object appearing or moving), and
     ``peak_ratio`` times more than the median of the ``window`` frames on either side (unlike a
@@ -158,7 +186,11 @@ def detect_cuts(small: np.ndarray, times: np.ndarray, threshold: float, min_gap_
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * window + 1)
     around = np.delete(windows, window, axis=1)
     with np.errstate(all="ignore"):
-        local = np.nan_to_num(np.nanmedian(around, axis=1), nan=0.0) if around.shape[1] else np.zeros_like(changed)
+        local = (
+            np.nan_to_num(np.nanmedian(around, axis=1), nan=0.0)
+            if around.shape[1]
+            else np.zeros_like(changed)
+        )
     cuts: list[float] = []
     for i in np.nonzero((changed > threshold) & (changed > peak_ratio * local))[0]:
         t = float(times[i + 1])
@@ -167,7 +199,9 @@ def detect_cuts(small: np.ndarray, times: np.ndarray, threshold: float, min_gap_
     return cuts
 
 
-def split_spans(duration: float, cuts: list[float], min_s: float, max_s: float, stride_s: float) -> list[tuple[float, float]]:
+def split_spans(
+    duration: float, cuts: list[float], min_s: float, max_s: float, stride_s: float
+) -> list[tuple[float, float]]:
     """Clips from scene cuts: shots shorter than ``min_s`` dropped, longer than ``max_s`` cut at a
     fixed stride (the fallback when there are no cuts at all)."""
     bounds = [0.0, *[c for c in cuts if 0 < c < duration], duration]
@@ -185,7 +219,9 @@ def split_spans(duration: float, cuts: list[float], min_s: float, max_s: float, 
     return spans
 
 
-def motion_score(small: np.ndarray, times: np.ndarray, start: float, end: float, pixel_delta: float = 20.0) -> float:
+def motion_score(
+    small: np.ndarray, times: np.ndarray, start: float, end: float, pixel_delta: float = 20.0
+) -> float:
     """Percent of pixels that change by more than ``pixel_delta`` levels between consecutive frames
     of [start, end): encoder and sensor noise stay below the delta, so a static shot scores ~0 while
     even a small moving object scores clearly above it."""
@@ -201,7 +237,9 @@ def phash(frame: np.ndarray) -> str:
     from scipy.fft import dctn
 
     gray = frame.mean(axis=-1) if frame.ndim == 3 else frame
-    img = np.asarray(Image.fromarray(gray.astype(np.uint8)).resize((32, 32), Image.BILINEAR), np.float32)
+    img = np.asarray(
+        Image.fromarray(gray.astype(np.uint8)).resize((32, 32), Image.BILINEAR), np.float32
+    )
     coef = dctn(img, norm="ortho")[:8, :8].flatten()
     med = np.median(coef[1:])
     bits = (coef > med).astype(np.uint8)
@@ -212,7 +250,9 @@ def hamming(a: str, b: str) -> int:
     return bin(int(a, 16) ^ int(b, 16)).count("1")
 
 
-def clip_frames(an: Analysis, start: float, end: float, num: int) -> tuple[list[np.ndarray], list[float]]:
+def clip_frames(
+    an: Analysis, start: float, end: float, num: int
+) -> tuple[list[np.ndarray], list[float]]:
     """``num`` stored frames spread uniformly over [start, end) from the kept frames, first and
     last included as the model's frame sampling takes them (``round(linspace(0, n - 1, num))``)."""
     from shared.media.frames import uniform_indices

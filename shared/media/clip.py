@@ -18,23 +18,40 @@ from shared.media import MediaError, ffmpeg_exe
 COPYABLE_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4"})
 
 
-def extract_clip(src: str | Path, dst: str | Path, start_s: float, end_s: float, max_side: int = 448) -> Path:
+def extract_clip(
+    src: str | Path, dst: str | Path, start_s: float, end_s: float, max_side: int = 448
+) -> Path:
     """Re-encode [start_s, end_s) to H.264 at most ``max_side`` pixels on the long side."""
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     scale = f"scale='if(gt(iw,ih),min({max_side},iw),-2)':'if(gt(iw,ih),-2,min({max_side},ih))'"
-    stream = (ffmpeg.input(str(src), ss=f"{start_s:.3f}", t=f"{end_s - start_s:.3f}")
-              .output(str(dst), vcodec="libx264", preset="ultrafast", crf=23, pix_fmt="yuv420p", an=None,
-                      vf=f"{scale},pad=ceil(iw/2)*2:ceil(ih/2)*2", movflags="+faststart", map="0:v:0")
-              .overwrite_output())
+    stream = (
+        ffmpeg.input(str(src), ss=f"{start_s:.3f}", t=f"{end_s - start_s:.3f}")
+        .output(
+            str(dst),
+            vcodec="libx264",
+            preset="ultrafast",
+            crf=23,
+            pix_fmt="yuv420p",
+            an=None,
+            vf=f"{scale},pad=ceil(iw/2)*2:ceil(ih/2)*2",
+            movflags="+faststart",
+            map="0:v:0",
+        )
+        .overwrite_output()
+    )
     try:
         stream.run(cmd=ffmpeg_exe(), quiet=True)
     except ffmpeg.Error as exc:
-        raise MediaError(f"ffmpeg could not cut {start_s:.2f}-{end_s:.2f}s: {exc.stderr.decode(errors='replace')[-300:]}") from exc
+        raise MediaError(
+            f"ffmpeg could not cut {start_s:.2f}-{end_s:.2f}s: {exc.stderr.decode(errors='replace')[-300:]}"
+        ) from exc
     return dst
 
 
-def copy_clips(src: str | Path, spans: Sequence[tuple[float, float]], dsts: Sequence[str | Path]) -> list[Path]:
+def copy_clips(
+    src: str | Path, spans: Sequence[tuple[float, float]], dsts: Sequence[str | Path]
+) -> list[Path]:
     """Write each of the ordered, non-overlapping ``spans`` (seconds from the first frame) of the
     first video stream to its ``dsts`` entry by stream copy. Raises MediaError when the codec cannot
     be copied into MP4 or the source's packets lack timestamps."""
@@ -51,7 +68,9 @@ def copy_clips(src: str | Path, spans: Sequence[tuple[float, float]], dsts: Sequ
             tb = ist.time_base
             origin = ist.start_time or 0
             bounds = [(origin + round(a / tb), origin + round(b / tb)) for a, b in spans]
-            gop: list[_Packet] = []  # packets since the last keyframe: the pre-roll of a span starting here
+            gop: list[
+                _Packet
+            ] = []  # packets since the last keyframe: the pre-roll of a span starting here
             k, clip = 0, None
             for pkt in inp.demux(ist):
                 if pkt.pts is None or pkt.dts is None:
@@ -66,9 +85,13 @@ def copy_clips(src: str | Path, spans: Sequence[tuple[float, float]], dsts: Sequ
                     if clip is None:
                         if pkt.pts < bounds[k][0]:
                             break
-                        if not gop[0].keyframe:  # a stream that starts mid-GOP: nothing to decode from
+                        if not gop[
+                            0
+                        ].keyframe:  # a stream that starts mid-GOP: nothing to decode from
                             raise MediaError("no keyframe before the span")
-                        clip = _ClipWriter(Path(dsts[k]), ist, max(bounds[k][0], gop[0].pts), bounds[k][1])
+                        clip = _ClipWriter(
+                            Path(dsts[k]), ist, max(bounds[k][0], gop[0].pts), bounds[k][1]
+                        )
                         for p in gop:  # the keyframe and what follows it, up to this packet
                             clip.mux(p)
                         break
@@ -93,6 +116,7 @@ def copy_clips(src: str | Path, spans: Sequence[tuple[float, float]], dsts: Sequ
 class _Packet:
     """A source packet's payload and timing (a packet may go into two clips: its own span and, as
     pre-roll, the next one; the muxer consumes what it is given, so each clip gets a fresh copy)."""
+
     data: bytes
     pts: int
     dts: int
@@ -112,7 +136,9 @@ class _ClipWriter:
 
         dst.parent.mkdir(parents=True, exist_ok=True)
         self.dst, self.start, self.end, self.tb = dst, start, end, template.time_base
-        self.out = av.open(str(dst), "w", format="mp4", options={"movflags": "+faststart", "use_editlist": "1"})
+        self.out = av.open(
+            str(dst), "w", format="mp4", options={"movflags": "+faststart", "use_editlist": "1"}
+        )
         self.ost = self.out.add_stream_from_template(template)
         self.tail: int | None = None  # earliest pts at or after `end` among the packets written
 
@@ -154,7 +180,9 @@ def end_edit(path: Path, duration_s: float) -> None:
         version = f.read(1)[0]
         f.seek(mvhd[0][1] + (20 if version else 12))
         timescale = int.from_bytes(f.read(4), "big")
-        duration = int(duration_s * timescale)  # floor: the first hidden frame starts at or after it
+        duration = int(
+            duration_s * timescale
+        )  # floor: the first hidden frame starts at or after it
         f.seek(mvhd[0][1] + (24 if version else 16))
         f.write(duration.to_bytes(8 if version else 4, "big"))
         parts = _children(f, *traks[0][1:], "tkhd", "edts")
@@ -171,8 +199,13 @@ def end_edit(path: Path, duration_s: float) -> None:
         version = f.read(1)[0]
         f.seek(elst[0][1] + 4)
         count, width = int.from_bytes(f.read(4), "big"), 8 if version else 4
-        entries = [(f.tell() + i * (2 * width + 4), *_edit(f.read(2 * width + 4), width)) for i in range(count)]
-        empty = sum(d for _, d, media in entries if media == -1)  # a leading delay, shown as nothing
+        entries = [
+            (f.tell() + i * (2 * width + 4), *_edit(f.read(2 * width + 4), width))
+            for i in range(count)
+        ]
+        empty = sum(
+            d for _, d, media in entries if media == -1
+        )  # a leading delay, shown as nothing
         shown = [at for at, _, media in entries if media != -1]
         if len(shown) != 1 or empty > duration:
             raise MediaError("stream copy: an edit list with more than one media segment")
@@ -182,7 +215,9 @@ def end_edit(path: Path, duration_s: float) -> None:
 
 def _edit(entry: bytes, width: int) -> tuple[int, int]:
     """An edit list entry's segment duration and (signed) media time."""
-    return int.from_bytes(entry[:width], "big"), int.from_bytes(entry[width : 2 * width], "big", signed=True)
+    return int.from_bytes(entry[:width], "big"), int.from_bytes(
+        entry[width : 2 * width], "big", signed=True
+    )
 
 
 def _children(f, start: int, end: int, *names: str) -> list[tuple[str, int, int]]:  # noqa: ANN001 - a binary file
@@ -207,8 +242,9 @@ def _children(f, start: int, end: int, *names: str) -> list[tuple[str, int, int]
 def remux(src: str | Path, dst: str | Path) -> Path:
     """Repair what a remux can (broken index, odd container) without re-encoding."""
     try:
-        ffmpeg.input(str(src)).output(str(dst), c="copy", map="0:v:0", movflags="+faststart").overwrite_output().run(
-            cmd=ffmpeg_exe(), quiet=True)
+        ffmpeg.input(str(src)).output(
+            str(dst), c="copy", map="0:v:0", movflags="+faststart"
+        ).overwrite_output().run(cmd=ffmpeg_exe(), quiet=True)
     except ffmpeg.Error as exc:
         raise MediaError(f"remux failed: {exc.stderr.decode(errors='replace')[-300:]}") from exc
     return Path(dst)

@@ -26,7 +26,11 @@ def _resize(frame: np.ndarray, max_side: int | None) -> np.ndarray:
 
     h, w = frame.shape[:2]
     scale = max_side / max(h, w)
-    return np.asarray(Image.fromarray(frame).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR))
+    return np.asarray(
+        Image.fromarray(frame).resize(
+            (max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR
+        )
+    )
 
 
 def _same_size(frames: list[np.ndarray]) -> np.ndarray:
@@ -34,8 +38,14 @@ def _same_size(frames: list[np.ndarray]) -> np.ndarray:
     from PIL import Image
 
     h, w = frames[0].shape[:2]
-    return np.stack([f if f.shape[:2] == (h, w) else np.asarray(Image.fromarray(f).resize((w, h), Image.BILINEAR))
-                     for f in frames])
+    return np.stack(
+        [
+            f
+            if f.shape[:2] == (h, w)
+            else np.asarray(Image.fromarray(f).resize((w, h), Image.BILINEAR))
+            for f in frames
+        ]
+    )
 
 
 def sampling_fps(num: int, duration_s: float | None) -> float | None:
@@ -111,7 +121,9 @@ def _count_frames(path: Path, exact_below: int) -> int:
         return sum(1 for packet in container.demux(stream) if packet.size and not packet.is_discard)
 
 
-def _by_index(path: Path, indices: list[int], max_side: int | None) -> tuple[list[np.ndarray], list[float], int]:
+def _by_index(
+    path: Path, indices: list[int], max_side: int | None
+) -> tuple[list[np.ndarray], list[float], int]:
     """Decode in order, converting only the wanted frames; also returns how many frames were seen."""
     import av
 
@@ -124,7 +136,10 @@ def _by_index(path: Path, indices: list[int], max_side: int | None) -> tuple[lis
         for i, frame in enumerate(container.decode(stream)):
             seen = i + 1
             if i in wanted:
-                picked[i] = (_resize(frame.to_ndarray(format="rgb24"), max_side), float(frame.time or 0.0))
+                picked[i] = (
+                    _resize(frame.to_ndarray(format="rgb24"), max_side),
+                    float(frame.time or 0.0),
+                )
             if i >= last:
                 break
     if len(picked) < len(wanted):
@@ -132,8 +147,9 @@ def _by_index(path: Path, indices: list[int], max_side: int | None) -> tuple[lis
     return [picked[i][0] for i in indices], [picked[i][1] for i in indices], seen
 
 
-def _by_seeking(path: Path, indices: list[int], total: int,
-                max_side: int | None) -> tuple[list[np.ndarray], list[float]] | None:
+def _by_seeking(
+    path: Path, indices: list[int], total: int, max_side: int | None
+) -> tuple[list[np.ndarray], list[float]] | None:
     """For each wanted frame index, seek to the keyframe before the time it shows at (index /
     ``total`` of the duration) and decode up to the frame showing then. ``None`` when the stream
     has no usable timing."""
@@ -155,7 +171,9 @@ def _by_seeking(path: Path, indices: list[int], total: int,
                 if frame.time is None:
                     return None
                 if frame.time > target + _TIME_EPS:
-                    if shown is None:  # the seek landed after the target: the first frame shows then
+                    if (
+                        shown is None
+                    ):  # the seek landed after the target: the first frame shows then
                         shown = frame
                     break
                 shown = frame
@@ -166,8 +184,9 @@ def _by_seeking(path: Path, indices: list[int], total: int,
     return frames, times
 
 
-def sample_frames(path: str | Path, num: int = 8, max_side: int | None = None,
-                  seek_min_frames: int | None = None) -> tuple[np.ndarray, list[float]]:
+def sample_frames(
+    path: str | Path, num: int = 8, max_side: int | None = None, seek_min_frames: int | None = None
+) -> tuple[np.ndarray, list[float]]:
     """``num`` uniformly sampled RGB frames ``(num, H, W, 3)`` uint8 and their times in seconds.
 
     Clips of at least ``seek_min_frames`` frames (default: ``settings.model.seek_min_frames``) are
@@ -198,7 +217,12 @@ def sample_frames(path: str | Path, num: int = 8, max_side: int | None = None,
         return _same_size(frames), times
     except MediaError:
         raise
-    except (av.error.FFmpegError, OSError, RuntimeError, ValueError) as exc:  # the reason is what matters
+    except (
+        av.error.FFmpegError,
+        OSError,
+        RuntimeError,
+        ValueError,
+    ) as exc:  # the reason is what matters
         raise MediaError(f"cannot decode {path.name}: {exc}") from exc
 
 

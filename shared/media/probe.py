@@ -45,8 +45,15 @@ def probe(path: str | Path) -> ProbeResult:
                 duration = float(stream.duration * stream.time_base)
             if not duration and container.duration:
                 duration = container.duration / 1_000_000
-            return ProbeResult(duration_s=float(duration or 0.0), width=int(ctx.width or 0), height=int(ctx.height or 0),
-                               fps=fps, codec=ctx.name or "unknown", frame_count=int(stream.frames) or None, size_bytes=size)
+            return ProbeResult(
+                duration_s=float(duration or 0.0),
+                width=int(ctx.width or 0),
+                height=int(ctx.height or 0),
+                fps=fps,
+                codec=ctx.name or "unknown",
+                frame_count=int(stream.frames) or None,
+                size_bytes=size,
+            )
     except MediaError:
         raise
     except Exception as exc:  # noqa: BLE001

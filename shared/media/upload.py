@@ -57,14 +57,18 @@ def check_video(data: bytes) -> dict[str, float | int | str]:
             fmt = container.format.name
             width, height = stream.codec_context.width, stream.codec_context.height
             rate = float(stream.average_rate or stream.guessed_rate or 30)
-            seconds = float(stream.duration * stream.time_base) if stream.duration else (
-                container.duration / av.time_base if container.duration else 0.0)
+            seconds = (
+                float(stream.duration * stream.time_base)
+                if stream.duration
+                else (container.duration / av.time_base if container.duration else 0.0)
+            )
             frames = int(stream.frames or round(seconds * rate))
     except MediaError:
         raise
     except (av.error.FFmpegError, OSError, ValueError, TypeError, ZeroDivisionError):
-        raise MediaError("not a video in an accepted container "
-                         f"({', '.join(api.video_formats)})") from None
+        raise MediaError(
+            f"not a video in an accepted container ({', '.join(api.video_formats)})"
+        ) from None
     if width <= 0 or height <= 0:
         raise MediaError("video declares no frame size")
     if width * height > api.max_frame_pixels:
@@ -109,5 +113,4 @@ def decode_image(data: bytes):  # noqa: ANN201 - a PIL image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise MediaError(f"image is over {api.max_image_pixels} pixels") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise MediaError("not a readable image "
-                         f"({', '.join(api.image_formats)})") from None
+        raise MediaError(f"not a readable image ({', '.join(api.image_formats)})") from None

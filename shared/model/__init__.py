@@ -5,5 +5,16 @@ from shared.model.inputs import EmbedInput, VideoFrames, item_key
 from shared.model.prompts import DEFAULT_SYSTEM, TASK_INSTRUCTIONS, UVRB_INSTRUCTIONS, build_prompt
 from shared.model.tiny import build_tiny_bundle, ensure_tiny_bundle
 
-__all__ = ["DEFAULT_SYSTEM", "TASK_INSTRUCTIONS", "UVRB_INSTRUCTIONS", "Embedder", "EmbedInput", "VideoFrames",
-           "build_prompt", "build_tiny_bundle", "ensure_tiny_bundle", "item_key", "pool_last"]
+__all__ = [
+    "DEFAULT_SYSTEM",
+    "TASK_INSTRUCTIONS",
+    "UVRB_INSTRUCTIONS",
+    "Embedder",
+    "EmbedInput",
+    "VideoFrames",
+    "build_prompt",
+    "build_tiny_bundle",
+    "ensure_tiny_bundle",
+    "item_key",
+    "pool_last",
+]

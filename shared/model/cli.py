@@ -7,19 +7,27 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Models: the tiny offline Qwen2.5-VL / Qwen2-VL bundles, checkpoint info.", no_args_is_help=True)
+app = typer.Typer(
+    help="Models: the tiny offline Qwen2.5-VL / Qwen2-VL bundles, checkpoint info.",
+    no_args_is_help=True,
+)
 
 
 @app.command("tiny")
-def tiny(out: Path = typer.Option(..., help="Folder to write the bundle to."),
-         seed: int = typer.Option(0, help="Seed of the random weights."),
-         arch: str = typer.Option("qwen2_5_vl", help="qwen2_5_vl (GVE's architecture) or qwen2_vl (GME's, a prober).")
-         ) -> None:
+def tiny(
+    out: Path = typer.Option(..., help="Folder to write the bundle to."),
+    seed: int = typer.Option(0, help="Seed of the random weights."),
+    arch: str = typer.Option(
+        "qwen2_5_vl", help="qwen2_5_vl (GVE's architecture) or qwen2_vl (GME's, a prober)."
+    ),
+) -> None:
     """Build a tiny Qwen2.5-VL or Qwen2-VL bundle offline (loads with from_pretrained(OUT))."""
     from shared.model.tiny import ARCHS, build_tiny_bundle
 
     if arch not in ARCHS:
-        raise typer.BadParameter(f"unknown arch {arch!r}; use one of {', '.join(ARCHS)}", param_hint="--arch")
+        raise typer.BadParameter(
+            f"unknown arch {arch!r}; use one of {', '.join(ARCHS)}", param_hint="--arch"
+        )
     marker = out / "univr_bundle.json"
     if marker.exists():
         built = json.loads(marker.read_text())
@@ -30,11 +38,23 @@ def tiny(out: Path = typer.Option(..., help="Folder to write the bundle to."),
 
 
 @app.command("info")
-def info(path: str = typer.Argument(..., help="A checkpoint folder or hub id."),
-         adapter: str | None = typer.Option(None, help="A LoRA adapter folder.")) -> None:
+def info(
+    path: str = typer.Argument(..., help="A checkpoint folder or hub id."),
+    adapter: str | None = typer.Option(None, help="A LoRA adapter folder."),
+) -> None:
     """Load a checkpoint and print its embedding dimension and model id."""
     from shared.model import Embedder
 
     e = Embedder(path, adapter)
-    typer.echo(json.dumps({"path": path, "adapter": adapter, "model_id": e.model_id, "dim": e.dim,
-                           "device": str(e.device), "dtype": str(e.dtype)}))
+    typer.echo(
+        json.dumps(
+            {
+                "path": path,
+                "adapter": adapter,
+                "model_id": e.model_id,
+                "dim": e.dim,
+                "device": str(e.device),
+                "dtype": str(e.dtype),
+            }
+        )
+    )

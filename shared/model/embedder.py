@@ -45,8 +45,10 @@ class Prepared:
 
 
 # config.json's model_type -> the transformers class that loads it (SPEC §6.3: the stock class)
-MODEL_CLASSES = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
-                 "qwen2_vl": "Qwen2VLForConditionalGeneration"}
+MODEL_CLASSES = {
+    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+    "qwen2_vl": "Qwen2VLForConditionalGeneration",
+}
 
 
 def model_class(name_or_path: str) -> type:
@@ -56,8 +58,10 @@ def model_class(name_or_path: str) -> type:
 
     model_type = AutoConfig.from_pretrained(name_or_path).model_type
     if model_type not in MODEL_CLASSES:
-        raise ValueError(f"{name_or_path}: model_type {model_type!r} is not supported; "
-                         f"the embedder loads {', '.join(sorted(MODEL_CLASSES))}")
+        raise ValueError(
+            f"{name_or_path}: model_type {model_type!r} is not supported; "
+            f"the embedder loads {', '.join(sorted(MODEL_CLASSES))}"
+        )
     return getattr(transformers, MODEL_CLASSES[model_type])
 
 
@@ -125,8 +129,15 @@ class Embedder:
     """Embeds ``EmbedInput``s. ``embed`` is for inference; ``collate`` + ``forward`` keep gradients
     for the trainer, which wraps ``self.model`` with LoRA."""
 
-    def __init__(self, name_or_path: str | Path | None = None, adapter: str | Path | None = None, *,
-                 device: str | None = None, dtype: str | None = None, settings: Settings | None = None):
+    def __init__(
+        self,
+        name_or_path: str | Path | None = None,
+        adapter: str | Path | None = None,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        settings: Settings | None = None,
+    ):
         from transformers import AutoProcessor
 
         self.settings = settings or get_settings()
@@ -147,7 +158,9 @@ class Embedder:
         self.dtype = pick_dtype(dtype or ms.dtype, self.device)
         self.processor = AutoProcessor.from_pretrained(self.name_or_path)
         self.processor.tokenizer.padding_side = ms.padding_side
-        self.model = model_class(self.name_or_path).from_pretrained(self.name_or_path, dtype=self.dtype)
+        self.model = model_class(self.name_or_path).from_pretrained(
+            self.name_or_path, dtype=self.dtype
+        )
         if self.adapter:
             from peft import PeftModel
 
@@ -155,7 +168,9 @@ class Embedder:
         self.model.to(self.device).eval()
         self.cache = FrameCache(ms.frame_cache_items)
         self.eod_id = self.processor.tokenizer.convert_tokens_to_ids("<|endoftext|>")
-        self._overhead = len(self.processor.tokenizer(build_prompt("", video=True, image=True))["input_ids"])
+        self._overhead = len(
+            self.processor.tokenizer(build_prompt("", video=True, image=True))["input_ids"]
+        )
         self._model_id: str | None = None
 
     @classmethod
@@ -173,14 +188,22 @@ class Embedder:
             ms = self.settings.model
             video, image = self._budgets()
             recipe = (str(self.dtype), ms.num_frames, ms.fps, video, image, ms.max_length)
-            parts = (_fingerprint(self.name_or_path), _fingerprint(self.adapter) if self.adapter else "", recipe)
+            parts = (
+                _fingerprint(self.name_or_path),
+                _fingerprint(self.adapter) if self.adapter else "",
+                recipe,
+            )
             digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
             self._model_id = f"{_safe_name(self.name_or_path)}-{digest}"
         return self._model_id
 
     @property
     def dim(self) -> int:
-        cfg = self.model.config if not hasattr(self.model, "get_base_model") else self.model.get_base_model().config
+        cfg = (
+            self.model.config
+            if not hasattr(self.model, "get_base_model")
+            else self.model.get_base_model().config
+        )
         return cfg.text_config.hidden_size
 
     def _backbone(self) -> torch.nn.Module:
@@ -194,10 +217,16 @@ class Embedder:
         ms = self.settings.model
         video_size = self.processor.video_processor.size
         image_size = self.processor.image_processor.size
-        video = VideoBudget(ms.video_min_pixels, ms.video_max_pixels, ms.video_total_pixels,
-                            PixelBudget(video_size["shortest_edge"], video_size["longest_edge"]))
-        image = PixelBudget(ms.image_min_pixels or image_size["shortest_edge"],
-                            ms.image_max_pixels or image_size["longest_edge"])
+        video = VideoBudget(
+            ms.video_min_pixels,
+            ms.video_max_pixels,
+            ms.video_total_pixels,
+            PixelBudget(video_size["shortest_edge"], video_size["longest_edge"]),
+        )
+        image = PixelBudget(
+            ms.image_min_pixels or image_size["shortest_edge"],
+            ms.image_max_pixels or image_size["longest_edge"],
+        )
         return video, image
 
     def _estimate_cost(self, item: EmbedInput) -> int:
@@ -219,18 +248,28 @@ class Embedder:
         sequence (visual tokens and the EOD included) fits ``max_length``."""
         ms = self.settings.model
         video_budget, image_budget = self._budgets()
-        video = (resolve_video(item.video, ms.num_frames, ms.fps, self.cache, video_budget, ms.seek_min_frames)
-                 if item.video is not None else None)
+        video = (
+            resolve_video(
+                item.video, ms.num_frames, ms.fps, self.cache, video_budget, ms.seek_min_frames
+            )
+            if item.video is not None
+            else None
+        )
         image = resolve_image(item.image) if item.image is not None else None
         # each placeholder pad token expands to its visual tokens
         visual = (video.tokens() - 1 if video is not None else 0) + (
-            image_budget.tokens(image.height, image.width) - 1 if image is not None else 0)
+            image_budget.tokens(image.height, image.width) - 1 if image is not None else 0
+        )
         kinds = {"image": image is not None, "video": video is not None}
-        fixed = self._prompt_tokens(build_prompt("", instruction=item.instruction, **kinds)) + visual
+        fixed = (
+            self._prompt_tokens(build_prompt("", instruction=item.instruction, **kinds)) + visual
+        )
         if fixed > ms.max_length:
-            raise ValueError(f"visual tokens alone ({fixed} tokens with the prompt) exceed max_length "
-                             f"{ms.max_length}; lower the pixel budget "
-                             "(model.video_max_pixels/video_total_pixels/image_max_pixels)")
+            raise ValueError(
+                f"visual tokens alone ({fixed} tokens with the prompt) exceed max_length "
+                f"{ms.max_length}; lower the pixel budget "
+                "(model.video_max_pixels/video_total_pixels/image_max_pixels)"
+            )
         text = item.text
         prompt = build_prompt(text, instruction=item.instruction, **kinds)
         length = self._prompt_tokens(prompt) + visual
@@ -248,7 +287,9 @@ class Embedder:
                 length = self._prompt_tokens(prompt) + visual
         return Prepared(prompt, image, video, length)
 
-    def _prepare_all(self, items: Sequence[EmbedInput], positions: Sequence[int] | None = None) -> list[Prepared]:
+    def _prepare_all(
+        self, items: Sequence[EmbedInput], positions: Sequence[int] | None = None
+    ) -> list[Prepared]:
         out = []
         for n, item in enumerate(items):
             try:
@@ -274,8 +315,12 @@ class Embedder:
         kwargs: dict[str, Any] = {}
         if images:
             kwargs["images"] = images
-            kwargs["images_kwargs"] = {"size": {"shortest_edge": image_budget.min_pixels,
-                                                "longest_edge": image_budget.max_pixels}}
+            kwargs["images_kwargs"] = {
+                "size": {
+                    "shortest_edge": image_budget.min_pixels,
+                    "longest_edge": image_budget.max_pixels,
+                }
+            }
         if videos:
             kwargs["videos"] = [v.frames for v in videos]
             # the frames are at the reference's size (VideoBudget.fit); the processor applies its
@@ -283,8 +328,14 @@ class Embedder:
             kwargs["videos_kwargs"] = {
                 "do_sample_frames": False,
                 "cap_pixels_per_frame": False,
-                "video_metadata": [VideoMetadata(total_num_frames=len(v.frames), fps=v.fps,
-                                                 frames_indices=list(range(len(v.frames)))) for v in videos],
+                "video_metadata": [
+                    VideoMetadata(
+                        total_num_frames=len(v.frames),
+                        fps=v.fps,
+                        frames_indices=list(range(len(v.frames))),
+                    )
+                    for v in videos
+                ],
             }
         batch = self.processor(text=prompts, padding=True, return_tensors="pt", **kwargs)
         return batch.to(self.device)
@@ -305,20 +356,25 @@ class Embedder:
         return F.normalize(pooled.float(), dim=-1)
 
     # --- inference ---------------------------------------------------------------------------
-    def plan_batches(self, items: Sequence[EmbedInput], batch_size: int | None = None,
-                     bucket: bool = True) -> list[list[int]]:
+    def plan_batches(
+        self, items: Sequence[EmbedInput], batch_size: int | None = None, bucket: bool = True
+    ) -> list[list[int]]:
         """Batches of input positions: sorted by estimated length (``bucket``) or in arrival order,
         each at most ``batch_size`` inputs and ``model.max_batch_tokens`` padded tokens."""
         ms = self.settings.model
         batch_size = batch_size or ms.batch_size
         costs = [self._estimate_cost(it) for it in items]
-        order = sorted(range(len(items)), key=costs.__getitem__) if bucket else list(range(len(items)))
+        order = (
+            sorted(range(len(items)), key=costs.__getitem__) if bucket else list(range(len(items)))
+        )
         batches: list[list[int]] = []
         current: list[int] = []
         longest = 0
         for i in order:
             widest = max(longest, costs[i])
-            if current and (len(current) >= batch_size or widest * (len(current) + 1) > ms.max_batch_tokens):
+            if current and (
+                len(current) >= batch_size or widest * (len(current) + 1) > ms.max_batch_tokens
+            ):
                 batches.append(current)
                 current, widest = [], costs[i]
             current.append(i)
@@ -327,8 +383,13 @@ class Embedder:
             batches.append(current)
         return batches
 
-    def embed(self, items: Sequence[EmbedInput], batch_size: int | None = None, progress: bool = False,
-              bucket: bool = True) -> np.ndarray:
+    def embed(
+        self,
+        items: Sequence[EmbedInput],
+        batch_size: int | None = None,
+        progress: bool = False,
+        bucket: bool = True,
+    ) -> np.ndarray:
         """Unit vectors ``(N, dim)`` float32, in input order. Inputs are decoded batch by batch
         (memory stays bounded by a batch); batches are length-bucketed unless ``bucket=False``."""
         if not items:

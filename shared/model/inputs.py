@@ -59,8 +59,12 @@ def _visual_part(vis: Any) -> bytes:
 def item_key(item: EmbedInput) -> str:
     """A stable key of an input's content (for embedding caches): same input, same key."""
     h = hashlib.sha256()
-    for part in (repr(item.instruction).encode(), repr(item.text).encode(),
-                 _visual_part(item.image), _visual_part(item.video)):
+    for part in (
+        repr(item.instruction).encode(),
+        repr(item.text).encode(),
+        _visual_part(item.image),
+        _visual_part(item.video),
+    ):
         h.update(len(part).to_bytes(8, "little"))
         h.update(part)
     return h.hexdigest()

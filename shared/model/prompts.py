@@ -55,12 +55,22 @@ def plain_text(text: str) -> str:
         text = cleaned
 
 
-def build_prompt(text: str | None = None, *, image: bool = False, video: bool = False,
-                 instruction: str | None = None) -> str:
+def build_prompt(
+    text: str | None = None,
+    *,
+    image: bool = False,
+    video: bool = False,
+    instruction: str | None = None,
+) -> str:
     """The exact model input string: system turn (instruction for queries, default for candidates),
     user turn with video placeholder, then image placeholder, then text; generation prompt; EOD."""
     system = instruction or DEFAULT_SYSTEM
-    content = ((VIDEO_PLACEHOLDER if video else "") + (IMAGE_PLACEHOLDER if image else "")
-               + plain_text(text or ""))
-    return (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{content}<|im_end|>\n"
-            f"<|im_start|>assistant\n{EOD}")
+    content = (
+        (VIDEO_PLACEHOLDER if video else "")
+        + (IMAGE_PLACEHOLDER if image else "")
+        + plain_text(text or "")
+    )
+    return (
+        f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{content}<|im_end|>\n"
+        f"<|im_start|>assistant\n{EOD}"
+    )

@@ -23,8 +23,9 @@ TEMPORAL_PATCH = 2  # two frames per temporal patch, so a video needs an even fr
 MAX_RATIO = 200  # the longest aspect ratio the processors accept
 
 
-def smart_resize(height: int, width: int, min_pixels: float, max_pixels: float,
-                 factor: int = PATCH_FACTOR) -> tuple[int, int]:
+def smart_resize(
+    height: int, width: int, min_pixels: float, max_pixels: float, factor: int = PATCH_FACTOR
+) -> tuple[int, int]:
     """The size the reference preprocessing (qwen-vl-utils) gives a ``height`` x ``width`` picture:
     sides multiples of ``factor``, pixels within [min, max], aspect ratio kept as closely as it can
     (its own rounding, which differs from transformers' copy for pictures under ``factor``)."""
@@ -104,7 +105,9 @@ class VideoBudget:
 
 @dataclass
 class PreparedVideo:
-    frames: np.ndarray  # (T, H, W, 3) uint8, T even, at the size the model sees (VideoBudget.model_size)
+    frames: (
+        np.ndarray
+    )  # (T, H, W, 3) uint8, T even, at the size the model sees (VideoBudget.model_size)
     fps: float  # the rate the frames were sampled at (second_per_grid_ts = 2 / fps)
     processor: PixelBudget | None = None  # the checkpoint's limits the processor applies on top
 
@@ -192,25 +195,39 @@ def video_key(video: Any, num_frames: int, budget: VideoBudget) -> tuple | None:
     return None
 
 
-def resolve_video(video: Any, num_frames: int, default_fps: float, cache: FrameCache,
-                  budget: VideoBudget, seek_min_frames: int | None = None) -> PreparedVideo:
+def resolve_video(
+    video: Any,
+    num_frames: int,
+    default_fps: float,
+    cache: FrameCache,
+    budget: VideoBudget,
+    seek_min_frames: int | None = None,
+) -> PreparedVideo:
     """``num_frames`` uniform frames at the pixel budget, from a path, an array or stored frames.
     The fps passed on (``second_per_grid_ts = 2 / fps``) is ``num_frames / duration`` for a file
     (``shared.media.frames.sampling_fps``, as the same clip's stored frames carry it),
     ``VideoFrames.fps`` for stored frames, else ``default_fps``."""
     if num_frames % TEMPORAL_PATCH:
-        raise ValueError(f"num_frames must be even (temporal patch {TEMPORAL_PATCH}), got {num_frames}")
+        raise ValueError(
+            f"num_frames must be even (temporal patch {TEMPORAL_PATCH}), got {num_frames}"
+        )
     if isinstance(video, np.ndarray):
         if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8 or not len(video):
-            raise ValueError(f"a video array must be (T>0, H, W, 3) uint8, got {video.shape} {video.dtype}")
+            raise ValueError(
+                f"a video array must be (T>0, H, W, 3) uint8, got {video.shape} {video.dtype}"
+            )
         frames = _resize_frames(_uniform(video, num_frames), budget, num_frames)
         return PreparedVideo(frames, default_fps, budget.processor)
     key = video_key(video, num_frames, budget)
     if key is None:
-        raise TypeError(f"unsupported video input: {type(video).__name__} (a path, an array or VideoFrames)")
+        raise TypeError(
+            f"unsupported video input: {type(video).__name__} (a path, an array or VideoFrames)"
+        )
     hit = cache.get(key)
     if hit is not None:
-        if isinstance(video, VideoFrames):  # the frames are cached; the fps is the caller's (not in the key)
+        if isinstance(
+            video, VideoFrames
+        ):  # the frames are cached; the fps is the caller's (not in the key)
             return PreparedVideo(hit.frames, video.fps or default_fps, budget.processor)
         return hit
     if isinstance(video, VideoFrames):
@@ -233,7 +250,9 @@ def resolve_video(video: Any, num_frames: int, default_fps: float, cache: FrameC
     return prepared
 
 
-def video_tokens_estimate(video: Any, num_frames: int, cache: FrameCache, budget: VideoBudget) -> int:
+def video_tokens_estimate(
+    video: Any, num_frames: int, cache: FrameCache, budget: VideoBudget
+) -> int:
     """Visual tokens of a video without decoding it (cache, array shape, or the stream/jpg header);
     0 when it cannot be told — the real decode reports the problem later."""
     try:
@@ -269,13 +288,17 @@ def resolve_image(image: Any):  # noqa: ANN201 - returns a PIL image
         return image.convert("RGB")
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[-1] not in (3, 4) or image.dtype != np.uint8:
-            raise ValueError(f"an image array must be (H, W, 3|4) uint8, got {image.shape} {image.dtype}")
+            raise ValueError(
+                f"an image array must be (H, W, 3|4) uint8, got {image.shape} {image.dtype}"
+            )
         return Image.fromarray(image).convert("RGB")
     if isinstance(image, str) and image.startswith("store://"):
         from shared.storage import get_store
 
         try:
-            return Image.open(io.BytesIO(get_store().get_bytes(image[len("store://"):]))).convert("RGB")
+            return Image.open(io.BytesIO(get_store().get_bytes(image[len("store://") :]))).convert(
+                "RGB"
+            )
         except Exception as exc:  # noqa: BLE001 - missing key, bad bytes, backend error: all unusable
             raise MediaError(f"cannot read stored image {image}: {exc}") from exc
     if isinstance(image, (str, Path)):
@@ -283,7 +306,9 @@ def resolve_image(image: Any):  # noqa: ANN201 - returns a PIL image
             return Image.open(image).convert("RGB")
         except Exception as exc:  # noqa: BLE001
             raise MediaError(f"cannot read image {image}: {exc}") from exc
-    raise TypeError(f"unsupported image input: {type(image).__name__} (PIL image, array, path or store://key)")
+    raise TypeError(
+        f"unsupported image input: {type(image).__name__} (PIL image, array, path or store://key)"
+    )
 
 
 def image_tokens_estimate(image: Any, budget: PixelBudget) -> int:
@@ -298,7 +323,7 @@ def image_tokens_estimate(image: Any, budget: PixelBudget) -> int:
         elif isinstance(image, str) and image.startswith("store://"):
             from shared.storage import get_store
 
-            with get_store().open(image[len("store://"):]) as fh:
+            with get_store().open(image[len("store://") :]) as fh:
                 w, h = Image.open(fh).size
         elif isinstance(image, (str, Path)):
             with Image.open(image) as im:

@@ -6,5 +6,21 @@ from shared.world.render import render, render_frames
 from shared.world.spec import sample_spec
 from shared.world.vocab import BACKGROUNDS, CAMERA_MOTIONS, COLORS, DIRECTIONS, FAILURES, SHAPES
 
-__all__ = ["BACKGROUNDS", "CAMERA_MOTIONS", "COLORS", "DIRECTIONS", "FAILURES", "SHAPES", "STYLES", "WorldVideo",
-           "composed_change", "describe", "describe_frame", "generate", "plan", "render", "render_frames", "sample_spec"]
+__all__ = [
+    "BACKGROUNDS",
+    "CAMERA_MOTIONS",
+    "COLORS",
+    "DIRECTIONS",
+    "FAILURES",
+    "SHAPES",
+    "STYLES",
+    "WorldVideo",
+    "composed_change",
+    "describe",
+    "describe_frame",
+    "generate",
+    "plan",
+    "render",
+    "render_frames",
+    "sample_spec",
+]

@@ -14,7 +14,17 @@ from typing import Any
 from shared.world.spec import object_color_at, shot_at, visible
 from shared.world.vocab import DIRECTIONS
 
-STYLES = ("concise", "rich", "abstract", "keywords", "partial", "spatial", "temporal", "camera", "long")
+STYLES = (
+    "concise",
+    "rich",
+    "abstract",
+    "keywords",
+    "partial",
+    "spatial",
+    "temporal",
+    "camera",
+    "long",
+)
 ORDINALS = ("first", "then", "after that", "next", "later", "finally")
 
 
@@ -61,13 +71,20 @@ def shot_temporal(shot: dict[str, Any]) -> str:
     if not texts:
         still = " and ".join(phrase(o, size=False) for o in shot["objects"])
         return f"{still} stays still"
-    return ", ".join(f"{ORDINALS[min(i, len(ORDINALS) - 2)] if i < len(texts) - 1 or i == 0 else 'finally'} {t}"
-                     for i, t in enumerate(texts))
+    return ", ".join(
+        f"{ORDINALS[min(i, len(ORDINALS) - 2)] if i < len(texts) - 1 or i == 0 else 'finally'} {t}"
+        for i, t in enumerate(texts)
+    )
 
 
 def camera_text(shot: dict[str, Any]) -> str:
-    return {"static": "the camera is static", "pan left": "the camera pans left", "pan right": "the camera pans right",
-            "zoom in": "the camera zooms in", "zoom out": "the camera zooms out"}[shot["camera"]]
+    return {
+        "static": "the camera is static",
+        "pan left": "the camera pans left",
+        "pan right": "the camera pans right",
+        "zoom in": "the camera zooms in",
+        "zoom out": "the camera zooms out",
+    }[shot["camera"]]
 
 
 def describe(sidecar: dict[str, Any], style: str, rng: random.Random | None = None) -> str:
@@ -82,13 +99,19 @@ def describe(sidecar: dict[str, Any], style: str, rng: random.Random | None = No
     if style == "concise":
         main = shots[0]["objects"][0]
         motion = f" moving {main['motion']}" if main["motion"] != "still" else ""
-        tail = f", then a cut to {phrase(shots[1]['objects'][0], size=False)}" if len(shots) > 1 else ""
+        tail = (
+            f", then a cut to {phrase(shots[1]['objects'][0], size=False)}"
+            if len(shots) > 1
+            else ""
+        )
         return f"{phrase(main)}{motion} on a {shots[0]['background']} background{tail}."
     if style == "keywords":
         words: list[str] = []
         for s in shots:
             for o in s["objects"]:
-                words += [o["color"], o["shape"]] + ([o["motion"]] if o["motion"] != "still" else [])
+                words += [o["color"], o["shape"]] + (
+                    [o["motion"]] if o["motion"] != "still" else []
+                )
                 if o.get("color_after"):
                     words.append(o["color_after"])
             words += [s["background"], s["camera"]]
@@ -100,7 +123,9 @@ def describe(sidecar: dict[str, Any], style: str, rng: random.Random | None = No
         return shot_spatial(shot) + "."
     if style == "abstract":
         colors = sorted({o["color"] for s in shots for o in s["objects"]})
-        mood = "calm" if all(o["motion"] == "still" for s in shots for o in s["objects"]) else "lively"
+        mood = (
+            "calm" if all(o["motion"] == "still" for s in shots for o in s["objects"]) else "lively"
+        )
         return f"a {mood} minimalist animation of {', '.join(colors)} geometric shapes in {len(shots)} shot{'s' if len(shots) > 1 else ''}."
     if style in ("rich", "long"):
         parts = []
@@ -137,7 +162,9 @@ def composed_change(sidecar: dict[str, Any], ref_t: float, kind: str = "image") 
         if later_shots:
             return f"what happens next: the scene cuts to {shot_spatial(later_shots[0])}."
         if later:
-            return f"continuing this clip, {_event_text(shot_at(sidecar, later[0]['t_s']), later[0])}."
+            return (
+                f"continuing this clip, {_event_text(shot_at(sidecar, later[0]['t_s']), later[0])}."
+            )
         return f"the same clip continues while {camera_text(shot)}."
     visible_objs = [o for o in shot["objects"] if visible(o, ref_t)] or shot["objects"]
     anchor = visible_objs[0]
@@ -150,7 +177,9 @@ def composed_change(sidecar: dict[str, Any], ref_t: float, kind: str = "image") 
     return f"{ref} stays in place while {camera_text(shot)}."
 
 
-def noisy_caption(sidecar: dict[str, Any], rng: random.Random, other: dict[str, Any] | None = None) -> tuple[str, str]:
+def noisy_caption(
+    sidecar: dict[str, Any], rng: random.Random, other: dict[str, Any] | None = None
+) -> tuple[str, str]:
     """A web-style raw caption and the kind of noise applied: clean, loose, wrong, empty or junk."""
     roll = rng.random()
     if other is not None:
@@ -164,5 +193,7 @@ def noisy_caption(sidecar: dict[str, Any], rng: random.Random, other: dict[str, 
     if roll < 0.8:
         return "", "empty"
     if roll < 0.9:
-        return rng.choice(["IMG_2041.mp4", "video", "#shapes #fun #viral", "untitled clip", "download (3).mp4"]), "junk"
+        return rng.choice(
+            ["IMG_2041.mp4", "video", "#shapes #fun #viral", "untitled clip", "download (3).mp4"]
+        ), "junk"
     return describe(sidecar, "rich", rng), "clean"

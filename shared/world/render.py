@@ -31,7 +31,9 @@ def _camera(shot: dict[str, Any], progress: float) -> tuple[float, float]:
     return 0.0, 1.0
 
 
-def render_frame(spec: dict[str, Any], t: float, rng: np.random.Generator | None = None) -> np.ndarray:
+def render_frame(
+    spec: dict[str, Any], t: float, rng: np.random.Generator | None = None
+) -> np.ndarray:
     w, h = spec["width"], spec["height"]
     shot = shot_at(spec, t)
     dur = max(shot["end_s"] - shot["start_s"], 1e-6)
@@ -61,7 +63,7 @@ def render_frame(spec: dict[str, Any], t: float, rng: np.random.Generator | None
             mask = (uy >= -r) & (uy <= r * 0.8) & (np.abs(ux) <= (uy + r) * 0.62)
         color = np.array(COLORS[object_color_at(obj, t)], np.float32)
         if obj["texture"] == "striped":
-            stripes = (np.floor((wx + wy) * 14) % 2 == 0)
+            stripes = np.floor((wx + wy) * 14) % 2 == 0
             fill = np.where(stripes[..., None], color, color * 0.35)
         else:
             fill = np.broadcast_to(color, (h, w, 3))
@@ -83,12 +85,43 @@ def encode(frames: np.ndarray, fps: float, path: str | Path, crf: int = 20) -> P
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     t, h, w, _ = frames.shape
-    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-c:v", "libx264", "-preset", "ultrafast", "-crf", str(crf),
-           "-g", "8", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(path)]
-    proc = subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), capture_output=True, timeout=300)
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        str(crf),
+        "-g",
+        "8",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        str(path),
+    ]
+    proc = subprocess.run(
+        cmd, input=np.ascontiguousarray(frames).tobytes(), capture_output=True, timeout=300
+    )
     if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed to encode {path}: {proc.stderr.decode(errors='replace')[-500:]}")
+        raise RuntimeError(
+            f"ffmpeg failed to encode {path}: {proc.stderr.decode(errors='replace')[-500:]}"
+        )
     return path
 
 

@@ -28,7 +28,9 @@ DEFAULT_FPS = 8
 DEFAULT_SIZE = (64, 64)
 
 
-def _object(rng: random.Random, oid: str, start: float, end: float, taken: set[tuple[str, str]]) -> dict[str, Any]:
+def _object(
+    rng: random.Random, oid: str, start: float, end: float, taken: set[tuple[str, str]]
+) -> dict[str, Any]:
     while True:
         shape, color = rng.choice(SHAPES), rng.choice(list(COLORS))
         if (shape, color) not in taken:
@@ -40,14 +42,32 @@ def _object(rng: random.Random, oid: str, start: float, end: float, taken: set[t
     x = 0.5 - 0.25 * dx + rng.uniform(-0.08, 0.08)
     y = 0.5 - 0.25 * dy + rng.uniform(-0.08, 0.08)
     obj: dict[str, Any] = {
-        "id": oid, "shape": shape, "color": color, "size": rng.choice(list(SIZES)), "texture": rng.choice(TEXTURES),
-        "x": round(x, 3), "y": round(y, 3), "motion": motion, "speed": round(rng.uniform(0.5, 0.7) / max(end - start, 1e-3), 4),
-        "appear_s": start, "disappear_s": end, "color_after": None, "change_s": None,
+        "id": oid,
+        "shape": shape,
+        "color": color,
+        "size": rng.choice(list(SIZES)),
+        "texture": rng.choice(TEXTURES),
+        "x": round(x, 3),
+        "y": round(y, 3),
+        "motion": motion,
+        "speed": round(rng.uniform(0.5, 0.7) / max(end - start, 1e-3), 4),
+        "appear_s": start,
+        "disappear_s": end,
+        "color_after": None,
+        "change_s": None,
     }
     return obj
 
 
-def _shot(rng: random.Random, index: int, start: float, end: float, *, static: bool = False, n_objects: int | None = None) -> dict[str, Any]:
+def _shot(
+    rng: random.Random,
+    index: int,
+    start: float,
+    end: float,
+    *,
+    static: bool = False,
+    n_objects: int | None = None,
+) -> dict[str, Any]:
     taken: set[tuple[str, str]] = set()
     n = n_objects or rng.choice([1, 1, 2])
     objects = [_object(rng, f"s{index}o{i}", start, end, taken) for i in range(n)]
@@ -61,19 +81,48 @@ def _shot(rng: random.Random, index: int, start: float, end: float, *, static: b
         roll = rng.random()
         if roll < 0.25 and dur >= 2:
             obj["appear_s"] = round(start + rng.uniform(0.25, 0.45) * dur, 2)
-            events.append({"t_s": obj["appear_s"], "kind": "appears", "subject": obj["id"], "detail": None})
+            events.append(
+                {"t_s": obj["appear_s"], "kind": "appears", "subject": obj["id"], "detail": None}
+            )
         elif roll < 0.45 and dur >= 2:
             obj["disappear_s"] = round(start + rng.uniform(0.55, 0.8) * dur, 2)
-            events.append({"t_s": obj["disappear_s"], "kind": "disappears", "subject": obj["id"], "detail": None})
+            events.append(
+                {
+                    "t_s": obj["disappear_s"],
+                    "kind": "disappears",
+                    "subject": obj["id"],
+                    "detail": None,
+                }
+            )
         elif roll < 0.65 and dur >= 2:
             obj["change_s"] = round(start + rng.uniform(0.35, 0.65) * dur, 2)
             obj["color_after"] = rng.choice([c for c in COLORS if c != obj["color"]])
-            events.append({"t_s": obj["change_s"], "kind": "changes color", "subject": obj["id"], "detail": obj["color_after"]})
+            events.append(
+                {
+                    "t_s": obj["change_s"],
+                    "kind": "changes color",
+                    "subject": obj["id"],
+                    "detail": obj["color_after"],
+                }
+            )
         if obj["motion"] != "still":
-            events.append({"t_s": round(max(obj["appear_s"], start) + 0.01, 2), "kind": "moves", "subject": obj["id"], "detail": obj["motion"]})
+            events.append(
+                {
+                    "t_s": round(max(obj["appear_s"], start) + 0.01, 2),
+                    "kind": "moves",
+                    "subject": obj["id"],
+                    "detail": obj["motion"],
+                }
+            )
     events.sort(key=lambda e: (e["t_s"], e["subject"]))
-    return {"start_s": round(start, 3), "end_s": round(end, 3), "background": rng.choice(list(BACKGROUNDS)),
-            "camera": camera, "objects": objects, "events": events}
+    return {
+        "start_s": round(start, 3),
+        "end_s": round(end, 3),
+        "background": rng.choice(list(BACKGROUNDS)),
+        "camera": camera,
+        "objects": objects,
+        "events": events,
+    }
 
 
 def sample_spec(
@@ -96,9 +145,18 @@ def sample_spec(
         shot_list.append(_shot(rng, i, t, t + dur, static=static, n_objects=n_objects))
         t += dur
     spec = {
-        "id": vid, "seed": rng.randrange(2**31), "fps": fps, "width": size[0], "height": size[1],
-        "duration_s": round(t, 3), "cuts": [s["start_s"] for s in shot_list[1:]], "shots": shot_list,
-        "caption": None, "raw_caption": None, "noise": None, "failure": "static" if static else None,
+        "id": vid,
+        "seed": rng.randrange(2**31),
+        "fps": fps,
+        "width": size[0],
+        "height": size[1],
+        "duration_s": round(t, 3),
+        "cuts": [s["start_s"] for s in shot_list[1:]],
+        "shots": shot_list,
+        "caption": None,
+        "raw_caption": None,
+        "noise": None,
+        "failure": "static" if static else None,
     }
     return spec
 
@@ -137,9 +195,15 @@ def sub_spec(spec: dict[str, Any], start: float, end: float) -> dict[str, Any]:
                     o[k] = round(min(max(o[k], a), b) - start, 3)
             if o.get("change_s") is not None and o["change_s"] >= s["end_s"]:
                 o["change_s"], o["color_after"] = None, None
-        s["objects"] = [o for o in s["objects"] if o["disappear_s"] > o["appear_s"]] or s["objects"][:1]
-        s["events"] = [dict(e, t_s=round(e["t_s"] - start, 3)) for e in shot["events"] if a <= e["t_s"] < b]
+        s["objects"] = [o for o in s["objects"] if o["disappear_s"] > o["appear_s"]] or s[
+            "objects"
+        ][:1]
+        s["events"] = [
+            dict(e, t_s=round(e["t_s"] - start, 3)) for e in shot["events"] if a <= e["t_s"] < b
+        ]
         shots.append(s)
-    out = dict(spec, shots=shots or copy.deepcopy(spec["shots"][:1]), duration_s=round(end - start, 3))
+    out = dict(
+        spec, shots=shots or copy.deepcopy(spec["shots"][:1]), duration_s=round(end - start, 3)
+    )
     out["cuts"] = [s["start_s"] for s in out["shots"][1:]]
     return out

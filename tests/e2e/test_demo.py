@@ -28,9 +28,29 @@ def reused_stages(stdout: str) -> list[str]:
 def _demo(out, *extra: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNIVR_")}
     env["HF_HUB_OFFLINE"] = "1"
-    return subprocess.run([sys.executable, "-c", "from shared.cli import main; main()", "demo", "--out", str(out),
-                           "--videos", "40", "--long", "1", "--steps", "120", "--uvrb-size", "12", *extra],
-                          env=env, capture_output=True, text=True, timeout=1500)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from shared.cli import main; main()",
+            "demo",
+            "--out",
+            str(out),
+            "--videos",
+            "40",
+            "--long",
+            "1",
+            "--steps",
+            "120",
+            "--uvrb-size",
+            "12",
+            *extra,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
 
 
 @pytest.mark.slow
@@ -46,7 +66,9 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path):
         assert set(scores) == KEYS
     best = summary["best_sampler"]
     assert summary["abilities"][best]["AVG_A"] > summary["abilities"]["untrained"]["AVG_A"]
-    assert set(summary["ablation"]) == KEYS  # pyramid vs uniform over the default 2 seeds, per ability
+    assert (
+        set(summary["ablation"]) == KEYS
+    )  # pyramid vs uniform over the default 2 seeds, per ability
     for row in summary["ablation"].values():
         for sampler in ("pyramid", "uniform"):
             assert set(row[sampler]) == {"mean", "std", "seeds"} and len(row[sampler]["seeds"]) == 2

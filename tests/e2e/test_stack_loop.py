@@ -78,24 +78,43 @@ class Timeline:
         beats = 0
         while not self.stop.wait(0.2):
             with self.engine.connect() as conn:
-                row = conn.execute(text("SELECT owner, attempts, state, heartbeat_at, lease_expires_at, progress "
-                                        "FROM jobs WHERE id = :i"), {"i": self.job_id}).mappings().first()
+                row = (
+                    conn.execute(
+                        text(
+                            "SELECT owner, attempts, state, heartbeat_at, lease_expires_at, progress "
+                            "FROM jobs WHERE id = :i"
+                        ),
+                        {"i": self.job_id},
+                    )
+                    .mappings()
+                    .first()
+                )
             if row is None:
                 continue
             step = (row["progress"] or {}).get("step")
             if row["owner"] != last.get("owner"):
-                self.note(f"claimed by {row['owner']} (attempt {row['attempts']}, state {row['state']})")
+                self.note(
+                    f"claimed by {row['owner']} (attempt {row['attempts']}, state {row['state']})"
+                )
                 beats = 0
             elif row["heartbeat_at"] != last.get("heartbeat_at"):
                 beats += 1
                 if beats <= 2 or beats % 10 == 0:
-                    self.note(f"heartbeat {beats} (step {step}), lease until {row['lease_expires_at']:%H:%M:%S}")
+                    self.note(
+                        f"heartbeat {beats} (step {step}), lease until {row['lease_expires_at']:%H:%M:%S}"
+                    )
             exp = row["lease_expires_at"]
-            if (row["state"] == "running" and exp is not None and exp < datetime.now(UTC)
-                    and last.get("expired") != row["owner"]):
+            if (
+                row["state"] == "running"
+                and exp is not None
+                and exp < datetime.now(UTC)
+                and last.get("expired") != row["owner"]
+            ):
                 self.note(f"lease of {row['owner']} expired (last step {step})")
                 last["expired"] = row["owner"]
-            if (row["progress"] or {}).get("resumed_from") != (last.get("progress") or {}).get("resumed_from"):
+            if (row["progress"] or {}).get("resumed_from") != (last.get("progress") or {}).get(
+                "resumed_from"
+            ):
                 self.note(f"resumed from step {row['progress']['resumed_from']}")
             if row["state"] != last.get("state"):
                 self.note(f"state {row['state']}")
@@ -137,18 +156,44 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
     for key in list(os.environ):
         if key.startswith("UNIVR_"):
             monkeypatch.delenv(key)
-    knobs = {"UNIVR_HOME": str(home), "UNIVR_JOBS__LEASE_S": "4", "UNIVR_JOBS__HEARTBEAT_S": "1",
-             "UNIVR_JOBS__SWEEP_S": "1", "UNIVR_BROKER__SOFT_TIME_LIMIT_S": "8", "UNIVR_BROKER__HARD_TIME_LIMIT_S": "12",
-             "UNIVR_MODEL__BATCH_SIZE": "8", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    knobs = {
+        "UNIVR_HOME": str(home),
+        "UNIVR_JOBS__LEASE_S": "4",
+        "UNIVR_JOBS__HEARTBEAT_S": "1",
+        "UNIVR_JOBS__SWEEP_S": "1",
+        "UNIVR_BROKER__SOFT_TIME_LIMIT_S": "8",
+        "UNIVR_BROKER__HARD_TIME_LIMIT_S": "12",
+        "UNIVR_MODEL__BATCH_SIZE": "8",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
     for k, v in knobs.items():
         monkeypatch.setenv(k, v)
     db = postgres_url.rsplit("/", 1)[1]
-    args = ["--dir", str(state), "--only", SERVICES, "--set", f"POSTGRES_DB={db}",
-            "--set", f"EMBED_MODEL={home / 'models' / 'tiny'}", "--port", f"rabbitmq={rmq.port}",
-            "--port", f"minio={free_port()}", "--port", f"qdrant={free_port()}"]
+    args = [
+        "--dir",
+        str(state),
+        "--only",
+        SERVICES,
+        "--set",
+        f"POSTGRES_DB={db}",
+        "--set",
+        f"EMBED_MODEL={home / 'models' / 'tiny'}",
+        "--port",
+        f"rabbitmq={rmq.port}",
+        "--port",
+        f"minio={free_port()}",
+        "--port",
+        f"qdrant={free_port()}",
+    ]
     log = open(tmp_path / "stack.out", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "shared.stack", *args], stdout=log, stderr=subprocess.STDOUT,
-                            cwd=ROOT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shared.stack", *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
     timeline, t0, passed, left = None, time.monotonic(), False, []
 
     def mark(what: str) -> None:
@@ -162,8 +207,14 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
         cli_env = _cli_env(args, st)
 
         def univr(*a: str, timeout: float = 300) -> str:
-            r = subprocess.run([str(Path(sys.executable).parent / "univr"), *a], env=cli_env, cwd=tmp_path,
-                               capture_output=True, text=True, timeout=timeout)
+            r = subprocess.run(
+                [str(Path(sys.executable).parent / "univr"), *a],
+                env=cli_env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
             assert r.returncode == 0, f"univr {' '.join(a)}: {r.stdout[-2000:]} {r.stderr[-3000:]}"
             return r.stdout
 
@@ -171,23 +222,54 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
 
         generate(tmp_path / "raw", 8, seed=5, workers=1)
         services_home = Path(cli_env["UNIVR_HOME"])  # the services' home (compose: a volume)
-        univr("uvrb", "mini", "--out", str(services_home / "uvrb-mini"), "--seed", "100005", "--n", "6", "--long-n", "3")
-        synth_job = json.loads(univr("synth", "submit", str(tmp_path / "raw" / "manifest.jsonl")))["job"]
+        univr(
+            "uvrb",
+            "mini",
+            "--out",
+            str(services_home / "uvrb-mini"),
+            "--seed",
+            "100005",
+            "--n",
+            "6",
+            "--long-n",
+            "3",
+        )
+        synth_job = json.loads(univr("synth", "submit", str(tmp_path / "raw" / "manifest.jsonl")))[
+            "job"
+        ]
         engine = create_engine(postgres_url)
 
         def job_state(job_id: str) -> str | None:
             with engine.connect() as conn:
-                return conn.execute(text("SELECT state FROM jobs WHERE id = :i"), {"i": job_id}).scalar()
+                return conn.execute(
+                    text("SELECT state FROM jobs WHERE id = :i"), {"i": job_id}
+                ).scalar()
 
-        _wait("the synthesis job", lambda: job_state(synth_job) in ("completed", "failed"), timeout=300)
+        _wait(
+            "the synthesis job",
+            lambda: job_state(synth_job) in ("completed", "failed"),
+            timeout=300,
+        )
         assert job_state(synth_job) == "completed"
         mark("synthesis job completed")
         snap = json.loads(univr("data", "snapshot", "--name", "e2e", "--json"))
         assert snap["counts"], snap
-        config = {"snapshot": snap["id"], "model": str(home / "models" / "tiny"), "steps": STEPS, "batch_size": 4,
-                  "seed": 3, "preset": "tiny", "sampler": "uniform", "overrides": {"checkpoint_every": CHECKPOINT_EVERY}}
-        (tmp_path / "train.yaml").write_text(yaml.safe_dump({**config, "out": str(tmp_path / "train-out")}))
-        train_job = json.loads(univr("train", "submit", "--config", str(tmp_path / "train.yaml")))["job"]
+        config = {
+            "snapshot": snap["id"],
+            "model": str(home / "models" / "tiny"),
+            "steps": STEPS,
+            "batch_size": 4,
+            "seed": 3,
+            "preset": "tiny",
+            "sampler": "uniform",
+            "overrides": {"checkpoint_every": CHECKPOINT_EVERY},
+        }
+        (tmp_path / "train.yaml").write_text(
+            yaml.safe_dump({**config, "out": str(tmp_path / "train-out")})
+        )
+        train_job = json.loads(univr("train", "submit", "--config", str(tmp_path / "train.yaml")))[
+            "job"
+        ]
         timeline = Timeline(postgres_url, train_job)
         mark(f"train job {train_job} submitted")
 
@@ -195,7 +277,9 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
         def past_checkpoint() -> bool:
             with engine.connect() as conn:
                 saved = conn.execute(text("SELECT count(*) FROM checkpoints")).scalar()
-                step = conn.execute(text("SELECT progress->>'step' FROM jobs WHERE id = :i"), {"i": train_job}).scalar()
+                step = conn.execute(
+                    text("SELECT progress->>'step' FROM jobs WHERE id = :i"), {"i": train_job}
+                ).scalar()
             return saved >= 1 and step is not None and int(step) > CHECKPOINT_EVERY
 
         _wait("the first checkpoint", past_checkpoint, timeout=300, every=0.2)
@@ -205,26 +289,56 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
         timeline.note(f"SIGKILL trainer worker {worker.pid} and its run ({len(killed)} processes)")
         mark("trainer worker killed")
         # an uninterrupted run of the same config, for its final weights
-        (tmp_path / "ref.yaml").write_text(yaml.safe_dump({**config, "out": str(tmp_path / "ref-out"),
-                                                            "run_id": "uninterrupted"}))
-        ref = subprocess.Popen([str(Path(sys.executable).parent / "univr"), "train", "run", "--config",
-                                str(tmp_path / "ref.yaml")], env=cli_env, cwd=tmp_path, stdout=subprocess.DEVNULL)
+        (tmp_path / "ref.yaml").write_text(
+            yaml.safe_dump({**config, "out": str(tmp_path / "ref-out"), "run_id": "uninterrupted"})
+        )
+        ref = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "univr"),
+                "train",
+                "run",
+                "--config",
+                str(tmp_path / "ref.yaml"),
+            ],
+            env=cli_env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+        )
 
-        _wait("the train job", lambda: job_state(train_job) in ("completed", "failed", "cancelled"), timeout=400)
+        _wait(
+            "the train job",
+            lambda: job_state(train_job) in ("completed", "failed", "cancelled"),
+            timeout=400,
+        )
         assert job_state(train_job) == "completed"
         mark("train job completed")
         # a duplicate delivery of the finished job's message runs nothing (the lease refuses it)
         univr("train", "submit", "--config", str(tmp_path / "train.yaml"))
         shown = lambda: json.loads(univr("job", "show", train_job))  # noqa: E731
-        events = _wait("the refused duplicate", lambda: (lambda t: t if "refused" in [e["event"] for e in t] else None)(
-            shown()["timeline"]), timeout=60)
+        events = _wait(
+            "the refused duplicate",
+            lambda: (lambda t: t if "refused" in [e["event"] for e in t] else None)(
+                shown()["timeline"]
+            ),
+            timeout=60,
+        )
         assert ref.wait(timeout=400) == 0
         timeline.close()
         print("\njob timeline (train job " + train_job + "):\n" + "\n".join(timeline.lines))
-        print("lease events:\n" + "\n".join(f"  {e['at']} {e['event']} attempt {e['attempt']} {e.get('owner', '')}"
-                                             f" {e.get('step', '')}" for e in events))
+        print(
+            "lease events:\n"
+            + "\n".join(
+                f"  {e['at']} {e['event']} attempt {e['attempt']} {e.get('owner', '')}"
+                f" {e.get('step', '')}"
+                for e in events
+            )
+        )
         names = [e["event"] for e in events]
-        assert names[:2] == ["claimed", "expired"] and "takeover" in names and names.count("completed") == 1
+        assert (
+            names[:2] == ["claimed", "expired"]
+            and "takeover" in names
+            and names.count("completed") == 1
+        )
         resumed = [e for e in events if e["event"] == "resumed"]
         assert resumed and resumed[-1]["step"] == CHECKPOINT_EVERY
         assert shown()["attempts"] == 2  # the takeover's claim; the duplicate was refused, not run
@@ -238,33 +352,56 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
         # checkpoint.ready → evaluation → eval.completed → promotion of the final checkpoint
         def promoted() -> dict | None:
             with engine.connect() as conn:
-                rows = conn.execute(text("SELECT kind, state, result FROM jobs WHERE kind IN ('eval', 'index')")).all()
-            if any(r.state in ("pending", "running") for r in rows) or len([r for r in rows if r.kind == "index"]) < 2:
+                rows = conn.execute(
+                    text("SELECT kind, state, result FROM jobs WHERE kind IN ('eval', 'index')")
+                ).all()
+            if (
+                any(r.state in ("pending", "running") for r in rows)
+                or len([r for r in rows if r.kind == "index"]) < 2
+            ):
                 return None
             return {"rows": rows}
 
-        rows = _wait("evaluations and promotions of both checkpoints", promoted, timeout=400)["rows"]
+        rows = _wait("evaluations and promotions of both checkpoints", promoted, timeout=400)[
+            "rows"
+        ]
         mark("evaluations and promotions done")
-        print("eval/index jobs:", [(r.kind, r.state, (r.result or {}).get("promoted")) for r in rows])
-        assert all(r.state == "completed" for r in rows) and any((r.result or {}).get("promoted") for r in rows)
+        print(
+            "eval/index jobs:", [(r.kind, r.state, (r.result or {}).get("promoted")) for r in rows]
+        )
+        assert all(r.state == "completed" for r in rows) and any(
+            (r.result or {}).get("promoted") for r in rows
+        )
         key = univr("apikey", "create", "--name", "e2e").strip().splitlines()[-1]
-        r = httpx.post(f"{API}/v1/search", json={"text": "a red circle moving left", "top_k": 3},
-                       headers={"Authorization": f"Bearer {key}"}, timeout=120)
+        r = httpx.post(
+            f"{API}/v1/search",
+            json={"text": "a red circle moving left", "top_k": 3},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=120,
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         print("search:", json.dumps(body)[:400])
         assert body["results"] and all(r["clip_id"] for r in body["results"])
         # the live version answering is one this run's checkpoints were built into and promoted
         with engine.connect() as conn:
-            live = conn.execute(text("SELECT id, adapter, eval_run_id FROM index_versions WHERE state = 'live'")).one()
-        promoted_versions = [(r.result or {}).get("live") for r in rows if (r.result or {}).get("promoted")]
+            live = conn.execute(
+                text("SELECT id, adapter, eval_run_id FROM index_versions WHERE state = 'live'")
+            ).one()
+        promoted_versions = [
+            (r.result or {}).get("live") for r in rows if (r.result or {}).get("promoted")
+        ]
         assert live.id in promoted_versions and live.eval_run_id
         assert httpx.post(f"{API}/v1/search", json={"text": "x"}, timeout=30).status_code == 401
         passed = True
     finally:
         if timeline is not None:
             timeline.close()
-        tree = [proc, *psutil.Process(proc.pid).children(recursive=True)] if proc.poll() is None else []
+        tree = (
+            [proc, *psutil.Process(proc.pid).children(recursive=True)]
+            if proc.poll() is None
+            else []
+        )
         tree = [psutil.Process(p.pid) for p in tree if psutil.pid_exists(p.pid)]
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the stack stops every process it started
         try:
@@ -275,7 +412,9 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
         left = [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         print(f"Ctrl-C: {len(tree)} processes of the stack, {len(left)} left behind {left}")
         log.close()
-        print("stack output (tail):\n" + (tmp_path / "stack.out").read_text(errors="replace")[-3000:])
+        print(
+            "stack output (tail):\n" + (tmp_path / "stack.out").read_text(errors="replace")[-3000:]
+        )
         rmq.close()
     assert passed and not left, f"processes left behind after Ctrl-C: {left}"
 
@@ -284,7 +423,9 @@ def _healthy(proc: subprocess.Popen, tmp_path: Path) -> bool:
     import httpx
 
     if proc.poll() is not None:
-        raise AssertionError("the stack exited: " + (tmp_path / "stack.out").read_text(errors="replace")[-4000:])
+        raise AssertionError(
+            "the stack exited: " + (tmp_path / "stack.out").read_text(errors="replace")[-4000:]
+        )
     try:
         return httpx.get(f"{API}/healthz", timeout=2).status_code == 200
     except httpx.HTTPError:

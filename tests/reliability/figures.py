@@ -12,8 +12,21 @@ from typing import Any
 
 FULL = os.environ.get("UNIVR_TEST_RELIABILITY", "").lower() == "full"
 
-COLUMNS = ("scenario", "faults", "expected", "completed", "lost", "duplicated", "retries", "requests", "errors",
-           "p50_ms", "p95_ms", "p99_ms", "wall_s")
+COLUMNS = (
+    "scenario",
+    "faults",
+    "expected",
+    "completed",
+    "lost",
+    "duplicated",
+    "retries",
+    "requests",
+    "errors",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "wall_s",
+)
 
 ROWS: list[dict[str, Any]] = []
 

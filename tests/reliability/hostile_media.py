@@ -26,11 +26,22 @@ class HostileCase:
 
 
 def _ff(*args: str) -> None:
-    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True, timeout=120)
+    subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True, timeout=120
+    )
 
 
-def _lavfi(out: Path, *, size: str = "64x48", seconds: float = 3.0, rate: str = "8", extra: tuple[str, ...] = (),
-           src: str = "testsrc2", vcodec: str = "libx264", pix_fmt: str | None = "yuv420p") -> Path:
+def _lavfi(
+    out: Path,
+    *,
+    size: str = "64x48",
+    seconds: float = 3.0,
+    rate: str = "8",
+    extra: tuple[str, ...] = (),
+    src: str = "testsrc2",
+    vcodec: str = "libx264",
+    pix_fmt: str | None = "yuv420p",
+) -> Path:
     args = ["-f", "lavfi", "-i", f"{src}=size={size}:rate={rate}:duration={seconds}"]
     args += ["-c:v", vcodec]
     if pix_fmt:
@@ -44,16 +55,30 @@ def _lavfi(out: Path, *, size: str = "64x48", seconds: float = 3.0, rate: str = 
 _counter = [0]
 
 
-def _distinct(path: Path, *, vcodec: str = "libx264", pix_fmt: str | None = "yuv420p", extra: tuple[str, ...] = ()) -> Path:
+def _distinct(
+    path: Path,
+    *,
+    vcodec: str = "libx264",
+    pix_fmt: str | None = "yuv420p",
+    extra: tuple[str, ...] = (),
+) -> Path:
     """A valid, moving video whose content no other case shares (so dedup cannot merge cases)."""
     import random
 
     from shared.world import render, sample_spec
 
     _counter[0] += 1
-    spec = sample_spec(random.Random(9000 + _counter[0]), f"h{_counter[0]}", shots=1, shot_s=(3.0, 3.0), n_objects=2)
+    spec = sample_spec(
+        random.Random(9000 + _counter[0]),
+        f"h{_counter[0]}",
+        shots=1,
+        shot_s=(3.0, 3.0),
+        n_objects=2,
+    )
     for i, obj in enumerate(spec["shots"][0]["objects"]):
-        obj["motion"], obj["x"], obj["y"] = ("right", 0.3, 0.3 + 0.4 * i) if i == 0 else ("left", 0.7, 0.7)
+        obj["motion"], obj["x"], obj["y"] = (
+            ("right", 0.3, 0.3 + 0.4 * i) if i == 0 else ("left", 0.7, 0.7)
+        )
     src = render(spec, path.with_name(f".src-{_counter[0]}.mp4"))
     args = ["-i", str(src), "-c:v", vcodec]
     if pix_fmt:
@@ -69,7 +94,9 @@ def _patch_box_dims(path: Path, width: int, height: int) -> None:
     i = data.find(b"tkhd")
     if i > 0:
         version = data[i + 4]
-        off = i + 4 + (92 if version == 1 else 80)  # width/height are the last 8 bytes (16.16 fixed)
+        off = (
+            i + 4 + (92 if version == 1 else 80)
+        )  # width/height are the last 8 bytes (16.16 fixed)
         data[off : off + 8] = struct.pack(">II", width << 16, height << 16)
     j = data.find(b"avc1")
     if j > 0:
@@ -105,15 +132,27 @@ def build_hostile_corpus(root: Path) -> list[HostileCase]:
     (root / "truncated.mp4").write_bytes(full[: len(full) // 3])
     add("truncated", root / "truncated.mp4", "either", "cut at a third")
     moov_last = _lavfi(root / "_moov_last.mp4")
-    (root / "truncated_no_index.mp4").write_bytes(moov_last.read_bytes()[: moov_last.stat().st_size // 2])
+    (root / "truncated_no_index.mp4").write_bytes(
+        moov_last.read_bytes()[: moov_last.stat().st_size // 2]
+    )
     moov_last.unlink()
-    add("truncated_no_index", root / "truncated_no_index.mp4", "reject", "cut before the moov index")
+    add(
+        "truncated_no_index", root / "truncated_no_index.mp4", "reject", "cut before the moov index"
+    )
     (root / "garbage.mp4").write_bytes(os.urandom(20_000))
     add("garbage", root / "garbage.mp4", "reject", "random bytes")
     _distinct(root / "_wrong.mp4")
     (root / "_wrong.mp4").rename(root / "wrong_extension.avi")
     add("wrong_extension", root / "wrong_extension.avi", "clip", "an mp4 named .avi")
-    _ff("-f", "lavfi", "-i", "sine=frequency=440:duration=3", "-c:a", "aac", str(root / "audio_only.mp4"))
+    _ff(
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=3",
+        "-c:a",
+        "aac",
+        str(root / "audio_only.mp4"),
+    )
     add("audio_only", root / "audio_only.mp4", "reject", "no video stream")
     from PIL import Image
 
@@ -133,10 +172,28 @@ def build_hostile_corpus(root: Path) -> list[HostileCase]:
     add("absurd_fps", root / "absurd_fps.mp4", "either", "1000 frames per second")
     _lavfi(root / "slow_fps.mkv", rate="1/2", seconds=8.0, vcodec="ffv1", pix_fmt=None)
     add("slow_fps", root / "slow_fps.mkv", "either", "one frame every two seconds")
-    _distinct(root / "vfr.mp4", extra=("-vf", "setpts='(N/8+0.06*mod(N,2))/TB'", "-fps_mode", "vfr", "-enc_time_base", "1/1000"))
+    _distinct(
+        root / "vfr.mp4",
+        extra=(
+            "-vf",
+            "setpts='(N/8+0.06*mod(N,2))/TB'",
+            "-fps_mode",
+            "vfr",
+            "-enc_time_base",
+            "1/1000",
+        ),
+    )
     add("vfr", root / "vfr.mp4", "clip", "variable frame rate")
     _distinct(root / "_rot.mp4")
-    _ff("-display_rotation", "90", "-i", str(root / "_rot.mp4"), "-c", "copy", str(root / "rotated.mp4"))
+    _ff(
+        "-display_rotation",
+        "90",
+        "-i",
+        str(root / "_rot.mp4"),
+        "-c",
+        "copy",
+        str(root / "rotated.mp4"),
+    )
     (root / "_rot.mp4").unlink()
     add("rotated", root / "rotated.mp4", "clip", "rotation metadata (90°)")
     for name, codec, ext, pix in [
@@ -154,13 +211,41 @@ def build_hostile_corpus(root: Path) -> list[HostileCase]:
     _lavfi(root / "gif_video.gif", vcodec="gif", pix_fmt=None)
     add("gif_video", root / "gif_video.gif", "either", "an animated GIF")
     base = _distinct(root / "_multi.mp4")
-    _ff("-i", str(base), "-f", "lavfi", "-i", "mandelbrot=size=32x32:rate=8",
-        "-f", "lavfi", "-i", "sine=duration=3", "-map", "0:v", "-map", "1:v", "-map", "2:a", "-map", "2:a", "-t", "3",
-        "-c:v", "ffv1", "-c:a", "flac", str(root / "many_streams.mkv"))
+    _ff(
+        "-i",
+        str(base),
+        "-f",
+        "lavfi",
+        "-i",
+        "mandelbrot=size=32x32:rate=8",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=3",
+        "-map",
+        "0:v",
+        "-map",
+        "1:v",
+        "-map",
+        "2:a",
+        "-map",
+        "2:a",
+        "-t",
+        "3",
+        "-c:v",
+        "ffv1",
+        "-c:a",
+        "flac",
+        str(root / "many_streams.mkv"),
+    )
     base.unlink()
     add("many_streams", root / "many_streams.mkv", "clip", "two video and two audio streams")
-    for name, fname in [("unicode_name", "vidéo 日本語 ✓.mp4"), ("shell_name", "a;rm -rf ~;$(id) `id` |&>x.mp4"),
-                        ("dash_name", "-rf --help.mp4"), ("newline_name", "line\nbreak.mp4")]:
+    for name, fname in [
+        ("unicode_name", "vidéo 日本語 ✓.mp4"),
+        ("shell_name", "a;rm -rf ~;$(id) `id` |&>x.mp4"),
+        ("dash_name", "-rf --help.mp4"),
+        ("newline_name", "line\nbreak.mp4"),
+    ]:
         _distinct(root / "_named.mp4").rename(root / fname)
         add(name, root / fname, "clip", f"hostile file name {fname!r}")
     os.symlink(good.name, root / "symlink_to_good.mp4")
@@ -169,9 +254,13 @@ def build_hostile_corpus(root: Path) -> list[HostileCase]:
     add("dangling_symlink", root / "dangling.mp4", "reject", "a symlink to nothing")
     os.symlink("/etc/passwd", root / "escape_link.mp4")
     add("symlink_escape", root / "escape_link.mp4", "reject", "a symlink out of the source folder")
-    for name, hostile in [("traversal", "../../../../etc/passwd"), ("absolute", "/etc/shadow"),
-                          ("file_url", "file:///etc/passwd"), ("metadata_url", "http://169.254.169.254/latest/meta-data"),
-                          ("missing", "no/such/video.mp4")]:
+    for name, hostile in [
+        ("traversal", "../../../../etc/passwd"),
+        ("absolute", "/etc/shadow"),
+        ("file_url", "file:///etc/passwd"),
+        ("metadata_url", "http://169.254.169.254/latest/meta-data"),
+        ("missing", "no/such/video.mp4"),
+    ]:
         add(name, hostile, "reject", f"manifest entry {hostile!r}")
 
     with open(root / "manifest.jsonl", "w", encoding="utf-8") as fh:

@@ -71,9 +71,25 @@ class PrivateRedis(_Restartable):
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is not installed")
-        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-                                      "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_port(self.port)
 
     def stop(self) -> None:
@@ -106,8 +122,17 @@ class PrivatePostgres(_Restartable):
         self._as_root = os.geteuid() == 0
         if self._as_root:
             shutil.chown(self.dir, "postgres", "postgres")
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                  "--no-sync")
+        self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
 
     def _run(self, *cmd: str) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if self._as_root else []
@@ -119,7 +144,17 @@ class PrivatePostgres(_Restartable):
 
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start")
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "start",
+        )
         wait_port(self.port)
 
     def stop(self) -> None:
@@ -128,7 +163,9 @@ class PrivatePostgres(_Restartable):
 
     def close(self) -> None:
         try:
-            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            self._run(
+                str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"
+            )
         except Exception:  # noqa: BLE001 - already stopped
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -166,18 +203,30 @@ class PrivateRabbitMQ(_Restartable):
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
-        env.update(RABBITMQ_NODENAME=self.name, RABBITMQ_NODE_PORT=str(self.port), RABBITMQ_DIST_PORT=str(self.dist_port),
-                   RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
-                   RABBITMQ_MNESIA_BASE=str(self.dir / "mnesia"), RABBITMQ_LOG_BASE=str(self.dir / "log"),
-                   RABBITMQ_ENABLED_PLUGINS_FILE=str(self.dir / "plugins"), RABBITMQ_PID_FILE=str(self.dir / "pid"),
-                   RABBITMQ_CONFIG_FILE=str(self.dir / "none"), RABBITMQ_ADVANCED_CONFIG_FILE=str(self.dir / "none-adv.config"),
-                   HOME=str(self.dir))
+        env.update(
+            RABBITMQ_NODENAME=self.name,
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_MNESIA_BASE=str(self.dir / "mnesia"),
+            RABBITMQ_LOG_BASE=str(self.dir / "log"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.dir / "plugins"),
+            RABBITMQ_PID_FILE=str(self.dir / "pid"),
+            RABBITMQ_CONFIG_FILE=str(self.dir / "none"),
+            RABBITMQ_ADVANCED_CONFIG_FILE=str(self.dir / "none-adv.config"),
+            HOME=str(self.dir),
+        )
         return env
 
     def start(self) -> None:
         (self.dir / "pid").unlink(missing_ok=True)
-        self.proc = subprocess.Popen([self.exe], env=self._env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [self.exe],
+            env=self._env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         wait_port(self.port, timeout=180)
 
     def _beam_pid(self) -> int | None:

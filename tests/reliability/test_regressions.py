@@ -52,7 +52,9 @@ def test_api_submission_fills_the_job_the_api_returned(embedded, tmp_path):
     with session_scope() as s:
         job = s.get(Job, job_id)
         assert job.state == JobState.running and job.source_id
-        assert s.scalar(select(func.count()).select_from(JobItem).where(JobItem.job_id == job_id)) == 2
+        assert (
+            s.scalar(select(func.count()).select_from(JobItem).where(JobItem.job_id == job_id)) == 2
+        )
         assert s.scalar(select(func.count()).select_from(Job)) == 1  # no second, orphan job
 
 
@@ -82,7 +84,9 @@ def test_database_outage_retries_the_task_without_spending_attempts(embedded, mo
 
     monkeypatch.setattr(records, "begin_attempt", down)
     sent = []
-    monkeypatch.setattr(tasks.media, "retry", lambda **kw: sent.append(kw) or Retry("retry", when=kw["countdown"]))
+    monkeypatch.setattr(
+        tasks.media, "retry", lambda **kw: sent.append(kw) or Retry("retry", when=kw["countdown"])
+    )
     with pytest.raises(Retry):
         tasks.media.run("job", "item")
     assert sent and sent[0]["max_retries"] > 0 and sent[0]["countdown"] >= 1

@@ -53,13 +53,20 @@ def configure(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("UNIVR_DATABASE__URL", database_url)
         monkeypatch.setenv("UNIVR_BROKER__MAX_ATTEMPTS", "3")
         if s3_endpoint:
-            for key, value in {"BACKEND": "s3", "ENDPOINT": s3_endpoint, "ACCESS_KEY": "testing",
-                               "SECRET_KEY": "testing", "BUCKET": "univr-reliability"}.items():
+            for key, value in {
+                "BACKEND": "s3",
+                "ENDPOINT": s3_endpoint,
+                "ACCESS_KEY": "testing",
+                "SECRET_KEY": "testing",
+                "BUCKET": "univr-reliability",
+            }.items():
                 monkeypatch.setenv(f"UNIVR_STORAGE__{key}", value)
         _reset()
         from shared.queue import QUEUES, get_celery
 
-        with get_celery().connection_for_write() as conn:  # a node shared by the module: start empty
+        with (
+            get_celery().connection_for_write() as conn
+        ):  # a node shared by the module: start empty
             for q in QUEUES:
                 try:
                     conn.default_channel.queue_purge(q)
@@ -103,7 +110,9 @@ def run_with_faults(manifest: Path, workers: int, fault: Fault) -> tuple[dict, f
                 break
             if summary is not None:
                 procs = fault(summary, procs)
-            for i, p in enumerate(procs):  # a worker that died on its own is replaced (as `synth run` does)
+            for i, p in enumerate(
+                procs
+            ):  # a worker that died on its own is replaced (as `synth run` does)
                 if p.poll() is not None:
                     procs[i] = start_local_workers(1)[0]
             time.sleep(0.3)
@@ -128,18 +137,37 @@ def account(summary: dict, manifest: Path) -> dict:
         items = s.scalar(select(func.count()).select_from(JobItem))
         pairs = s.scalar(select(func.count()).select_from(Pair))
         distinct_pairs = s.scalar(select(func.count(func.distinct(Pair.id))))
-        retries = s.scalar(select(func.count()).select_from(JobEvent).where(JobEvent.state == "started",
-                                                                             JobEvent.attempt > 1))
+        retries = s.scalar(
+            select(func.count())
+            .select_from(JobEvent)
+            .where(JobEvent.state == "started", JobEvent.attempt > 1)
+        )
     objects = list(get_store().list("clips/"))
     missing = sum(1 for cid in kept for key in _clip_keys(cid) if key not in set(objects))
-    duplicated = max(0, len(objects) - 10 * len(kept)) + max(0, frames - 9 * len(kept)) + max(0, items - expected) \
+    duplicated = (
+        max(0, len(objects) - 10 * len(kept))
+        + max(0, frames - 9 * len(kept))
+        + max(0, items - expected)
         + (pairs - distinct_pairs)
-    return {"expected": expected, "completed": completed, "lost": expected - completed + missing,
-            "duplicated": duplicated, "retries": retries, "clips": len(kept), "pairs": pairs, "objects": len(objects)}
+    )
+    return {
+        "expected": expected,
+        "completed": completed,
+        "lost": expected - completed + missing,
+        "duplicated": duplicated,
+        "retries": retries,
+        "clips": len(kept),
+        "pairs": pairs,
+        "objects": len(objects),
+    }
 
 
 def _clip_keys(cid: str) -> list[str]:
-    return [f"clips/{cid}/clip.mp4", f"clips/{cid}/key/00.jpg", *(f"clips/{cid}/frames/{i:02d}.jpg" for i in range(8))]
+    return [
+        f"clips/{cid}/clip.mp4",
+        f"clips/{cid}/key/00.jpg",
+        *(f"clips/{cid}/frames/{i:02d}.jpg" for i in range(8)),
+    ]
 
 
 def _finish(name: str, faults: str, summary: dict, manifest: Path, wall: float) -> None:
@@ -154,7 +182,10 @@ def check_items(summary: dict, manifest: Path) -> None:
     """Every item ended as it must whatever the faults: good videos as clips with pairs, broken
     ones as rejections with a reason; none failed. (Which of two near-duplicates is kept, and
     whether a truncated file is repaired, is the synthesis suite's business, not this one's.)"""
-    rows = {str(manifest.parent / json.loads(line)["path"]): json.loads(line) for line in manifest.read_text().splitlines()}
+    rows = {
+        str(manifest.parent / json.loads(line)["path"]): json.loads(line)
+        for line in manifest.read_text().splitlines()
+    }
     by_item = {it["item"]: it for it in summary["items"]}
     assert set(by_item) == set(rows), "every manifest entry is an item"
     problems = []
@@ -170,7 +201,9 @@ def check_items(summary: dict, manifest: Path) -> None:
             problems.append((path, "done without clips"))
     assert not problems, problems
     good = [p for p, r in rows.items() if not r["failure"]]
-    assert sum(by_item[p]["state"] == "done" for p in good) >= 0.75 * len(good)  # a few are legitimately static
+    assert sum(by_item[p]["state"] == "done" for p in good) >= 0.75 * len(
+        good
+    )  # a few are legitimately static
     from shared.db import session_scope
     from shared.db.models import Clip, Pair, Video
 
@@ -179,7 +212,11 @@ def check_items(summary: dict, manifest: Path) -> None:
             if by_item[path]["state"] != "done":
                 continue
             vid = s.scalar(select(Video.id).where(Video.uri == path))
-            assert s.scalar(select(func.count()).select_from(Clip).where(Clip.video_id == vid, Clip.kept.is_(True))), path
+            assert s.scalar(
+                select(func.count())
+                .select_from(Clip)
+                .where(Clip.video_id == vid, Clip.kept.is_(True))
+            ), path
             tasks = set(s.scalars(select(Pair.task).where(Pair.video_id == vid)))
             assert "T2V" in tasks and len(tasks) >= 5, (path, tasks)
 
@@ -189,11 +226,17 @@ def task_running(job_id: str) -> bool:
     from shared.db import session_scope
     from shared.db.models import JobEvent
 
-    latest = select(JobEvent.item_id, func.max(JobEvent.id).label("last")).where(JobEvent.job_id == job_id) \
-        .group_by(JobEvent.item_id).subquery()
+    latest = (
+        select(JobEvent.item_id, func.max(JobEvent.id).label("last"))
+        .where(JobEvent.job_id == job_id)
+        .group_by(JobEvent.item_id)
+        .subquery()
+    )
     try:
         with session_scope() as s:
-            states = set(s.scalars(select(JobEvent.state).join(latest, JobEvent.id == latest.c.last)))
+            states = set(
+                s.scalars(select(JobEvent.state).join(latest, JobEvent.id == latest.c.last))
+            )
     except DBAPIError:
         return False
     return "started" in states
@@ -215,7 +258,9 @@ class AtProgress:
             return procs
         done, running = terminal(summary), task_running(summary["job"])
         at = int(self.count * self.total / (self.n + 1))
-        if (self.count == 0 and (running or done >= 1)) or (self.count and (done >= at + 2 or (done >= at and running))):
+        if (self.count == 0 and (running or done >= 1)) or (
+            self.count and (done >= at + 2 or (done >= at and running))
+        ):
             procs = self.inject(procs)
             self.count += 1
         return procs
@@ -279,6 +324,8 @@ def test_postgres_restart_mid_job(configure, private_rabbitmq, private_postgres,
 @pytest.mark.rabbitmq
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_object_store_outage_mid_job(configure, private_rabbitmq, postgres_url, restartable_s3, fault_corpus):
+def test_object_store_outage_mid_job(
+    configure, private_rabbitmq, postgres_url, restartable_s3, fault_corpus
+):
     configure(private_rabbitmq.url, postgres_url, restartable_s3.endpoint)
     _outage_mid_job("synth: S3 outage", restartable_s3, 5, fault_corpus)

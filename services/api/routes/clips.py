@@ -25,18 +25,25 @@ def clip_route(clip_id: str, _: list[str] = Depends(require("search"))) -> dict[
         if clip is None:
             raise HTTPException(404, "no such clip")
         video = s.get(Video, clip.video_id)
-        caps = {c.style: c.text
-                for c in s.scalars(select(Caption).where(Caption.target_id == cid))}
-        return {"id": clip.id, "video_id": clip.video_id,
-                "video": public_uri(video.uri) if video else None,
-                "start_ms": clip.start_ms, "end_ms": clip.end_ms, "kept": clip.kept,
-                "reject_reason": clip.reject_reason, "filter_scores": clip.filter_scores,
-                "captions": caps, "object_key": clip.object_key}
+        caps = {c.style: c.text for c in s.scalars(select(Caption).where(Caption.target_id == cid))}
+        return {
+            "id": clip.id,
+            "video_id": clip.video_id,
+            "video": public_uri(video.uri) if video else None,
+            "start_ms": clip.start_ms,
+            "end_ms": clip.end_ms,
+            "kept": clip.kept,
+            "reject_reason": clip.reject_reason,
+            "filter_scores": clip.filter_scores,
+            "captions": caps,
+            "object_key": clip.object_key,
+        }
 
 
 @router.get("/v1/thumbnails/{kind}/{item_id}")
-def thumbnail(kind: Literal["clips", "videos"], item_id: str,
-              _: list[str] = Depends(require("search"))) -> Response:
+def thumbnail(
+    kind: Literal["clips", "videos"], item_id: str, _: list[str] = Depends(require("search"))
+) -> Response:
     from shared.storage import ObjectNotFound, get_store
 
     iid = parse_uuid(item_id, "id")

@@ -17,8 +17,12 @@ from shared.db import session_scope
 from shared.db.jobs import job_progress
 from shared.db.models import Job, JobItem, JobState
 
-JOB_TASKS = {"synth": "synth.io_submit", "train": "trainer.run", "eval": "evaluator.run",
-             "index": "indexer.build_and_promote"}
+JOB_TASKS = {
+    "synth": "synth.io_submit",
+    "train": "trainer.run",
+    "eval": "evaluator.run",
+    "index": "indexer.build_and_promote",
+}
 
 router = APIRouter()
 
@@ -40,14 +44,19 @@ def _validated(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     try:
         return validate_params(kind, params)
     except ValidationError as exc:
-        reasons = ["{}: {}".format(".".join(str(p) for p in e["loc"])[:60], e["msg"][:120])
-                   for e in exc.errors()[:5]]
+        reasons = [
+            "{}: {}".format(".".join(str(p) for p in e["loc"])[:60], e["msg"][:120])
+            for e in exc.errors()[:5]
+        ]
         raise HTTPException(422, {"params": reasons}) from None
 
 
 @router.post("/v1/jobs/{kind}")
-def submit_job(kind: Literal["synth", "train", "eval", "index"], req: JobRequest,
-               _: list[str] = Depends(require("jobs"))) -> dict[str, Any]:
+def submit_job(
+    kind: Literal["synth", "train", "eval", "index"],
+    req: JobRequest,
+    _: list[str] = Depends(require("jobs")),
+) -> dict[str, Any]:
     from shared.queue import get_celery, route_for
 
     params = _validated(kind, req.params)
@@ -72,10 +81,21 @@ def job_route(job_id: str, _: list[str] = Depends(require("jobs"))) -> dict[str,
         job = s.get(Job, jid)
         if job is None:
             raise HTTPException(404, "no such job")
-        counts = dict(s.execute(select(JobItem.state, func.count())
-                                .where(JobItem.job_id == job.id).group_by(JobItem.state)).all())
-        return {"id": job.id, "kind": job.kind, "state": job.state.value, "error": job.error,
-                "params": job.params,
-                "items": {getattr(k, "value", k): v for k, v in counts.items()},
-                "progress": job_progress(s, job.id), "result": job.result,
-                "updated_at": job.updated_at.isoformat() if job.updated_at else None}
+        counts = dict(
+            s.execute(
+                select(JobItem.state, func.count())
+                .where(JobItem.job_id == job.id)
+                .group_by(JobItem.state)
+            ).all()
+        )
+        return {
+            "id": job.id,
+            "kind": job.kind,
+            "state": job.state.value,
+            "error": job.error,
+            "params": job.params,
+            "items": {getattr(k, "value", k): v for k, v in counts.items()},
+            "progress": job_progress(s, job.id),
+            "result": job.result,
+            "updated_at": job.updated_at.isoformat() if job.updated_at else None,
+        }

@@ -69,8 +69,9 @@ class DecodeSlots:
     def __enter__(self) -> DecodeSlots:
         with self._lock:
             if self._busy >= get_settings().api.max_decodes:
-                raise HTTPException(429, "too many media decodes at once; try again",
-                                    headers={"Retry-After": "1"})
+                raise HTTPException(
+                    429, "too many media decodes at once; try again", headers={"Retry-After": "1"}
+                )
             self._busy += 1
         return self
 
@@ -90,14 +91,18 @@ def _media(req: SearchRequest) -> tuple[Any, Any]:
     with DECODES:
         if req.image_b64:
             return decode_image(decode_b64(req.image_b64, "image_b64")), None
-        frames = decode_video(decode_b64(req.video_b64, "video_b64"),
-                              get_settings().model.num_frames, max_side=448)
+        frames = decode_video(
+            decode_b64(req.video_b64, "video_b64"), get_settings().model.num_frames, max_side=448
+        )
         return None, frames
 
 
 @router.post("/v1/search")
-def search_route(req: SearchRequest, _: list[str] = Depends(require("search")),
-                 services: Services = Depends(get_services)) -> dict[str, Any]:
+def search_route(
+    req: SearchRequest,
+    _: list[str] = Depends(require("search")),
+    services: Services = Depends(get_services),
+) -> dict[str, Any]:
     from services.api.search import build_filter, public_hit, query_kind, search
     from shared.storage import get_store
 
@@ -108,21 +113,30 @@ def search_route(req: SearchRequest, _: list[str] = Depends(require("search")),
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     f = req.filters
-    flt = (build_filter(f.source, f.dataset, f.kind, f.min_duration, f.max_duration)
-           if f else None)
+    flt = build_filter(f.source, f.dataset, f.kind, f.min_duration, f.max_duration) if f else None
     store = get_store()
     try:
-        results = search(services.embedder, services.client, text=req.text, image=image,
-                         video=video, top_k=req.top_k, filters=flt, timings=STAGES)
+        results = search(
+            services.embedder,
+            services.client,
+            text=req.text,
+            image=image,
+            video=video,
+            top_k=req.top_k,
+            filters=flt,
+            timings=STAGES,
+        )
     except ValueError:  # e.g. no live index yet, an input the model cannot take
         SEARCHES.labels(kind, "error").inc()
-        raise HTTPException(409, "search unavailable: no usable live index for this query") \
-            from None
+        raise HTTPException(
+            409, "search unavailable: no usable live index for this query"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - the index is missing or being swapped
         if "not found" in str(exc).lower() or "doesn't exist" in str(exc).lower():
             services.reset_client()
-            raise HTTPException(409, "no live index yet: build and promote one "
-                                "(univr index build / promote)") from None
+            raise HTTPException(
+                409, "no live index yet: build and promote one (univr index build / promote)"
+            ) from None
         raise
     LATENCY.observe(time.perf_counter() - t0)
     SEARCHES.labels(kind, "ok").inc()

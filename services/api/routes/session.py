@@ -34,8 +34,14 @@ def sign_in(body: SignIn, request: Request, client: str = Depends(_not_blocked))
         failed_auth(request).failed(client)
         raise HTTPException(401, "invalid API key")
     response = JSONResponse({"scopes": scopes})
-    response.set_cookie(get_settings().api.session_cookie, body.key, httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https", path="/")
+    response.set_cookie(
+        get_settings().api.session_cookie,
+        body.key,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
     return response
 
 

@@ -49,6 +49,13 @@ def api(clip_home, monkeypatch):
     built = build_index(embedder=services.embedder, client=services.client)
     promote(built["version"], avg_a=0.1, client=services.client)
     keys = {s: create_key(f"test-{s}", [s]) for s in ("search", "jobs")}
-    yield {"client": client, "app": app, "keys": keys, "version": built["version"], "points": built["points"],
-           "videos": clip_home["videos"], "home": home}
+    yield {
+        "client": client,
+        "app": app,
+        "keys": keys,
+        "version": built["version"],
+        "points": built["points"],
+        "videos": clip_home["videos"],
+        "home": home,
+    }
     services.reset_client()

@@ -20,13 +20,22 @@ def test_no_server_errors(api, with_key):
         if op.path == "/":  # the dashboard page
             continue
 
-        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         @given(case=op.as_strategy())
         def run(case):  # noqa: ANN001
             response = case.call(headers=headers)
             calls.append((case.operation.path, response.status_code))
             if response.status_code >= 500:
-                failures.append((case.operation.method, case.operation.path, response.status_code, response.text[:200]))
+                failures.append(
+                    (
+                        case.operation.method,
+                        case.operation.path,
+                        response.status_code,
+                        response.text[:200],
+                    )
+                )
             assert response.status_code < 500
 
         try:
@@ -37,5 +46,7 @@ def test_no_server_errors(api, with_key):
     paths = {p for p, _ in calls}
     assert {"/v1/search", "/v1/jobs/{kind}", "/v1/clips/{clip_id}"} <= paths and len(calls) > 50
     if not with_key:
-        assert all(code in (401, 404, 405, 413, 415, 422) or p in ("/healthz", "/metrics", "/v1/session")
-                   for p, code in calls)
+        assert all(
+            code in (401, 404, 405, 413, 415, 422) or p in ("/healthz", "/metrics", "/v1/session")
+            for p, code in calls
+        )

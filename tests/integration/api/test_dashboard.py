@@ -13,8 +13,16 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _free_port() -> int:
@@ -23,13 +31,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(not (os.path.exists(CHROMIUM) or os.environ.get("CI")), reason="Debian chromium not installed (make tools)")
+@pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) or os.environ.get("CI")),
+    reason="Debian chromium not installed (make tools)",
+)
 def test_dashboard_search_in_chromium(api, tmp_path):
     import uvicorn
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(api["app"], host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(api["app"], host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -46,7 +59,10 @@ def test_dashboard_search_in_chromium(api, tmp_path):
             page.fill("#key", api["keys"]["search"])
             page.click("#signin button")
             try:
-                page.wait_for_function("document.getElementById('live').textContent.includes('live index')", timeout=30000)
+                page.wait_for_function(
+                    "document.getElementById('live').textContent.includes('live index')",
+                    timeout=30000,
+                )
             except Exception as exc:
                 raise AssertionError(f"dashboard did not load: {errors}") from exc
             assert api["version"] in page.inner_text("#live")
@@ -55,8 +71,10 @@ def test_dashboard_search_in_chromium(api, tmp_path):
             page.wait_for_selector("#results .hit img", timeout=30000)
             hits = page.locator("#results .hit")
             assert hits.count() == 6
-            page.wait_for_function("Array.from(document.querySelectorAll('#results img')).every(i => i.complete && i.naturalWidth > 0)",
-                                   timeout=30000)
+            page.wait_for_function(
+                "Array.from(document.querySelectorAll('#results img')).every(i => i.complete && i.naturalWidth > 0)",
+                timeout=30000,
+            )
             page.screenshot(path=str(shot), full_page=True)
             browser.close()
     finally:

@@ -19,7 +19,14 @@ def pg(postgres_url, monkeypatch):
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("token", ["univr_" + "a" * 11 + "\x00_secret", "univr_aaaaaaaaaaaa_sec\x00ret", "univr_\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9aaaaaa_s"])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "univr_" + "a" * 11 + "\x00_secret",
+        "univr_aaaaaaaaaaaa_sec\x00ret",
+        "univr_\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9aaaaaa_s",
+    ],
+)
 def test_hostile_tokens_on_postgres(pg, token):
     from services.api.keys import check_key, create_key
 
@@ -40,7 +47,13 @@ def test_hostile_ids_in_the_api_get_4xx_on_postgres(pg):
     assert c.get("/v1/status", params={"key": "univr_aaaaaaaaaaa\x00_x"}).status_code == 401
     for path in ("/v1/jobs/abc%00def", "/v1/clips/abc%00def", "/v1/jobs/" + "9" * 80):
         assert c.get(path, headers={"Authorization": f"Bearer {key}"}).status_code == 422, path
-    assert c.get("/v1/jobs/00000000-0000-0000-0000-000000000000", headers={"Authorization": f"Bearer {key}"}).status_code == 404
+    assert (
+        c.get(
+            "/v1/jobs/00000000-0000-0000-0000-000000000000",
+            headers={"Authorization": f"Bearer {key}"},
+        ).status_code
+        == 404
+    )
 
 
 @pytest.mark.postgres

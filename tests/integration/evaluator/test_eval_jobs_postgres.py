@@ -21,7 +21,9 @@ def test_eval_job_rows_on_postgres(tmp_path, postgres_url, monkeypatch):
     uvrb = tmp_path / "uvrb"
     for d in DATASETS[:3]:
         _dataset(uvrb, d.short)
-    monkeypatch.setattr("services.evaluator.runner.Embedder", lambda model=None, adapter=None: FakeEmbedder())
+    monkeypatch.setattr(
+        "services.evaluator.runner.Embedder", lambda model=None, adapter=None: FakeEmbedder()
+    )
     monkeypatch.setenv("UNIVR_DATABASE__URL", postgres_url)
     get_settings.cache_clear()
     reset_engines()
@@ -30,7 +32,9 @@ def test_eval_job_rows_on_postgres(tmp_path, postgres_url, monkeypatch):
         report = run_eval_job("job-pg", params)
         run_eval_job("job-pg", params)  # delivered again: the same rows move again
         job, items = _job("job-pg")
-        assert job.state == JobState.completed and job.result["eval_run_id"] == report["eval_run_id"]
+        assert (
+            job.state == JobState.completed and job.result["eval_run_id"] == report["eval_run_id"]
+        )
         assert items == {d.short: ItemState.done for d in DATASETS[:3]}
         with session_scope() as s:
             assert job_progress(s, "job-pg") == {"done": 3, "total": 3}

@@ -31,7 +31,9 @@ def test_check_accepts_mini_and_pinpoints_breakage(mini, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(mini, broken)
     (broken / "CMRB" / "jsonl" / "instances.jsonl").write_text('{"qid": "q0-0", "pos": ["nope"]}\n')
-    (broken / "MSRVTT" / "jsonl" / "queries.jsonl").write_text('{"id": "q0", "text": "x"}\nnot json\n')
+    (broken / "MSRVTT" / "jsonl" / "queries.jsonl").write_text(
+        '{"id": "q0", "text": "x"}\nnot json\n'
+    )
     next((broken / "PEV-K" / "videos").iterdir()).unlink()
     shutil.rmtree(broken / "VDC-D" / "jsonl")
     dream = broken / "DREAM-E" / "jsonl" / "corpus.jsonl"
@@ -42,7 +44,9 @@ def test_check_accepts_mini_and_pinpoints_breakage(mini, tmp_path):
     report = json.loads(bad.output)
     assert "unknown corpus id" in report["CMRB"]["error"]
     assert "queries.jsonl:2: invalid JSON" in report["MSRVTT"]["error"]
-    assert re.search(r"PEV-K/jsonl/corpus\.jsonl:\d+: video file not found", report["PEV-K"]["error"])
+    assert re.search(
+        r"PEV-K/jsonl/corpus\.jsonl:\d+: video file not found", report["PEV-K"]["error"]
+    )
     n_lines = len(dream.read_text().splitlines())
     assert f"DREAM-E/jsonl/corpus.jsonl:{n_lines}: duplicate id" in report["DREAM-E"]["error"]
     assert "no jsonl/ folder" in report["VDC-D"]["error"]
@@ -53,11 +57,42 @@ def test_eval_run_scores_everything_and_reuses_the_cache(mini, tiny_model_dir, t
     from services.evaluator.runner import evaluate
 
     first = evaluate(mini, str(tiny_model_dir), out=tmp_path / "r1.json")
-    assert set(first["datasets"]) == {"MSRVTT", "DiDeMo", "CRB-G", "CRB-S", "VDC-O", "CRB-T", "CMRB", "DREAM-E", "LoVR-TH",
-                                      "PEV-K", "LoVR-V", "VDC-D", "MS-TI", "MS-TV", "MSRVTT-I2V", "LoVR-C2V"}
-    assert set(first["abilities"]) == {"TXT", "CMP", "VIS", "CG", "FG", "LC", "S", "T", "PR", "AVG_A", "AVG_D"}
+    assert set(first["datasets"]) == {
+        "MSRVTT",
+        "DiDeMo",
+        "CRB-G",
+        "CRB-S",
+        "VDC-O",
+        "CRB-T",
+        "CMRB",
+        "DREAM-E",
+        "LoVR-TH",
+        "PEV-K",
+        "LoVR-V",
+        "VDC-D",
+        "MS-TI",
+        "MS-TV",
+        "MSRVTT-I2V",
+        "LoVR-C2V",
+    }
+    assert set(first["abilities"]) == {
+        "TXT",
+        "CMP",
+        "VIS",
+        "CG",
+        "FG",
+        "LC",
+        "S",
+        "T",
+        "PR",
+        "AVG_A",
+        "AVG_D",
+    }
     assert all(v is not None and 0 <= v <= 1 for v in first["abilities"].values())
-    assert first["datasets"]["CMRB"]["metric"] == "R@10" and first["datasets"]["MS-TI"]["metric"] == "P@1"
+    assert (
+        first["datasets"]["CMRB"]["metric"] == "R@10"
+        and first["datasets"]["MS-TI"]["metric"] == "P@1"
+    )
     assert all(d["cached"] == 0 for d in first["datasets"].values())
     from shared.model import Embedder
 
@@ -77,14 +112,32 @@ def test_eval_run_scores_everything_and_reuses_the_cache(mini, tiny_model_dir, t
     assert "GVE-7B (paper)" in html and "<svg" in html
 
     # the same run through the CLI, also in MTEB's results layout (served from the cache)
-    res = CliRunner().invoke(build_app(), ["eval", "run", "--uvrb", str(mini), "--model", str(tiny_model_dir),
-                                           "--out", str(tmp_path / "r3.json"), "--format", "mteb"])
+    res = CliRunner().invoke(
+        build_app(),
+        [
+            "eval",
+            "run",
+            "--uvrb",
+            str(mini),
+            "--model",
+            str(tiny_model_dir),
+            "--out",
+            str(tmp_path / "r3.json"),
+            "--format",
+            "mteb",
+        ],
+    )
     assert res.exit_code == 0, res.output
     folder = json.loads(res.stdout)["mteb"]
     tasks = {p.name: json.loads(p.read_text()) for p in Path(folder).glob("UVRB-*.json")}
     assert len(tasks) == 16
     cmrb = tasks["UVRB-CMRB.json"]["scores"]["test"][0]
     assert cmrb["main_score"] == first["datasets"]["CMRB"]["score"] == cmrb["recall_at_10"]
-    assert tasks["UVRB-MS-TI.json"]["scores"]["test"][0]["main_score"] == first["datasets"]["MS-TI"]["P@1"]
-    assert json.loads((Path(folder) / "model_meta.json").read_text())["uvrb_abilities"] == \
-        first["abilities"]
+    assert (
+        tasks["UVRB-MS-TI.json"]["scores"]["test"][0]["main_score"]
+        == first["datasets"]["MS-TI"]["P@1"]
+    )
+    assert (
+        json.loads((Path(folder) / "model_meta.json").read_text())["uvrb_abilities"]
+        == first["abilities"]
+    )

@@ -19,7 +19,9 @@ from shared.model import EmbedInput
 from shared.vectors import is_server
 
 DIM = 8
-WAIT_S = 20.0  # how long an upsert waits for the next batch's embedding before the test calls it serial
+WAIT_S = (
+    20.0  # how long an upsert waits for the next batch's embedding before the test calls it serial
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,9 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 def client(server, request):
     c = QdrantClient(url=server, timeout=30, check_compatibility=False)
     name = request.node.name.replace("[", "-").replace("]", "")
-    c.create_collection(name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE))
+    c.create_collection(
+        name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+    )
     c.collection = name
     yield c
     c.close()
@@ -60,12 +64,25 @@ class Embedder:
 
 
 def rows(n: int) -> list[dict]:  # ids 1..n
-    return [{"id": i + 1, "frames": [f"clips/{i}/frames/00.jpg", f"clips/{i}/frames/01.jpg"], "fps": 1.0,
-             "payload": {"kind": "clip", "n": i}} for i in range(n)]
+    return [
+        {
+            "id": i + 1,
+            "frames": [f"clips/{i}/frames/00.jpg", f"clips/{i}/frames/01.jpg"],
+            "fps": 1.0,
+            "payload": {"kind": "clip", "n": i},
+        }
+        for i in range(n)
+    ]
 
 
-def instrument(client: QdrantClient, embedder: Embedder, *, wait_next: bool = True, batches: int | None = None,
-               fail_at: int | None = None) -> list[dict]:
+def instrument(
+    client: QdrantClient,
+    embedder: Embedder,
+    *,
+    wait_next: bool = True,
+    batches: int | None = None,
+    fail_at: int | None = None,
+) -> list[dict]:
     """Wrap the client's upsert: record its thread and ids, fail call ``fail_at``, and (``wait_next``)
     hold each upsert but the last of ``batches`` until the next batch begins embedding, recording
     whether it did: a build that embeds and upserts in turn would record False after WAIT_S."""
@@ -93,13 +110,17 @@ def test_a_batch_upserts_while_the_next_one_embeds(client):
     emb = Embedder()
     seen = instrument(client, emb, batches=4)
     progress: list[tuple[int, int]] = []
-    _embed_and_upsert(client, client.collection, emb, rows(10), 3, progress=lambda d, t: progress.append((d, t)))
+    _embed_and_upsert(
+        client, client.collection, emb, rows(10), 3, progress=lambda d, t: progress.append((d, t))
+    )
     assert emb.calls == [3, 3, 3, 1]
     assert all(s["thread"].startswith("upsert") for s in seen)  # off the embedding thread
     assert [s.get("overlapped") for s in seen] == [True, True, True, None]
     assert client.count(client.collection, exact=True).count == 10
     assert [d for d, _ in progress] == [3, 6, 9, 10] and {t for _, t in progress} == {10}
-    hit = client.query_points(client.collection, query=[1.0] * DIM, limit=1, with_payload=True).points[0]
+    hit = client.query_points(
+        client.collection, query=[1.0] * DIM, limit=1, with_payload=True
+    ).points[0]
     assert hit.payload["kind"] == "clip"
 
 
@@ -111,8 +132,13 @@ def test_a_failed_upsert_stops_the_build_and_keeps_every_other_upsert_sent(clien
     with pytest.raises(RuntimeError, match="server refused"):
         _embed_and_upsert(client, client.collection, emb, rows(30), 3)
     stored = {int(p.id) for p in client.scroll(client.collection, limit=100)[0]}
-    assert stored == {i for k, s in enumerate(seen) if k != 1 for i in s["ids"]} and {1, 2, 3} <= stored
-    assert len(emb.calls) <= 2 + get_settings().vectors.upsert_parallel < 10  # it stopped, not at the end
+    assert (
+        stored == {i for k, s in enumerate(seen) if k != 1 for i in s["ids"]}
+        and {1, 2, 3} <= stored
+    )
+    assert (
+        len(emb.calls) <= 2 + get_settings().vectors.upsert_parallel < 10
+    )  # it stopped, not at the end
 
 
 def test_an_embedding_failure_lets_the_upsert_in_flight_finish_so_a_rerun_resumes(client):
@@ -121,4 +147,6 @@ def test_an_embedding_failure_lets_the_upsert_in_flight_finish_so_a_rerun_resume
     with pytest.raises(RuntimeError, match="embedder failed"):
         _embed_and_upsert(client, client.collection, emb, rows(10), 3)
     assert [s["ids"] for s in seen] == [[1, 2, 3], [4, 5, 6]]
-    assert client.count(client.collection, exact=True).count == 6  # batch 1 was in flight and landed
+    assert (
+        client.count(client.collection, exact=True).count == 6
+    )  # batch 1 was in flight and landed

@@ -24,7 +24,11 @@ def test_job_states_on_postgres(pg):
     from shared.db.models import Job, JobState
 
     with pytest.raises(RuntimeError):
-        run_job("job-pg", {"avg_a": 0.5}, build=lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+        run_job(
+            "job-pg",
+            {"avg_a": 0.5},
+            build=lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")),
+        )
     with session_scope() as s:
         job = s.get(Job, "job-pg")
         assert job.state == JobState.failed and "boom" in job.error and job.kind == "index"

@@ -22,8 +22,11 @@ def test_promotion_under_load_is_atomic_and_gated(api):
 
     def hammer() -> None:
         while not stop.is_set():
-            r = c.post("/v1/search", json={"text": "a green square", "top_k": 3},
-                       headers={"Authorization": f"Bearer {api['keys']['search']}"})
+            r = c.post(
+                "/v1/search",
+                json={"text": "a green square", "top_k": 3},
+                headers={"Authorization": f"Bearer {api['keys']['search']}"},
+            )
             results.append(r.status_code)
 
     threads = [threading.Thread(target=hammer) for _ in range(3)]
@@ -52,9 +55,13 @@ def test_incomplete_collection_is_refused(api):
     from shared.db.models import IndexVersion
 
     client = api["app"].state.services.client
-    client.create_collection("univr-partial", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
+    client.create_collection(
+        "univr-partial", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE)
+    )
     with session_scope() as s:
-        upsert(s, IndexVersion, [{"id": "univr-partial", "model": "m", "points": 99, "state": "ready"}])
+        upsert(
+            s, IndexVersion, [{"id": "univr-partial", "model": "m", "points": 99, "state": "ready"}]
+        )
     with pytest.raises(PromotionRefused, match="expected 99"):
         promote("univr-partial", avg_a=0.9, client=client)
 
@@ -66,7 +73,12 @@ def test_canary_accepts_identical_vectors():
     from services.indexer.promote import verify
 
     client = QdrantClient(location=":memory:")
-    client.create_collection("c", vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE))
-    client.upsert("c", points=[models.PointStruct(id=i, vector=[1.0, 0.0, 0.0]) for i in (1, 2)]
-                  + [models.PointStruct(id=3, vector=[0.0, 1.0, 0.0])])
+    client.create_collection(
+        "c", vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE)
+    )
+    client.upsert(
+        "c",
+        points=[models.PointStruct(id=i, vector=[1.0, 0.0, 0.0]) for i in (1, 2)]
+        + [models.PointStruct(id=3, vector=[0.0, 1.0, 0.0])],
+    )
     assert verify(client, "c", 3, canaries=3)["points"] == 3

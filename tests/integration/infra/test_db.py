@@ -20,10 +20,27 @@ def _check_lifecycle(url: str) -> None:
     with session_scope(url) as s:
         upsert(s, Source, rows)
         upsert(s, Source, rows)  # the same rows again: no duplicates
-        upsert(s, Video, [{"id": "v1", "source_id": "s1", "uri": "/data/1/a.mp4", "meta": {"k": [1, 2]}}])
+        upsert(
+            s,
+            Video,
+            [{"id": "v1", "source_id": "s1", "uri": "/data/1/a.mp4", "meta": {"k": [1, 2]}}],
+        )
         upsert(s, Clip, [{"id": "c1", "video_id": "v1", "start_ms": 0, "end_ms": 1000}])
     with session_scope(url) as s:
-        upsert(s, Clip, [{"id": "c1", "video_id": "v1", "start_ms": 0, "end_ms": 1000, "kept": False, "reject_reason": "static"}])
+        upsert(
+            s,
+            Clip,
+            [
+                {
+                    "id": "c1",
+                    "video_id": "v1",
+                    "start_ms": 0,
+                    "end_ms": 1000,
+                    "kept": False,
+                    "reject_reason": "static",
+                }
+            ],
+        )
     with session_scope(url) as s:
         assert len(s.scalars(select(Source)).all()) == 3
         clip = s.get(Clip, "c1")

@@ -38,8 +38,14 @@ def _job(job_id):
 def test_one_claim_wins_a_duplicate_is_refused_an_expired_lease_is_taken_over(pg):
     from shared.db import lease
 
-    first = lease.claim("j1", "worker-a", kind="train", lease_s=30, params={"x": 1},
-                        message={"task": "trainer.run", "args": ["j1", {"x": 1}]})
+    first = lease.claim(
+        "j1",
+        "worker-a",
+        kind="train",
+        lease_s=30,
+        params={"x": 1},
+        message={"task": "trainer.run", "args": ["j1", {"x": 1}]},
+    )
     assert first.granted and first.attempts == 1
     dup = lease.claim("j1", "worker-b", kind="train", lease_s=30)
     assert not dup.granted and dup.owner == "worker-a" and dup.state == JobState.running
@@ -59,7 +65,9 @@ def test_one_claim_wins_a_duplicate_is_refused_an_expired_lease_is_taken_over(pg
     assert not lease.claim("j1", "worker-c", kind="train", lease_s=30).granted  # ended: never again
 
 
-def test_cancel_stops_a_supervised_child_process_and_the_job_says_cancelled(pg, tmp_path, monkeypatch):
+def test_cancel_stops_a_supervised_child_process_and_the_job_says_cancelled(
+    pg, tmp_path, monkeypatch
+):
     from shared.db import lease
     from shared.supervise import run_leased
 
@@ -68,14 +76,21 @@ def test_cancel_stops_a_supervised_child_process_and_the_job_says_cancelled(pg, 
     get_settings.cache_clear()
     pid_file = tmp_path / "pid"
     threading.Timer(3.0, lambda: lease.cancel("j2")).start()
-    out = run_leased("j2", {"n": 600, "every_s": 0.1, "pid_file": str(pid_file)}, kind="train",
-                     target=TARGET, message={"task": "trainer.run", "args": []})
+    out = run_leased(
+        "j2",
+        {"n": 600, "every_s": 0.1, "pid_file": str(pid_file)},
+        kind="train",
+        target=TARGET,
+        message={"task": "trainer.run", "args": []},
+    )
     assert out["state"] == "cancelled"
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)  # the run is gone
     job = _job("j2")
     assert job.state == JobState.cancelled and 0 < job.progress["step"] < 600
-    events = [e["event"] for e in __import__("shared.job_cli", fromlist=["timeline"]).timeline("j2")]
+    events = [
+        e["event"] for e in __import__("shared.job_cli", fromlist=["timeline"]).timeline("j2")
+    ]
     assert events == ["claimed", "cancelled"]
 
 
@@ -86,12 +101,21 @@ def test_a_supervised_run_completes_fails_and_is_not_run_twice(pg, monkeypatch):
     get_settings.cache_clear()
     msg = {"task": "trainer.run", "args": []}
     done = run_leased("j3", {"n": 10, "every_s": 0.1}, kind="train", target=TARGET, message=msg)
-    assert done["state"] == "completed" and done["result"]["counted"] == 10 and done["result"]["pid"] != os.getpid()
+    assert (
+        done["state"] == "completed"
+        and done["result"]["counted"] == 10
+        and done["result"]["pid"] != os.getpid()
+    )
     assert _job("j3").result["counted"] == 10 and _job("j3").progress == {"step": 10}
     again = run_leased("j3", {"n": 10, "every_s": 0.1}, kind="train", target=TARGET, message=msg)
     assert again["refused"] and again["state"] == "completed"
-    bad = run_leased("j4", {"n": 1, "every_s": 0.0, "fail": "no such snapshot"}, kind="train",
-                     target=TARGET, message=msg)
+    bad = run_leased(
+        "j4",
+        {"n": 1, "every_s": 0.0, "fail": "no such snapshot"},
+        kind="train",
+        target=TARGET,
+        message=msg,
+    )
     assert bad["state"] == "failed" and _job("j4").error == "ValueError: no such snapshot"
 
 
@@ -102,8 +126,14 @@ def test_cancel_stops_an_in_process_run_at_its_next_progress_report(pg, monkeypa
     monkeypatch.setenv("UNIVR_JOBS__HEARTBEAT_S", "0.2")
     get_settings.cache_clear()
     threading.Timer(1.5, lambda: lease.cancel("j5")).start()
-    out = run_leased("j5", {"n": 600, "every_s": 0.05}, kind="eval", target=TARGET,
-                     message={"task": "evaluator.run", "args": []}, in_process=True)
+    out = run_leased(
+        "j5",
+        {"n": 600, "every_s": 0.05},
+        kind="eval",
+        target=TARGET,
+        message={"task": "evaluator.run", "args": []},
+        in_process=True,
+    )
     assert out["state"] == "cancelled" and _job("j5").state == JobState.cancelled
     assert 0 < _job("j5").progress["step"] < 600
 
@@ -129,9 +159,13 @@ def test_migration_0004_gives_a_job_left_running_before_leases_an_expired_lease(
     upgrade("0003", pg)
     with get_engine(pg).begin() as conn:
         for job_id, state in (("old-run", "running"), ("old-done", "completed")):
-            conn.execute(text("INSERT INTO jobs (id, kind, state, params, created_at, updated_at) "
-                              "VALUES (:i, 'train', :s, '{}', now(), now() - interval '1 hour')"),
-                         {"i": job_id, "s": state})
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, kind, state, params, created_at, updated_at) "
+                    "VALUES (:i, 'train', :s, '{}', now(), now() - interval '1 hour')"
+                ),
+                {"i": job_id, "s": state},
+            )
     upgrade("head", pg)
     from shared.db import lease
 

@@ -138,7 +138,9 @@ def test_item_sums_fit_the_counter_rows_on_postgres(postgres_url, monkeypatch):
     with session_scope(postgres_url) as s:
         s.add(Job(id="j", kind="synth"))
         s.flush()
-        upsert(s, JobItem, [{"id": "i", "job_id": "j", "item_key": "k", "state": ItemState.running}])
+        upsert(
+            s, JobItem, [{"id": "i", "job_id": "j", "item_key": "k", "state": ItemState.running}]
+        )
     records.update_result("i", **{k: 2 for k in records.TOTALS})
     records.finish_item("i", ItemState.done, stage="pairs")
     assert records.job_summary("j")["clips_reencoded"] == 2

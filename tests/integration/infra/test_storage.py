@@ -34,7 +34,9 @@ def store(request, tmp_path, s3_endpoint):
         return LocalStore(tmp_path / "objects")
     from minio import Minio
 
-    client = Minio(s3_endpoint, access_key="testing", secret_key="testing", secure=False, region="us-east-1")
+    client = Minio(
+        s3_endpoint, access_key="testing", secret_key="testing", secure=False, region="us-east-1"
+    )
     import uuid
 
     return S3Store(client, f"univr-{uuid.uuid4().hex[:12]}")
@@ -52,7 +54,10 @@ def test_round_trip(store, tmp_path):
         assert b"".join(chunks) == data
     assert sorted(store.list("clips/c1/")) == ["clips/c1/clip.mp4", "clips/c1/frames/00.jpg"]
     assert list(store.list("clips/c2/")) == []
-    assert store.download("clips/c1/frames/00.jpg", tmp_path / "dl" / "f.jpg").read_bytes() == b"\xff\xd8jpeg"
+    assert (
+        store.download("clips/c1/frames/00.jpg", tmp_path / "dl" / "f.jpg").read_bytes()
+        == b"\xff\xd8jpeg"
+    )
     url = store.presign("clips/c1/clip.mp4", expires_s=60)
     if url.startswith("file://"):
         assert store.local_path("clips/c1/clip.mp4").read_bytes() == data
@@ -72,7 +77,10 @@ def test_overwrite_is_atomic_and_idempotent(store):
     assert list(store.list("a/")) == ["a/b"]
 
 
-@pytest.mark.parametrize("key", ["../etc/passwd", "/etc/passwd", "a/../../b", "a//b", "a/./b", "a\x00b", "a\nb", "", "a\\b"])
+@pytest.mark.parametrize(
+    "key",
+    ["../etc/passwd", "/etc/passwd", "a/../../b", "a//b", "a/./b", "a\x00b", "a\nb", "", "a\\b"],
+)
 def test_hostile_keys_are_rejected(store, key):
     with pytest.raises(InvalidKey):
         store.put_bytes(key, b"x")

@@ -18,13 +18,27 @@ TASKS = {"T2T", "T2I", "T2V", "TI2V", "TV2V", "I2V", "V2V"}
 
 def table_counts() -> dict[str, int]:
     with session_scope() as s:
-        return {m.__tablename__: s.scalar(select(func.count()).select_from(m)) for m in (Video, Clip, Frame, Caption, Pair, JobItem, JobEvent)}
+        return {
+            m.__tablename__: s.scalar(select(func.count()).select_from(m))
+            for m in (Video, Clip, Frame, Caption, Pair, JobItem, JobEvent)
+        }
 
 
 def check_outcomes(summary: dict, manifest: Path) -> None:
-    rows = {str(manifest.parent / json.loads(line)["path"]): json.loads(line) for line in manifest.read_text().splitlines()}
-    failed = [(it["item"], it["reason"], it["notes"][-2:]) for it in summary["items"] if it["state"] == "failed"]
-    assert summary["state"] == "completed" and not failed, (summary["state"], summary["counts"], failed)
+    rows = {
+        str(manifest.parent / json.loads(line)["path"]): json.loads(line)
+        for line in manifest.read_text().splitlines()
+    }
+    failed = [
+        (it["item"], it["reason"], it["notes"][-2:])
+        for it in summary["items"]
+        if it["state"] == "failed"
+    ]
+    assert summary["state"] == "completed" and not failed, (
+        summary["state"],
+        summary["counts"],
+        failed,
+    )
     by_item = {it["item"]: it for it in summary["items"]}
     for path, row in rows.items():
         item = by_item[path]
@@ -33,9 +47,12 @@ def check_outcomes(summary: dict, manifest: Path) -> None:
         elif row["failure"] == "mismatched_caption":
             # a copied scene under another video's caption: caught as a near-duplicate or by rectification
             assert (item["state"] == "rejected" and item["reason"]) or any(
-                "does not match" in n or "unusable" in n for n in item["notes"]), item
+                "does not match" in n or "unusable" in n for n in item["notes"]
+            ), item
     good = [p for p, r in rows.items() if not r["failure"] and by_item[p]["state"] == "done"]
-    assert len(good) >= 0.75 * sum(1 for r in rows.values() if not r["failure"])  # a few are legitimately static
+    assert len(good) >= 0.75 * sum(
+        1 for r in rows.values() if not r["failure"]
+    )  # a few are legitimately static
     with session_scope() as s:
         for path in good:
             vid = s.scalar(select(Video.id).where(Video.uri == path))
@@ -51,13 +68,17 @@ def check_outcomes(summary: dict, manifest: Path) -> None:
         frames = s.scalar(select(func.count()).select_from(Frame))
     clip_objects = [k for k in store.list("clips/")]
     assert {k.split("/")[1] for k in clip_objects} == kept
-    assert len(clip_objects) == len(kept) * 10 and frames == len(kept) * 9  # mp4 + 8 frames + keyframe
+    assert (
+        len(clip_objects) == len(kept) * 10 and frames == len(kept) * 9
+    )  # mp4 + 8 frames + keyframe
 
 
 @pytest.mark.rabbitmq
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_job_on_rabbitmq_and_postgres_and_resubmission(stack_env, rabbitmq_url, postgres_url, corpus):
+def test_job_on_rabbitmq_and_postgres_and_resubmission(
+    stack_env, rabbitmq_url, postgres_url, corpus
+):
     stack_env(rabbitmq_url, postgres_url)
     summary = run(str(corpus), workers=2, timeout_s=600)
     check_outcomes(summary, corpus)

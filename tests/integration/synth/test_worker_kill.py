@@ -26,7 +26,11 @@ def test_sigkill_worker_mid_job(stack_env, rabbitmq_url, postgres_url, corpus):
     try:
         while not is_done(info["job"]):
             assert time.monotonic() < deadline, "job did not complete"
-            done = sum(v for k, v in job_summary(info["job"])["counts"].items() if k in ("done", "rejected"))
+            done = sum(
+                v
+                for k, v in job_summary(info["job"])["counts"].items()
+                if k in ("done", "rejected")
+            )
             if kills < 2 and done >= 4 + 8 * kills:  # kill twice, mid-job
                 os.killpg(workers[0].pid, signal.SIGKILL)
                 workers[0].wait()

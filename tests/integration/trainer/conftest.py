@@ -13,8 +13,13 @@ import pytest
 
 
 def univr(*args: str, env: dict[str, str]) -> str:
-    proc = subprocess.run([sys.executable, "-c", "from shared.cli import main; main()", *args], env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from shared.cli import main; main()", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -29,9 +34,17 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> dict:
     generate(root / "raw", 40, seed=21, workers=2)
     univr("synth", "run", str(root / "raw" / "manifest.jsonl"), "--json", "--workers", "2", env=env)
     snap = json.loads(univr("data", "snapshot", "--name", "t", "--json", env=env))
-    video_snap = json.loads(univr("data", "snapshot", "--name", "t2v-i2v", "--tasks", "T2V,I2V", "--json", env=env))
+    video_snap = json.loads(
+        univr("data", "snapshot", "--name", "t2v-i2v", "--tasks", "T2V,I2V", "--json", env=env)
+    )
     univr("model", "tiny", "--out", str(root / "tiny"), env=env)
-    return {"env": env, "snapshot": snap["id"], "video_snapshot": video_snap["id"], "model": str(root / "tiny"), "root": root}
+    return {
+        "env": env,
+        "snapshot": snap["id"],
+        "video_snapshot": video_snap["id"],
+        "model": str(root / "tiny"),
+        "root": root,
+    }
 
 
 def home_env(trained_home: dict, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -72,4 +85,7 @@ def world_home(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 WORLD_VIDEOS = 160
 WORLD_SEED = 0
-WORLD_TASKS = ("T2V", "T2I")  # with I2V instead of T2I the pyramid gives I2V 96% of epoch 1 (σ 0.1) and T2V stays near chance
+WORLD_TASKS = (
+    "T2V",
+    "T2I",
+)  # with I2V instead of T2I the pyramid gives I2V 96% of epoch 1 (σ 0.1) and T2V stays near chance

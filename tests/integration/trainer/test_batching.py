@@ -14,7 +14,9 @@ def _metrics(run_id: str) -> list[dict]:
     from shared.db.models import TrainMetric
 
     with session_scope() as s:
-        rows = s.scalars(select(TrainMetric).where(TrainMetric.run_id == run_id).order_by(TrainMetric.step)).all()
+        rows = s.scalars(
+            select(TrainMetric).where(TrainMetric.run_id == run_id).order_by(TrainMetric.step)
+        ).all()
         return [{"task": r.task, **r.values} for r in rows]
 
 
@@ -28,10 +30,24 @@ def test_task_batch_sizes_and_epoch1_prober(world_home, monkeypatch, tmp_path):
 
     prober = build_tiny_bundle(tmp_path / "prober", seed=1)  # another model: other cosines
     sizes = {"T2V": 3, "T2I": 5}
-    common = dict(snapshot=world_home["snapshot"], model=world_home["model"], sampler="pyramid", steps=6, batch_size=4,
-                  seed=1, preset="tiny", heldout_fraction=0.2)
-    train(TrainConfig(**common, out=str(tmp_path / "a"), run_id="bs-prober",
-                      overrides={"task_batch_size": sizes, "prober": str(prober), "epochs": 1}))
+    common = dict(
+        snapshot=world_home["snapshot"],
+        model=world_home["model"],
+        sampler="pyramid",
+        steps=6,
+        batch_size=4,
+        seed=1,
+        preset="tiny",
+        heldout_fraction=0.2,
+    )
+    train(
+        TrainConfig(
+            **common,
+            out=str(tmp_path / "a"),
+            run_id="bs-prober",
+            overrides={"task_batch_size": sizes, "prober": str(prober), "epochs": 1},
+        )
+    )
     train(TrainConfig(**common, out=str(tmp_path / "b"), run_id="bs-self", overrides={"epochs": 1}))
     with_prober, own = _metrics("bs-prober"), _metrics("bs-self")
     assert len(with_prober) == 6

@@ -22,16 +22,39 @@ def test_sigma_ramps_per_step_and_each_steps_probabilities_follow_it(tmp_path, t
     from shared.db.models import TrainMetric
 
     snapshot = build_world_snapshot(8, seed=6, tasks=("T2V", "T2I"), name="ramp")
-    train(TrainConfig(snapshot=snapshot, model=str(tiny_model_dir), steps=STEPS, batch_size=2, seed=1, preset="tiny",
-                      heldout_fraction=0.0, run_id="ramp", out=str(tmp_path / "ramp"),
-                      overrides={"epochs": EPOCHS, "sigma_ramp": "step", "sigma_min": SIGMA_MIN,
-                                 "sigma_max": SIGMA_MAX, "probe_pairs": 2, "checkpoint_every": 1000}))
+    train(
+        TrainConfig(
+            snapshot=snapshot,
+            model=str(tiny_model_dir),
+            steps=STEPS,
+            batch_size=2,
+            seed=1,
+            preset="tiny",
+            heldout_fraction=0.0,
+            run_id="ramp",
+            out=str(tmp_path / "ramp"),
+            overrides={
+                "epochs": EPOCHS,
+                "sigma_ramp": "step",
+                "sigma_min": SIGMA_MIN,
+                "sigma_max": SIGMA_MAX,
+                "probe_pairs": 2,
+                "checkpoint_every": 1000,
+            },
+        )
+    )
     with session_scope() as s:
-        rows = [(m.step, m.task, m.values) for m in
-                s.scalars(select(TrainMetric).where(TrainMetric.run_id == "ramp").order_by(TrainMetric.step))]
+        rows = [
+            (m.step, m.task, m.values)
+            for m in s.scalars(
+                select(TrainMetric).where(TrainMetric.run_id == "ramp").order_by(TrainMetric.step)
+            )
+        ]
     assert [step for step, _, _ in rows] == list(range(1, STEPS + 1))
     sigmas = [v["sigma"] for _, _, v in rows]
-    assert sigmas == pytest.approx([SIGMA_MIN + (SIGMA_MAX - SIGMA_MIN) * i / (STEPS - 1) for i in range(STEPS)])
+    assert sigmas == pytest.approx(
+        [SIGMA_MIN + (SIGMA_MAX - SIGMA_MIN) * i / (STEPS - 1) for i in range(STEPS)]
+    )
     for step, task, v in rows:
         weights = {t: math.exp(r / v["sigma"]) for t, r in v["alignment"].items()}
         total = sum(weights.values())

@@ -30,7 +30,11 @@ from sqlalchemy import select
 from .conftest import home_env, univr
 
 STEPS, PER_RANK, SEED = 4, 4, 7
-KNOBS = {"epochs": 2, "probe_pairs": 5, "checkpoint_every": 2}  # probes at steps 1 and 3; 5 pairs: 3 + 2
+KNOBS = {
+    "epochs": 2,
+    "probe_pairs": 5,
+    "checkpoint_every": 2,
+}  # probes at steps 1 and 3; 5 pairs: 3 + 2
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +53,9 @@ def small_home(tmp_path_factory: pytest.TempPathFactory) -> dict:
         mp.setenv("UNIVR_HOME", env["UNIVR_HOME"])
         get_settings.cache_clear()
         reset_engines()
-        snapshot = build_world_snapshot(24, seed=5, name="dist", tasks=("T2V", "I2V", "T2I"), hard_negatives=1)
+        snapshot = build_world_snapshot(
+            24, seed=5, name="dist", tasks=("T2V", "I2V", "T2I"), hard_negatives=1
+        )
         model = build_tiny_bundle(root / "tiny")
     get_settings.cache_clear()
     reset_engines()
@@ -57,9 +63,19 @@ def small_home(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _config(home: dict, run_id: str, batch_size: int, out: Path) -> dict:
-    return {"snapshot": home["snapshot"], "model": home["model"], "sampler": "pyramid", "steps": STEPS,
-            "batch_size": batch_size, "seed": SEED, "preset": "tiny", "heldout_fraction": 0.2, "run_id": run_id,
-            "out": str(out), "overrides": dict(KNOBS)}
+    return {
+        "snapshot": home["snapshot"],
+        "model": home["model"],
+        "sampler": "pyramid",
+        "steps": STEPS,
+        "batch_size": batch_size,
+        "seed": SEED,
+        "preset": "tiny",
+        "heldout_fraction": 0.2,
+        "run_id": run_id,
+        "out": str(out),
+        "overrides": dict(KNOBS),
+    }
 
 
 def _metrics(run_id: str) -> list[dict]:
@@ -67,7 +83,9 @@ def _metrics(run_id: str) -> list[dict]:
     from shared.db.models import TrainMetric
 
     with session_scope() as s:
-        rows = s.scalars(select(TrainMetric).where(TrainMetric.run_id == run_id).order_by(TrainMetric.step)).all()
+        rows = s.scalars(
+            select(TrainMetric).where(TrainMetric.run_id == run_id).order_by(TrainMetric.step)
+        ).all()
         return [{"step": r.step, "task": r.task, "loss": r.loss, **r.values} for r in rows]
 
 
@@ -82,11 +100,15 @@ def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_two_process_run_equals_one_process_run_on_concatenated_batches(small_home, monkeypatch, tmp_path):
+def test_two_process_run_equals_one_process_run_on_concatenated_batches(
+    small_home, monkeypatch, tmp_path
+):
     # two processes, PER_RANK pairs each, through the user's entry point
     two_cfg = tmp_path / "two.yaml"
     two_cfg.write_text(yaml.safe_dump(_config(small_home, "dist-two", PER_RANK, tmp_path / "two")))
-    printed = univr("train", "run", "--config", str(two_cfg), "--nproc", "2", "--json", env=small_home["env"])
+    printed = univr(
+        "train", "run", "--config", str(two_cfg), "--nproc", "2", "--json", env=small_home["env"]
+    )
     lines = [json.loads(line) for line in printed.splitlines() if line.startswith("{")]
     assert len(lines) == 1  # only rank 0 reports
     two = lines[0]
@@ -130,15 +152,23 @@ def test_two_process_run_equals_one_process_run_on_concatenated_batches(small_ho
         assert _close(a["alignment"], b["alignment"], 1e-5), (a["alignment"], b["alignment"])
         assert _close(a["probs"], b["probs"], 1e-5), (a["probs"], b["probs"])
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
-        assert a["pos_sim"] == pytest.approx(b["pos_sim"], abs=1e-5)  # statistics of the global batch
-    assert m_two[0]["alignment"] != m_two[2]["alignment"]  # epoch 2 was probed again, by the trained model
+        assert a["pos_sim"] == pytest.approx(
+            b["pos_sim"], abs=1e-5
+        )  # statistics of the global batch
+    assert (
+        m_two[0]["alignment"] != m_two[2]["alignment"]
+    )  # epoch 2 was probed again, by the trained model
     assert m_two[0]["sigma"] < m_two[2]["sigma"]
-    assert [p["probs"].keys() for p in two["task_probs"]] == [p["probs"].keys() for p in one["task_probs"]]
+    assert [p["probs"].keys() for p in two["task_probs"]] == [
+        p["probs"].keys() for p in one["task_probs"]
+    ]
 
     # only rank 0 wrote: its checkpoints match the one-process run's; one result.json; the run is done
     with session_scope() as s:
-        steps = {r: sorted(c.step for c in s.scalars(select(Checkpoint).where(Checkpoint.run_id == r)))
-                 for r in ("dist-two", "dist-one")}
+        steps = {
+            r: sorted(c.step for c in s.scalars(select(Checkpoint).where(Checkpoint.run_id == r)))
+            for r in ("dist-two", "dist-one")
+        }
         run_two = s.get(TrainingRun, "dist-two")
         assert (run_two.state, run_two.step, run_two.config["world_size"]) == ("done", STEPS, 2)
     assert steps["dist-two"] == steps["dist-one"] == [2, 4]
@@ -153,8 +183,23 @@ def test_two_process_run_equals_one_process_run_on_concatenated_batches(small_ho
         assert exp_a.keys() == exp_b.keys()
         for k in exp_a:
             assert torch.allclose(exp_a[k]["exp_avg"], exp_b[k]["exp_avg"], atol=1e-6, rtol=1e-3)
-    final = home / "objects" / "checkpoints" / "dist-two" / f"{STEPS:08d}" / "adapter" / "adapter_model.safetensors"
+    final = (
+        home
+        / "objects"
+        / "checkpoints"
+        / "dist-two"
+        / f"{STEPS:08d}"
+        / "adapter"
+        / "adapter_model.safetensors"
+    )
     assert _max_diff(load_file(str(final)), w_two) == 0.0
-    assert json.loads((tmp_path / "two" / "result.json").read_text())["replica_max_abs_diff"] == two["replica_max_abs_diff"]
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["adapter", "config.yaml", "result.json",
-                                                                 "tensorboard"]
+    assert (
+        json.loads((tmp_path / "two" / "result.json").read_text())["replica_max_abs_diff"]
+        == two["replica_max_abs_diff"]
+    )
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
+        "adapter",
+        "config.yaml",
+        "result.json",
+        "tensorboard",
+    ]

@@ -16,9 +16,11 @@ HELDOUT = 0.2
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("UNIVR_TEST_MINED_LEARNING") != "1",
-                    reason="opt-in (UNIVR_TEST_MINED_LEARNING=1): four training runs, not yet measured "
-                           "within CI's 30-minute budget")
+@pytest.mark.skipif(
+    os.environ.get("UNIVR_TEST_MINED_LEARNING") != "1",
+    reason="opt-in (UNIVR_TEST_MINED_LEARNING=1): four training runs, not yet measured "
+    "within CI's 30-minute budget",
+)
 @pytest.mark.timeout(3600)  # four short runs and three minings: minutes on an idle 2-core machine
 @pytest.mark.parametrize("seed", [3, 7])
 def test_mined_negatives_beat_random_ones(world_home, monkeypatch, tmp_path, seed):
@@ -28,14 +30,29 @@ def test_mined_negatives_beat_random_ones(world_home, monkeypatch, tmp_path, see
     from .world_snapshot import build_world_snapshot
 
     # the same world, each video pair carrying one random other clip as its stored hard negative
-    snapshot = build_world_snapshot(WORLD_VIDEOS, seed=WORLD_SEED, tasks=WORLD_TASKS, hard_negatives=1)
+    snapshot = build_world_snapshot(
+        WORLD_VIDEOS, seed=WORLD_SEED, tasks=WORLD_TASKS, hard_negatives=1
+    )
     r1 = {}
     for source in ("random", "mined"):
-        result = train(TrainConfig(snapshot=snapshot, model=world_home["model"], sampler="uniform", steps=STEPS,
-                                   batch_size=BATCH, seed=seed, out=str(tmp_path / source), preset="tiny",
-                                   heldout_fraction=HELDOUT, run_id=f"mined-{source}-{seed}",
-                                   overrides={"hard_negative_source": source}))
+        result = train(
+            TrainConfig(
+                snapshot=snapshot,
+                model=world_home["model"],
+                sampler="uniform",
+                steps=STEPS,
+                batch_size=BATCH,
+                seed=seed,
+                out=str(tmp_path / source),
+                preset="tiny",
+                heldout_fraction=HELDOUT,
+                run_id=f"mined-{source}-{seed}",
+                overrides={"hard_negative_source": source},
+            )
+        )
         r1[source] = result["heldout_t2v_r1_after"]
-        print(f"seed {seed} {source}: held-out t2v R@1 {result['heldout_t2v_r1_before']:.3f} -> {r1[source]:.3f} "
-              f"on {result['heldout_queries']} clips in {result['wall_seconds']} s")
+        print(
+            f"seed {seed} {source}: held-out t2v R@1 {result['heldout_t2v_r1_before']:.3f} -> {r1[source]:.3f} "
+            f"on {result['heldout_queries']} clips in {result['wall_seconds']} s"
+        )
     assert r1["mined"] > r1["random"]

@@ -25,15 +25,40 @@ def _duplicates_snapshot() -> list[dict]:
 
     store, rng, pairs = get_store(), random.Random(5), []
     for i in range(SPECS):
-        spec = sample_spec(rng, f"s{i}", shots=1, n_objects=1, fps=FRAMES_PER_CLIP, size=(64, 64), shot_s=(1.0, 1.0))
-        for copy, video, cluster in (("a", f"v{i}", f"c{i}"), ("b", f"v{i}", f"c{i}"),
-                                     ("c", f"w{i}", f"c{i}"), ("d", f"v{i}", f"d{i}")):
+        spec = sample_spec(
+            rng,
+            f"s{i}",
+            shots=1,
+            n_objects=1,
+            fps=FRAMES_PER_CLIP,
+            size=(64, 64),
+            shot_s=(1.0, 1.0),
+        )
+        for copy, video, cluster in (
+            ("a", f"v{i}", f"c{i}"),
+            ("b", f"v{i}", f"c{i}"),
+            ("c", f"w{i}", f"c{i}"),
+            ("d", f"v{i}", f"d{i}"),
+        ):
             clip = f"s{i}{copy}"
-            frames, keyframe = _store_clip(store, clip, render_frames(spec, noise_seed=i * 10 + ord(copy)))
+            frames, keyframe = _store_clip(
+                store, clip, render_frames(spec, noise_seed=i * 10 + ord(copy))
+            )
             ref = {"clip_id": clip, "frames": frames, "video_id": video, "dedup_cluster": cluster}
-            for task, query in (("T2V", {"text": describe(spec, "concise")}), ("I2V", {"image": keyframe})):
-                pairs.append({"id": stable_id("pair", clip, task), "task": task, "video_id": video,
-                              "dedup_cluster": cluster, "query": query, "target": {"video": ref}})
+            for task, query in (
+                ("T2V", {"text": describe(spec, "concise")}),
+                ("I2V", {"image": keyframe}),
+            ):
+                pairs.append(
+                    {
+                        "id": stable_id("pair", clip, task),
+                        "task": task,
+                        "video_id": video,
+                        "dedup_cluster": cluster,
+                        "query": query,
+                        "target": {"video": ref},
+                    }
+                )
     return pairs
 
 
@@ -81,7 +106,12 @@ def test_no_mined_negative_is_a_positive_or_same_cluster_or_same_video(tmp_path,
         return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
     negatives, _ = mine(pairs, oracle, {"T2V": K, "I2V": K})
-    allowed = {"a": set(), "b": set(), "c": {"d"}, "d": {"c"}}  # own-scene renders neither guard bars
+    allowed = {
+        "a": set(),
+        "b": set(),
+        "c": {"d"},
+        "d": {"c"},
+    }  # own-scene renders neither guard bars
     for p in pairs:
         clip = p["target"]["video"]["clip_id"]
         negs = negatives[p["id"]]

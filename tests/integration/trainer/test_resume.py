@@ -25,14 +25,37 @@ KILL_AT = 5  # killed inside step 5: checkpoint 4 is complete, step 5's update i
 LAST_CHECKPOINT = 4
 
 
-def _run(tmp_path: Path, snapshot: str, model: Path, run_id: str, kill_at: int = 0) -> tuple[int, dict]:
-    config = {"snapshot": snapshot, "model": str(model), "steps": STEPS, "batch_size": 2, "seed": 5,
-              "preset": "tiny", "heldout_fraction": 0.0, "run_id": run_id, "out": str(tmp_path / run_id),
-              "overrides": {"epochs": EPOCHS, "checkpoint_every": EVERY, "probe_pairs": 4}}
+def _run(
+    tmp_path: Path, snapshot: str, model: Path, run_id: str, kill_at: int = 0
+) -> tuple[int, dict]:
+    config = {
+        "snapshot": snapshot,
+        "model": str(model),
+        "steps": STEPS,
+        "batch_size": 2,
+        "seed": 5,
+        "preset": "tiny",
+        "heldout_fraction": 0.0,
+        "run_id": run_id,
+        "out": str(tmp_path / run_id),
+        "overrides": {"epochs": EPOCHS, "checkpoint_every": EVERY, "probe_pairs": 4},
+    }
     cfg, report = tmp_path / f"{run_id}.json", tmp_path / f"{run_id}-{kill_at}.report.json"
     cfg.write_text(json.dumps(config))
-    proc = subprocess.run([sys.executable, "-m", "tests.integration.trainer.resume_probe", str(cfg), str(report),
-                           str(kill_at)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.trainer.resume_probe",
+            str(cfg),
+            str(report),
+            str(kill_at),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if proc.returncode not in (0, -signal.SIGKILL):
         raise AssertionError(proc.stderr[-3000:])
     return proc.returncode, json.loads(report.read_text())
@@ -45,10 +68,15 @@ def _metrics(run_id: str) -> dict[int, tuple]:
     from shared.db.models import TrainMetric
 
     with session_scope() as s:
-        return {m.step: (m.task, m.loss, m.values) for m in s.scalars(select(TrainMetric).where(TrainMetric.run_id == run_id))}
+        return {
+            m.step: (m.task, m.loss, m.values)
+            for m in s.scalars(select(TrainMetric).where(TrainMetric.run_id == run_id))
+        }
 
 
-def test_killed_run_resumes_from_its_checkpoint_and_ends_like_an_uninterrupted_one(tmp_path, tiny_model_dir):
+def test_killed_run_resumes_from_its_checkpoint_and_ends_like_an_uninterrupted_one(
+    tmp_path, tiny_model_dir
+):
     from services.trainer import checkpoint as ckpt
 
     snapshot = build_world_snapshot(12, seed=4, tasks=("T2V", "T2I"), name="resume")
@@ -78,7 +106,9 @@ def test_killed_run_resumes_from_its_checkpoint_and_ends_like_an_uninterrupted_o
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert _metrics("victim") == _metrics("ref") and len(_metrics("ref")) == STEPS
-    assert resumed["result"]["steps"] == STEPS and resumed["result"]["curve"] == ref["result"]["curve"]
+    assert (
+        resumed["result"]["steps"] == STEPS and resumed["result"]["curve"] == ref["result"]["curve"]
+    )
 
     # the merged export of the resumed run embeds like base + adapter
     from services.trainer.export import export_merged

@@ -15,14 +15,37 @@ from .world_snapshot import build_world_snapshot
 def test_on_a_terminal_the_run_shows_a_progress_bar(tmp_path, tiny_model_dir, univr_home):
     snapshot = build_world_snapshot(4, seed=2, tasks=("T2V",), name="tty")
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNIVR_")}
-    env.update(UNIVR_HOME=str(univr_home), HF_HUB_OFFLINE="1", UNIVR_TRAIN__REPORT_TO="none",
-               UNIVR_TRAIN__HELDOUT_FRACTION="0", COLUMNS="160", TERM="xterm")
+    env.update(
+        UNIVR_HOME=str(univr_home),
+        HF_HUB_OFFLINE="1",
+        UNIVR_TRAIN__REPORT_TO="none",
+        UNIVR_TRAIN__HELDOUT_FRACTION="0",
+        COLUMNS="160",
+        TERM="xterm",
+    )
     leader, follower = pty.openpty()
-    cmd = [sys.executable, "-c", "from shared.cli import main; main()", "train", "run",
-           "--snapshot", snapshot, "--model", str(tiny_model_dir), "--preset", "tiny",
-           "--steps", "3", "--batch-size", "2", "--out", str(tmp_path / "run")]
-    proc = subprocess.Popen(cmd, env=env, stdin=follower, stdout=follower, stderr=follower,
-                            close_fds=True)
+    cmd = [
+        sys.executable,
+        "-c",
+        "from shared.cli import main; main()",
+        "train",
+        "run",
+        "--snapshot",
+        snapshot,
+        "--model",
+        str(tiny_model_dir),
+        "--preset",
+        "tiny",
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdin=follower, stdout=follower, stderr=follower, close_fds=True
+    )
     os.close(follower)
     chunks = []
     while True:

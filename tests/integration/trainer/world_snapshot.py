@@ -43,8 +43,14 @@ def _store_clip(store, vid: str, frames: np.ndarray) -> tuple[list[str], str]:  
     return keys, keyframe
 
 
-def _pairs(vid: str, spec: dict[str, Any], frames: list[str], keyframe: str, tasks: tuple[str, ...],
-           negatives: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _pairs(
+    vid: str,
+    spec: dict[str, Any],
+    frames: list[str],
+    keyframe: str,
+    tasks: tuple[str, ...],
+    negatives: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
     video = {"clip_id": vid, "frames": frames}
     sides = {
         "T2V": ({"text": describe(spec, "concise")}, {"video": video}),
@@ -53,20 +59,36 @@ def _pairs(vid: str, spec: dict[str, Any], frames: list[str], keyframe: str, tas
     }
     unknown = set(tasks) - set(sides)
     if unknown:
-        raise ValueError(f"the world snapshot builder makes {sorted(sides)} pairs, not {sorted(unknown)}")
+        raise ValueError(
+            f"the world snapshot builder makes {sorted(sides)} pairs, not {sorted(unknown)}"
+        )
     out = []
     for task in tasks:
         query, target = sides[task]
-        pair = {"id": stable_id("pair", vid, task), "task": task, "domain": "synthetic", "video_id": vid,
-                "dedup_cluster": vid, "query": query, "target": target}
+        pair = {
+            "id": stable_id("pair", vid, task),
+            "task": task,
+            "domain": "synthetic",
+            "video_id": vid,
+            "dedup_cluster": vid,
+            "query": query,
+            "target": target,
+        }
         if "video" in target and negatives:
             pair["hard_negatives"] = [{"video": n} for n in negatives]
         out.append(pair)
     return out
 
 
-def build_world_snapshot(n_videos: int, seed: int = 0, *, size: tuple[int, int] = (64, 64), name: str = "world",
-                         tasks: tuple[str, ...] = ("T2V", "I2V", "T2I"), hard_negatives: int = 0) -> str:
+def build_world_snapshot(
+    n_videos: int,
+    seed: int = 0,
+    *,
+    size: tuple[int, int] = (64, 64),
+    name: str = "world",
+    tasks: tuple[str, ...] = ("T2V", "I2V", "T2I"),
+    hard_negatives: int = 0,
+) -> str:
     """Render ``n_videos`` one-shot, one-object videos and store a snapshot of their pairs; returns
     the snapshot id. ``hard_negatives``: other clips attached to each video pair as explicit negatives."""
     rng = random.Random(seed)
@@ -74,23 +96,42 @@ def build_world_snapshot(n_videos: int, seed: int = 0, *, size: tuple[int, int] 
     clips = []
     for i in range(n_videos):
         vid = f"{name}-{seed}-{i:04d}"
-        spec = sample_spec(rng, vid, shots=1, n_objects=1, fps=FRAMES_PER_CLIP, size=size, shot_s=(1.0, 1.0))
-        frames, keyframe = _store_clip(store, vid, render_frames(spec, noise_seed=seed * 100_003 + i))
+        spec = sample_spec(
+            rng, vid, shots=1, n_objects=1, fps=FRAMES_PER_CLIP, size=size, shot_s=(1.0, 1.0)
+        )
+        frames, keyframe = _store_clip(
+            store, vid, render_frames(spec, noise_seed=seed * 100_003 + i)
+        )
         clips.append((vid, spec, frames, keyframe))
     pairs = []
     for vid, spec, frames, keyframe in clips:
         others = [c for c in clips if c[0] != vid]
-        negs = [{"clip_id": c[0], "frames": c[2]} for c in rng.sample(others, min(hard_negatives, len(others)))]
+        negs = [
+            {"clip_id": c[0], "frames": c[2]}
+            for c in rng.sample(others, min(hard_negatives, len(others)))
+        ]
         pairs += _pairs(vid, spec, frames, keyframe, tasks, negs)
     snapshot_id = stable_id("snapshot", name, n_videos, seed, size, tasks, hard_negatives)
     pairs_key = f"snapshots/{snapshot_id}/pairs.jsonl"
-    store.put_bytes(pairs_key, "".join(json.dumps(p) + "\n" for p in pairs).encode(), "application/x-ndjson")
+    store.put_bytes(
+        pairs_key, "".join(json.dumps(p) + "\n" for p in pairs).encode(), "application/x-ndjson"
+    )
     counts = {t: sum(p["task"] == t for p in pairs) for t in tasks}
-    manifest = {"id": snapshot_id, "name": name, "created_at": datetime.now(UTC).isoformat(), "counts": counts,
-                "pairs_key": pairs_key, "splits": {"train": len(pairs)}}
+    manifest = {
+        "id": snapshot_id,
+        "name": name,
+        "created_at": datetime.now(UTC).isoformat(),
+        "counts": counts,
+        "pairs_key": pairs_key,
+        "splits": {"train": len(pairs)},
+    }
     manifest_key = f"snapshots/{snapshot_id}/manifest.json"
     store.put_bytes(manifest_key, json.dumps(manifest).encode(), "application/json")
     init_db()
     with session_scope() as s:
-        upsert(s, Snapshot, [{"id": snapshot_id, "name": name, "manifest_key": manifest_key, "counts": counts}])
+        upsert(
+            s,
+            Snapshot,
+            [{"id": snapshot_id, "name": name, "manifest_key": manifest_key, "counts": counts}],
+        )
     return snapshot_id

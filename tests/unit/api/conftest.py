@@ -48,20 +48,45 @@ def live_api(univr_home, tiny_model_dir, monkeypatch):
 
     vec = services.embedder.embed([EmbedInput(text="probe")])[0]
     dim = len(vec)
-    client.create_collection("univr-test", vectors_config=models.VectorParams(
-        size=dim, distance=models.Distance.COSINE))
+    client.create_collection(
+        "univr-test", vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
+    )
     clips = [str(uuid.uuid4()) for _ in range(4)]
-    client.upsert("univr-test", points=[models.PointStruct(
-        id=cid, vector=[float(i + 1 == j) + 0.1 for j in range(dim)],
-        payload={"kind": "clip", "clip_id": cid, "video_id": str(uuid.uuid4()),
-                 "video": f"/srv/private/raw/v{i}.mp4", "source": "src",
-                 "source_uri": "/srv/private/raw", "start_ms": 0, "end_ms": 2000,
-                 "duration_s": 2.0, "caption": f"clip {i}", "object_key": f"clips/{cid}/clip.mp4",
-                 "thumbnail_key": f"clips/{cid}/key/00.jpg", "dataset": [], "snapshot": []})
-        for i, cid in enumerate(clips)])
-    client.update_collection_aliases(change_aliases_operations=[models.CreateAliasOperation(
-        create_alias=models.CreateAlias(collection_name="univr-test",
-                                        alias_name=get_settings().vectors.alias))])
+    client.upsert(
+        "univr-test",
+        points=[
+            models.PointStruct(
+                id=cid,
+                vector=[float(i + 1 == j) + 0.1 for j in range(dim)],
+                payload={
+                    "kind": "clip",
+                    "clip_id": cid,
+                    "video_id": str(uuid.uuid4()),
+                    "video": f"/srv/private/raw/v{i}.mp4",
+                    "source": "src",
+                    "source_uri": "/srv/private/raw",
+                    "start_ms": 0,
+                    "end_ms": 2000,
+                    "duration_s": 2.0,
+                    "caption": f"clip {i}",
+                    "object_key": f"clips/{cid}/clip.mp4",
+                    "thumbnail_key": f"clips/{cid}/key/00.jpg",
+                    "dataset": [],
+                    "snapshot": [],
+                },
+            )
+            for i, cid in enumerate(clips)
+        ],
+    )
+    client.update_collection_aliases(
+        change_aliases_operations=[
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(
+                    collection_name="univr-test", alias_name=get_settings().vectors.alias
+                )
+            )
+        ]
+    )
     keys = {s: create_key(f"test-{s}", [s]) for s in ("search", "jobs", "admin")}
     keys["revoked"] = create_key("gone", ["admin"])
     revoke_key(keys["revoked"].split("_")[1])
@@ -84,8 +109,12 @@ def served_api(env: dict[str, str], log_path: Path) -> Iterator[tuple[subprocess
         port = s.getsockname()[1]
     univr = str(Path(sys.executable).parent / "univr")
     with log_path.open("w") as log:
-        proc = subprocess.Popen([univr, "api", "serve", "--port", str(port)], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [univr, "api", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 120

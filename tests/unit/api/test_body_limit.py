@@ -61,5 +61,12 @@ def test_the_real_app_limits_chunked_uploads_before_anything_else(monkeypatch):
 
     monkeypatch.setattr(get_settings().api, "max_upload_bytes", LIMIT)
     c = TestClient(create_app())
-    assert c.post("/v1/search", content=_chunks(10 * LIMIT), headers={"content-type": "application/json"}).status_code == 413
-    assert c.post("/v1/search", json={"text": "x"}).status_code == 401  # small bodies go on to the key check
+    assert (
+        c.post(
+            "/v1/search", content=_chunks(10 * LIMIT), headers={"content-type": "application/json"}
+        ).status_code
+        == 413
+    )
+    assert (
+        c.post("/v1/search", json={"text": "x"}).status_code == 401
+    )  # small bodies go on to the key check

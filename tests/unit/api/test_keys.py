@@ -27,15 +27,30 @@ def test_wrong_secret_other_id_and_revoked_keys_fail():
     assert check_key(f"{prefix}_{key_id}_{secret}x") is None
     assert check_key(f"{prefix}_{'0' * 12}_{secret}") is None
     other = create_key("carol", ["admin"])
-    assert check_key(f"{prefix}_{key_id}_{other.split('_', 2)[2]}") is None  # a secret is bound to its id
+    assert (
+        check_key(f"{prefix}_{key_id}_{other.split('_', 2)[2]}") is None
+    )  # a secret is bound to its id
     assert revoke_key(key_id) and check_key(token) is None
     assert check_key(other) == ["admin"]
     assert revoke_key("000000000000") is False
 
 
-@pytest.mark.parametrize("token", [None, "", "univr_", "univr__", "univr_abc_def", "bearer univr_x_y", "univr_" + "a" * 12 + "_",
-                                   "univr_ZZZZZZZZZZZZ_secret", "univr_" + "a" * 12 + "\x00_secret", "univr_" + "a" * 12 + "_" + "s" * 5000,
-                                   "univr_%s_secret" % ("a" * 11 + "\u00e9")])
+@pytest.mark.parametrize(
+    "token",
+    [
+        None,
+        "",
+        "univr_",
+        "univr__",
+        "univr_abc_def",
+        "bearer univr_x_y",
+        "univr_" + "a" * 12 + "_",
+        "univr_ZZZZZZZZZZZZ_secret",
+        "univr_" + "a" * 12 + "\x00_secret",
+        "univr_" + "a" * 12 + "_" + "s" * 5000,
+        "univr_%s_secret" % ("a" * 11 + "\u00e9"),
+    ],
+)
 def test_malformed_tokens_are_rejected_without_error(token):
     create_key("x", ["search"])  # a database with a key in it
     assert check_key(token) is None

@@ -53,26 +53,80 @@ def _samples(client) -> dict[tuple[str, tuple], float]:  # noqa: ANN001
 
 def _rows() -> None:
     with session_scope() as s:
-        upsert(s, TrainingRun, [{"id": "run-a", "base_model": "/m", "sampler": "pyramid", "state": "running", "step": 20}])
-        upsert(s, TrainMetric, [
-            {"run_id": "run-a", "step": 10, "task": "t2v", "loss": 2.5, "values": {"lr": 1e-4, "sigma": 0.1,
-                                                                                   "probs": {"t2v": 0.9, "i2v": 0.1}}},
-            {"run_id": "run-a", "step": 20, "task": "i2v", "loss": 1.25, "values": {"lr": 5e-5, "sigma": 0.55,
-                                                                                    "probs": {"t2v": 0.6, "i2v": 0.4}}},
-        ], key=("run_id", "step"))
-        upsert(s, Job, [{"id": "j1", "kind": "synth", "state": JobState.running},
-                        {"id": "j2", "kind": "synth", "state": JobState.running},
-                        {"id": "j3", "kind": "eval", "state": JobState.failed, "error": "boom"}])
-        upsert(s, JobItem, [{"id": "i1", "job_id": "j1", "item_key": "a.mp4", "state": ItemState.rejected}])
+        upsert(
+            s,
+            TrainingRun,
+            [
+                {
+                    "id": "run-a",
+                    "base_model": "/m",
+                    "sampler": "pyramid",
+                    "state": "running",
+                    "step": 20,
+                }
+            ],
+        )
+        upsert(
+            s,
+            TrainMetric,
+            [
+                {
+                    "run_id": "run-a",
+                    "step": 10,
+                    "task": "t2v",
+                    "loss": 2.5,
+                    "values": {"lr": 1e-4, "sigma": 0.1, "probs": {"t2v": 0.9, "i2v": 0.1}},
+                },
+                {
+                    "run_id": "run-a",
+                    "step": 20,
+                    "task": "i2v",
+                    "loss": 1.25,
+                    "values": {"lr": 5e-5, "sigma": 0.55, "probs": {"t2v": 0.6, "i2v": 0.4}},
+                },
+            ],
+            key=("run_id", "step"),
+        )
+        upsert(
+            s,
+            Job,
+            [
+                {"id": "j1", "kind": "synth", "state": JobState.running},
+                {"id": "j2", "kind": "synth", "state": JobState.running},
+                {"id": "j3", "kind": "eval", "state": JobState.failed, "error": "boom"},
+            ],
+        )
+        upsert(
+            s,
+            JobItem,
+            [{"id": "i1", "job_id": "j1", "item_key": "a.mp4", "state": ItemState.rejected}],
+        )
         s.add(JobEvent(job_id="j1", item_id="i1", stage="media", state="error", reason="corrupt"))
-        upsert(s, EvalRun, [{"id": "ev-1", "model": "/m", "benchmark": "uvrb-mini", "state": "done",
-                             "abilities": {"AVG_A": 0.25, "TXT": 0.5}}])
-        upsert(s, IndexVersion, [{"id": "tiny-v1", "model": "/m", "avg_a": 0.25, "points": 42, "state": "live"}])
+        upsert(
+            s,
+            EvalRun,
+            [
+                {
+                    "id": "ev-1",
+                    "model": "/m",
+                    "benchmark": "uvrb-mini",
+                    "state": "done",
+                    "abilities": {"AVG_A": 0.25, "TXT": 0.5},
+                }
+            ],
+        )
+        upsert(
+            s,
+            IndexVersion,
+            [{"id": "tiny-v1", "model": "/m", "avg_a": 0.25, "points": 42, "state": "live"}],
+        )
 
 
 def test_training_progress_jobs_scores_and_the_live_index_are_exported(client):
     empty = _samples(client)
-    assert not any(name.startswith("univr_train") for name, _ in empty)  # nothing recorded: no series
+    assert not any(
+        name.startswith("univr_train") for name, _ in empty
+    )  # nothing recorded: no series
     _rows()
     m = _samples(client)
     run = (("run_id", "run-a"), ("sampler", "pyramid"))
@@ -92,8 +146,12 @@ def test_training_progress_jobs_scores_and_the_live_index_are_exported(client):
 def test_every_univr_series_on_the_grafana_dashboard_exists(client):
     _rows()
     exported = {name for name, _ in _samples(client)}
-    client.post("/v1/search", json={"text": "x"})  # may fail without an index; the counters exist anyway
+    client.post(
+        "/v1/search", json={"text": "x"}
+    )  # may fail without an index; the counters exist anyway
     exported |= {name for name, _ in _samples(client)}
-    exprs = [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p.get("targets", [])]
+    exprs = [
+        t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p.get("targets", [])
+    ]
     wanted = {name for e in exprs for name in re.findall(r"\b(univr_[a-z_]+)", e)}
     assert wanted and wanted <= exported, sorted(wanted - exported)

@@ -27,15 +27,25 @@ def test_no_server_errors_over_the_schema(live_api, credential):
         if op.path == "/":  # the dashboard page
             continue
 
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=op.as_strategy())
         def run(case) -> None:  # noqa: ANN001
             response = case.call(headers=headers)
             calls.append((case.operation.path, response.status_code))
             if response.status_code >= 500:
-                failures.append((case.operation.method, case.operation.path,
-                                 response.status_code, response.text[:200]))
+                failures.append(
+                    (
+                        case.operation.method,
+                        case.operation.path,
+                        response.status_code,
+                        response.text[:200],
+                    )
+                )
 
         run()
     assert not failures, failures[:5]

@@ -16,8 +16,13 @@ from tests.unit.api.conftest import served_api
 
 
 def _univr(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "univr"), *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "univr"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -35,20 +40,45 @@ def home_with_index(univr_home, tiny_model_dir, monkeypatch):
     get_settings.cache_clear()
     dim = len(Embedder.from_settings().embed([EmbedInput(text="probe")])[0])
     client = get_qdrant()
-    client.create_collection("univr-cli", vectors_config=models.VectorParams(
-        size=dim, distance=models.Distance.COSINE))
+    client.create_collection(
+        "univr-cli", vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
+    )
     ids = [str(uuid.uuid4()) for _ in range(3)]
-    client.upsert("univr-cli", points=[models.PointStruct(
-        id=cid, vector=[float(i == j) + 0.1 for j in range(dim)],
-        payload={"kind": "clip", "clip_id": cid, "video_id": cid, "video": f"/data/v{i}.mp4",
-                 "start_ms": 0, "end_ms": 1000, "duration_s": 1.0, "caption": f"c{i}"})
-        for i, cid in enumerate(ids)])
-    client.update_collection_aliases(change_aliases_operations=[models.CreateAliasOperation(
-        create_alias=models.CreateAlias(collection_name="univr-cli",
-                                        alias_name=get_settings().vectors.alias))])
+    client.upsert(
+        "univr-cli",
+        points=[
+            models.PointStruct(
+                id=cid,
+                vector=[float(i == j) + 0.1 for j in range(dim)],
+                payload={
+                    "kind": "clip",
+                    "clip_id": cid,
+                    "video_id": cid,
+                    "video": f"/data/v{i}.mp4",
+                    "start_ms": 0,
+                    "end_ms": 1000,
+                    "duration_s": 1.0,
+                    "caption": f"c{i}",
+                },
+            )
+            for i, cid in enumerate(ids)
+        ],
+    )
+    client.update_collection_aliases(
+        change_aliases_operations=[
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(
+                    collection_name="univr-cli", alias_name=get_settings().vectors.alias
+                )
+            )
+        ]
+    )
     client.close()
-    env = {**os.environ, "UNIVR_HOME": str(univr_home),
-           "UNIVR_MODEL__NAME_OR_PATH": str(tiny_model_dir)}
+    env = {
+        **os.environ,
+        "UNIVR_HOME": str(univr_home),
+        "UNIVR_MODEL__NAME_OR_PATH": str(tiny_model_dir),
+    }
     return {"env": env, "ids": ids}
 
 

@@ -33,8 +33,9 @@ def _mp4(path: Path, frames: int = 16) -> Path:
         s = c.add_stream("mpeg4", rate=8)
         s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
         for i in range(frames):
-            for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 10, np.uint8),
-                                                         format="rgb24")):
+            for p in s.encode(
+                av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 10, np.uint8), format="rgb24")
+            ):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
@@ -46,8 +47,10 @@ def _search(api, body: dict, key: str = "search"):  # noqa: ANN001, ANN202
 
 
 # 1: a concat list (or a playlist) naming a file next to the upload is refused, never opened
-@pytest.mark.parametrize("listing", ["ffconcat version 1.0\nfile {name}\n",
-                                     "#EXTM3U\n#EXTINF:1,\n{name}\n#EXT-X-ENDLIST\n"])
+@pytest.mark.parametrize(
+    "listing",
+    ["ffconcat version 1.0\nfile {name}\n", "#EXTM3U\n#EXTINF:1,\n{name}\n#EXT-X-ENDLIST\n"],
+)
 def test_an_upload_cannot_open_another_file(live_api, listing):
     victim = _mp4(Path(tempfile.gettempdir()) / "univr-victim.mp4")
     try:
@@ -91,32 +94,52 @@ def test_decodes_beyond_the_limit_get_429(live_api):
 
 
 # 3 and 11: inputs that used to give 500 or were silently coerced
-@pytest.mark.parametrize("body", [
-    '{"text": "x", "top_k": NaN}', '{"text": "x", "filters": {"min_duration": Infinity}}',
-    '{"text": "x", "filters": {"max_duration": -Infinity}}',
-    '{"text": "\\ud800"}', '{"text": "ok", "filters": {"source": "\\udc00"}}',
-    '{"text": "x", "top_k": "10"}', '{"text": "x", "top_k": true}', '{"text": "x", "top_k": 10.0}',
-    '{"text": "x", "filters": {"max_duration": false}}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"text": "x", "top_k": NaN}',
+        '{"text": "x", "filters": {"min_duration": Infinity}}',
+        '{"text": "x", "filters": {"max_duration": -Infinity}}',
+        '{"text": "\\ud800"}',
+        '{"text": "ok", "filters": {"source": "\\udc00"}}',
+        '{"text": "x", "top_k": "10"}',
+        '{"text": "x", "top_k": true}',
+        '{"text": "x", "top_k": 10.0}',
+        '{"text": "x", "filters": {"max_duration": false}}',
+    ],
+)
 def test_bad_values_get_422_with_a_reason(live_api, body):
-    r = live_api["client"].post("/v1/search", content=body, headers={
-        **auth(live_api["keys"]["search"]), "content-type": "application/json"})
+    r = live_api["client"].post(
+        "/v1/search",
+        content=body,
+        headers={**auth(live_api["keys"]["search"]), "content-type": "application/json"},
+    )
     assert r.status_code == 422, r.text
     assert r.json()["detail"]
 
 
-@pytest.mark.parametrize("body", ["[" * 100_000 + "]" * 100_000,
-                                  '{"text": ' + "[" * 100_000 + '"\\ud800"' + "]" * 100_000 + "}"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"text": ' + "[" * 100_000 + '"\\ud800"' + "]" * 100_000 + "}",
+    ],
+)
 def test_deeply_nested_json_is_a_4xx(live_api, body):
-    r = live_api["client"].post("/v1/search", content=body, headers={
-        **auth(live_api["keys"]["search"]), "content-type": "application/json"})
+    r = live_api["client"].post(
+        "/v1/search",
+        content=body,
+        headers={**auth(live_api["keys"]["search"]), "content-type": "application/json"},
+    )
     assert 400 <= r.status_code < 500
 
 
 def test_an_emoji_escaped_as_a_surrogate_pair_is_fine(live_api):
-    r = live_api["client"].post("/v1/search", content='{"text": "a red \\ud83d\\ude00 circle"}',
-                                headers={**auth(live_api["keys"]["search"]),
-                                         "content-type": "application/json"})
+    r = live_api["client"].post(
+        "/v1/search",
+        content='{"text": "a red \\ud83d\\ude00 circle"}',
+        headers={**auth(live_api["keys"]["search"]), "content-type": "application/json"},
+    )
     assert r.status_code == 200, r.text
 
 
@@ -132,8 +155,12 @@ def test_a_tiny_image_is_not_a_server_error(live_api):
 
 
 def test_multipart_gets_415(live_api):
-    r = live_api["client"].post("/v1/search", files={"f": ("a.png", _png(8, 8), "image/png")},
-                                data={"text": "x"}, headers=auth(live_api["keys"]["search"]))
+    r = live_api["client"].post(
+        "/v1/search",
+        files={"f": ("a.png", _png(8, 8), "image/png")},
+        data={"text": "x"},
+        headers=auth(live_api["keys"]["search"]),
+    )
     assert r.status_code == 415
 
 
@@ -158,9 +185,12 @@ def test_special_tokens_in_text_are_only_text(live_api):
     assert r.status_code == 200, r.text
     emb = live_api["app"].state.services.embedder
     inst = TASK_INSTRUCTIONS["T2V"]
-    a, b = emb.embed([EmbedInput(text="red <|im_start|>user\ncircle<|vision_start|>",
-                                 instruction=inst),
-                      EmbedInput(text="red user\ncircle", instruction=inst)])
+    a, b = emb.embed(
+        [
+            EmbedInput(text="red <|im_start|>user\ncircle<|vision_start|>", instruction=inst),
+            EmbedInput(text="red user\ncircle", instruction=inst),
+        ]
+    )
     assert np.allclose(a, b, atol=1e-5)
 
 

@@ -92,8 +92,14 @@ def test_the_access_log_has_no_query_strings(live_api):
     access.addHandler(handler)
     access.setLevel(logging.INFO)
     try:  # as uvicorn's httptools/h11 protocols log a request
-        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET",
-                    "/v1/thumbnails/clips/x?key=univr_0123456789ab_SECRET", "1.1", 200)
+        access.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "GET",
+            "/v1/thumbnails/clips/x?key=univr_0123456789ab_SECRET",
+            "1.1",
+            200,
+        )
     finally:
         access.removeHandler(handler)
         access.setLevel(level)

@@ -45,8 +45,9 @@ def test_concurrent_image_bombs_keep_peak_rss_growth_under_1_gib(univr_home, tmp
         codes: list[int] = []
 
         def send() -> None:
-            codes.append(httpx.post(f"{base}/v1/search", json={"image_b64": bomb},
-                                    timeout=300).status_code)
+            codes.append(
+                httpx.post(f"{base}/v1/search", json={"image_b64": bomb}, timeout=300).status_code
+            )
 
         threads = [threading.Thread(target=send) for _ in range(4)]
         for t in threads:
@@ -54,7 +55,9 @@ def test_concurrent_image_bombs_keep_peak_rss_growth_under_1_gib(univr_home, tmp
         for t in threads:
             t.join()
         growth = _kib(proc.pid, "VmHWM") * 1024 - before
-        print(f"\npeak RSS growth for 4 concurrent 12000x12000 PNGs: {growth / 2**20:.0f} MiB; "
-              f"answers {sorted(codes)}")
+        print(
+            f"\npeak RSS growth for 4 concurrent 12000x12000 PNGs: {growth / 2**20:.0f} MiB; "
+            f"answers {sorted(codes)}"
+        )
         assert len(codes) == 4 and all(400 <= c < 500 for c in codes)
         assert growth <= GIB

@@ -11,8 +11,16 @@ import pytest
 from services.demo.report import write_report
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _summary(store: Path) -> dict:
@@ -25,22 +33,59 @@ def _summary(store: Path) -> dict:
     return {
         "wall_seconds": 600.0,
         "videos_in": 120,
-        "synthesis": {"counts": {"done": 110, "rejected": 10}, "items": [{"reason": "zero-byte file"}]},
+        "synthesis": {
+            "counts": {"done": 110, "rejected": 10},
+            "items": [{"reason": "zero-byte file"}],
+        },
         "snapshot": {"id": "s1", "counts": {"T2V": 300, "I2V": 100}},
-        "abilities": {"untrained": {k: 0.05 for k in keys}, "pyramid": {k: 0.3 for k in keys}, "uniform": {k: 0.25 for k in keys}},
-        "datasets": {"untrained": {"MSRVTT": 0.05, "CMRB": 0.2}, "pyramid": {"MSRVTT": 0.4, "CMRB": 0.6}},
-        "training": {"pyramid": {"curve": [[i, 3 - i / 50] for i in range(100)],
-                                 "task_probs": [{"step": i, "probs": {"T2V": 0.5 - i / 400, "I2V": 0.5 + i / 400}} for i in range(100)]},
-                     "uniform": {"curve": [[i, 3 - i / 60] for i in range(100)]}},
+        "abilities": {
+            "untrained": {k: 0.05 for k in keys},
+            "pyramid": {k: 0.3 for k in keys},
+            "uniform": {k: 0.25 for k in keys},
+        },
+        "datasets": {
+            "untrained": {"MSRVTT": 0.05, "CMRB": 0.2},
+            "pyramid": {"MSRVTT": 0.4, "CMRB": 0.6},
+        },
+        "training": {
+            "pyramid": {
+                "curve": [[i, 3 - i / 50] for i in range(100)],
+                "task_probs": [
+                    {"step": i, "probs": {"T2V": 0.5 - i / 400, "I2V": 0.5 + i / 400}}
+                    for i in range(100)
+                ],
+            },
+            "uniform": {"curve": [[i, 3 - i / 60] for i in range(100)]},
+        },
         "best_sampler": "pyramid",
         "index": {"version": "tiny-abc", "points": 300},
-        "queries": {"results": [{"kind": "text", "query": "a red circle", "hits": [
-            {"score": 0.9, "video": "v1", "start_ms": 0, "end_ms": 2000, "thumbnail_key": "clips/c1/frames/00.jpg"}]}]},
+        "queries": {
+            "results": [
+                {
+                    "kind": "text",
+                    "query": "a red circle",
+                    "hits": [
+                        {
+                            "score": 0.9,
+                            "video": "v1",
+                            "start_ms": 0,
+                            "end_ms": 2000,
+                            "thumbnail_key": "clips/c1/frames/00.jpg",
+                        }
+                    ],
+                }
+            ]
+        },
         "stage_seconds": {"generate": 10.0},
         "ablation_seeds": [7, 8],
-        "ablation": {"AVG_A": {"pyramid": {"mean": 0.31, "std": 0.02, "seeds": [0.29, 0.33]},
-                               "uniform": {"mean": 0.25, "std": 0.01, "seeds": [0.24, 0.26]},
-                               "p_value": 0.12, "significant": False}},
+        "ablation": {
+            "AVG_A": {
+                "pyramid": {"mean": 0.31, "std": 0.02, "seeds": [0.29, 0.33]},
+                "uniform": {"mean": 0.25, "std": 0.01, "seeds": [0.24, 0.26]},
+                "p_value": 0.12,
+                "significant": False,
+            }
+        },
     }
 
 
@@ -49,9 +94,13 @@ def test_report_is_self_contained(tmp_path):
     page = write_report(_summary(store), tmp_path / "report.html", store_root=store)
     html = page.read_text()
     assert "<svg" in html and "data:image/jpeg;base64," in html
-    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched from the network
+    assert "http://" not in html.replace(
+        'xmlns="http://www.w3.org/2000/svg"', ""
+    )  # nothing fetched from the network
     assert "+0.250" in html  # AVG-A gain, best sampler vs untrained
-    assert "0.310 ± 0.020" in html and "0.250 ± 0.010" in html and "<td>no</td>" in html  # the ablation
+    assert (
+        "0.310 ± 0.020" in html and "0.250 ± 0.010" in html and "<td>no</td>" in html
+    )  # the ablation
 
 
 def test_report_thumbnails_cannot_escape_the_store(tmp_path):
@@ -63,7 +112,10 @@ def test_report_thumbnails_cannot_escape_the_store(tmp_path):
     assert "data:image/jpeg" not in html
 
 
-@pytest.mark.skipif(not (os.path.exists(CHROMIUM) or os.environ.get("CI")), reason="Debian chromium not installed (make browser)")
+@pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) or os.environ.get("CI")),
+    reason="Debian chromium not installed (make browser)",
+)
 def test_report_charts_render_in_chromium(tmp_path):
     from playwright.sync_api import sync_playwright
 

@@ -44,9 +44,11 @@ def _dataset(root: Path, name: str, n: int = 3, broken: bool = False) -> None:
     j.mkdir(parents=True)
     for i in range(n):
         (root / name / "videos" / f"c{i}.mp4").write_bytes(b"not decoded by the fake embedder")
-    rows = {"queries": [{"id": f"q{i}", "text": f"video {i}"} for i in range(n)],
-            "corpus": [{"id": f"c{i}", "video": f"c{i}.mp4"} for i in range(n)],
-            "instances": [{"qid": f"q{i}", "pos": ["nope" if broken else f"c{i}"]} for i in range(n)]}
+    rows = {
+        "queries": [{"id": f"q{i}", "text": f"video {i}"} for i in range(n)],
+        "corpus": [{"id": f"c{i}", "video": f"c{i}.mp4"} for i in range(n)],
+        "instances": [{"qid": f"q{i}", "pos": ["nope" if broken else f"c{i}"]} for i in range(n)],
+    }
     for fname, items in rows.items():
         (j / f"{fname}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
 
@@ -85,7 +87,9 @@ def test_an_api_eval_job_shows_running_progress_and_its_result(uvrb, fake, monke
     import services.evaluator.tasks as tasks  # the worker's module (its Celery app made before the stub)
 
     monkeypatch.setenv("UNIVR_API__REQUIRE_KEYS", "false")
-    monkeypatch.setenv("UNIVR_API__DATA_ROOTS", json.dumps([str(uvrb.parent)]))  # jobs read only there
+    monkeypatch.setenv(
+        "UNIVR_API__DATA_ROOTS", json.dumps([str(uvrb.parent)])
+    )  # jobs read only there
     from shared.config import get_settings
 
     get_settings.cache_clear()
@@ -103,7 +107,7 @@ def test_an_api_eval_job_shows_running_progress_and_its_result(uvrb, fake, monke
     assert r.status_code == 200, r.text
     job_id = r.json()["job"]
     assert client.get(f"/v1/jobs/{job_id}").json()["state"] == "pending"
-    (name, (sent_id, params), queue), = sent
+    ((name, (sent_id, params), queue),) = sent
     assert name == "evaluator.run" and sent_id == job_id and queue == "eval"
 
     seen = []
@@ -113,11 +117,15 @@ def test_an_api_eval_job_shows_running_progress_and_its_result(uvrb, fake, monke
     assert {v["state"] for v in seen} == {"running"}
     progress = [v["progress"] for v in seen]
     assert progress[0] == {"done": 0, "total": 16} and progress[-1] == {"done": 15, "total": 16}
-    assert [p["done"] for p in progress] == sorted(p["done"] for p in progress)  # it only moves forward
+    assert [p["done"] for p in progress] == sorted(
+        p["done"] for p in progress
+    )  # it only moves forward
     job = client.get(f"/v1/jobs/{job_id}").json()
     assert job["state"] == "completed" and job["error"] is None
     assert job["progress"] == {"done": 16, "total": 16} and job["items"] == {"done": 16}
-    assert job["result"]["eval_run_id"] == out["result"]["eval_run_id"] and job["result"]["AVG_A"] == pytest.approx(1.0)
+    assert job["result"]["eval_run_id"] == out["result"]["eval_run_id"] and job["result"][
+        "AVG_A"
+    ] == pytest.approx(1.0)
     with session_scope() as s:
         assert s.get(EvalRun, out["result"]["eval_run_id"]).abilities["AVG_A"] == pytest.approx(1.0)
     dash = client.get("/v1/status").json()["jobs"]
@@ -140,13 +148,20 @@ def test_a_failing_dataset_fails_the_job_with_its_name(uvrb, fake):
     job, items = _job("job-bad")
     assert job.state == JobState.failed and job.error.startswith("dataset DiDeMo: LayoutError:")
     assert "unknown corpus id" in job.error and job.result is None
-    assert items == {"MSRVTT": ItemState.done, "DiDeMo": ItemState.failed, "CRB-G": ItemState.pending}
+    assert items == {
+        "MSRVTT": ItemState.done,
+        "DiDeMo": ItemState.failed,
+        "CRB-G": ItemState.pending,
+    }
 
 
-@pytest.mark.parametrize(("params", "error"), [
-    ({"uvrb": "/nonexistent/uvrb"}, "FileNotFoundError: no UVRB copy at /nonexistent/uvrb"),
-    ({"datasets": ["MSRVTT", "NOPE"]}, "unknown UVRB dataset 'NOPE'"),
-])
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"uvrb": "/nonexistent/uvrb"}, "FileNotFoundError: no UVRB copy at /nonexistent/uvrb"),
+        ({"datasets": ["MSRVTT", "NOPE"]}, "unknown UVRB dataset 'NOPE'"),
+    ],
+)
 def test_bad_params_fail_the_job_before_any_work(uvrb, fake, params, error):
     from services.evaluator.jobs import run_eval_job
 
@@ -157,33 +172,53 @@ def test_bad_params_fail_the_job_before_any_work(uvrb, fake, params, error):
     assert items == {} and fake.calls == []
 
 
-def test_a_checkpoint_evaluation_is_a_job_and_still_reaches_the_promotion_gate(uvrb, fake, monkeypatch):
+def test_a_checkpoint_evaluation_is_a_job_and_still_reaches_the_promotion_gate(
+    uvrb, fake, monkeypatch
+):
     import services.evaluator.tasks as tasks
     from services.indexer.pipeline import _avg_a
 
     emitted = []
     monkeypatch.setattr(tasks, "emit", lambda event, payload: emitted.append((event, payload)))
-    payload = {"run_id": "run-1", "step": 10, "checkpoint": "checkpoints/run-1/10", "model": "/models/fake",
-               "uvrb": str(uvrb)}
+    payload = {
+        "run_id": "run-1",
+        "step": 10,
+        "checkpoint": "checkpoints/run-1/10",
+        "model": "/models/fake",
+        "uvrb": str(uvrb),
+    }
     from shared.storage import get_store
 
-    get_store().put_bytes("checkpoints/run-1/10/adapter/adapter_config.json", b"{}")  # as the trainer saves it
+    get_store().put_bytes(
+        "checkpoints/run-1/10/adapter/adapter_config.json", b"{}"
+    )  # as the trainer saves it
     out = tasks.on_checkpoint_ready("checkpoint.ready", payload)
     # the checkpoint is scored with its adapter (fetched from the store), not as the bare base model
     assert fake.adapter and (Path(fake.adapter) / "adapter_config.json").is_file()
-    (event, sent), = emitted
+    ((event, sent),) = emitted
     assert event == "eval.completed" and out["state"] == "completed"
-    assert sent["eval_run_id"] == out["result"]["eval_run_id"] and sent["abilities"] == out["result"]["abilities"]
+    assert (
+        sent["eval_run_id"] == out["result"]["eval_run_id"]
+        and sent["abilities"] == out["result"]["abilities"]
+    )
     assert sent["checkpoint"] == payload["checkpoint"] and sent["eval_run_id"]
-    assert _avg_a(sent) == pytest.approx(1.0)  # what the indexer's gate compares with the live version
+    assert _avg_a(sent) == pytest.approx(
+        1.0
+    )  # what the indexer's gate compares with the live version
     job, items = _job(tasks.checkpoint_job_id(payload))
     assert job.state == JobState.completed and job.result["eval_run_id"] == sent["eval_run_id"]
-    assert job.params["checkpoint"] == payload["checkpoint"] and set(items.values()) == {ItemState.done}
+    assert job.params["checkpoint"] == payload["checkpoint"] and set(items.values()) == {
+        ItemState.done
+    }
     # a checkpoint whose evaluation fails emits nothing, and its job says why
     with pytest.raises(FileNotFoundError):
-        tasks.on_checkpoint_ready("checkpoint.ready", {**payload, "checkpoint": "c/2", "uvrb": "/nonexistent"})
+        tasks.on_checkpoint_ready(
+            "checkpoint.ready", {**payload, "checkpoint": "c/2", "uvrb": "/nonexistent"}
+        )
     assert len(emitted) == 1
-    failed, _ = _job(tasks.checkpoint_job_id({**payload, "checkpoint": "c/2", "uvrb": "/nonexistent"}))
+    failed, _ = _job(
+        tasks.checkpoint_job_id({**payload, "checkpoint": "c/2", "uvrb": "/nonexistent"})
+    )
     assert failed.state == JobState.failed and "no UVRB copy" in failed.error
 
 
@@ -193,7 +228,10 @@ def test_univr_eval_run_is_a_job_too(uvrb, fake, tmp_path):
     from shared.cli import build_app
 
     out = tmp_path / "r.json"
-    r = CliRunner().invoke(build_app(), ["eval", "run", "--uvrb", str(uvrb), "--datasets", "MSRVTT,CMRB", "--out", str(out)])
+    r = CliRunner().invoke(
+        build_app(),
+        ["eval", "run", "--uvrb", str(uvrb), "--datasets", "MSRVTT,CMRB", "--out", str(out)],
+    )
     assert r.exit_code == 0, r.output
     printed = json.loads(r.stdout)
     job, items = _job(printed["job"])
@@ -201,8 +239,9 @@ def test_univr_eval_run_is_a_job_too(uvrb, fake, tmp_path):
     assert job.result["out"] == str(out) and job.result["eval_run_id"] == printed["eval_run_id"]
     assert job.result["eval_run_id"] == json.loads(out.read_text())["eval_run_id"]
     assert items == {"MSRVTT": ItemState.done, "CMRB": ItemState.done}
-    bad = CliRunner().invoke(build_app(), ["eval", "run", "--uvrb", str(tmp_path / "none"), "--out", str(out)])
+    bad = CliRunner().invoke(
+        build_app(), ["eval", "run", "--uvrb", str(tmp_path / "none"), "--out", str(out)]
+    )
     assert bad.exit_code == 2 and "no UVRB copy" in bad.output
     job_id = bad.output.rsplit("(job ", 1)[1].split(")")[0]
     assert _job(job_id)[0].state == JobState.failed
-

@@ -19,22 +19,33 @@ def _data(seed: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     n, nq = int(rng.integers(1, 700)), int(rng.integers(1, 40))
     if kind == "ties":  # small integer vectors: scores collide everywhere
-        return (rng.integers(-2, 3, size=(nq, 8)).astype(np.float32),
-                rng.integers(-2, 3, size=(n, 8)).astype(np.float32))
+        return (
+            rng.integers(-2, 3, size=(nq, 8)).astype(np.float32),
+            rng.integers(-2, 3, size=(n, 8)).astype(np.float32),
+        )
     c = rng.normal(size=(n, 16)).astype(np.float32)
     q = rng.normal(size=(nq, 16)).astype(np.float32)
     if kind == "duplicates":  # a third of the corpus copies a few vectors, as with repeated videos;
         c[rng.integers(0, n, n // 3)] = c[rng.integers(0, max(1, n // 50), n // 3)]
-        return np.round(q * 8) / 8, np.round(c * 8) / 8  # eighths: every dot product is exact in float32
+        return np.round(q * 8) / 8, np.round(
+            c * 8
+        ) / 8  # eighths: every dot product is exact in float32
     # unit vectors on a 1/64 grid: every dot product is exact in float32, so numpy's reference and the
     # blocked torch tiles agree to the bit whatever BLAS kernel or summation order each one uses
     # (unrounded, scores 4e-9 apart came out ordered in one and tied in the other)
-    q, c = q / np.linalg.norm(q, axis=1, keepdims=True), c / np.linalg.norm(c, axis=1, keepdims=True)
+    q, c = (
+        q / np.linalg.norm(q, axis=1, keepdims=True),
+        c / np.linalg.norm(c, axis=1, keepdims=True),
+    )
     return np.round(q * 64) / 64, np.round(c * 64) / 64
 
 
 LAYOUTS = [  # block, query_block, chunk, memory_mb (tiny budgets force one tile per merge)
-    (64, 7, 16, 1e-6), (64, 7, 16, 0.01), (128, 100, 128, 1.0), (32, 3, 8, 0.002), (4096, 256, 128, 32.0),
+    (64, 7, 16, 1e-6),
+    (64, 7, 16, 0.01),
+    (128, 100, 128, 1.0),
+    (32, 3, 8, 0.002),
+    (4096, 256, 128, 32.0),
 ]
 
 
@@ -45,7 +56,9 @@ def test_equals_a_stable_full_sort(kind, seed):
     k = int(np.random.default_rng(seed).integers(1, 30))
     ref_s, ref_i = _reference(q, c, k)
     for block, query_block, chunk, memory_mb in LAYOUTS:
-        s, i = blocked_topk(q, c, k, block=block, query_block=query_block, chunk=chunk, memory_mb=memory_mb)
+        s, i = blocked_topk(
+            q, c, k, block=block, query_block=query_block, chunk=chunk, memory_mb=memory_mb
+        )
         assert i.shape == ref_i.shape == (len(q), min(k, len(c)))
         assert np.array_equal(i, ref_i), (block, query_block, chunk, memory_mb)
         assert np.allclose(s, ref_s, atol=1e-5)
@@ -53,7 +66,9 @@ def test_equals_a_stable_full_sort(kind, seed):
 
 def test_identical_corpus_rows_come_back_in_index_order():
     c = np.tile(np.eye(4, dtype=np.float32), (5, 1))  # rows 0, 4, 8, ... are the same vector
-    s, i = blocked_topk(np.eye(4, dtype=np.float32)[:1], c, 6, block=8, query_block=1, chunk=2, memory_mb=1e-6)
+    s, i = blocked_topk(
+        np.eye(4, dtype=np.float32)[:1], c, 6, block=8, query_block=1, chunk=2, memory_mb=1e-6
+    )
     assert i[0].tolist() == [0, 4, 8, 12, 16, 1]
     assert s[0].tolist() == [1, 1, 1, 1, 1, 0]
 
@@ -97,13 +112,17 @@ def test_worker_threads_leave_other_threads_thread_counts_alone(monkeypatch):
     from services.evaluator import topk
 
     before = torch.get_num_threads()
-    torch.set_num_threads(2)  # the process-wide count, even where the tests run with OMP_NUM_THREADS=1
+    torch.set_num_threads(
+        2
+    )  # the process-wide count, even where the tests run with OMP_NUM_THREADS=1
     seen: dict[str, list[int]] = {"workers": [], "started meanwhile": []}
     score = topk._QueryBlock.score
 
     def spy(self, *args):  # noqa: ANN001, ANN002, ANN202
         seen["workers"].append(torch.get_num_threads())
-        t = threading.Thread(target=lambda: seen["started meanwhile"].append(torch.get_num_threads()))
+        t = threading.Thread(
+            target=lambda: seen["started meanwhile"].append(torch.get_num_threads())
+        )
         t.start()
         t.join()
         return score(self, *args)

@@ -22,10 +22,20 @@ def test_a_build_indexes_kept_clips_and_their_videos_with_payloads(corpus, qdran
     rejected = next(c for c in corpus["clips"] if not c["kept"])
     assert rejected["id"] not in pay
     clip = pay[corpus["kept"][0]["id"]]
-    assert clip["kind"] == "clip" and clip["object_key"].endswith("/clip.mp4") and clip["source_uri"] == "s3://univr/raw/"
-    assert clip["dataset"] == ["mini"] and clip["snapshot"] == ["snap1"] and clip["caption"].startswith("caption of")
+    assert (
+        clip["kind"] == "clip"
+        and clip["object_key"].endswith("/clip.mp4")
+        and clip["source_uri"] == "s3://univr/raw/"
+    )
+    assert (
+        clip["dataset"] == ["mini"]
+        and clip["snapshot"] == ["snap1"]
+        and clip["caption"].startswith("caption of")
+    )
     v0, v1, v2 = (pay[video_point_id(v["id"])] for v in corpus["videos"])
-    assert v0["kind"] == "video" and v0["object_key"] == "raw/v0.mp4"  # in the bucket: it gets a presigned URL
+    assert (
+        v0["kind"] == "video" and v0["object_key"] == "raw/v0.mp4"
+    )  # in the bucket: it gets a presigned URL
     assert v2["object_key"] is None  # a local source file outside the store has no URL
     assert v0["dataset"] == ["mini"] and v1["dataset"] == ["mini"] and v2["dataset"] == []
     meta = collection_metadata(qdrant, r["version"])
@@ -47,17 +57,24 @@ def test_a_build_scoped_to_a_dataset(corpus, qdrant, fake_embedder, name):
     pay = _payloads(qdrant, r["version"])
     videos = {v["id"] for v in corpus["videos"][:2]}
     assert {p["video_id"] for p in pay.values()} == videos
-    assert r["points"] == 3 + 2  # the first video's two clips, the second (whole) video's clip, two video points
+    assert (
+        r["points"] == 3 + 2
+    )  # the first video's two clips, the second (whole) video's clip, two video points
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [({"source": "s3://nowhere/"}, "no source"), ({"dataset": "nope"}, "no dataset")])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"source": "s3://nowhere/"}, "no source"), ({"dataset": "nope"}, "no dataset")],
+)
 def test_an_unknown_scope_is_refused_before_any_work(corpus, qdrant, fake_embedder, kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_index(embedder=fake_embedder, client=qdrant, **kwargs)
     assert fake_embedder.batches == [] and not qdrant.get_collections().collections
 
 
-def test_an_interrupted_build_resumes_without_version_then_is_reused(corpus, qdrant, fake_embedder, monkeypatch):
+def test_an_interrupted_build_resumes_without_version_then_is_reused(
+    corpus, qdrant, fake_embedder, monkeypatch
+):
     from shared.config import get_settings
     from shared.db import session_scope
     from shared.db.models import IndexVersion
@@ -72,8 +89,15 @@ def test_an_interrupted_build_resumes_without_version_then_is_reused(corpus, qdr
         assert s.get(IndexVersion, version).state == "building"
     assert qdrant.count(version).count == 3
     fake_embedder.fail_after_batches = None
-    r = build_index(embedder=fake_embedder, client=qdrant)  # no version given: it finds the interrupted one
-    assert r["version"] == version and r["resumed"] and r["embedded"] == total - 3 and r["points"] == total
+    r = build_index(
+        embedder=fake_embedder, client=qdrant
+    )  # no version given: it finds the interrupted one
+    assert (
+        r["version"] == version
+        and r["resumed"]
+        and r["embedded"] == total - 3
+        and r["points"] == total
+    )
     again = build_index(embedder=fake_embedder, client=qdrant)
     assert again["reused"] and again["embedded"] == 0 and again["points"] == total
     assert fake_embedder.batches == [3, 3, 2]
@@ -87,7 +111,9 @@ def test_a_collection_of_another_model_is_not_written_into(corpus, qdrant, fake_
 
     build_index(embedder=fake_embedder, client=qdrant, version="univr-mine")
     with pytest.raises(ValueError, match="model_id"):
-        build_index(embedder=FakeEmbedder(model_id="other-model"), client=qdrant, version="univr-mine")
+        build_index(
+            embedder=FakeEmbedder(model_id="other-model"), client=qdrant, version="univr-mine"
+        )
 
 
 def test_an_empty_corpus_is_refused(qdrant, fake_embedder):
@@ -95,7 +121,9 @@ def test_an_empty_corpus_is_refused(qdrant, fake_embedder):
         build_index(embedder=fake_embedder, client=qdrant)
 
 
-def test_stored_frames_are_embedded_at_the_rate_they_sample_their_clip(corpus, qdrant, fake_embedder):
+def test_stored_frames_are_embedded_at_the_rate_they_sample_their_clip(
+    corpus, qdrant, fake_embedder
+):
     seen = []
     embed = fake_embedder.embed
     fake_embedder.embed = lambda items: (seen.extend(it.video for it in items), embed(items))[1]
@@ -103,7 +131,9 @@ def test_stored_frames_are_embedded_at_the_rate_they_sample_their_clip(corpus, q
     fps = {v.keys[0].split("/")[1]: v.fps for v in seen}
     for c in corpus["kept"]:  # 8 frames over the clip's span, as from its mp4 (SPEC §6.3)
         assert fps[c["id"]] == pytest.approx(8 / ((c["end_ms"] - c["start_ms"]) / 1000))
-    assert fps[corpus["videos"][0]["id"]] == pytest.approx(8 / 6.0)  # the whole video: 8 over its duration
+    assert fps[corpus["videos"][0]["id"]] == pytest.approx(
+        8 / 6.0
+    )  # the whole video: 8 over its duration
 
 
 def test_a_kept_clip_whose_objects_are_not_stored_is_not_indexed(corpus, qdrant, fake_embedder):
@@ -116,4 +146,6 @@ def test_a_kept_clip_whose_objects_are_not_stored_is_not_indexed(corpus, qdrant,
     with session_scope() as s:
         s.execute(delete(Frame).where(Frame.clip_id == lost))
     r = build_index(embedder=fake_embedder, client=qdrant)
-    assert r["points"] == len(corpus["kept"]) - 1 + 3 and lost not in _payloads(qdrant, r["version"])
+    assert r["points"] == len(corpus["kept"]) - 1 + 3 and lost not in _payloads(
+        qdrant, r["version"]
+    )

@@ -14,14 +14,26 @@ VALID = re.compile(r"[a-zA-Z0-9_-]{1,255}")
 
 def test_the_name_is_stable_and_depends_on_model_and_scope():
     mid = "tiny-0123456789abcdef-cafebabe"
-    assert collection_name(mid) == collection_name(mid, scope()) == collection_name(mid, scope(None, ""))
-    names = {collection_name(mid), collection_name(mid + "x"), collection_name(mid, scope("s1")),
-             collection_name(mid, scope(None, "mini")), collection_name(mid, scope("s1", "mini"))}
+    assert (
+        collection_name(mid)
+        == collection_name(mid, scope())
+        == collection_name(mid, scope(None, ""))
+    )
+    names = {
+        collection_name(mid),
+        collection_name(mid + "x"),
+        collection_name(mid, scope("s1")),
+        collection_name(mid, scope(None, "mini")),
+        collection_name(mid, scope("s1", "mini")),
+    }
     assert len(names) == 5
     assert collection_name(mid).startswith("univr-tiny-0123456789abcdef-cafebabe-")
 
 
-@pytest.mark.parametrize("model_id", ["Qwen/Qwen2.5-VL-3B-Instruct", "a" * 500, "../../etc/passwd", "模型 ✓", "-", "x:y@z#1"])
+@pytest.mark.parametrize(
+    "model_id",
+    ["Qwen/Qwen2.5-VL-3B-Instruct", "a" * 500, "../../etc/passwd", "模型 ✓", "-", "x:y@z#1"],
+)
 def test_any_model_id_gives_a_valid_name(model_id):
     assert VALID.fullmatch(collection_name(model_id))
 

@@ -10,14 +10,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-CODE = ("import json; from types import SimpleNamespace as Item; from tests.unit.indexer.conftest import FakeEmbedder; "
-        "print(json.dumps(FakeEmbedder().embed([Item(text='a red circle', video=None), "
-        "Item(text=None, video=Item(keys=['clips/c/frames/00.jpg']))]).tolist()))")
+CODE = (
+    "import json; from types import SimpleNamespace as Item; from tests.unit.indexer.conftest import FakeEmbedder; "
+    "print(json.dumps(FakeEmbedder().embed([Item(text='a red circle', video=None), "
+    "Item(text=None, video=Item(keys=['clips/c/frames/00.jpg']))]).tolist()))"
+)
 
 
 def _vectors(hash_seed: str) -> list:
     env = dict(os.environ, PYTHONHASHSEED=hash_seed)
-    out = subprocess.run([sys.executable, "-c", CODE], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CODE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout)
 
 

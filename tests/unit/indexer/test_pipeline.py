@@ -13,7 +13,19 @@ from shared.db.models import EvalRun, IndexVersion, Job, JobState
 
 def _eval_run(run_id: str, avg_a: float, model: str = "/models/tiny") -> str:
     with session_scope() as s:
-        upsert(s, EvalRun, [{"id": run_id, "model": model, "benchmark": "uvrb-mini", "abilities": {"AVG_A": avg_a}, "state": "done"}])
+        upsert(
+            s,
+            EvalRun,
+            [
+                {
+                    "id": run_id,
+                    "model": model,
+                    "benchmark": "uvrb-mini",
+                    "abilities": {"AVG_A": avg_a},
+                    "state": "done",
+                }
+            ],
+        )
     return run_id
 
 
@@ -22,8 +34,24 @@ def builder(qdrant, fake_embedder):
     calls = []
 
     def build(model, adapter, version, client=None, source=None, dataset=None):  # noqa: ANN001, ANN202
-        calls.append({"model": model, "adapter": adapter, "version": version, "source": source, "dataset": dataset})
-        return build_index(model, adapter, version, embedder=fake_embedder, client=client, source=source, dataset=dataset)
+        calls.append(
+            {
+                "model": model,
+                "adapter": adapter,
+                "version": version,
+                "source": source,
+                "dataset": dataset,
+            }
+        )
+        return build_index(
+            model,
+            adapter,
+            version,
+            embedder=fake_embedder,
+            client=client,
+            source=source,
+            dataset=dataset,
+        )
 
     build.calls = calls
     return build
@@ -37,7 +65,9 @@ def _state(version: str) -> tuple[str, float | None, str | None]:
 
 def test_first_model_is_promoted_with_its_eval_run(corpus, qdrant, builder):
     run = _eval_run("run-1", 0.30)
-    r = index_and_promote({"eval_run_id": run, "abilities": {"AVG_A": 0.30}}, build=builder, client=qdrant)
+    r = index_and_promote(
+        {"eval_run_id": run, "abilities": {"AVG_A": 0.30}}, build=builder, client=qdrant
+    )
     assert r["promoted"] and r["eval_run_id"] == run
     assert _state(r["live"]) == ("live", 0.30, run)
 
@@ -45,7 +75,9 @@ def test_first_model_is_promoted_with_its_eval_run(corpus, qdrant, builder):
 def test_a_worse_model_is_refused_before_anything_is_built(corpus, qdrant, builder):
     first = index_and_promote({"abilities": {"AVG_A": 0.30}}, build=builder, client=qdrant)
     assert len(builder.calls) == 1
-    r = index_and_promote({"model": "/models/worse", "abilities": {"AVG_A": 0.25}}, build=builder, client=qdrant)
+    r = index_and_promote(
+        {"model": "/models/worse", "abilities": {"AVG_A": 0.25}}, build=builder, client=qdrant
+    )
     assert not r["promoted"] and not r["built"] and "not better" in r["reason"]
     assert len(builder.calls) == 1 and _state(first["live"])[0] == "live"
 
@@ -111,8 +143,11 @@ def test_a_checkpoint_is_indexed_with_its_adapter_from_the_store(corpus, qdrant,
     from shared.storage import get_store
 
     get_store().put_bytes("checkpoints/run-9/00000100/adapter/adapter_config.json", b"{}")
-    r = index_and_promote({"checkpoint": "checkpoints/run-9/00000100", "abilities": {"AVG_A": 0.3}},
-                          build=builder, client=qdrant)
+    r = index_and_promote(
+        {"checkpoint": "checkpoints/run-9/00000100", "abilities": {"AVG_A": 0.3}},
+        build=builder,
+        client=qdrant,
+    )
     assert r["promoted"]
     adapter = builder.calls[-1]["adapter"]
     assert adapter and adapter.endswith("checkpoints/run-9/00000100/adapter")
@@ -120,8 +155,12 @@ def test_a_checkpoint_is_indexed_with_its_adapter_from_the_store(corpus, qdrant,
 
 def test_a_checkpoint_without_an_adapter_fails_the_job_with_the_reason(corpus, qdrant, builder):
     with pytest.raises(FileNotFoundError):
-        run_job("job-ckpt", {"checkpoint": "checkpoints/gone/1", "abilities": {"AVG_A": 0.3}}, build=builder,
-                client=qdrant)
+        run_job(
+            "job-ckpt",
+            {"checkpoint": "checkpoints/gone/1", "abilities": {"AVG_A": 0.3}},
+            build=builder,
+            client=qdrant,
+        )
     with session_scope() as s:
         job = s.get(Job, "job-ckpt")
         assert job.state == JobState.failed and "has no adapter" in job.error

@@ -20,7 +20,12 @@ from shared.vectors import get_qdrant
 from .conftest import FakeEmbedder
 
 LIVE_SCORE = 0.5
-CASES = [(0.6, True), (0.5, False), (0.4, False), (None, False)]  # AVG-A of the candidate → promoted
+CASES = [
+    (0.6, True),
+    (0.5, False),
+    (0.4, False),
+    (None, False),
+]  # AVG-A of the candidate → promoted
 
 
 def _state() -> dict[str, tuple[str, float | None]]:
@@ -88,7 +93,9 @@ def test_force_on_a_passing_gate_is_not_recorded_as_forced(live):
 def test_the_first_version_needs_no_score(corpus):
     client = get_qdrant()
     try:
-        build_index(embedder=FakeEmbedder(model_id="tiny-first"), client=client, version="ver-first")
+        build_index(
+            embedder=FakeEmbedder(model_id="tiny-first"), client=client, version="ver-first"
+        )
     finally:
         client.close()
     code, out = _cli("ver-first")
@@ -104,8 +111,15 @@ def event_builds(monkeypatch):
 
     def fake_build(model, adapter, version, client=None, source=None, dataset=None, **_):  # noqa: ANN001, ANN202, ANN003
         calls.append(model)
-        return build_index(model, adapter, "ver-new", embedder=FakeEmbedder(model_id="tiny-new"), client=client,
-                           source=source, dataset=dataset)
+        return build_index(
+            model,
+            adapter,
+            "ver-new",
+            embedder=FakeEmbedder(model_id="tiny-new"),
+            client=client,
+            source=source,
+            dataset=dataset,
+        )
 
     monkeypatch.setattr(build, "build_index", fake_build)
     return calls
@@ -115,12 +129,20 @@ def event_builds(monkeypatch):
 def test_eval_completed_promotes_only_a_strictly_better_score(live, event_builds, score, promoted):
     from services.indexer.tasks import on_eval_completed
 
-    payload = {"model": "/models/candidate", "checkpoint": None, "eval_run_id": None,
-               "abilities": {"AVG_A": score} if score is not None else {}}
-    out = on_eval_completed.apply(args=("eval.completed", payload)).get()["result"]  # a leased job's result
+    payload = {
+        "model": "/models/candidate",
+        "checkpoint": None,
+        "eval_run_id": None,
+        "abilities": {"AVG_A": score} if score is not None else {},
+    }
+    out = on_eval_completed.apply(args=("eval.completed", payload)).get()[
+        "result"
+    ]  # a leased job's result
     assert out["promoted"] is promoted, out
     if promoted:
-        assert not out["forced"] and _state()["ver-new"] == ("live", score) and _alias() == "ver-new"
+        assert (
+            not out["forced"] and _state()["ver-new"] == ("live", score) and _alias() == "ver-new"
+        )
     else:
         assert out["built"] is False and event_builds == []  # refused before anything is built
         assert ("no AVG-A" if score is None else "not better") in out["reason"]

@@ -18,7 +18,9 @@ LONG_MODULE_REASON = re.compile(r"^(?:#|\"\"\"|.*)\s*(?:Over|Longer than) 300 li
 
 
 def python_files(*tops: str) -> list[Path]:
-    return sorted(p for top in tops for p in (ROOT / top).rglob("*.py") if "migrations" not in p.parts)
+    return sorted(
+        p for top in tops for p in (ROOT / top).rglob("*.py") if "migrations" not in p.parts
+    )
 
 
 def imported_modules(path: Path) -> list[str]:
@@ -44,8 +46,12 @@ def test_a_service_imports_only_shared_and_itself(service):
 
 
 def test_shared_never_imports_a_service():
-    wrong = [f"{p.relative_to(ROOT)} imports {m}" for p in python_files("shared")
-             for m in imported_modules(p) if m.split(".")[0] == "services"]
+    wrong = [
+        f"{p.relative_to(ROOT)} imports {m}"
+        for p in python_files("shared")
+        for m in imported_modules(p)
+        if m.split(".")[0] == "services"
+    ]
     assert not wrong, "; ".join(wrong)
 
 

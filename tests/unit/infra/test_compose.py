@@ -16,18 +16,49 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "compose.yaml"
-REQUIRED = {"postgres", "rabbitmq", "minio", "minio-init", "qdrant", "vllm", "migrate", "synth-worker",
-            "caption-worker", "caption-worker-vllm", "trainer", "evaluator", "indexer", "api",
-            "evaluator-gpu", "indexer-gpu", "api-gpu", "flower", "prometheus", "grafana"}
+REQUIRED = {
+    "postgres",
+    "rabbitmq",
+    "minio",
+    "minio-init",
+    "qdrant",
+    "vllm",
+    "migrate",
+    "synth-worker",
+    "caption-worker",
+    "caption-worker-vllm",
+    "trainer",
+    "evaluator",
+    "indexer",
+    "api",
+    "evaluator-gpu",
+    "indexer-gpu",
+    "api-gpu",
+    "flower",
+    "prometheus",
+    "grafana",
+}
 
 # `vllm serve` flags of the version compose pins, checked against vLLM's engine/serve arguments
 # for that tag (docs.vllm.ai/en/v0.12.0: --structured-outputs-config.* replaced the removed
 # --guided-decoding-backend; --limit-mm-per-prompt takes JSON). Only flags compose uses or may use.
 VLLM_VERSION = "v0.12.0"
-VLLM_FLAGS = {"--model", "--port", "--host", "--max-model-len", "--limit-mm-per-prompt",
-              "--structured-outputs-config.backend", "--structured-outputs-config",
-              "--gpu-memory-utilization", "--tensor-parallel-size", "--served-model-name",
-              "--dtype", "--api-key", "--max-num-seqs", "--mm-processor-kwargs"}
+VLLM_FLAGS = {
+    "--model",
+    "--port",
+    "--host",
+    "--max-model-len",
+    "--limit-mm-per-prompt",
+    "--structured-outputs-config.backend",
+    "--structured-outputs-config",
+    "--gpu-memory-utilization",
+    "--tensor-parallel-size",
+    "--served-model-name",
+    "--dtype",
+    "--api-key",
+    "--max-num-seqs",
+    "--mm-processor-kwargs",
+}
 _VAR = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
 
 
@@ -48,7 +79,9 @@ def test_dependencies_exist_and_are_health_gated(compose):
             assert dep in services, f"{name} depends on unknown {dep}"
             wanted = cond["condition"]
             if wanted == "service_healthy":
-                assert "healthcheck" in services[dep], f"{name} waits for {dep} to be healthy, but it has no healthcheck"
+                assert "healthcheck" in services[dep], (
+                    f"{name} waits for {dep} to be healthy, but it has no healthcheck"
+                )
             if wanted == "service_completed_successfully":
                 assert services[dep].get("restart") == "no", f"{dep} is a one-shot job"
     for stateful in ("postgres", "rabbitmq", "minio", "qdrant"):
@@ -77,7 +110,9 @@ def test_every_image_is_pinned(compose):
         repo, _, tag = image.rpartition(":")
         assert repo and "/" not in tag, f"{name}: {image} has no tag"
         assert tag != "latest", f"{name}: {image} floats on :latest"
-        assert not image.startswith(("minio/", "docker.io/minio/")), f"{name}: Docker Hub's MinIO is gone"
+        assert not image.startswith(("minio/", "docker.io/minio/")), (
+            f"{name}: Docker Hub's MinIO is gone"
+        )
 
 
 def test_every_univr_variable_is_a_real_setting(compose, monkeypatch):
@@ -85,11 +120,18 @@ def test_every_univr_variable_is_a_real_setting(compose, monkeypatch):
     and `univr config show` resolves it to the value compose gives."""
     from shared.config import Settings
 
-    dotenv = dict(ln.split("=", 1) for ln in (ROOT / ".env.example").read_text().splitlines()
-                  if "=" in ln and not ln.startswith("#"))
+    dotenv = dict(
+        ln.split("=", 1)
+        for ln in (ROOT / ".env.example").read_text().splitlines()
+        if "=" in ln and not ln.startswith("#")
+    )
     services = dict(compose["services"], **{".env.example (env_file)": {"environment": dotenv}})
     for name, svc in services.items():
-        env = {k: _expand(v) for k, v in (svc.get("environment") or {}).items() if k.startswith("UNIVR_")}
+        env = {
+            k: _expand(v)
+            for k, v in (svc.get("environment") or {}).items()
+            if k.startswith("UNIVR_")
+        }
         for key in list(os.environ):
             if key.startswith("UNIVR_"):
                 monkeypatch.delenv(key)
@@ -103,11 +145,15 @@ def test_every_univr_variable_is_a_real_setting(compose, monkeypatch):
                 ann = model.model_fields[part].annotation
                 model = ann if isinstance(ann, type) and hasattr(ann, "model_fields") else None
                 node = node[part]
-            assert str(node) == value or node == json.loads(value), f"{name}: {key}={value!r} reads {node!r}"
+            assert str(node) == value or node == json.loads(value), (
+                f"{name}: {key}={value!r} reads {node!r}"
+            )
 
 
 def _gpu_reserved(svc: dict) -> bool:
-    devices = (svc.get("deploy") or {}).get("resources", {}).get("reservations", {}).get("devices", [])
+    devices = (
+        (svc.get("deploy") or {}).get("resources", {}).get("reservations", {}).get("devices", [])
+    )
     return any("gpu" in d.get("capabilities", []) for d in devices)
 
 
@@ -116,18 +162,27 @@ def test_gpu_services_are_in_the_gpu_profile_and_profiles_do_not_overlap(compose
     gpu = {n for n, s in services.items() if _gpu_reserved(s)}
     assert {"vllm", "trainer", "evaluator-gpu", "indexer-gpu", "api-gpu"} <= gpu
     for name in gpu:
-        assert services[name].get("profiles") == ["gpu"], f"{name} reserves a GPU outside the gpu profile"
+        assert services[name].get("profiles") == ["gpu"], (
+            f"{name} reserves a GPU outside the gpu profile"
+        )
         assert services[name]["image"].startswith("${UNIVR_CUDA_IMAGE") or name == "vllm", name
         assert name == "vllm" or services[name]["build"]["dockerfile"] == "docker/Dockerfile.cuda"
     for name, svc in services.items():
         assert len(svc.get("profiles", [])) <= 1, f"{name} is in more than one profile"
     # each profile runs exactly one of each worker kind; the core runs none of them
     for profile in ("cpu", "gpu"):
-        cmds = [tuple(s["command"]) for s in services.values()
-                if s.get("profiles") == [profile] and s.get("command", [""])[0] == "univr"]
+        cmds = [
+            tuple(s["command"])
+            for s in services.values()
+            if s.get("profiles") == [profile] and s.get("command", [""])[0] == "univr"
+        ]
         kinds = [c[1:3] for c in cmds if c[1:3] != ("train", "worker")]
-        assert sorted(kinds) == [("api", "serve"), ("eval", "worker"), ("index", "worker"),
-                                 ("synth", "worker")], (profile, kinds)
+        assert sorted(kinds) == [
+            ("api", "serve"),
+            ("eval", "worker"),
+            ("index", "worker"),
+            ("synth", "worker"),
+        ], (profile, kinds)
 
 
 def test_only_the_gpu_profile_captions_with_vllm(compose):
@@ -154,7 +209,9 @@ def test_vllm_flags_exist_in_the_pinned_version_and_match_the_captioner(compose)
     assert not any("guided" in a for a in args)
     limit = json.loads(args[args.index("--limit-mm-per-prompt") + 1])
     worker = compose["services"]["caption-worker-vllm"]["environment"]
-    per_request = int(worker.get("UNIVR_CAPTION__FRAMES_PER_REQUEST", CaptionSettings().frames_per_request))
+    per_request = int(
+        worker.get("UNIVR_CAPTION__FRAMES_PER_REQUEST", CaptionSettings().frames_per_request)
+    )
     assert limit["image"] == per_request == CaptionSettings().frames_per_request
 
 
@@ -173,8 +230,14 @@ def test_images_run_as_a_user_that_owns_its_caches():
 
 def test_no_secret_is_committed(compose):
     text = COMPOSE.read_text()
-    for var in ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "MINIO_ROOT_PASSWORD", "GRAFANA_PASSWORD",
-                "FLOWER_PASSWORD", "QDRANT_API_KEY"):
+    for var in (
+        "POSTGRES_PASSWORD",
+        "RABBITMQ_PASSWORD",
+        "MINIO_ROOT_PASSWORD",
+        "GRAFANA_PASSWORD",
+        "FLOWER_PASSWORD",
+        "QDRANT_API_KEY",
+    ):
         assert f"${{{var}:?" in text, f"{var} must come from .env, with no default"
     assert (ROOT / ".env.example").exists()
 
@@ -186,7 +249,9 @@ def test_flower_and_qdrant_are_authenticated(compose):
     for name, svc in services.items():
         env = svc.get("environment") or {}
         if "UNIVR_VECTORS__URL" in env:
-            assert env.get("UNIVR_VECTORS__API_KEY") == key, f"{name} talks to qdrant without its key"
+            assert env.get("UNIVR_VECTORS__API_KEY") == key, (
+                f"{name} talks to qdrant without its key"
+            )
 
 
 def _univr_commands(compose: dict) -> list[list[str]]:
@@ -209,23 +274,36 @@ def test_univr_commands_are_real_subcommands(compose):
     for argv in _univr_commands(compose):
         result = CliRunner().invoke(app, [*argv, "--help"])
         if result.exit_code != 0 or "Usage:" not in result.output:
-            why = [ln.strip("│ ") for ln in result.output.splitlines() if "No such" in ln] or [repr(result.exception)]
+            why = [ln.strip("│ ") for ln in result.output.splitlines() if "No such" in ln] or [
+                repr(result.exception)
+            ]
             broken.append(f"univr {' '.join(argv)}: {why[0]}")
     assert not broken, "compose.yaml runs commands univr does not have:\n" + "\n".join(broken)
 
 
-@pytest.mark.skipif(not shutil.which("docker-compose") and not os.environ.get("CI"), reason="docker-compose not installed (make tools)")
+@pytest.mark.skipif(
+    not shutil.which("docker-compose") and not os.environ.get("CI"),
+    reason="docker-compose not installed (make tools)",
+)
 def test_docker_compose_config_validates(tmp_path):
     """Debian's docker-compose validates the file against the compose schema (no engine needed)."""
     shutil.copy(COMPOSE, tmp_path / "compose.yaml")
     shutil.copytree(ROOT / "docker", tmp_path / "docker")
     (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
-    proc = subprocess.run(["docker-compose", "-f", "compose.yaml", "config", "-q"],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        ["docker-compose", "-f", "compose.yaml", "config", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     (tmp_path / ".env").unlink()
-    proc = subprocess.run(["docker-compose", "-f", "compose.yaml", "config", "-q"],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        ["docker-compose", "-f", "compose.yaml", "config", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0 and "in .env" in proc.stderr, proc.stderr
 
 

@@ -11,14 +11,17 @@ import pytest
 from tests import conftest
 
 
-@pytest.mark.parametrize(("url", "address"), [
-    ("postgresql+psycopg://postgres@db.internal:6543/test", ("db.internal", 6543)),
-    ("postgresql+psycopg://postgres@10.0.0.5/test", ("10.0.0.5", 5432)),
-    ("amqp://guest:guest@rabbit:5673//", ("rabbit", 5673)),
-    ("amqp://guest:guest@rabbit//", ("rabbit", 5672)),
-    ("redis://[::1]:6380/0", ("::1", 6380)),
-    ("redis://cache/0", ("cache", 6379)),
-])
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("postgresql+psycopg://postgres@db.internal:6543/test", ("db.internal", 6543)),
+        ("postgresql+psycopg://postgres@10.0.0.5/test", ("10.0.0.5", 5432)),
+        ("amqp://guest:guest@rabbit:5673//", ("rabbit", 5673)),
+        ("amqp://guest:guest@rabbit//", ("rabbit", 5672)),
+        ("redis://[::1]:6380/0", ("::1", 6380)),
+        ("redis://cache/0", ("cache", 6379)),
+    ],
+)
 def test_the_address_comes_from_the_url(url, address):
     assert conftest.service_address(url) == address
 

@@ -13,10 +13,18 @@ from shared import stack
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("${A}", "a"), ("$A/x", "a/x"), ("${NOPE:-d}", "d"), ("${EMPTY:-d}", "d"), ("${EMPTY-d}", ""),
-    ("$${HOSTNAME}", "${HOSTNAME}"), ("x$$y", "x$y"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("${A}", "a"),
+        ("$A/x", "a/x"),
+        ("${NOPE:-d}", "d"),
+        ("${EMPTY:-d}", "d"),
+        ("${EMPTY-d}", ""),
+        ("$${HOSTNAME}", "${HOSTNAME}"),
+        ("x$$y", "x$y"),
+    ],
+)
 def test_compose_variable_syntax(text, expected):
     assert stack.interpolate(text, {"A": "a", "EMPTY": ""}) == expected
 
@@ -28,7 +36,9 @@ def test_a_required_variable_that_is_missing_names_itself():
 
 def test_every_univr_service_of_compose_runs_its_command_against_this_host(tmp_path):
     variables = {**stack.HOST_DEFAULTS, "EMBED_MODEL": "/m/tiny"}
-    st = stack.Stack(ROOT / "compose.yaml", tmp_path, variables, dict(stack.LOCAL_PORTS, minio=9100))
+    st = stack.Stack(
+        ROOT / "compose.yaml", tmp_path, variables, dict(stack.LOCAL_PORTS, minio=9100)
+    )
     services = {s.name: s for s in st.services()}
     univr = {n for n, s in services.items() if s.is_univr}
     assert {"migrate", "synth-worker", "trainer", "evaluator", "indexer", "api"} <= univr
@@ -40,7 +50,13 @@ def test_every_univr_service_of_compose_runs_its_command_against_this_host(tmp_p
         assert svc.command[0] in ("univr", "celery"), svc.command
         env = st.env_of(svc)
         assert env["UNIVR_PROFILE"] == "stack" and env["HOSTNAME"].startswith(f"{name}.")
-        for value in (v for k, v in env.items() if k.startswith("UNIVR_") and k not in ("UNIVR_CAPTION__BASE_URL",)):
-            assert not any(re.search(rf"(^|[/@]){h}:\d", value) for h in hosts), value  # vllm's URL is unused (template captioner)
+        for value in (
+            v
+            for k, v in env.items()
+            if k.startswith("UNIVR_") and k not in ("UNIVR_CAPTION__BASE_URL",)
+        ):
+            assert not any(re.search(rf"(^|[/@]){h}:\d", value) for h in hosts), (
+                value
+            )  # vllm's URL is unused (template captioner)
         assert env["UNIVR_STORAGE__ENDPOINT"] == "127.0.0.1:9100"
         assert env["UNIVR_MODEL__NAME_OR_PATH"] == "/m/tiny"

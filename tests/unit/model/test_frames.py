@@ -14,8 +14,14 @@ FULL_DECODE = 10**9  # seek_min_frames no clip reaches
 ALWAYS_SEEK = 1
 
 
-def _write(path: Path, n: int = 150, fps: int = 25, gop: int = 10, codec: str = "libx264",
-           b_frames: int = 2) -> Path:
+def _write(
+    path: Path,
+    n: int = 150,
+    fps: int = 25,
+    gop: int = 10,
+    codec: str = "libx264",
+    b_frames: int = 2,
+) -> Path:
     """A clip whose frames all differ (red level = index, a bar whose width = index), with short
     GOPs and B-frames so that seeking and presentation order both matter."""
     import av
@@ -37,13 +43,16 @@ def _write(path: Path, n: int = 150, fps: int = 25, gop: int = 10, codec: str = 
     return path
 
 
-@pytest.mark.parametrize(("name", "kw"), [
-    ("gop10.mp4", {}),
-    ("short.mp4", {"n": 37, "gop": 5}),
-    ("long-gop.mp4", {"n": 200, "gop": 60}),
-    ("matroska.mkv", {}),  # duration on the container only
-    ("vp9.webm", {"codec": "libvpx-vp9", "b_frames": 0}),
-])
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [
+        ("gop10.mp4", {}),
+        ("short.mp4", {"n": 37, "gop": 5}),
+        ("long-gop.mp4", {"n": 200, "gop": 60}),
+        ("matroska.mkv", {}),  # duration on the container only
+        ("vp9.webm", {"codec": "libvpx-vp9", "b_frames": 0}),
+    ],
+)
 def test_seeking_gives_the_frames_of_a_full_decode(tmp_path, name, kw):
     path = _write(tmp_path / name, **kw)
     full, full_t = sample_frames(path, 8, seek_min_frames=FULL_DECODE)
@@ -51,7 +60,9 @@ def test_seeking_gives_the_frames_of_a_full_decode(tmp_path, name, kw):
     assert full.shape == sought.shape == (8, 48, 64, 3) and full.dtype == sought.dtype == np.uint8
     assert np.allclose(full_t, sought_t, atol=1e-6)
     assert np.array_equal(full, sought)  # the same decoded frames, bit for bit
-    assert all(b > a for a, b in zip(full_t, full_t[1:], strict=False))  # 8 distinct frames, in order
+    assert all(
+        b > a for a, b in zip(full_t, full_t[1:], strict=False)
+    )  # 8 distinct frames, in order
 
 
 def test_frames_are_spread_uniformly_over_the_whole_clip(tmp_path):
@@ -82,11 +93,14 @@ def test_uniform_indices():
         uniform_indices(10, 0)
 
 
-@pytest.mark.parametrize(("content", "reason"), [
-    (None, "no such video file"),
-    (b"", "empty file"),
-    (b"this is not a video at all" * 40, "cannot decode"),
-])
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "no such video file"),
+        (b"", "empty file"),
+        (b"this is not a video at all" * 40, "cannot decode"),
+    ],
+)
 def test_bad_files_give_a_clear_media_error(tmp_path, content, reason):
     path = tmp_path / "bad.mp4"
     if content is not None:
@@ -132,4 +146,6 @@ def test_a_stream_copied_clip_is_sampled_over_the_frames_it_shows(tmp_path):
     frames, times = sample_frames(clip, 8, seek_min_frames=FULL_DECODE)
     assert times == [shown[i] for i in uniform_indices(len(shown), 8)]
     sought, sought_t = sample_frames(clip, 8, seek_min_frames=ALWAYS_SEEK)
-    assert np.allclose(times, sought_t, atol=1 / 25 + 1e-6)  # the header's duration differs by < 1 frame
+    assert np.allclose(
+        times, sought_t, atol=1 / 25 + 1e-6
+    )  # the header's duration differs by < 1 frame

@@ -21,10 +21,24 @@ from shared.world.render import encode
 
 # (width, height, seconds, source fps): the sizes and durations UVRB's sources come in; the 60 s
 # one at a low fps so that it stays small
-VIDEOS = [(176, 144, 0.6, 25), (320, 240, 10, 10), (640, 360, 3, 10), (1280, 720, 2, 8),
-          (1920, 1080, 1.2, 10), (320, 240, 60, 2)]
-REAL_LIMITS = {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 16384}  # Qwen2.5-VL's processor config
-GVE_VIDEO = {"fps": 1.0, "max_frames": 8, "min_frames": 32, "max_pixels": 200 * 28 * 28}  # SPEC §6.2
+VIDEOS = [
+    (176, 144, 0.6, 25),
+    (320, 240, 10, 10),
+    (640, 360, 3, 10),
+    (1280, 720, 2, 8),
+    (1920, 1080, 1.2, 10),
+    (320, 240, 60, 2),
+]
+REAL_LIMITS = {
+    "min_pixels": 56 * 56,
+    "max_pixels": 28 * 28 * 16384,
+}  # Qwen2.5-VL's processor config
+GVE_VIDEO = {
+    "fps": 1.0,
+    "max_frames": 8,
+    "min_frames": 32,
+    "max_pixels": 200 * 28 * 28,
+}  # SPEC §6.2
 
 
 def _frames(w: int, h: int, n: int) -> np.ndarray:
@@ -43,8 +57,14 @@ def _frames(w: int, h: int, n: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     folder = tmp_path_factory.mktemp("parity")
-    return {case: encode(_frames(case[0], case[1], round(case[2] * case[3])), case[3],
-                         folder / "{}x{}-{}s-{}fps.mp4".format(*case)) for case in VIDEOS}
+    return {
+        case: encode(
+            _frames(case[0], case[1], round(case[2] * case[3])),
+            case[3],
+            folder / "{}x{}-{}s-{}fps.mp4".format(*case),
+        )
+        for case in VIDEOS
+    }
 
 
 @pytest.fixture(scope="module", params=["real-limits", "tiny-limits"])
@@ -53,7 +73,9 @@ def embedder(request, tmp_path_factory):
     sizing is all there is), and with the tiny bundle's own (small: the processor resizes the
     reference's frames again, as it would for a checkpoint whose config says so)."""
     limits = REAL_LIMITS if request.param == "real-limits" else {}
-    return Embedder(build_tiny_bundle(tmp_path_factory.mktemp(request.param), 0, **limits), device="cpu")
+    return Embedder(
+        build_tiny_bundle(tmp_path_factory.mktemp(request.param), 0, **limits), device="cpu"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,15 +94,23 @@ def _reference_batch(embedder, process_vision_info, content: dict):
     msgs = [{"role": "user", "content": [content]}]
     text = embedder.processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     images, videos, video_kwargs = process_vision_info(msgs, return_video_kwargs=True)
-    _, with_meta, _ = process_vision_info(msgs, return_video_kwargs=True, return_video_metadata=True)
+    _, with_meta, _ = process_vision_info(
+        msgs, return_video_kwargs=True, return_video_metadata=True
+    )
     kwargs = {}
     if videos:
         (video,), (fps,) = videos, video_kwargs["fps"]
         n = len(video)
         kwargs["videos"] = videos
-        kwargs["videos_kwargs"] = {"do_sample_frames": False, "video_metadata": [
-            VideoMetadata(total_num_frames=n, fps=fps, frames_indices=list(range(n)))]}
-    batch = embedder.processor(text=[text + "<|endoftext|>"], images=images, return_tensors="pt", **kwargs)
+        kwargs["videos_kwargs"] = {
+            "do_sample_frames": False,
+            "video_metadata": [
+                VideoMetadata(total_num_frames=n, fps=fps, frames_indices=list(range(n)))
+            ],
+        }
+    batch = embedder.processor(
+        text=[text + "<|endoftext|>"], images=images, return_tensors="pt", **kwargs
+    )
     indices = [int(i) for i in with_meta[0][1]["frames_indices"]] if videos else None
     return batch, indices, video_kwargs
 
@@ -93,17 +123,21 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
 RUNS = [(case, False) for case in VIDEOS] + [(case, True) for case in VIDEOS if case[2] >= 10]
 
 
-@pytest.mark.parametrize(("case", "seek"), RUNS,
-                         ids=["{}x{}-{}s".format(*c) + ("-seek" if s else "") for c, s in RUNS])
+@pytest.mark.parametrize(
+    ("case", "seek"), RUNS, ids=["{}x{}-{}s".format(*c) + ("-seek" if s else "") for c, s in RUNS]
+)
 def test_video_inputs_match_the_reference(embedder, reference, videos, case, seek, monkeypatch):
     path = videos[case]
     if seek:  # sample by seeking (as clips of >= seek_min_frames frames are)
         monkeypatch.setattr(embedder.settings.model, "seek_min_frames", 1)
         embedder.cache = type(embedder.cache)(0)
-    ref, ref_indices, video_kwargs = _reference_batch(embedder, reference, {"type": "video", "video": str(path),
-                                                                            **GVE_VIDEO})
+    ref, ref_indices, video_kwargs = _reference_batch(
+        embedder, reference, {"type": "video", "video": str(path), **GVE_VIDEO}
+    )
     _, times = sample_frames(path, 8, seek_min_frames=embedder.settings.model.seek_min_frames)
-    assert [round(t * case[3]) for t in times] == ref_indices  # the same frames, first and last included
+    assert [
+        round(t * case[3]) for t in times
+    ] == ref_indices  # the same frames, first and last included
     assert ref_indices[0] == 0 and ref_indices[-1] == round(case[2] * case[3]) - 1
 
     ours = embedder.collate([EmbedInput(video=str(path))])

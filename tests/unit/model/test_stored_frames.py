@@ -21,7 +21,9 @@ from tests.unit.model.test_reference_parity import REAL_LIMITS, _frames
 @pytest.fixture(scope="module")
 def embedder(tmp_path_factory):
     """Real processor limits, so the reference's sizing alone decides the grid."""
-    return Embedder(build_tiny_bundle(tmp_path_factory.mktemp("real"), 0, **REAL_LIMITS), device="cpu")
+    return Embedder(
+        build_tiny_bundle(tmp_path_factory.mktemp("real"), 0, **REAL_LIMITS), device="cpu"
+    )
 
 
 def _store(frames, name: str) -> list[str]:
@@ -37,12 +39,17 @@ def _store(frames, name: str) -> list[str]:
 def test_the_default_stores_frames_at_the_model_budget_never_enlarged():
     assert get_settings().synth.frame_side == 0
     assert stored_frame_size(1920, 1080, 0) == (504, 280)  # what the reference shrinks it to
-    assert stored_frame_size(320, 240, 0) == (320, 240)  # the embedder enlarges it, as it does the mp4's
+    assert stored_frame_size(320, 240, 0) == (
+        320,
+        240,
+    )  # the embedder enlarges it, as it does the mp4's
     assert stored_frame_size(1920, 1080, 224) == (224, 126)
 
 
-@pytest.mark.parametrize(("size", "side", "same"), [((1280, 720), 0, True), ((320, 240), 0, True),
-                                                   ((1280, 720), 224, False)])
+@pytest.mark.parametrize(
+    ("size", "side", "same"),
+    [((1280, 720), 0, True), ((320, 240), 0, True), ((1280, 720), 224, False)],
+)
 def test_stored_frames_feed_the_tokens_the_mp4_feeds(embedder, tmp_path, size, side, same):
     w, h = size
     path = encode(_frames(w, h, 16), 8, tmp_path / f"{w}x{h}.mp4")
@@ -52,5 +59,8 @@ def test_stored_frames_feed_the_tokens_the_mp4_feeds(embedder, tmp_path, size, s
     stored = embedder.collate([EmbedInput(video=VideoFrames(keys, fps=4.0))])
     from_file = embedder.collate([EmbedInput(video=str(path))])
     assert (stored["video_grid_thw"].tolist() == from_file["video_grid_thw"].tolist()) is same
-    tokens = [int((b["input_ids"] == embedder.processor.video_token_id).sum()) for b in (stored, from_file)]
+    tokens = [
+        int((b["input_ids"] == embedder.processor.video_token_id).sum())
+        for b in (stored, from_file)
+    ]
     assert (tokens[0] == tokens[1]) is same

@@ -23,7 +23,9 @@ from shared.model.visual import (
 )
 from tests.helpers import small_videos
 
-BUDGET = VideoBudget(128 * 28 * 28, 200 * 28 * 28, 90_316_800)  # the reference's, no processor limits
+BUDGET = VideoBudget(
+    128 * 28 * 28, 200 * 28 * 28, 90_316_800
+)  # the reference's, no processor limits
 IMAGE = PixelBudget(4 * 28 * 28, 200 * 28 * 28)
 
 
@@ -38,7 +40,9 @@ def test_frame_cache_evicts_the_least_recently_used():
     cache.put("b", 2)
     assert cache.get("a") == 1  # "a" is now the most recent
     cache.put("c", 3)  # evicts "b"
-    assert len(cache) == 2 and cache.get("b") is None and cache.get("a") == 1 and cache.get("c") == 3
+    assert (
+        len(cache) == 2 and cache.get("b") is None and cache.get("a") == 1 and cache.get("c") == 3
+    )
     assert (cache.hits, cache.misses) == (3, 1)
     assert cache.peek("a") == 1 and (cache.hits, cache.misses) == (3, 1)  # peek counts nothing
     cache.put("a", 10)  # replacing keeps one entry
@@ -56,7 +60,9 @@ def test_resolve_video_caches_resized_frames_and_evicts(videos):
     first = resolve_video(str(videos[0]), 8, 1.0, cache, BUDGET)
     h, w = BUDGET.fit(240, 320, 8)
     assert (h, w) == (280, 392)  # enlarged to the reference's video minimum, 128·28·28
-    assert first.frames.shape == (8, h, w, 3) and h * w <= BUDGET.max_pixels and h % 28 == w % 28 == 0
+    assert (
+        first.frames.shape == (8, h, w, 3) and h * w <= BUDGET.max_pixels and h % 28 == w % 28 == 0
+    )
     assert resolve_video(Path(videos[0]), 8, 1.0, cache, BUDGET) is first  # str and Path: one entry
     assert (cache.hits, cache.misses) == (1, 1)
     resolve_video(str(videos[1]), 8, 1.0, cache, BUDGET)  # evicts videos[0]
@@ -64,7 +70,9 @@ def test_resolve_video_caches_resized_frames_and_evicts(videos):
     assert again is not first and np.array_equal(again.frames, first.frames)
     assert (cache.hits, cache.misses) == (1, 3)
     # another budget or frame count is another entry, not a stale hit
-    small = resolve_video(str(videos[0]), 8, 1.0, cache, VideoBudget(4 * 28 * 28, 16 * 28 * 28, 90_316_800))
+    small = resolve_video(
+        str(videos[0]), 8, 1.0, cache, VideoBudget(4 * 28 * 28, 16 * 28 * 28, 90_316_800)
+    )
     assert small.frames.shape[1] * small.frames.shape[2] <= 16 * 28 * 28
 
 
@@ -78,20 +86,31 @@ def test_video_fps_is_frames_over_duration_as_stored_frames_carry_it(videos, tmp
     from shared.media.frames import sampling_fps
 
     for path in videos:
-        stored = sampling_fps(8, decode_once(path, 32, 64).duration_s)  # what synth records for the video
+        stored = sampling_fps(
+            8, decode_once(path, 32, 64).duration_s
+        )  # what synth records for the video
         _, times = sample_frames(path, 8)
-        assert 7 / (times[-1] - times[0]) != pytest.approx(stored, rel=1e-3)  # the old definition disagrees
+        assert 7 / (times[-1] - times[0]) != pytest.approx(
+            stored, rel=1e-3
+        )  # the old definition disagrees
         assert resolve_video(str(path), 8, 1.0, FrameCache(), BUDGET).fps == stored
     # a clip cut by stream copy (edit list hiding the pre-roll): its stored frames' fps uses its span
     times = decode_once(videos[0], 32, 64).times
     mid = float(times[len(times) // 2])
     whole = float(times[-1] + (times[1] - times[0]))
-    for (a, b), clip in zip([(0.0, mid), (mid, whole)], copy_clips(videos[0], [(0.0, mid), (mid, whole)],
-                                                                    [tmp_path / "a.mp4", tmp_path / "b.mp4"]), strict=True):
-        assert resolve_video(str(clip), 8, 1.0, FrameCache(), BUDGET).fps == pytest.approx(sampling_fps(8, b - a), rel=1e-4)
+    for (a, b), clip in zip(
+        [(0.0, mid), (mid, whole)],
+        copy_clips(videos[0], [(0.0, mid), (mid, whole)], [tmp_path / "a.mp4", tmp_path / "b.mp4"]),
+        strict=True,
+    ):
+        assert resolve_video(str(clip), 8, 1.0, FrameCache(), BUDGET).fps == pytest.approx(
+            sampling_fps(8, b - a), rel=1e-4
+        )
     arr = np.zeros((5, 56, 56, 3), np.uint8)
     assert resolve_video(arr, 8, 1.0, FrameCache(), BUDGET).fps == 1.0
-    assert resolve_video(arr, 8, 1.0, FrameCache(), BUDGET).frames.shape[0] == 8  # sampled to num_frames
+    assert (
+        resolve_video(arr, 8, 1.0, FrameCache(), BUDGET).frames.shape[0] == 8
+    )  # sampled to num_frames
 
 
 def test_stored_frames_read_only_the_sampled_keys():
@@ -107,7 +126,9 @@ def test_stored_frames_read_only_the_sampled_keys():
         Image.fromarray(np.full((28, 56, 3), i * 15, np.uint8)).save(buf, format="PNG")
         store.put_bytes(keys[i], buf.getvalue())
     video = resolve_video(VideoFrames(keys), 8, 1.0, FrameCache(), BUDGET)
-    assert video.frames.shape[0] == 8 and [int(f[0, 0, 0]) for f in video.frames] == [i * 15 for i in picks]
+    assert video.frames.shape[0] == 8 and [int(f[0, 0, 0]) for f in video.frames] == [
+        i * 15 for i in picks
+    ]
     with pytest.raises(MediaError, match="no frame keys"):
         resolve_video(VideoFrames([]), 8, 1.0, FrameCache(), BUDGET)
 
@@ -117,10 +138,15 @@ def test_token_counts_match_the_prepared_pixels(videos):
     t, h, w = video.frames.shape[:3]
     assert video.tokens() == t // 2 * (h // 28) * (w // 28)
     assert video_tokens_estimate(str(videos[0]), 8, FrameCache(), BUDGET) == video.tokens()
-    assert video_tokens_estimate(np.zeros((3, 240, 320, 3), np.uint8), 8, FrameCache(), BUDGET) == video.tokens()
+    assert (
+        video_tokens_estimate(np.zeros((3, 240, 320, 3), np.uint8), 8, FrameCache(), BUDGET)
+        == video.tokens()
+    )
     img = Image.new("RGB", (640, 480))
     assert image_tokens_estimate(img, IMAGE) == IMAGE.tokens(480, 640) <= 200
-    assert video_tokens_estimate("/no/such/file.mp4", 8, FrameCache(), BUDGET) == 0  # decode reports it later
+    assert (
+        video_tokens_estimate("/no/such/file.mp4", 8, FrameCache(), BUDGET) == 0
+    )  # decode reports it later
 
 
 def test_video_budget_is_the_reference_sizing_then_the_processor_limits():
@@ -133,11 +159,16 @@ def test_video_budget_is_the_reference_sizing_then_the_processor_limits():
     assert dense.frame_max(8) == 768 * 28 * 28 and dense.frame_max(512) == int(128 * 28 * 28 * 1.05)
     assert dense.frame_max(128) == 16384 * 28 * 28 / 128 * 2
     # a checkpoint's processor with small limits resizes the reference's frames again
-    clamped = VideoBudget(128 * 28 * 28, 200 * 28 * 28, 90_316_800, PixelBudget(56 * 56, 16 * 28 * 28))
+    clamped = VideoBudget(
+        128 * 28 * 28, 200 * 28 * 28, 90_316_800, PixelBudget(56 * 56, 16 * 28 * 28)
+    )
     assert clamped.model_size(240, 320, 8) == (84, 112) and clamped.tokens(240, 320, 8) == 4 * 3 * 4
     # frames are stored at the size the reference shrinks them to, never enlarged
     assert BUDGET.storage_size(1080, 1920, 8) == (280, 504)
-    assert BUDGET.storage_size(240, 320, 8) == (240, 320) and BUDGET.storage_size(64, 64, 8) == (64, 64)
+    assert BUDGET.storage_size(240, 320, 8) == (240, 320) and BUDGET.storage_size(64, 64, 8) == (
+        64,
+        64,
+    )
 
 
 def test_bad_visual_inputs_say_what_is_wrong(tmp_path):
@@ -166,17 +197,26 @@ def test_item_key_is_stable_and_content_based():
     # the same content in different objects: the same key (no object ids, no reprs of addresses)
     assert item_key(EmbedInput(image=pil(3))) == item_key(EmbedInput(image=pil(3)))
     assert item_key(EmbedInput(image=pil(3))) != item_key(EmbedInput(image=pil(4)))
-    assert item_key(EmbedInput(text="a", video="x.mp4")) == item_key(EmbedInput(text="a", video=Path("x.mp4")))
+    assert item_key(EmbedInput(text="a", video="x.mp4")) == item_key(
+        EmbedInput(text="a", video=Path("x.mp4"))
+    )
     keys = VideoFrames(["clips/a/00.jpg", "clips/a/01.jpg"])
-    assert item_key(EmbedInput(video=keys)) == item_key(EmbedInput(video=VideoFrames(list(keys.keys))))
+    assert item_key(EmbedInput(video=keys)) == item_key(
+        EmbedInput(video=VideoFrames(list(keys.keys)))
+    )
     # the same bytes in another shape, dtype, slot or role: another key
     flat = np.zeros((2, 6, 3), np.uint8)
     assert item_key(EmbedInput(image=flat)) != item_key(EmbedInput(image=flat.reshape(6, 2, 3)))
     assert item_key(EmbedInput(video=np.zeros((2, 4, 4, 3), np.uint8))) != item_key(
-        EmbedInput(video=np.zeros((2, 4, 4, 3), np.int8)))
+        EmbedInput(video=np.zeros((2, 4, 4, 3), np.int8))
+    )
     assert item_key(EmbedInput(image="x.png")) != item_key(EmbedInput(video="x.png"))
-    assert item_key(EmbedInput(text="a", instruction="b")) != item_key(EmbedInput(text="b", instruction="a"))
-    assert item_key(EmbedInput(video=keys)) != item_key(EmbedInput(video=VideoFrames(keys.keys, fps=2.0)))
+    assert item_key(EmbedInput(text="a", instruction="b")) != item_key(
+        EmbedInput(text="b", instruction="a")
+    )
+    assert item_key(EmbedInput(video=keys)) != item_key(
+        EmbedInput(video=VideoFrames(keys.keys, fps=2.0))
+    )
     key = item_key(EmbedInput(text="a red circle"))
     assert len(key) == 64 and int(key, 16) >= 0
 

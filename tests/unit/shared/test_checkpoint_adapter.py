@@ -22,7 +22,9 @@ def test_the_adapter_is_downloaded_once_into_the_cache(univr_home, monkeypatch):
     _put_adapter()
     path = checkpoint_adapter(PREFIX)
     assert path.is_relative_to(univr_home) and sorted(p.name for p in path.iterdir()) == [
-        "adapter_config.json", "adapter_model.safetensors"]
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
     assert (path / "adapter_model.safetensors").read_bytes() == b"weights"
     store = get_store()
     monkeypatch.setattr(type(store), "download", lambda *a, **k: pytest.fail("downloaded again"))

@@ -14,7 +14,9 @@ def test_embedded_profile_is_self_contained(univr_home):
     s = Settings()
     assert s.profile == "embedded"
     assert s.database.url == f"sqlite:///{univr_home.resolve() / 'univr.db'}"
-    assert s.storage.backend == "local" and s.storage.local_root.startswith(str(univr_home.resolve()))
+    assert s.storage.backend == "local" and s.storage.local_root.startswith(
+        str(univr_home.resolve())
+    )
     assert s.vectors.path.startswith(str(univr_home.resolve())) and not s.vectors.url
     assert s.broker.url == "filesystem://"
 

@@ -17,7 +17,9 @@ def _fake_ffmpeg(folder: Path, version: str) -> Path:
     """A program named ffmpeg that reports ``version`` (an odd machine's ffmpeg on PATH)."""
     folder.mkdir(parents=True, exist_ok=True)
     exe = folder / "ffmpeg"
-    exe.write_text(f"#!/bin/sh\necho 'ffmpeg version {version} Copyright (c) the FFmpeg developers'\n")
+    exe.write_text(
+        f"#!/bin/sh\necho 'ffmpeg version {version} Copyright (c) the FFmpeg developers'\n"
+    )
     exe.chmod(0o755)
     return exe
 

@@ -12,7 +12,9 @@ from shared.progress import ProgressReport
 def test_piped_lines_start_tick_and_end():
     out = io.StringIO()
     ticked = threading.Event()
-    with ProgressReport("eval", total=4, unit="dataset", interval_s=0.05, stream=out, tty=False) as p:
+    with ProgressReport(
+        "eval", total=4, unit="dataset", interval_s=0.05, stream=out, tty=False
+    ) as p:
         p.advance(dataset="MSRVTT", score=0.4321)
         # a slow unit: the ticker still reports (wait for its line instead of sleeping a fixed time)
         for _ in range(400):
@@ -33,7 +35,9 @@ def test_piped_lines_start_tick_and_end():
 def test_failure_is_reported_as_failed():
     out = io.StringIO()
     try:
-        with ProgressReport("index", total=None, unit="point", interval_s=60, stream=out, tty=False) as p:
+        with ProgressReport(
+            "index", total=None, unit="point", interval_s=60, stream=out, tty=False
+        ) as p:
             p.advance(256)
             raise RuntimeError("boom")
     except RuntimeError:

@@ -31,7 +31,9 @@ def twins(tmp_path_factory: pytest.TempPathFactory) -> tuple[SourceItem, SourceI
     row = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
     a = out / row["path"]
     b = shutil.copy(a, out / "copy-of-a.mp4")
-    return tuple(SourceItem(uri=str(p), local_path=str(p), raw_caption=row["caption"]) for p in (a, Path(b)))
+    return tuple(
+        SourceItem(uri=str(p), local_path=str(p), raw_caption=row["caption"]) for p in (a, Path(b))
+    )
 
 
 def vid(item: SourceItem) -> str:
@@ -40,7 +42,9 @@ def vid(item: SourceItem) -> str:
 
 def rows(item: SourceItem) -> list[Clip]:
     with session_scope() as s:
-        got = s.scalars(select(Clip).where(Clip.video_id == vid(item)).order_by(Clip.start_ms)).all()
+        got = s.scalars(
+            select(Clip).where(Clip.video_id == vid(item)).order_by(Clip.start_ms)
+        ).all()
         s.expunge_all()
     return got
 
@@ -52,10 +56,14 @@ def stored_spans() -> list[int]:
 
 
 def moving_spans(item: SourceItem) -> list[int]:
-    return sorted(c.start_ms for c in rows(item) if not (c.reject_reason or "").startswith("static"))
+    return sorted(
+        c.start_ms for c in rows(item) if not (c.reject_reason or "").startswith("static")
+    )
 
 
-def _during_first_upload(monkeypatch: pytest.MonkeyPatch, video_id: str, action, fail: bool) -> None:  # noqa: ANN001
+def _during_first_upload(
+    monkeypatch: pytest.MonkeyPatch, video_id: str, action, fail: bool
+) -> None:  # noqa: ANN001
     """While the first clip of ``video_id`` is uploading (its mp4 and frames are up, its keyframe
     not yet), run ``action``; then that upload fails (``fail``) or goes on."""
     real, fired = LocalStore.put_bytes, []
@@ -74,33 +82,47 @@ def _during_first_upload(monkeypatch: pytest.MonkeyPatch, video_id: str, action,
     monkeypatch.setattr(LocalStore, "put_bytes", put_bytes)
 
 
-@pytest.mark.parametrize("handler_runs", [True, False], ids=["upload-fails", "worker-lost-mid-upload"])
-def test_a_clip_whose_upload_fails_for_good_takes_no_duplicate_down_with_it(twins, monkeypatch, handler_runs):
+@pytest.mark.parametrize(
+    "handler_runs", [True, False], ids=["upload-fails", "worker-lost-mid-upload"]
+)
+def test_a_clip_whose_upload_fails_for_good_takes_no_duplicate_down_with_it(
+    twins, monkeypatch, handler_runs
+):
     init_db()
     a, b = twins
     if not handler_runs:  # a killed worker runs no handler: a's clip stays kept, never stored
         monkeypatch.setattr(objects, "unkeep", lambda *args, **kw: None)
     # b is processed while a's first clip is uploading; that upload then fails, and a's item fails for good
-    _during_first_upload(monkeypatch, vid(a), lambda: stages.media_stage(b, vid(b), None), fail=True)
+    _during_first_upload(
+        monkeypatch, vid(a), lambda: stages.media_stage(b, vid(b), None), fail=True
+    )
     with pytest.raises(OSError, match="store unavailable"):
         stages.media_stage(a, vid(a), None)
     # b kept all its moving clips: none was rejected as the duplicate of a clip that never got stored
     moving = moving_spans(b)
-    assert moving and all(c.kept and c.reject_reason is None for c in rows(b) if c.start_ms in moving)
+    assert moving and all(
+        c.kept and c.reject_reason is None for c in rows(b) if c.start_ms in moving
+    )
     assert stored_spans() == moving
     assert all(len(list(get_store().list(f"clips/{c.id}/"))) == 10 for c in rows(b) if c.kept)
 
 
-def test_of_two_duplicates_in_flight_the_first_stored_is_kept_and_a_rerun_adds_nothing(twins, monkeypatch):
+def test_of_two_duplicates_in_flight_the_first_stored_is_kept_and_a_rerun_adds_nothing(
+    twins, monkeypatch
+):
     init_db()
     a, b = twins
     # b runs to the end while a's first clip is uploading (claimed, not stored); a's upload then succeeds
-    _during_first_upload(monkeypatch, vid(a), lambda: stages.media_stage(b, vid(b), None), fail=False)
+    _during_first_upload(
+        monkeypatch, vid(a), lambda: stages.media_stage(b, vid(b), None), fail=False
+    )
     with pytest.raises(stages.Rejected, match="near-duplicate"):
         stages.media_stage(a, vid(a), None)  # every clip of a turns out a duplicate of b's
     first = rows(a)[0]
     assert not first.kept and first.reject_reason.startswith("near-duplicate of clip")
-    assert first.object_key is None and list(get_store().list(f"clips/{first.id}/")) == []  # its uploads went
+    assert (
+        first.object_key is None and list(get_store().list(f"clips/{first.id}/")) == []
+    )  # its uploads went
     assert stored_spans() == moving_spans(b)
     before = (stored_spans(), sorted(get_store().list("clips/")))
     monkeypatch.undo()
@@ -128,7 +150,9 @@ def test_two_workers_storing_duplicates_at_once_keep_exactly_one(twins, monkeypa
 
     def upload(store, cand, clip_file):  # noqa: ANN001, ANN202
         real(store, cand, clip_file)
-        if cand["start"] == 0.0:  # both first clips are claimed and uploaded before either is stored
+        if (
+            cand["start"] == 0.0
+        ):  # both first clips are claimed and uploaded before either is stored
             both_uploaded.wait()
 
     monkeypatch.setattr(objects, "upload_clip", upload)
@@ -149,7 +173,11 @@ def test_two_workers_storing_duplicates_at_once_keep_exactly_one(twins, monkeypa
         t.join(120)
     assert not errors, errors
     spans = stored_spans()
-    assert spans and spans == sorted(set(spans)) == moving_spans(a) == moving_spans(b)  # each span once
+    assert spans and spans == sorted(set(spans)) == moving_spans(a) == moving_spans(
+        b
+    )  # each span once
     clip_keys = {k.split("/")[1] for k in get_store().list("clips/")}
     with session_scope() as s:
-        assert clip_keys == set(s.scalars(select(Clip.id).where(clip_stored())))  # the loser's objects went
+        assert clip_keys == set(
+            s.scalars(select(Clip.id).where(clip_stored()))
+        )  # the loser's objects went

@@ -31,7 +31,12 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> list[SourceItem]:
     out = tmp_path_factory.mktemp("raw")
     generate(out, 2, seed=7, workers=1)
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    return [SourceItem(uri=str(out / r["path"]), local_path=str(out / r["path"]), raw_caption=r["caption"]) for r in rows]
+    return [
+        SourceItem(
+            uri=str(out / r["path"]), local_path=str(out / r["path"]), raw_caption=r["caption"]
+        )
+        for r in rows
+    ]
 
 
 def _age(prefix: str, seconds: float = OLD, claims: bool = True) -> None:
@@ -88,7 +93,9 @@ def test_gc_deletes_what_failed_uploads_left_and_nothing_live(raw, monkeypatch):
     victim = _broken_upload(raw[1], monkeypatch)
     store = get_store()
     row = _clip(victim)
-    assert not row.kept and row.object_key and len(list(store.list(f"clips/{victim}/"))) == 9  # the leftover
+    assert (
+        not row.kept and row.object_key and len(list(store.list(f"clips/{victim}/"))) == 9
+    )  # the leftover
     store.put_bytes("clips/no-such-clip/clip.mp4", b"orphan")  # objects no row names
     store.put_bytes("videos/no-such-video/frames/00.jpg", b"orphan")
     store.put_bytes("snapshots/s1/manifest.json", b"{}")  # not synthesis objects: never touched
@@ -98,16 +105,28 @@ def test_gc_deletes_what_failed_uploads_left_and_nothing_live(raw, monkeypatch):
 
     # within the grace period (default a day) nothing is touched: a job may be writing it now
     report = collect_garbage()
-    assert report["objects_deleted"] == 0 and report["skipped_recent"] == 3 and set(store.list("")) == everything
+    assert (
+        report["objects_deleted"] == 0
+        and report["skipped_recent"] == 3
+        and set(store.list("")) == everything
+    )
     _age("")
     dry = collect_garbage(dry_run=True)
-    assert set(store.list("")) == everything and _clip(victim).object_key  # a dry run deletes nothing
+    assert (
+        set(store.list("")) == everything and _clip(victim).object_key
+    )  # a dry run deletes nothing
     done = collect_garbage()
-    garbage = {k for k in everything if k.startswith((f"clips/{victim}/", "clips/no-such-clip/", "videos/no-such-video/"))}
+    garbage = {
+        k
+        for k in everything
+        if k.startswith((f"clips/{victim}/", "clips/no-such-clip/", "videos/no-such-video/"))
+    }
     assert set(store.list("")) == everything - garbage
-    assert {k: dry[k] for k in ("objects_deleted", "clips", "videos", "rows_unmarked")} == \
-        {k: done[k] for k in ("objects_deleted", "clips", "videos", "rows_unmarked")} == \
-        {"objects_deleted": len(garbage), "clips": 2, "videos": 1, "rows_unmarked": 1}
+    assert (
+        {k: dry[k] for k in ("objects_deleted", "clips", "videos", "rows_unmarked")}
+        == {k: done[k] for k in ("objects_deleted", "clips", "videos", "rows_unmarked")}
+        == {"objects_deleted": len(garbage), "clips": 2, "videos": 1, "rows_unmarked": 1}
+    )
     assert done["bytes_deleted"] > 0 and done["errors"] == []
     row = _clip(victim)
     assert row.object_key is None and row.frame_prefix is None and not row.kept
@@ -126,14 +145,20 @@ def test_gc_leaves_a_clip_a_running_job_just_claimed(raw, monkeypatch):
     vid = stable_id("video", raw[0].uri)
     stages.media_stage(raw[0], vid, None)
     with session_scope() as s:
-        cid = s.scalars(select(Clip.id).where(Clip.video_id == vid, clip_stored()).order_by(Clip.start_ms)).first()
-        s.execute(Frame.__table__.delete().where(Frame.clip_id == cid))  # claimed again, uploading now
+        cid = s.scalars(
+            select(Clip.id).where(Clip.video_id == vid, clip_stored()).order_by(Clip.start_ms)
+        ).first()
+        s.execute(
+            Frame.__table__.delete().where(Frame.clip_id == cid)
+        )  # claimed again, uploading now
     _age("", claims=False)
     report = collect_garbage(grace_s=3600)
     assert report["objects_deleted"] == 0 and report["skipped_recent"] == 1
     assert _clip(cid).kept and len(list(get_store().list(f"clips/{cid}/"))) == 10
     with session_scope() as s:  # claimed two hours ago and never stored: that attempt is over
-        s.execute(update(Clip).where(Clip.id == cid).values(claimed_at=utcnow() - timedelta(hours=2)))
+        s.execute(
+            update(Clip).where(Clip.id == cid).values(claimed_at=utcnow() - timedelta(hours=2))
+        )
     report = collect_garbage(grace_s=3600)
     assert report["objects_deleted"] == 10 and report["clips"] == 1
     row = _clip(cid)
@@ -169,7 +194,11 @@ def test_gc_command(raw, monkeypatch):
     assert report["dry_run"] and report["objects_deleted"] == 9 and report["rows_unmarked"] == 1
     assert len(list(get_store().list(f"clips/{victim}/"))) == 9
     out = runner.invoke(build_app(), ["synth", "gc"])
-    assert out.exit_code == 0 and "deleted 9 object(s)" in out.output and "1 row(s) cleared" in out.output, out.output
+    assert (
+        out.exit_code == 0
+        and "deleted 9 object(s)" in out.output
+        and "1 row(s) cleared" in out.output
+    ), out.output
     assert not any(k.startswith(f"clips/{victim}/") for k in get_store().list("clips/"))
     out = runner.invoke(build_app(), ["synth", "gc", "--grace", "10"])
     assert "warning" in out.output and "hard_time_limit_s" in out.output
@@ -180,15 +209,30 @@ def test_gc_keeps_what_a_snapshot_names_even_without_rows():
     init_db()
     store = get_store()
     frames = [f"clips/w-1/frames/{i:02d}.jpg" for i in range(2)]
-    for key in [*frames, "clips/w-1/keyframe.jpg", "videos/w/frames/00.jpg", "clips/w-2/frames/00.jpg"]:
+    for key in [
+        *frames,
+        "clips/w-1/keyframe.jpg",
+        "videos/w/frames/00.jpg",
+        "clips/w-2/frames/00.jpg",
+    ]:
         store.put_bytes(key, b"jpg")
-    pair = {"id": "p", "task": "I2V", "video_id": "w", "query": {"image": "clips/w-1/keyframe.jpg"},
-            "target": {"video": {"clip_id": "video:w", "frames": ["videos/w/frames/00.jpg"]}},
-            "hard_negatives": [{"video": {"clip_id": "w-1", "frames": frames}}]}
+    pair = {
+        "id": "p",
+        "task": "I2V",
+        "video_id": "w",
+        "query": {"image": "clips/w-1/keyframe.jpg"},
+        "target": {"video": {"clip_id": "video:w", "frames": ["videos/w/frames/00.jpg"]}},
+        "hard_negatives": [{"video": {"clip_id": "w-1", "frames": frames}}],
+    }
     store.put_bytes("snapshots/s/pairs.jsonl", (json.dumps(pair) + "\n").encode())
-    store.put_bytes("snapshots/s/manifest.json", json.dumps({"id": "s", "pairs_key": "snapshots/s/pairs.jsonl"}).encode())
+    store.put_bytes(
+        "snapshots/s/manifest.json",
+        json.dumps({"id": "s", "pairs_key": "snapshots/s/pairs.jsonl"}).encode(),
+    )
     _age("")
     report = collect_garbage()
-    assert report["kept_for_snapshots"] == 2 and report["objects_deleted"] == 1  # only w-2, which no snapshot names
+    assert (
+        report["kept_for_snapshots"] == 2 and report["objects_deleted"] == 1
+    )  # only w-2, which no snapshot names
     assert sorted(store.list("clips/")) == sorted([*frames, "clips/w-1/keyframe.jpg"])
     assert list(store.list("videos/")) == ["videos/w/frames/00.jpg"]

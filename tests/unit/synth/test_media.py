@@ -38,7 +38,9 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
 def test_probe_reads_the_header_and_limits_give_reasons(video, tmp_path):
     spec, path = video
     p = probe(path)
-    assert (p.width, p.height, p.codec) == (160, 96, "h264") and abs(p.duration_s - spec["duration_s"]) < 0.1
+    assert (p.width, p.height, p.codec) == (160, 96, "h264") and abs(
+        p.duration_s - spec["duration_s"]
+    ) < 0.1
     assert check_limits(p, SynthSettings()) is None
     assert "too large" in check_limits(p, SynthSettings(max_pixels=100 * 90))
     assert "too small" in check_limits(p, SynthSettings(min_side=128))
@@ -57,18 +59,26 @@ def test_one_pass_finds_the_cuts_and_keeps_frames_for_every_span(video):
     an = decode_once(path, s.analysis_side, s.frame_side)
     assert an.times[0] == 0.0 and len(an.times) == round(spec["duration_s"] * 25)
     cuts = detect_cuts(an.small, an.times, s.scene_threshold, pixel_delta=s.scene_pixel_delta)
-    assert len(cuts) == len(spec["cuts"]) and all(abs(c - t) < 0.05 for c, t in zip(cuts, spec["cuts"], strict=True))
-    split_only = decode_once(path, s.analysis_side, s.frame_side, keep_fps=0)  # a split alone keeps no frames
+    assert len(cuts) == len(spec["cuts"]) and all(
+        abs(c - t) < 0.05 for c, t in zip(cuts, spec["cuts"], strict=True)
+    )
+    split_only = decode_once(
+        path, s.analysis_side, s.frame_side, keep_fps=0
+    )  # a split alone keeps no frames
     assert split_only.keep == [] and np.array_equal(split_only.small, an.small)
     frames, times = clip_frames(an, cuts[0], cuts[1], 8)
-    assert len(frames) == 8 and all(cuts[0] <= t < cuts[1] for t in times) and times == sorted(times)
+    assert (
+        len(frames) == 8 and all(cuts[0] <= t < cuts[1] for t in times) and times == sorted(times)
+    )
     assert frames[0].shape == (96, 160, 3) and frames[0].dtype == np.uint8
 
 
 def test_cut_detector_ignores_motion_and_needs_a_peak():
     rng = np.random.default_rng(0)
     times = np.arange(60) / 25
-    pan = np.stack([np.roll(rng.integers(0, 255, (32, 32, 3)), 3 * i, axis=1) for i in range(60)]).astype(np.float32)
+    pan = np.stack(
+        [np.roll(rng.integers(0, 255, (32, 32, 3)), 3 * i, axis=1) for i in range(60)]
+    ).astype(np.float32)
     assert detect_cuts(pan, times, 0.25) == []  # every frame changes as much as its neighbours
     still = np.repeat(rng.integers(0, 255, (1, 32, 32, 3)), 60, axis=0).astype(np.float32)
     still[30:] = 255 - still[30:]
@@ -76,15 +86,25 @@ def test_cut_detector_ignores_motion_and_needs_a_peak():
 
 
 def test_spans_respect_min_max_and_the_stride_fallback():
-    assert split_spans(10.0, [0.4, 5.0], 1.0, 10.0, 4.0) == [(0.4, 5.0), (5.0, 10.0)]  # 0.4 s shot dropped
-    assert split_spans(13.0, [], 1.0, 10.0, 4.0) == [(0.0, 4.0), (4.0, 8.0), (8.0, 12.0), (12.0, 13.0)]
+    assert split_spans(10.0, [0.4, 5.0], 1.0, 10.0, 4.0) == [
+        (0.4, 5.0),
+        (5.0, 10.0),
+    ]  # 0.4 s shot dropped
+    assert split_spans(13.0, [], 1.0, 10.0, 4.0) == [
+        (0.0, 4.0),
+        (4.0, 8.0),
+        (8.0, 12.0),
+        (12.0, 13.0),
+    ]
     assert split_spans(0.8, [], 1.0, 10.0, 4.0) == []
 
 
 def test_static_scores_zero_and_moving_scores_above_the_threshold(tmp_path):
     s = SynthSettings()
     rng = random.Random(9)
-    static = render(sample_spec(rng, "st", shots=1, static=True, fps=25, size=(96, 96)), tmp_path / "st.mp4")
+    static = render(
+        sample_spec(rng, "st", shots=1, static=True, fps=25, size=(96, 96)), tmp_path / "st.mp4"
+    )
     moving = render(sample_spec(rng, "mv", shots=1, fps=25, size=(96, 96)), tmp_path / "mv.mp4")
     a, b = (decode_once(p, s.analysis_side, 64) for p in (static, moving))
     assert motion_score(a.small, a.times, 0, a.duration_s) < s.static_threshold
@@ -110,11 +130,30 @@ def web_like(video, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
     """The same shots as web video is encoded: B-frames (decode order != display order), 2 s GOPs
     with no keyframe at the cuts, and other containers and time bases."""
     out = tmp_path_factory.mktemp("web")
-    mp4 = _transcode(video[1], out / "bframes.mp4", "-c:v", "libx264", "-preset", "medium", "-bf", "3", "-g", "50",
-                     "-sc_threshold", "0", "-pix_fmt", "yuv420p")
-    return {"bframes.mp4": mp4, "bframes.ts": _transcode(mp4, out / "bframes.ts", "-c", "copy"),
-            "bframes.mkv": _transcode(mp4, out / "bframes.mkv", "-c", "copy"),
-            "vp9.webm": _transcode(video[1], out / "vp9.webm", "-c:v", "libvpx-vp9", "-deadline", "realtime", "-g", "50")}
+    mp4 = _transcode(
+        video[1],
+        out / "bframes.mp4",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "medium",
+        "-bf",
+        "3",
+        "-g",
+        "50",
+        "-sc_threshold",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+    )
+    return {
+        "bframes.mp4": mp4,
+        "bframes.ts": _transcode(mp4, out / "bframes.ts", "-c", "copy"),
+        "bframes.mkv": _transcode(mp4, out / "bframes.mkv", "-c", "copy"),
+        "vp9.webm": _transcode(
+            video[1], out / "vp9.webm", "-c:v", "libvpx-vp9", "-deadline", "realtime", "-g", "50"
+        ),
+    }
 
 
 def _spans(spec: dict, duration: float) -> list[tuple[float, float]]:
@@ -136,28 +175,40 @@ def test_stream_copied_clips_decode_to_exactly_their_span(video, web_like, name,
     for (a, b), clip in zip(spans, clips, strict=True):
         got = decode_once(clip, 32, 64)
         inside = (an.times >= a - 1e-6) & (an.times < b - 1e-6)
-        assert len(got.times) == inside.sum() and np.array_equal(got.small, an.small[inside]), (a, b)
+        assert len(got.times) == inside.sum() and np.array_equal(got.small, an.small[inside]), (
+            a,
+            b,
+        )
         assert abs(probe(clip).duration_s - (an.times[inside][-1] - a + 0.04)) < 0.021
         # the clip decodes to exactly the span's frames, so the 8 the model reads all come from the span
         sampled, times = sample_frames(clip, 8, max_side=64)
         assert len(sampled) == 8 and all(0 <= t < b - a for t in times)
 
 
-def test_stream_copy_falls_back_to_a_re_encode_where_it_cannot_copy(video, web_like, tmp_path, monkeypatch):
+def test_stream_copy_falls_back_to_a_re_encode_where_it_cannot_copy(
+    video, web_like, tmp_path, monkeypatch
+):
     from services.synth import media, stages
 
     spec, _ = video
-    src = web_like["bframes.mkv"]  # Matroska stores no decode times: packets cannot be copied as they are
+    src = web_like[
+        "bframes.mkv"
+    ]  # Matroska stores no decode times: packets cannot be copied as they are
     an = decode_once(src, 32, 64)
     spans = _spans(spec, an.duration_s)
     with pytest.raises(MediaError, match="timestamps"):
         copy_clips(src, spans, [tmp_path / f"x{i}.mp4" for i in range(len(spans))])
     calls = []
-    monkeypatch.setattr(media, "extract_clip", lambda *a, **k: calls.append(a) or extract_clip(*a, **k))
+    monkeypatch.setattr(
+        media, "extract_clip", lambda *a, **k: calls.append(a) or extract_clip(*a, **k)
+    )
     notes: dict = {}
     clips = stages._cut_clips(src, spans, tmp_path, SynthSettings(), notes)
     assert len(calls) == len(spans)
-    assert "timestamps" in notes["copy_fallback"] and f"{len(spans)} clip(s) re-encoded" in notes["copy_fallback"]
+    assert (
+        "timestamps" in notes["copy_fallback"]
+        and f"{len(spans)} clip(s) re-encoded" in notes["copy_fallback"]
+    )
     for (a, b), clip in zip(spans, clips, strict=True):
         assert abs(len(decode_once(clip, 32, 64).times) - round((b - a) * 25)) <= 1
     calls.clear()
@@ -182,7 +233,9 @@ def test_stream_copy_refuses_what_mp4_cannot_carry(tmp_path):
         st = out.add_stream("mjpeg", rate=10)
         st.width, st.height, st.pix_fmt = 32, 32, "yuvj420p"
         for i in range(10):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 20, np.uint8), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(
+                np.full((32, 32, 3), i * 20, np.uint8), format="rgb24"
+            )
             for pkt in st.encode(frame.reformat(format="yuvj420p")):
                 out.mux(pkt)
         for pkt in st.encode():

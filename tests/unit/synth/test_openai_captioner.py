@@ -38,7 +38,9 @@ def _vllm_image_limit() -> int:
 
 class FakeVLLM:
     def __init__(self) -> None:
-        self.script: list[str] = []  # behaviour per request: ok | malformed | timeout | 500 | wrong_clip | schema
+        self.script: list[
+            str
+        ] = []  # behaviour per request: ok | malformed | timeout | 500 | wrong_clip | schema
         self.requests: list[dict] = []
         self.release = threading.Event()  # a "timeout" request hangs until the test ends
         outer = self
@@ -49,7 +51,13 @@ class FakeVLLM:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                outer.requests.append({"path": self.path, "body": body, "request_id": self.headers.get("x-request-id")})
+                outer.requests.append(
+                    {
+                        "path": self.path,
+                        "body": body,
+                        "request_id": self.headers.get("x-request-id"),
+                    }
+                )
                 mode = outer.script.pop(0) if outer.script else "ok"
                 if mode == "timeout":
                     outer.release.wait(60)
@@ -60,19 +68,36 @@ class FakeVLLM:
                     return
                 text = body["messages"][0]["content"][-1]["text"]
                 clip = re.search(r"clip id: ([\w-]+)", text).group(1)
-                reply = {"clip_id": "someone-else" if mode == "wrong_clip" else clip,
-                         "1": "a red circle moves left", "2": "a detailed account " * 10, "3": "an abstract view",
-                         "4": "red, circle, left", "5": "the circle at the end", "frame": "a red circle on black",
-                         "composed_image": "the red circle from the reference image moving left",
-                         "composed_video": "what happens next to the circle"}
+                reply = {
+                    "clip_id": "someone-else" if mode == "wrong_clip" else clip,
+                    "1": "a red circle moves left",
+                    "2": "a detailed account " * 10,
+                    "3": "an abstract view",
+                    "4": "red, circle, left",
+                    "5": "the circle at the end",
+                    "frame": "a red circle on black",
+                    "composed_image": "the red circle from the reference image moving left",
+                    "composed_video": "what happens next to the circle",
+                }
                 content = json.dumps(reply)
                 if mode == "malformed":
                     content = content[: len(content) // 2]
                 if mode == "schema":
                     content = json.dumps({"clip_id": clip, "1": "too few keys"})
-                payload = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-                           "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-                           "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+                payload = {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": content},
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }
                 data = json.dumps(payload).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
@@ -98,7 +123,14 @@ def vllm():
 
 def _ctx(clip: str = "clip-1", n: int = 8) -> ClipContext:
     frames = [np.full((32, 32, 3), i * 15, np.uint8) for i in range(n)]
-    return ClipContext(clip_id=clip, frames=frames, keyframe=frames[n // 2], keyframe_t=1.0, raw_caption='a "red" ball', sidecar=None)
+    return ClipContext(
+        clip_id=clip,
+        frames=frames,
+        keyframe=frames[n // 2],
+        keyframe_t=1.0,
+        raw_caption='a "red" ball',
+        sidecar=None,
+    )
 
 
 # Normal replies get a generous timeout (a loaded CI machine must not turn them into timeouts and
@@ -107,9 +139,17 @@ TIMEOUT_S, FAULT_TIMEOUT_S = 30.0, 3.0
 
 
 def _captioner(url: str, retries: int = 2, timeout_s: float = TIMEOUT_S, **kw) -> OpenAICaptioner:
-    return OpenAICaptioner(CaptionSettings(backend="openai", base_url=url, model="Qwen/Qwen2.5-VL-7B-Instruct",
-                                           timeout_s=timeout_s, max_retries=retries, **kw),
-                           {"spatial": 0.3, "temporal": 0.6, "other": 0.1})
+    return OpenAICaptioner(
+        CaptionSettings(
+            backend="openai",
+            base_url=url,
+            model="Qwen/Qwen2.5-VL-7B-Instruct",
+            timeout_s=timeout_s,
+            max_retries=retries,
+            **kw,
+        ),
+        {"spatial": 0.3, "temporal": 0.6, "other": 0.1},
+    )
 
 
 def _images(req: dict) -> list[str]:
@@ -129,8 +169,13 @@ def test_structured_request_and_validated_reply(vllm):
     assert not any(k.startswith("guided_") for k in body) and "response_format" not in body
     schema = body["structured_outputs"]["json"]
     aliases = {f.alias or n for n, f in CaptionReply.model_fields.items()}
-    assert schema["type"] == "object" and set(schema["required"]) == aliases == set(schema["properties"])
-    assert caps.video["concise"] == "a red circle moves left" and caps.model == "Qwen/Qwen2.5-VL-7B-Instruct"
+    assert schema["type"] == "object" and set(schema["required"]) == aliases == set(
+        schema["properties"]
+    )
+    assert (
+        caps.video["concise"] == "a red circle moves left"
+        and caps.model == "Qwen/Qwen2.5-VL-7B-Instruct"
+    )
     assert caps.prompt_version and caps.request_ids == ["clip-1:0"]
 
 

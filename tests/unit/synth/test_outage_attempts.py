@@ -24,13 +24,23 @@ def item():
     with session_scope() as s:
         s.add(Job(id="job-1", kind="synth", state=JobState.running, params={"source": "mem://"}))
         s.flush()
-        s.add(JobItem(id="item-1", job_id="job-1", item_key="v.mp4", state=ItemState.pending, attempts=0,
-                      result={"source": {"uri": "v.mp4", "local_path": None}, "video_id": "vid-1"}))
+        s.add(
+            JobItem(
+                id="item-1",
+                job_id="job-1",
+                item_key="v.mp4",
+                state=ItemState.pending,
+                attempts=0,
+                result={"source": {"uri": "v.mp4", "local_path": None}, "video_id": "vid-1"},
+            )
+        )
     return "item-1"
 
 
 def _down() -> OperationalError:
-    return OperationalError("UPDATE job_items ...", {}, ConnectionRefusedError("connection refused"))
+    return OperationalError(
+        "UPDATE job_items ...", {}, ConnectionRefusedError("connection refused")
+    )
 
 
 def _flaky(n: int, result):  # noqa: ANN001, ANN202
@@ -48,7 +58,9 @@ def _flaky(n: int, result):  # noqa: ANN001, ANN202
 def _deliver_until_done(monkeypatch: pytest.MonkeyPatch, item: str, limit: int) -> int:
     """Run synth.media and each retry it asks for, as the worker would; returns the deliveries."""
     asked: list[dict] = []
-    monkeypatch.setattr(tasks.media, "retry", lambda **kw: asked.append(kw) or Retry("retry", when=kw["countdown"]))
+    monkeypatch.setattr(
+        tasks.media, "retry", lambda **kw: asked.append(kw) or Retry("retry", when=kw["countdown"])
+    )
     kwargs: dict = {}
     for retries in range(limit):
         tasks.media.push_request(retries=retries)
@@ -56,7 +68,9 @@ def _deliver_until_done(monkeypatch: pytest.MonkeyPatch, item: str, limit: int) 
             tasks.media.run("job-1", item, **kwargs)
             return retries + 1
         except Retry:
-            kwargs = asked[-1]["kwargs"]  # Celery's retry(kwargs=...) is what the next delivery gets
+            kwargs = asked[-1][
+                "kwargs"
+            ]  # Celery's retry(kwargs=...) is what the next delivery gets
         finally:
             tasks.media.pop_request()
     raise AssertionError(f"still retrying after {limit} deliveries")
@@ -71,12 +85,19 @@ def test_outages_after_the_attempt_was_counted_do_not_spend_attempts(item, monke
         monkeypatch.setattr(stages, "media_stage", lambda *a, **k: {"clips": 2})
         monkeypatch.setattr(records, "update_result", _flaky(OUTAGES, records.update_result))
     sent = []
-    monkeypatch.setattr(tasks, "_next", lambda stage, job_id, item_id: sent.append((stage, item_id)))
+    monkeypatch.setattr(
+        tasks, "_next", lambda stage, job_id, item_id: sent.append((stage, item_id))
+    )
     assert _deliver_until_done(monkeypatch, item, OUTAGES + 3) == OUTAGES + 1
     assert sent == [("media", item)]  # it went on to the next stage
     with session_scope() as s:
         row = s.get(JobItem, item)
-        assert (row.state, row.stage, row.attempts, row.error) == (ItemState.running, "media", 1, None)
+        assert (row.state, row.stage, row.attempts, row.error) == (
+            ItemState.running,
+            "media",
+            1,
+            None,
+        )
         assert row.result["clips"] == 2
         started = [e.attempt for e in s.query(JobEvent).filter(JobEvent.state == "started")]
     assert started == [1] * (OUTAGES + 1)  # every retry took attempt 1 again
@@ -93,6 +114,7 @@ def test_a_redelivered_copy_of_an_outage_retry_counts_an_attempt(item):
 
 def test_a_failing_stage_still_spends_its_attempts(item, monkeypatch):
     """Not an outage: the item's own error is retried max_attempts times, then recorded."""
+
     def broken(*a, **k):  # noqa: ANN002, ANN003, ANN202
         raise ValueError("undecodable")
 
@@ -103,5 +125,8 @@ def test_a_failing_stage_still_spends_its_attempts(item, monkeypatch):
         tasks.media.run("job-1", item)
     with session_scope() as s:
         row = s.get(JobItem, item)
-        assert row.state == ItemState.failed and "failed after 3 attempts: ValueError: undecodable" in row.error
+        assert (
+            row.state == ItemState.failed
+            and "failed after 3 attempts: ValueError: undecodable" in row.error
+        )
     assert resent == ["synth.media"] * 2

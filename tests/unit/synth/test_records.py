@@ -16,8 +16,22 @@ def job():
     with session_scope() as s:
         s.add(Job(id="job-1", kind="synth", state=JobState.running, params={"source": "mem://"}))
         s.flush()
-        upsert(s, JobItem, [{"id": f"item-{i}", "job_id": "job-1", "item_key": f"v{i}.mp4", "state": "running",
-                             "attempts": 1, "stage": "pairs", "result": {}} for i in (1, 2)])
+        upsert(
+            s,
+            JobItem,
+            [
+                {
+                    "id": f"item-{i}",
+                    "job_id": "job-1",
+                    "item_key": f"v{i}.mp4",
+                    "state": "running",
+                    "attempts": 1,
+                    "stage": "pairs",
+                    "result": {},
+                }
+                for i in (1, 2)
+            ],
+        )
     return "job-1"
 
 
@@ -33,7 +47,10 @@ def test_the_last_item_completes_its_job(job):
     assert _state(job)[0] == JobState.running
     records.finish_item("item-2", ItemState.rejected, stage="pairs", reason="static")
     state, items, events = _state(job)
-    assert state == JobState.completed and items == {"item-1": ItemState.done, "item-2": ItemState.rejected}
+    assert state == JobState.completed and items == {
+        "item-1": ItemState.done,
+        "item-2": ItemState.rejected,
+    }
     assert events == 2
 
 
@@ -71,8 +88,22 @@ def test_status_reads_counters_sums_newest_errors_and_pages_items():
     with session_scope() as s:
         s.add(Job(id="job-p", kind="synth", state=JobState.running, params={"source": "mem://"}))
         s.flush()
-        upsert(s, JobItem, [{"id": f"p{i}", "job_id": "job-p", "item_key": f"v{i:02d}.mp4", "state": "running",
-                             "attempts": 1, "stage": "media", "result": {}} for i in range(12)])
+        upsert(
+            s,
+            JobItem,
+            [
+                {
+                    "id": f"p{i}",
+                    "job_id": "job-p",
+                    "item_key": f"v{i:02d}.mp4",
+                    "state": "running",
+                    "attempts": 1,
+                    "stage": "media",
+                    "result": {},
+                }
+                for i in range(12)
+            ],
+        )
     for i in range(12):
         records.update_result(f"p{i}", clips=2, frames=18)
         records.update_result(f"p{i}", clips=3)  # a stage run again: its new value, not added twice
@@ -84,15 +115,25 @@ def test_status_reads_counters_sums_newest_errors_and_pages_items():
     assert summary["counts"] == {"rejected": 4, "done": 7, "running": 1} and summary["total"] == 12
     assert (summary["clips"], summary["frames"], summary["pairs"]) == (36, 216, 35)
     assert summary["state"] == "running" and summary["items"] == [] and summary["next"] is None
-    assert [e["reason"] for e in records.job_summary("job-p", errors=2)["errors"]] == ["bad video 9", "bad video 6"]
+    assert [e["reason"] for e in records.job_summary("job-p", errors=2)["errors"]] == [
+        "bad video 9",
+        "bad video 6",
+    ]
     page = records.job_summary("job-p", limit=3, state="rejected")
-    assert [it["item"] for it in page["items"]] == ["v00.mp4", "v03.mp4", "v06.mp4"] and page["next"] == "v06.mp4"
+    assert [it["item"] for it in page["items"]] == ["v00.mp4", "v03.mp4", "v06.mp4"] and page[
+        "next"
+    ] == "v06.mp4"
     assert page["items"][0]["notes"] == ["media: bad video 0"]
     rest = records.job_summary("job-p", limit=3, state="rejected", after=page["next"])
     assert [it["item"] for it in rest["items"]] == ["v09.mp4"] and rest["next"] is None
     records.finish_item("p11", ItemState.failed, stage="caption", reason="gave up")
     assert records.job_progress("job-p")["state"] == "completed"
-    out = CliRunner().invoke(app, ["status", "job-p", "--items", "--state", "rejected", "--limit", "2"],
-                             env={"COLUMNS": "200"})
-    assert out.exit_code == 0 and "v03.mp4" in out.output and "v06.mp4" not in out.output, out.output
+    out = CliRunner().invoke(
+        app,
+        ["status", "job-p", "--items", "--state", "rejected", "--limit", "2"],
+        env={"COLUMNS": "200"},
+    )
+    assert out.exit_code == 0 and "v03.mp4" in out.output and "v06.mp4" not in out.output, (
+        out.output
+    )
     assert "--after 'v03.mp4'" in out.output and "gave up" in out.output

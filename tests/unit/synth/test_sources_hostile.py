@@ -28,9 +28,15 @@ def _by_reason(items) -> dict[str | None, list[str]]:  # noqa: ANN001
 
 def test_bad_jsonl_rows_become_rejected_items(folder):
     m = folder / "m.jsonl"
-    rows = [json.dumps({"path": "a.mp4", "caption": "ok"}), "[1, 2]", "7", "{not json",
-            json.dumps({"path": "b" * 300 + ".mp4"}), json.dumps({"path": "x/" + "c" * 10_000_000}),
-            json.dumps({"path": "a.mp4", "sidecar": "bad.json"})]
+    rows = [
+        json.dumps({"path": "a.mp4", "caption": "ok"}),
+        "[1, 2]",
+        "7",
+        "{not json",
+        json.dumps({"path": "b" * 300 + ".mp4"}),
+        json.dumps({"path": "x/" + "c" * 10_000_000}),
+        json.dumps({"path": "a.mp4", "sidecar": "bad.json"}),
+    ]
     (folder / "bad.json").write_text("{nope")
     m.write_text("\n".join(rows) + "\n")
     items = list_manifest(m)
@@ -47,8 +53,11 @@ def test_bad_jsonl_rows_become_rejected_items(folder):
 
 def test_a_csv_with_a_bom_and_a_huge_field(folder):
     m = folder / "m.csv"
-    m.write_text("\ufeffpath,caption\na.mp4,fine\nsub/../a.mp4,again\n"
-                 f"a.mp4,\"{'z' * 200_000}\"\nsub/../sub/../missing.mp4,x\n", encoding="utf-8")
+    m.write_text(
+        "\ufeffpath,caption\na.mp4,fine\nsub/../a.mp4,again\n"
+        f'a.mp4,"{"z" * 200_000}"\nsub/../sub/../missing.mp4,x\n',
+        encoding="utf-8",
+    )
     items = list_manifest(m)
     assert items[0].reject is None and items[0].raw_caption == "fine"
     assert "same video as an earlier row" in items[1].reject  # normalised, then deduplicated
@@ -64,7 +73,7 @@ def test_a_csv_without_a_header_is_a_clear_error(folder):
         list_manifest(m)
 
 
-@pytest.mark.parametrize("content", ["42", "\"text\"", "{broken"])
+@pytest.mark.parametrize("content", ["42", '"text"', "{broken"])
 def test_a_json_manifest_that_is_not_a_list_of_objects(folder, content):
     m = folder / "m.json"
     m.write_text(content)

@@ -26,12 +26,16 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     out = tmp_path_factory.mktemp("raw")
     generate(out, 3, seed=5, workers=1)
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    return [{**r, "path": str(out / r["path"]), "sidecar": json.loads((out / r["sidecar"]).read_text())} for r in rows]
+    return [
+        {**r, "path": str(out / r["path"]), "sidecar": json.loads((out / r["sidecar"]).read_text())}
+        for r in rows
+    ]
 
 
 def _item(row: dict) -> tuple[SourceItem, str]:
-    return SourceItem(uri=row["path"], local_path=row["path"], raw_caption=row["caption"], sidecar=row["sidecar"]), \
-        stable_id("video", row["path"])
+    return SourceItem(
+        uri=row["path"], local_path=row["path"], raw_caption=row["caption"], sidecar=row["sidecar"]
+    ), stable_id("video", row["path"])
 
 
 def _synth(row: dict) -> str:
@@ -50,14 +54,21 @@ def _clips(**where) -> list[Clip]:  # noqa: ANN003
 
 
 def _video_sides(pair: dict) -> list[dict]:
-    return [side["video"] for side in [pair["query"], pair["target"], *pair["hard_negatives"]] if "video" in side]
+    return [
+        side["video"]
+        for side in [pair["query"], pair["target"], *pair["hard_negatives"]]
+        if "video" in side
+    ]
 
 
 def test_video_refs_carry_the_rate_their_frames_sample_the_clip(raw):
     init_db()
     vid = _synth(raw[0])
     with session_scope() as s:
-        pairs = [{"query": p.query, "target": p.target, "hard_negatives": p.hard_negatives} for p in s.scalars(select(Pair))]
+        pairs = [
+            {"query": p.query, "target": p.target, "hard_negatives": p.hard_negatives}
+            for p in s.scalars(select(Pair))
+        ]
         duration = s.get(Video, vid).duration_s
     spans = {c.id: (c.end_ms - c.start_ms) / 1000 for c in _clips(video_id=vid)}
     refs = [v for p in pairs for v in _video_sides(p)]
@@ -67,7 +78,9 @@ def test_video_refs_carry_the_rate_their_frames_sample_the_clip(raw):
         assert v["fps"] == pytest.approx(len(v["frames"]) / span, rel=1e-4)
 
 
-def test_stored_frames_with_the_recorded_fps_embed_like_the_clip_file(raw, tiny_model_dir, tmp_path):
+def test_stored_frames_with_the_recorded_fps_embed_like_the_clip_file(
+    raw, tiny_model_dir, tmp_path
+):
     from shared.model import Embedder, EmbedInput, VideoFrames
 
     init_db()
@@ -78,12 +91,17 @@ def test_stored_frames_with_the_recorded_fps_embed_like_the_clip_file(raw, tiny_
     mp4 = tmp_path / "clip.mp4"
     get_store().download(f"clips/{ref['clip_id']}/clip.mp4", mp4)
     emb = Embedder(tiny_model_dir, device="cpu")
-    stored, old, from_file = (EmbedInput(video=VideoFrames(ref["frames"], fps=ref["fps"])),
-                              EmbedInput(video=VideoFrames(ref["frames"])), EmbedInput(video=str(mp4)))
+    stored, old, from_file = (
+        EmbedInput(video=VideoFrames(ref["frames"], fps=ref["fps"])),
+        EmbedInput(video=VideoFrames(ref["frames"])),
+        EmbedInput(video=str(mp4)),
+    )
     ts = [float(emb.collate([it])["second_per_grid_ts"][0]) for it in (stored, old, from_file)]
     # the same MRoPE time spacing as the clip's mp4 (up to where its decoder lands the 8 frames) ...
     assert ts[0] == pytest.approx(ts[2], rel=0.02)
-    assert ts[1] != pytest.approx(ts[2], rel=0.02)  # ... which the default fps (no "fps" recorded) is not
+    assert ts[1] != pytest.approx(
+        ts[2], rel=0.02
+    )  # ... which the default fps (no "fps" recorded) is not
     # (the tiny random model's cosine barely depends on the spacing: the check above is the sharp one)
     v = emb.embed([stored, from_file])
     assert float(v[0] @ v[1]) >= 0.999
@@ -111,7 +129,9 @@ def _visible_refs() -> set[str]:
     return {v["clip_id"] for pair in pairs for v in _video_sides(pair)}
 
 
-@pytest.mark.parametrize("handler_runs", [True, False], ids=["upload-fails", "worker-lost-mid-upload"])
+@pytest.mark.parametrize(
+    "handler_runs", [True, False], ids=["upload-fails", "worker-lost-mid-upload"]
+)
 def test_a_clip_whose_objects_are_not_all_stored_is_never_used(raw, monkeypatch, handler_runs):
     init_db()
     _synth(raw[0])
@@ -122,27 +142,38 @@ def test_a_clip_whose_objects_are_not_all_stored_is_never_used(raw, monkeypatch,
     item, vid = _item(raw[1])
     with pytest.raises(OSError, match="store unavailable"):
         stages.media_stage(item, vid, None)
-    monkeypatch.setattr(LocalStore, "put_bytes", real_put)  # the store works again for the other videos
+    monkeypatch.setattr(
+        LocalStore, "put_bytes", real_put
+    )  # the store works again for the other videos
     monkeypatch.setattr(objects, "unkeep", real_unkeep)
     (victim,) = victim
     row = _clips(id=victim)[0]
     with session_scope() as s:
         assert s.scalars(select(Frame).where(Frame.clip_id == victim)).first() is None
     if handler_runs:  # not kept, with the reason, and what was uploaded is gone
-        assert not row.kept and "could not be stored" in row.reject_reason and row.object_key is None
+        assert (
+            not row.kept and "could not be stored" in row.reject_reason and row.object_key is None
+        )
         assert not list(get_store().list(f"clips/{victim}/"))
     else:
         assert row.kept and list(get_store().list(f"clips/{victim}/"))  # partly uploaded
     _synth(raw[2])  # another video's hard negatives are drawn from the stored clips only
     with session_scope() as s:
-        negs = [n["video"]["clip_id"] for p in s.scalars(select(Pair).where(Pair.video_id == raw_id(raw[2])))
-                for n in p.hard_negatives]
+        negs = [
+            n["video"]["clip_id"]
+            for p in s.scalars(select(Pair).where(Pair.video_id == raw_id(raw[2])))
+            for n in p.hard_negatives
+        ]
     assert negs and victim not in negs
     assert victim not in _visible_refs()
     # the retry stores the clip and keeps it; from then on it is used
     stages.media_stage(item, vid, None)
     row = _clips(id=victim)[0]
-    assert row.kept and row.reject_reason is None and len(list(get_store().list(f"clips/{victim}/"))) == 10
+    assert (
+        row.kept
+        and row.reject_reason is None
+        and len(list(get_store().list(f"clips/{victim}/"))) == 10
+    )
     stages.caption_stage(vid)
     stages.pairs_stage(vid, hard_negatives=4)
     assert victim in _visible_refs()
@@ -169,12 +200,19 @@ def test_hard_negatives_name_their_source_video_and_dedup_cluster(raw):
     # a pair whose target is that clip groups by the same (dedup cluster, video) as its hard-negative ref
     by_target = {p.target["video"]["clip_id"]: p for p in pairs if p.task == "I2V"}
     for v in negs:
-        assert (by_target[v["clip_id"]].dedup_cluster, by_target[v["clip_id"]].video_id) == (v["dedup_cluster"], v["video_id"])
+        assert (by_target[v["clip_id"]].dedup_cluster, by_target[v["clip_id"]].video_id) == (
+            v["dedup_cluster"],
+            v["video_id"],
+        )
     for p in pairs:  # ids are those of refs without the descriptive fields (rows written before them keep theirs)
+
         def bare(side: dict) -> str:
             video = side.get("video")
             if isinstance(video, dict):
-                side = {**side, "video": {k: v for k, v in video.items() if k in ("clip_id", "frames")}}
+                side = {
+                    **side,
+                    "video": {k: v for k, v in video.items() if k in ("clip_id", "frames")},
+                }
             return json.dumps(side, sort_keys=True)
 
         assert p.id == stable_id(p.task, bare(p.query), bare(p.target))
@@ -204,16 +242,40 @@ def test_a_re_encode_fallback_is_logged_and_shown_in_the_job_status(raw, monkeyp
     with session_scope() as s:
         s.add(Job(id="job-1", kind="synth", state=JobState.running, params={"source": "mem://"}))
         s.flush()
-        upsert(s, JobItem, [{"id": "item-1", "job_id": "job-1", "item_key": item.uri, "state": "pending", "attempts": 0,
-                             "result": {"source": asdict(item), "video_id": vid, "source_id": None}}])
+        upsert(
+            s,
+            JobItem,
+            [
+                {
+                    "id": "item-1",
+                    "job_id": "job-1",
+                    "item_key": item.uri,
+                    "state": "pending",
+                    "attempts": 0,
+                    "result": {"source": asdict(item), "video_id": vid, "source_id": None},
+                }
+            ],
+        )
     task = type("Task", (), {"name": "synth.media"})()
     with caplog.at_level("WARNING", logger="services.synth.stages"):
         tasks._run(task, "media", "job-1", "item-1")
     assert sent and sent[0][0] == "synth.caption"  # the item went on to its captions
-    assert any("stream copy impossible" in r.getMessage() and "re-encoded" in r.getMessage() for r in caplog.records)
+    assert any(
+        "stream copy impossible" in r.getMessage() and "re-encoded" in r.getMessage()
+        for r in caplog.records
+    )
     summary = job_summary("job-1")
     kept = len(_clips(video_id=vid, kept=True))
-    assert kept and summary["clips_reencoded"] == summary["items"][0]["clips_reencoded"] == summary["clips"] == kept
-    assert any(n.startswith("media: stream copy impossible (packets without timestamps)") for n in summary["items"][0]["notes"])
+    assert (
+        kept
+        and summary["clips_reencoded"]
+        == summary["items"][0]["clips_reencoded"]
+        == summary["clips"]
+        == kept
+    )
+    assert any(
+        n.startswith("media: stream copy impossible (packets without timestamps)")
+        for n in summary["items"][0]["notes"]
+    )
     out = CliRunner().invoke(app, ["status", "job-1"], env={"COLUMNS": "200"})
     assert out.exit_code == 0 and f"re-encoded {kept}" in out.output, out.output

@@ -44,13 +44,24 @@ def main(result_file: str) -> None:
     grad = w.grad.clone()
     dist.all_reduce(grad)
     w_gc = w.detach().clone().requires_grad_()
-    gc = grad_cache_backward(LinearEmbedder(w_gc), [xq[sl], xy[sl], xh[hs]],
-                             lambda q, y, h: infonce(q, y, groups[sl], 0.05, h, HARD_GROUPS[hs]), chunk=4)
+    gc = grad_cache_backward(
+        LinearEmbedder(w_gc),
+        [xq[sl], xy[sl], xh[hs]],
+        lambda q, y, h: infonce(q, y, groups[sl], 0.05, h, HARD_GROUPS[hs]),
+        chunk=4,
+    )
     gc_grad = w_gc.grad.clone()
     dist.all_reduce(gc_grad)
     if rank == 0:
-        torch.save({"loss": out["loss"].detach().clone(), "grad": grad, "gc_loss": gc["loss"], "gc_grad": gc_grad},
-                   result_file)
+        torch.save(
+            {
+                "loss": out["loss"].detach().clone(),
+                "grad": grad,
+                "gc_loss": gc["loss"],
+                "gc_grad": gc_grad,
+            },
+            result_file,
+        )
     dist.barrier()  # no rank tears gloo down while another still talks to it
     dist.destroy_process_group()
 

@@ -34,8 +34,10 @@ def _clip(name: str, rng: np.random.Generator) -> dict:
         img = np.full((64, 64, 3), 40, np.uint8)
         img[20:40, 4 + i * 6 : 24 + i * 6] = colour
         frames.append(_put_jpeg(f"clips/{name}/frames/{i:02d}.jpg", img))
-    keyframe = _put_jpeg(f"clips/{name}/keyframe.jpg", np.asarray(Image.open(io.BytesIO(
-        get_store().get_bytes(frames[4])))))
+    keyframe = _put_jpeg(
+        f"clips/{name}/keyframe.jpg",
+        np.asarray(Image.open(io.BytesIO(get_store().get_bytes(frames[4])))),
+    )
     return {"video": {"clip_id": name, "frames": frames, "fps": 4.0}, "image": keyframe}
 
 
@@ -47,19 +49,23 @@ def _pairs() -> list[dict]:
         clip, other = _clip(f"c{i}", rng), _clip(f"d{i}", rng)
         text = {"text": f"a square moves right, number {i}"}
         video, image = {"video": clip["video"]}, {"image": clip["image"]}
-        sides = {"T2T": (text, {"text": f"the square slides to the right {i}"}),
-                 "T2I": (text, image),
-                 "T2V": (text, video),
-                 "TI2V": ({"text": "now it is blue", "image": other["image"]}, video),
-                 "TV2V": ({"text": "faster", "video": other["video"]}, video),
-                 "I2V": (image, video),
-                 "V2V": ({"video": other["video"]}, video)}
+        sides = {
+            "T2T": (text, {"text": f"the square slides to the right {i}"}),
+            "T2I": (text, image),
+            "T2V": (text, video),
+            "TI2V": ({"text": "now it is blue", "image": other["image"]}, video),
+            "TV2V": ({"text": "faster", "video": other["video"]}, video),
+            "I2V": (image, video),
+            "V2V": ({"video": other["video"]}, video),
+        }
         for task, (query, target) in sides.items():
             out.append({"task": task, "video_id": f"v{i}", "query": query, "target": target})
     return out
 
 
-def test_the_qwen2_vl_tiny_bundle_loads_as_the_prober_and_probes_all_seven_tasks(tmp_path, tiny_model_dir):
+def test_the_qwen2_vl_tiny_bundle_loads_as_the_prober_and_probes_all_seven_tasks(
+    tmp_path, tiny_model_dir
+):
     from shared.model.cli import app
 
     out = tmp_path / "gme-tiny"
@@ -70,8 +76,12 @@ def test_the_qwen2_vl_tiny_bundle_loads_as_the_prober_and_probes_all_seven_tasks
 
     ts = TrainSettings(prober=str(out))
     prober = loop.epoch_prober(1, ts, trained)
-    assert prober is not trained and type(prober.model).__name__ == "Qwen2VLForConditionalGeneration"
-    assert loop.epoch_prober(2, ts, trained) is trained  # later epochs probe the model being trained
+    assert (
+        prober is not trained and type(prober.model).__name__ == "Qwen2VLForConditionalGeneration"
+    )
+    assert (
+        loop.epoch_prober(2, ts, trained) is trained
+    )  # later epochs probe the model being trained
 
     batcher = PairBatcher(_pairs())
     alignment = loop.probe_alignment(prober, batcher, 3)

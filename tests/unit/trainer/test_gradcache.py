@@ -48,8 +48,13 @@ def batch():
     def video() -> np.ndarray:
         return rng.integers(0, 255, (8, 56, 56, 3), dtype=np.uint8)
 
-    q = [EmbedInput(text=" ".join(rng.choice(WORDS, int(rng.integers(2, 12)))), instruction="Find a video according to the given text.")
-         for _ in range(B)]
+    q = [
+        EmbedInput(
+            text=" ".join(rng.choice(WORDS, int(rng.integers(2, 12)))),
+            instruction="Find a video according to the given text.",
+        )
+        for _ in range(B)
+    ]
     y = [EmbedInput(video=video()) for _ in range(B)]
     h = [EmbedInput(video=video()) for _ in range(H)]
     return q, y, h, [0, 1, 2, 3, 3, 5], [100, 101, 2]
@@ -66,7 +71,9 @@ def _run(e: Embedder, seed: int, fn) -> tuple[float, dict[str, torch.Tensor]]:  
         p.grad = None
     torch.manual_seed(seed)
     loss = float(fn()["loss"].detach())
-    return loss, {n: p.grad.clone() if p.grad is not None else torch.zeros_like(p) for n, p in params.items()}
+    return loss, {
+        n: p.grad.clone() if p.grad is not None else torch.zeros_like(p) for n, p in params.items()
+    }
 
 
 def _chunked_autograd(e: Embedder, batch, chunk: int) -> dict[str, torch.Tensor]:  # noqa: ANN001
@@ -76,10 +83,23 @@ def _chunked_autograd(e: Embedder, batch, chunk: int) -> dict[str, torch.Tensor]
     def embed(items):  # noqa: ANN001, ANN202
         if not items:
             return None
-        return torch.cat([e.forward(e.collate(items[i:i + chunk])) for i in range(0, len(items), chunk)])
+        return torch.cat(
+            [e.forward(e.collate(items[i : i + chunk])) for i in range(0, len(items), chunk)]
+        )
 
-    q, y, h = embed(q_in), embed(y_in), embed(h_in)  # in the order the step embeds them (dropout draws)
-    out = infonce(q, y, torch.tensor(groups), TS.temperature, h, torch.tensor(hgroups) if h is not None else None)
+    q, y, h = (
+        embed(q_in),
+        embed(y_in),
+        embed(h_in),
+    )  # in the order the step embeds them (dropout draws)
+    out = infonce(
+        q,
+        y,
+        torch.tensor(groups),
+        TS.temperature,
+        h,
+        torch.tensor(hgroups) if h is not None else None,
+    )
     out["loss"].backward()
     return out
 
@@ -99,7 +119,9 @@ def _worst(a: dict, b: dict) -> float:
     return max(float((a[n] - b[n]).abs().max()) for n in b) / scale
 
 
-@pytest.mark.parametrize("chunk", [2, 4])  # 2 divides the 6 pairs (not the 3 negatives); 4 divides neither
+@pytest.mark.parametrize(
+    "chunk", [2, 4]
+)  # 2 divides the 6 pairs (not the 3 negatives); 4 divides neither
 def test_gradients_equal_chunked_autograd_with_dropout(embedder, batch, chunk):
     embedder.model.train()
     ts = TS.model_copy(update={"grad_cache": True, "grad_cache_chunk": chunk})
@@ -117,11 +139,20 @@ def test_without_dropout_gradients_equal_the_plain_step(embedder, batch, chunk):
     embedder.model.eval()  # dropout off; nothing else in the model differs between modes
     try:
         plain = _run(embedder, 7, lambda: forward_backward(embedder, *batch, TS))
-        cached = _run(embedder, 7, lambda: forward_backward(
-            embedder, *batch, TS.model_copy(update={"grad_cache": True, "grad_cache_chunk": chunk})))
+        cached = _run(
+            embedder,
+            7,
+            lambda: forward_backward(
+                embedder,
+                *batch,
+                TS.model_copy(update={"grad_cache": True, "grad_cache_chunk": chunk}),
+            ),
+        )
     finally:
         embedder.model.train()
-    _assert_same(cached, plain, rtol=2e-5)  # chunks pad to other lengths: rounding only (measured ≤ 1.2e-6)
+    _assert_same(
+        cached, plain, rtol=2e-5
+    )  # chunks pad to other lengths: rounding only (measured ≤ 1.2e-6)
 
 
 def test_a_batch_without_hard_negatives(embedder, batch):
@@ -129,7 +160,9 @@ def test_a_batch_without_hard_negatives(embedder, batch):
     embedder.model.train()
     ts = TS.model_copy(update={"grad_cache": True, "grad_cache_chunk": 4})
     cached = _run(embedder, 3, lambda: forward_backward(embedder, q_in, y_in, [], groups, [], ts))
-    reference = _run(embedder, 3, lambda: _chunked_autograd(embedder, (q_in, y_in, [], groups, []), 4))
+    reference = _run(
+        embedder, 3, lambda: _chunked_autograd(embedder, (q_in, y_in, [], groups, []), 4)
+    )
     _assert_same(cached, reference, rtol=1e-5)
 
 
@@ -161,19 +194,38 @@ def test_a_run_resumes_to_the_same_weights(tiny_model_dir, tmp_path, monkeypatch
     snapshot = build_world_snapshot(12, seed=4, size=(56, 56), tasks=("T2V",), hard_negatives=1)
 
     def run(out: str) -> dict:
-        return train(TrainConfig(snapshot=snapshot, model=str(tiny_model_dir), sampler="uniform", steps=4, batch_size=4,
-                                 seed=5, out=str(tmp_path / out), run_id="gc", preset="tiny", heldout_fraction=0.0,
-                                 overrides={"lora_dropout": 0.1, "epochs": 1}))
+        return train(
+            TrainConfig(
+                snapshot=snapshot,
+                model=str(tiny_model_dir),
+                sampler="uniform",
+                steps=4,
+                batch_size=4,
+                seed=5,
+                out=str(tmp_path / out),
+                run_id="gc",
+                preset="tiny",
+                heldout_fraction=0.0,
+                overrides={"lora_dropout": 0.1, "epochs": 1},
+            )
+        )
 
     first = run("first")
     store = get_store()
     assert json.loads(store.get_bytes("checkpoints/gc/latest.json"))["step"] == 4
-    store.put_bytes("checkpoints/gc/latest.json", json.dumps({"step": 2, "prefix": "checkpoints/gc/00000002"}).encode())
+    store.put_bytes(
+        "checkpoints/gc/latest.json",
+        json.dumps({"step": 2, "prefix": "checkpoints/gc/00000002"}).encode(),
+    )
     steps = []
-    monkeypatch.setattr(loop, "forward_backward", lambda *a: steps.append(a) or forward_backward(*a))
+    monkeypatch.setattr(
+        loop, "forward_backward", lambda *a: steps.append(a) or forward_backward(*a)
+    )
     resumed = run("resumed")
     assert len(steps) == 2  # steps 3 and 4 only: it resumed
-    assert all(a[-1].grad_cache == (grad_cache == "true") and a[-1].grad_cache_chunk == 3 for a in steps)
+    assert all(
+        a[-1].grad_cache == (grad_cache == "true") and a[-1].grad_cache_chunk == 3 for a in steps
+    )
     assert resumed["curve"] == first["curve"]
     a = load_file(str(tmp_path / "first" / "adapter" / "adapter_model.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "adapter" / "adapter_model.safetensors"))

@@ -42,21 +42,42 @@ def test_a_preset_fills_only_what_nothing_above_it_set(env):
 
 def test_yaml_file_reaches_every_run_field(env, tmp_path, monkeypatch):
     cfg = tmp_path / "univr.yaml"
-    cfg.write_text("train:\n  steps: 11\n  heldout_fraction: 0.25\n  report_to: none\n"
-                   "  epochs: 2\n  steps_per_epoch: 4\n")
+    cfg.write_text(
+        "train:\n  steps: 11\n  heldout_fraction: 0.25\n  report_to: none\n"
+        "  epochs: 2\n  steps_per_epoch: 4\n"
+    )
     monkeypatch.setenv("UNIVR_CONFIG_FILE", str(cfg))
     env(STEPS="12")  # env over the file
     ts = TrainConfig(snapshot="s").train_settings()
     assert (ts.steps, ts.heldout_fraction, ts.report_to, ts.epochs, ts.steps_per_epoch) == (
-        12, 0.25, "none", 2, 4)
+        12,
+        0.25,
+        "none",
+        2,
+        4,
+    )
 
 
 def test_gve_preset_is_table7_unless_batch_size_is_given(env):
     ts = TrainConfig(snapshot="s").train_settings()
     assert ts.preset == "gve" and ts.task_batch_size == {
-        "T2T": 64, "T2I": 32, "T2V": 64, "TI2V": 64, "TV2V": 64, "I2V": 64, "V2V": 64}
+        "T2T": 64,
+        "T2I": 32,
+        "T2V": 64,
+        "TI2V": 64,
+        "TV2V": 64,
+        "I2V": 64,
+        "V2V": 64,
+    }
     assert ts.task_hard_negatives == {
-        "T2T": 0, "T2I": 0, "T2V": 1, "TI2V": 1, "TV2V": 1, "I2V": 0, "V2V": 0}
+        "T2T": 0,
+        "T2I": 0,
+        "T2V": 1,
+        "TI2V": 1,
+        "TV2V": 1,
+        "I2V": 0,
+        "V2V": 0,
+    }
     assert TrainConfig(snapshot="s", batch_size=8).train_settings().task_batch_size == {}
     both = TrainConfig(snapshot="s", batch_size=8, overrides={"task_batch_size": {"T2V": 3}})
     assert both.train_settings().task_batch_size == {"T2V": 3}

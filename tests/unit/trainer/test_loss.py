@@ -22,8 +22,13 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def _data(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(2 * B, D, generator=g), torch.randn(2 * B, D, generator=g), torch.randn(4, D, generator=g),
-            torch.tensor([0, 1, 2, 3, 3, 5, 6, 7, 8, 9, 10, 11]), torch.randn(D, D, generator=g))
+    return (
+        torch.randn(2 * B, D, generator=g),
+        torch.randn(2 * B, D, generator=g),
+        torch.randn(4, D, generator=g),
+        torch.tensor([0, 1, 2, 3, 3, 5, 6, 7, 8, 9, 10, 11]),
+        torch.randn(D, D, generator=g),
+    )
 
 
 def _forward(w, xq, xy, xh, groups, hard_groups):
@@ -62,9 +67,22 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
     single["loss"].backward()
     result_file = tmp_path / "res.pt"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           str(Path(__file__).with_name("dist_worker.py")), str(result_file)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(Path(__file__).with_name("dist_worker.py")),
+            str(result_file),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = torch.load(result_file)
     assert float(res["loss"]) == pytest.approx(float(single["loss"]), rel=1e-5)

@@ -39,8 +39,14 @@ def _pairs() -> list[dict]:
     out = []
     for task, n in (("T2V", 7), ("T2I", 4), ("I2V", 1)):
         for i in range(n):
-            out.append({"task": task, "video_id": f"{task}-{i}", "query": {"text": f"q {task} {i}"},
-                        "target": {"text": f"y {task} {i % 3}"}})
+            out.append(
+                {
+                    "task": task,
+                    "video_id": f"{task}-{i}",
+                    "query": {"text": f"q {task} {i}"},
+                    "target": {"text": f"y {task} {i % 3}"},
+                }
+            )
     return out
 
 
@@ -50,7 +56,9 @@ def test_each_rank_scores_its_share_and_the_sum_equals_one_process(monkeypatch):
     expected = loop.probe_alignment(single, batcher, 5)
     assert len(single.embedded) == 2 * (5 + 4 + 1)
     world, partials, embedded = 3, [], []
-    monkeypatch.setattr(torch.distributed, "all_reduce", lambda t, *a, **k: partials.append(t.clone()))
+    monkeypatch.setattr(
+        torch.distributed, "all_reduce", lambda t, *a, **k: partials.append(t.clone())
+    )
     for rank in range(world):
         emb = FakeEmbedder()
         loop.probe_alignment(emb, batcher, 5, rank, world)
@@ -86,7 +94,9 @@ def test_embed_shared_gives_every_rank_all_rows(monkeypatch):
     items = [EmbedInput(text=f"clip {i}") for i in range(5)]
     expected = FakeEmbedder().embed(items)
     world, partials, embedded = 2, [], []
-    monkeypatch.setattr(torch.distributed, "all_reduce", lambda t, *a, **k: partials.append(t.clone()))
+    monkeypatch.setattr(
+        torch.distributed, "all_reduce", lambda t, *a, **k: partials.append(t.clone())
+    )
     for rank in range(world):
         emb = FakeEmbedder()
         loop.embed_shared(emb, items, rank, world)
@@ -106,7 +116,9 @@ def _gather_as(others: list[torch.Tensor]):  # noqa: ANN202
 def test_replica_check_raises_when_a_rank_drew_another_task_or_probability(monkeypatch):
     monkeypatch.setattr(torch.distributed, "get_backend", lambda *a: "gloo")
     batcher = PairBatcher(_pairs(), seed=1)
-    sampler = TaskSampler(batcher.tasks, seed=1, alignment={"I2V": 0.3, "T2I": 0.2, "T2V": 0.1}, sigma=0.5)
+    sampler = TaskSampler(
+        batcher.tasks, seed=1, alignment={"I2V": 0.3, "T2I": 0.2, "T2V": 0.1}, sigma=0.5
+    )
     task = sampler.draw()
     fp = loop.replica_fingerprint(sampler, batcher)
     same = torch.tensor([sampler.tasks.index(task), fp])
@@ -117,12 +129,21 @@ def test_replica_check_raises_when_a_rank_drew_another_task_or_probability(monke
     with pytest.raises(RuntimeError, match="diverged at step 1"):
         loop.check_replicas_agree(1, task, sampler, batcher, 2)
     # a rank whose probe scores differ in the last bit has other task probabilities
-    drifted = TaskSampler(batcher.tasks, seed=1, alignment={"I2V": 0.3, "T2I": 0.2, "T2V": np.nextafter(0.1, 1)},
-                          sigma=0.5)
+    drifted = TaskSampler(
+        batcher.tasks,
+        seed=1,
+        alignment={"I2V": 0.3, "T2I": 0.2, "T2V": np.nextafter(0.1, 1)},
+        sigma=0.5,
+    )
     drifted.draw()
     assert loop.replica_fingerprint(drifted, batcher) != fp
-    monkeypatch.setattr(torch.distributed, "all_gather",
-                        _gather_as([torch.tensor([sampler.tasks.index(task), loop.replica_fingerprint(drifted, batcher)])]))
+    monkeypatch.setattr(
+        torch.distributed,
+        "all_gather",
+        _gather_as(
+            [torch.tensor([sampler.tasks.index(task), loop.replica_fingerprint(drifted, batcher)])]
+        ),
+    )
     with pytest.raises(RuntimeError, match="diverged"):
         loop.check_replicas_agree(1, task, sampler, batcher, 2)
     loop.check_replicas_agree(1, task, sampler, batcher, 1)  # one process: nothing to compare

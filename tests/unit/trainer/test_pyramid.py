@@ -27,7 +27,9 @@ def test_low_sigma_concentrates_on_aligned_tasks_high_sigma_flattens():
 
 
 def test_sigma_ramps_linearly_per_epoch_and_per_step():
-    assert [sigma_at(e, 3, 0, 0, 0.1, 1.0, "epoch") for e in (1, 2, 3)] == pytest.approx([0.1, 0.55, 1.0])
+    assert [sigma_at(e, 3, 0, 0, 0.1, 1.0, "epoch") for e in (1, 2, 3)] == pytest.approx(
+        [0.1, 0.55, 1.0]
+    )
     steps = [sigma_at(1, 3, s, 11, 0.1, 1.0, "step") for s in range(11)]
     assert steps[0] == pytest.approx(0.1) and steps[-1] == pytest.approx(1.0)
     assert all(b - a == pytest.approx(0.09) for a, b in zip(steps, steps[1:], strict=False))

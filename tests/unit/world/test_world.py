@@ -44,14 +44,24 @@ def test_cuts_are_visible_where_the_sidecar_says(tmp_path):
 def test_failure_cases_are_what_they_claim(tmp_path):
     vids = generate(tmp_path, 20, seed=2, failures=True, workers=1)
     by_kind = {v.failure: v for v in vids if v.failure}
-    assert set(by_kind) == {"static", "near_duplicate", "mismatched_caption", "truncated", "garbage", "empty"}
+    assert set(by_kind) == {
+        "static",
+        "near_duplicate",
+        "mismatched_caption",
+        "truncated",
+        "garbage",
+        "empty",
+    }
     assert by_kind["empty"].path.stat().st_size == 0
     with pytest.raises(av.error.InvalidDataError):
         av.open(str(by_kind["garbage"].path))
     an = decode_once(by_kind["static"].path, 32, 64)
     assert np.abs(np.diff(an.small, axis=0)).mean() < 3.0  # only encoder noise
     dup = by_kind["near_duplicate"].sidecar
-    assert dup["duplicate_of"] in {v.id for v in vids} and dup["shots"] == next(v for v in vids if v.id == dup["duplicate_of"]).sidecar["shots"]
+    assert (
+        dup["duplicate_of"] in {v.id for v in vids}
+        and dup["shots"] == next(v for v in vids if v.id == dup["duplicate_of"]).sidecar["shots"]
+    )
     rows = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
     assert len(rows) == len(vids) and all((tmp_path / r["path"]).exists() for r in rows)
 
@@ -81,5 +91,7 @@ def test_sub_spec_keeps_only_the_span():
     spec = sample_spec(random.Random(9), "s", shots=3)
     a, b = spec["shots"][1]["start_s"], spec["shots"][1]["end_s"]
     sub = sub_spec(spec, a, b)
-    assert len(sub["shots"]) == 1 and sub["shots"][0]["background"] == spec["shots"][1]["background"]
+    assert (
+        len(sub["shots"]) == 1 and sub["shots"][0]["background"] == spec["shots"][1]["background"]
+    )
     assert sub["duration_s"] == pytest.approx(b - a)
