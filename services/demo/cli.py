@@ -28,6 +28,12 @@ def demo(
     seed: int = typer.Option(7, help="Seed of the generated world and the runs."),
     uvrb_size: int = typer.Option(32, help="Corpus size of each UVRB-mini dataset."),
     seeds: int = typer.Option(2, help="Seeds per sampler for the pyramid vs uniform ablation."),
+    prober_steps: int = typer.Option(
+        120, min=0, help="Steps of the epoch-1 prober's training on other videos (0: no prober)."
+    ),
+    prober_videos: int = typer.Option(
+        96, min=2, help="Procedural videos the prober trains on (disjoint from the demo's)."
+    ),
     fresh: bool = typer.Option(False, help="Start clean instead of reusing finished stages."),
     stack: bool = typer.Option(
         False,
@@ -45,6 +51,8 @@ def demo(
         workers=workers,
         uvrb_size=uvrb_size,
         seeds=seeds,
+        prober_steps=prober_steps,
+        prober_videos=prober_videos,
         fresh=fresh,
         stack=stack,
     )
@@ -96,6 +104,14 @@ def print_summary(summary: dict, out: Path) -> None:
         t.add_row(f"pairs {task}", str(n))
     for reason, n in list(rejection_counts(synth).items())[:8]:
         t.add_row("rejected", f"{n} × {reason[:80]}")
+    prober = summary.get("prober") or {}
+    if prober.get("path"):
+        r1 = [prober.get(f"heldout_t2v_r1_{w}") or 0.0 for w in ("before", "after")]
+        t.add_row(
+            "epoch-1 prober",
+            f"{prober.get('steps')} steps on {prober.get('videos')} other videos, "
+            f"held-out t2v R@1 {r1[0]:.3f} → {r1[1]:.3f}",
+        )
     for sampler, tr in summary.get("training", {}).items():
         t.add_row(f"training {sampler}", f"{tr.get('steps')} steps, {tr.get('wall_seconds')} s")
     idx = summary.get("index", {})

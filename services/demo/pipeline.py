@@ -1,7 +1,8 @@
 """The demo's main job: the whole univr loop on the embedded default, stage by stage.
 
-raw corpus → synthesis (real worker processes) → snapshot → UVRB-mini → untrained score →
-training (pyramid and uniform, ``seeds`` each: the ablation) → scores → index + promotion → queries → report.
+raw corpus → synthesis (real worker processes) → snapshot → the epoch-1 prober (trained on other
+videos: services/demo/prober.py) → UVRB-mini → untrained score → training (pyramid and uniform,
+``seeds`` each: the ablation) → scores → index + promotion → queries → report.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.demo.prober import STAGE as PROBER_STAGE
+from services.demo.prober import train_prober
 from services.demo.stages import StageRunner
 from shared.stats import ablation
 
@@ -32,6 +35,8 @@ class DemoOptions:
     workers: int = 2
     uvrb_size: int = 32
     seeds: int = 2  # per sampler (seed, seed+1, ...): the ablation's mean ± std and significance
+    prober_videos: int = 96  # world videos the epoch-1 prober trains on (services/demo/prober.py)
+    prober_steps: int = 120  # its training steps; 0: no prober (the model being trained probes)
     fresh: bool = False
     stack: bool = (
         False  # use the running stack from the environment instead of the embedded default
@@ -74,65 +79,102 @@ def run_demo(opts: DemoOptions, runner: StageRunner | None = None) -> dict[str, 
             "snapshot", ["data", "snapshot", "--name", "demo", "--json"], json_out=True
         ),
     )
-    model = runner.stage(
-        "model",
-        lambda: {
-            "path": runner.univr(
-                "model",
-                [
-                    "model",
-                    "tiny",
-                    "--out",
-                    str(out / "home" / "models" / "tiny"),
-                    "--seed",
-                    str(opts.seed),
-                ],
-            )
-            and str(out / "home" / "models" / "tiny")
-        },
-    )
+    model = runner.stage("model", lambda: _model(runner, out, opts))
+    prober = runner.stage(PROBER_STAGE, lambda: _prober(runner, model["path"], opts))
     runner.stage("uvrb", lambda: _uvrb(runner, uvrb, opts))
-
-    scores: dict[str, Any] = {}
-    scores["untrained"] = runner.stage(
-        "eval-untrained",
-        lambda: _evaluate(runner, "eval-untrained", uvrb, model["path"], None, out),
-    )
-    trained: dict[str, Any] = {}
-    runs: dict[str, list[dict[str, Any]]] = {
-        s: [] for s in SAMPLERS
-    }  # per sampler, one score per seed
-    for sampler in SAMPLERS:
-        for seed in range(opts.seed, opts.seed + max(opts.seeds, 1)):
-            tag = (
-                sampler if seed == opts.seed else f"{sampler}-s{seed}"
-            )  # the first seed keeps the old names
-            run = runner.stage(
-                f"train-{tag}",
-                lambda s=sampler, sd=seed: _train(runner, s, snap, model["path"], opts, sd),
-            )
-            score = runner.stage(
-                f"eval-{tag}",
-                lambda t=tag, r=run: _evaluate(
-                    runner, f"eval-{t}", uvrb, model["path"], r["adapter"], out
-                ),
-            )
-            runs[sampler].append(score)
-            if seed == opts.seed:
-                trained[sampler], scores[sampler] = run, score
-
+    scores: dict[str, Any] = {
+        "untrained": runner.stage(
+            "eval-untrained",
+            lambda: _evaluate(runner, "eval-untrained", uvrb, model["path"], None, out),
+        )
+    }
+    trained, runs = _train_and_score(runner, opts, snap, model["path"], prober, scores)
     best = max(SAMPLERS, key=lambda s: scores[s]["abilities"]["AVG_A"])
     index = runner.stage(
         "index", lambda: _index(runner, model["path"], trained[best]["adapter"], scores[best], best)
     )
     queries = runner.stage("queries", lambda: _queries(runner, raw))
-
     summary = {
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "stage_seconds": {k: round(v, 1) for k, v in runner.timings.items()},
         "videos_in": gen["videos"],
         "synthesis": synth,
         "snapshot": snap,
+        "prober": {k: v for k, v in prober.items() if not k.startswith("_")},
+        **_results(scores, trained, runs, opts),
+        "best_sampler": best,
+        "index": index,
+        "queries": queries,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    from services.demo.report import write_report
+
+    write_report(summary, out / "report.html", store_root=out / "home" / "objects")
+    return summary
+
+
+def _model(runner: StageRunner, out: Path, opts: DemoOptions) -> dict[str, Any]:
+    path = out / "home" / "models" / "tiny"
+    runner.univr("model", ["model", "tiny", "--out", str(path), "--seed", str(opts.seed)])
+    return {"path": str(path)}
+
+
+def _prober(runner: StageRunner, model: str, opts: DemoOptions) -> dict[str, Any]:
+    return train_prober(
+        runner,
+        opts.out,
+        model,
+        seed=opts.seed,
+        videos=opts.prober_videos,
+        steps=opts.prober_steps,
+        batch_size=opts.batch_size,
+    )
+
+
+def _train_and_score(
+    runner: StageRunner,
+    opts: DemoOptions,
+    snap: dict[str, Any],
+    model: str,
+    prober: dict[str, Any],
+    scores: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """Each sampler for each seed: train, score on UVRB-mini. The first seed's runs keep the plain
+    names (``train-pyramid``) and fill ``scores``; returns (first seed's runs, scores per seed)."""
+    trained: dict[str, Any] = {}
+    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in SAMPLERS}
+    for sampler in SAMPLERS:
+        for seed in _seeds(opts):
+            tag = sampler if seed == opts.seed else f"{sampler}-s{seed}"
+            run = runner.stage(
+                f"train-{tag}",
+                lambda s=sampler, sd=seed: _train(runner, s, snap, model, opts, sd, prober),
+            )
+            score = runner.stage(
+                f"eval-{tag}",
+                lambda t=tag, r=run: _evaluate(
+                    runner, f"eval-{t}", opts.out / "uvrb", model, r["adapter"], opts.out
+                ),
+            )
+            runs[sampler].append(score)
+            if seed == opts.seed:
+                trained[sampler], scores[sampler] = run, score
+    return trained, runs
+
+
+def _seeds(opts: DemoOptions) -> list[int]:
+    return list(range(opts.seed, opts.seed + max(opts.seeds, 1)))
+
+
+def _results(
+    scores: dict[str, Any],
+    trained: dict[str, Any],
+    runs: dict[str, list[dict[str, Any]]],
+    opts: DemoOptions,
+) -> dict[str, Any]:
+    """summary.json's scores: abilities and datasets per model, training runs, the ablation."""
+    kept = ("steps", "wall_seconds", "curve", "task_probs", "adapter", "final_loss")
+    return {
         "abilities": {
             name: {k: s["abilities"].get(k) for k in ABILITY_KEYS} for name, s in scores.items()
         },
@@ -140,25 +182,10 @@ def run_demo(opts: DemoOptions, runner: StageRunner | None = None) -> dict[str, 
             name: {ds: v.get("score") for ds, v in s.get("datasets", {}).items()}
             for name, s in scores.items()
         },
-        "training": {
-            s: {
-                k: v
-                for k, v in trained[s].items()
-                if k in ("steps", "wall_seconds", "curve", "task_probs", "adapter", "final_loss")
-            }
-            for s in SAMPLERS
-        },
-        "best_sampler": best,
-        "index": index,
-        "queries": queries,
-        "ablation_seeds": list(range(opts.seed, opts.seed + max(opts.seeds, 1))),
+        "training": {s: {k: v for k, v in trained[s].items() if k in kept} for s in SAMPLERS},
+        "ablation_seeds": _seeds(opts),
         "ablation": ablation_summary(runs),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    from services.demo.report import write_report
-
-    write_report(summary, out / "report.html", store_root=out / "home" / "objects")
-    return summary
 
 
 def _generate(runner: StageRunner, raw: Path, opts: DemoOptions) -> dict[str, Any]:
@@ -241,6 +268,7 @@ def _train(
     model: str,
     opts: DemoOptions,
     seed: int,
+    prober: dict[str, Any],
 ) -> dict[str, Any]:
     tag = sampler if seed == opts.seed else f"{sampler}-s{seed}"
     run_dir = opts.out / "train" / tag
@@ -265,6 +293,8 @@ def _train(
         "tiny",
         "--json",
     ]
+    if prober.get("path"):
+        args += ["--prober", prober["path"]]
     return runner.univr(f"train-{tag}", args, json_out=True)  # each seed's own log
 
 

@@ -48,6 +48,9 @@ def run_cmd(
     run_id: str | None = typer.Option(
         None, help="Run id (default: derived from the config; a rerun resumes it)."
     ),
+    prober: str | None = typer.Option(
+        None, help="Epoch-1 prober: a model path or hub id (train.prober; default: configured)."
+    ),
     nproc: int = typer.Option(1, help="Processes (torchrun); gloo on CPU, nccl on GPU."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -64,6 +67,8 @@ def run_cmd(
         preset=preset,
         run_id=run_id,
     )
+    if prober is not None:
+        data["overrides"] = {**(data.get("overrides") or {}), "prober": prober}
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         cfg_file = Path(data.get("out", "train-out")) / "config.yaml"
         cfg_file.parent.mkdir(parents=True, exist_ok=True)

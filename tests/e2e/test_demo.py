@@ -1,5 +1,6 @@
 """`univr demo` end to end at a small size: every stage runs for real, the summary has the numbers
-the README promises, the trained model beats the untrained one, and a second run reuses the stages."""
+the README promises, the trained model beats the untrained one, the epoch-1 prober is trained on
+other videos and used, and a second run reuses the stages."""
 
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ def _demo(out, *extra: str) -> subprocess.CompletedProcess:
             "120",
             "--uvrb-size",
             "12",
+            "--prober-videos",
+            "24",
+            "--prober-steps",
+            "30",
             *extra,
         ],
         env=env,
@@ -73,6 +78,11 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path):
         for sampler in ("pyramid", "uniform"):
             assert set(row[sampler]) == {"mean", "std", "seeds"} and len(row[sampler]["seeds"]) == 2
         assert isinstance(row["significant"], bool)
+    # the epoch-1 prober: trained beforehand on other videos, named by every training run
+    prober = summary["prober"]
+    assert prober["steps"] == 30 and prober["videos"] == 24 and Path(prober["path"]).is_dir()
+    for tag in ("pyramid", "uniform-s8"):
+        assert f"--prober {prober['path']}" in (out / "logs" / f"train-{tag}.log").read_text()
     assert set(summary["snapshot"]["counts"]) == {"T2T", "T2I", "T2V", "TI2V", "TV2V", "I2V", "V2V"}
     assert summary["index"]["promotion"]["promoted"] and summary["index"]["points"] > 0
     assert all(q["hits"] for q in summary["queries"]["results"])
