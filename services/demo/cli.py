@@ -37,10 +37,12 @@ def demo(
     fresh: bool = typer.Option(False, help="Start clean instead of reusing finished stages."),
     stack: bool = typer.Option(
         False,
-        help="Use the stack configured in the environment (UNIVR_PROFILE=stack) instead of the embedded default.",
+        help="Use the stack configured in the environment (UNIVR_PROFILE=stack) instead of the "
+        "embedded default.",
     ),
 ) -> None:
-    """Generate videos → synthesize pairs → train the tiny GVE → evaluate on UVRB-mini → index → search."""
+    """Generate videos → synthesize pairs → train the tiny GVE → evaluate on UVRB-mini → index →
+    search."""
     opts = DemoOptions(
         out=out.resolve(),
         videos=videos,
@@ -133,7 +135,7 @@ def print_summary(summary: dict, out: Path) -> None:
         hits = hits.get("results", []) if isinstance(hits, dict) else hits
         console.print(f"[bold]{q['kind']}[/] {q.get('query', '')!r}")
         for h in hits[:3]:
-            console.print(
-                f"    {h.get('score', 0):.3f}  {h.get('video', '')}  {h.get('start_ms', 0) / 1000:.1f}–{h.get('end_ms', 0) / 1000:.1f} s  {json.dumps(h.get('caption', ''))[:70]}"
-            )
+            span = f"{h.get('start_ms', 0) / 1000:.1f}–{h.get('end_ms', 0) / 1000:.1f} s"
+            caption = json.dumps(h.get("caption", ""))[:70]
+            console.print(f"    {h.get('score', 0):.3f}  {h.get('video', '')}  {span}  {caption}")
     console.print(f"report: {out / 'report.html'}   summary: {out / 'summary.json'}")

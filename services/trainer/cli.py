@@ -73,7 +73,8 @@ def run_cmd(
         cfg_file = Path(data.get("out", "train-out")) / "config.yaml"
         cfg_file.parent.mkdir(parents=True, exist_ok=True)
         cfg_file.write_text(yaml.safe_dump(data))
-        # --standalone: one node, rendezvous on a free local port (two runs on one host don't collide on 29500)
+        # --standalone: one node, rendezvous on a free local port (two runs on one host don't
+        # collide on 29500)
         cmd = [
             sys.executable,
             "-m",
@@ -96,8 +97,10 @@ def run_cmd(
         typer.echo(json.dumps(result))
     else:
         typer.echo(
-            f"run {result['run_id']}: {result['steps']} steps in {result['wall_seconds']} s, final loss {result['final_loss']}, "
-            f"held-out t2v R@1 {result['heldout_t2v_r1_before']:.3f} → {result['heldout_t2v_r1_after']:.3f}; adapter {result['adapter']}"
+            f"run {result['run_id']}: {result['steps']} steps in {result['wall_seconds']} s, "
+            f"final loss {result['final_loss']}, held-out t2v R@1 "
+            f"{result['heldout_t2v_r1_before']:.3f} → {result['heldout_t2v_r1_after']:.3f}; "
+            f"adapter {result['adapter']}"
         )
 
 
