@@ -66,8 +66,8 @@ def test_prober_steps_zero_turns_it_off(tmp_path):
 def test_every_training_run_names_the_prober_when_there_is_one(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "_evaluate", lambda *a, **k: {"abilities": {"AVG_A": 0.1}})
     opts = DemoOptions(out=tmp_path, seeds=2)
-    for prober, expected in (({"path": "/p"}, "/p"), ({"path": None}, None)):
-        runner = FakeRunner(tmp_path / str(expected))
+    for n, (prober, expected) in enumerate((({"path": "/p"}, "/p"), ({"path": None}, None))):
+        runner = FakeRunner(tmp_path / f"demo{n}")
         _train_and_score(runner, opts, {"id": "s"}, "tiny", prober, {})
         runs = [c for c in runner.calls if c[:2] == ["train", "run"]]
         assert len(runs) == 4  # pyramid and uniform, two seeds each
