@@ -122,7 +122,7 @@ def mine_negatives(
         return
     prober = epoch_prober(epoch, ts, state.embedder)
     state.mined_epoch = mine_for_epoch(
-        data.train_pairs, prober, ts, run_id, epoch, dist.rank, dist.world
+        data.train_pairs, prober, ts, run_id, epoch, dist.rank, dist.world, state.mining_spread
     )
 
 
@@ -282,6 +282,7 @@ def finish(
         "heldout_queries": heldout_queries(data.eval_pairs),
         "curve": curve,
         "task_probs": state.probs_log[:: max(1, len(state.probs_log) // 100)],
+        "mining_spread": state.mining_spread,  # per epoch and task (mined negatives only)
     }
     if dist.lead:
         write_result(run_id, state, out_dir, result)

@@ -11,7 +11,8 @@ task has, so the K kept are exactly the best K allowed.
 
 The trainer mines after the snapshot is loaded and again whenever the prober changes (each epoch);
 each epoch's negatives are stored with the run's checkpoints, so a resumed run trains on the same
-ones. Cost (items embedded, seconds) goes to stderr and into the stored record."""
+ones. Cost (items embedded, seconds) and spread (how far the negatives are from the positives)
+go to stderr and into the stored record."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import torch
 
 from services.trainer.data import side_input
 from services.trainer.heldout import embed_shared
+from services.trainer.mining_spread import print_spread, task_spread
 from shared.config import TrainSettings
 from shared.model import TASK_INSTRUCTIONS, EmbedInput
 from shared.storage import get_store
@@ -118,7 +120,9 @@ def mine(
     k_per_task: dict[str, int],
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
     """pair id → its mined negatives (best first) for every pair of a task with K > 0, and the cost
-    ``{"queries", "candidates", "embedded", "seconds"}``. ``embed`` maps inputs to unit rows."""
+    ``{"queries", "candidates", "embedded", "seconds", "spread"}`` (spread: per task, how far the
+    negatives are from the positives, services/trainer/mining_spread.py). ``embed`` maps inputs to
+    unit rows."""
     t0 = time.perf_counter()
     pools = build_pools(pairs)
     wanted = [p for p in pairs if k_per_task.get(p["task"], 0) > 0]
@@ -126,10 +130,12 @@ def mine(
     for kind in sorted({target_kind(p["target"]) for p in wanted}):
         emb[kind] = embed([side_input(s, None) for s in pools[kind].sides])
     out: dict[str, list[dict[str, Any]]] = {}
+    spread: dict[str, dict[str, Any]] = {}
     for task in sorted({p["task"] for p in wanted}):
         task_pairs = [p for p in wanted if p["task"] == task]
         queries = embed([side_input(p["query"], TASK_INSTRUCTIONS.get(task)) for p in task_pairs])
-        for kind in sorted({target_kind(p["target"]) for p in task_pairs}):
+        kinds = sorted({target_kind(p["target"]) for p in task_pairs})
+        for kind in kinds:
             pool = pools[kind]
             by_video: dict[str, set[int]] = {}
             by_cluster: dict[str, set[int]] = {}
@@ -142,15 +148,23 @@ def mine(
             skip = [excluded(task_pairs[n], pool, by_video, by_cluster) for n in rows]
             k = k_per_task[task]
             _, top = blocked_topk(queries[rows], emb[kind], k + max(map(len, skip), default=0))
-            for n, banned, cand in zip(rows, skip, top, strict=True):
-                keep = [int(i) for i in cand if int(i) not in banned][:k]
+            kept = [
+                [int(i) for i in cand if int(i) not in banned][:k]
+                for banned, cand in zip(skip, top, strict=True)
+            ]
+            for n, keep in zip(rows, kept, strict=True):
                 out[task_pairs[n]["id"]] = [pool.negative(i) for i in keep]
+            positives = [pool.index.get(side_key(task_pairs[n]["target"]), -1) for n in rows]
+            spread[task if len(kinds) == 1 else f"{task}/{kind}"] = task_spread(
+                queries[rows], emb[kind], positives, kept
+            )
     n_cand = sum(len(emb[kind]) for kind in emb)
     cost = {
         "queries": len(wanted),
         "candidates": n_cand,
         "embedded": len(wanted) + n_cand,
         "seconds": round(time.perf_counter() - t0, 3),
+        "spread": spread,
     }
     return out, cost
 
@@ -179,10 +193,12 @@ def mine_for_epoch(
     epoch: int,
     rank: int = 0,
     world: int = 1,
+    spreads: dict[int, Any] | None = None,
 ) -> int:
     """Set every training pair's ``hard_negatives`` to those mined with this epoch's prober (read
     back from the run's store record when it exists: a resumed run keeps its negatives); pairs of
-    tasks with K = 0 get none. Returns ``epoch``. All processes call it together."""
+    tasks with K = 0 get none; the epoch's spread goes into ``spreads``. Returns ``epoch``. All
+    processes call it together."""
     key = f"checkpoints/{run_id}/mined/epoch-{epoch:03d}.json"
     store = get_store()
     have = torch.tensor([int(store.exists(key))])
@@ -201,11 +217,14 @@ def mine_for_epoch(
     cost = record["cost"]
     if rank == 0:
         print(
-            f"mined hard negatives for epoch {epoch}: {cost['queries']} queries x {cost['candidates']} "
-            f"candidates, {cost['embedded']} items embedded in {cost['seconds']} s"
-            + (" (stored)" if int(have) else ""),
+            f"mined hard negatives for epoch {epoch}: {cost['queries']} queries x "
+            f"{cost['candidates']} candidates, {cost['embedded']} items embedded in "
+            f"{cost['seconds']} s" + (" (stored)" if int(have) else ""),
             file=sys.stderr,
         )
+        print_spread(epoch, cost.get("spread") or {})
+    if spreads is not None:
+        spreads[epoch] = cost.get("spread") or {}
     for p in pairs:
         p["hard_negatives"] = record["negatives"].get(p["id"], [])
     return epoch

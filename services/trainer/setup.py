@@ -66,6 +66,8 @@ class TrainState:
     step: int = 0
     epoch_done: int = 0
     mined_epoch: int = 0  # the epoch whose prober mined the pairs' hard negatives (0: none yet)
+    # per mined epoch and task: how far the mined negatives are from the positives (mining_spread)
+    mining_spread: dict[int, Any] = field(default_factory=dict)
     curve: list[list[float]] = field(default_factory=list)
     probs_log: list[dict[str, Any]] = field(default_factory=list)
 

@@ -84,6 +84,11 @@ def test_no_mined_negative_is_a_positive_or_same_cluster_or_same_video(tmp_path,
     print(f"mined {cost}")
     assert cost["queries"] == len(pairs) and cost["candidates"] == 4 * SPECS
     assert cost["embedded"] == sum(calls) == len(pairs) + 4 * SPECS
+    for task in ("T2V", "I2V"):  # how far the negatives are from the positives, per task
+        spread = cost["spread"][task]
+        assert spread["queries"] == 4 * SPECS and spread["negatives"] == K * 4 * SPECS
+        assert 1 <= spread["distinct"] <= 4 * SPECS and spread["max_uses"] <= 4 * SPECS
+        assert 0.0 <= spread["above_positive"] <= 1.0
     clip_of = {p["target"]["video"]["clip_id"]: p["target"]["video"] for p in pairs}
     for p in pairs:
         negs = negatives[p["id"]]
@@ -94,7 +99,8 @@ def test_no_mined_negative_is_a_positive_or_same_cluster_or_same_video(tmp_path,
             assert ref["dedup_cluster"] != p["dedup_cluster"] and ref["video_id"] != p["video_id"]
             assert n["dedup_cluster"] == ref["dedup_cluster"]  # grouped as data.hard_group expects
     # the guard is what keeps them out: a prober that puts every render of a scene (and its
-    # caption and keyframe) nearest each other ranks the false negatives first, and still none passes
+    # caption and keyframe) nearest each other ranks the false negatives first, and still none
+    # passes
     scene_of = {}
     for p in pairs:
         clip = p["target"]["video"]["clip_id"]
