@@ -239,6 +239,14 @@ class TrainSettings(BaseModel):
             "V2V": 0,
         }
     )
+    # guards of mined negatives beyond positive/cluster/video (services/trainer/mining.py Guard):
+    # a candidate is the mined negative of at most mined_max_uses queries per task (0: no cap);
+    # candidates the prober scores above mined_positive_ratio x the positive's cosine are skipped
+    # as likely false negatives (0: off); with either on, the search looks mined_search_depth
+    # candidates deeper
+    mined_max_uses: int = Field(0, ge=0)
+    mined_positive_ratio: float = Field(0.0, ge=0.0)
+    mined_search_depth: int = Field(64, ge=0)
     checkpoint_every: int = 100
     grad_clip: float = 1.0
     seed: int = 42

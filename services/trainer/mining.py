@@ -114,10 +114,33 @@ def excluded(
     return out
 
 
+@dataclass(frozen=True)
+class Guard:
+    """Guards beyond the identity ones, off by default: ``max_uses`` (> 0) lets one candidate be
+    a mined negative of at most that many queries of a task (queries in snapshot order), against
+    hubs a weak prober puts near everything; ``positive_ratio`` (> 0) skips candidates the prober
+    scores above that fraction of the query's positive cosine, as likely false negatives (NV-
+    Retriever's positive-aware mining). With either on, the search looks ``depth`` candidates
+    further than K plus the exclusions."""
+
+    max_uses: int = 0
+    positive_ratio: float = 0.0
+    depth: int = 64
+
+    @property
+    def on(self) -> bool:
+        return self.max_uses > 0 or self.positive_ratio > 0
+
+    @classmethod
+    def from_settings(cls, ts: TrainSettings) -> Guard:
+        return cls(ts.mined_max_uses, ts.mined_positive_ratio, ts.mined_search_depth)
+
+
 def mine(
     pairs: list[dict[str, Any]],
     embed: Embed,
     k_per_task: dict[str, int],
+    guard: Guard | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
     """pair id → its mined negatives (best first) for every pair of a task with K > 0, and the cost
     ``{"queries", "candidates", "embedded", "seconds", "spread"}`` (spread: per task, how far the
@@ -136,28 +159,15 @@ def mine(
         queries = embed([side_input(p["query"], TASK_INSTRUCTIONS.get(task)) for p in task_pairs])
         kinds = sorted({target_kind(p["target"]) for p in task_pairs})
         for kind in kinds:
-            pool = pools[kind]
-            by_video: dict[str, set[int]] = {}
-            by_cluster: dict[str, set[int]] = {}
-            for i in range(len(pool.sides)):
-                for v in pool.videos[i]:
-                    by_video.setdefault(v, set()).add(i)
-                for c in pool.clusters[i]:
-                    by_cluster.setdefault(c, set()).add(i)
             rows = [n for n, p in enumerate(task_pairs) if target_kind(p["target"]) == kind]
-            skip = [excluded(task_pairs[n], pool, by_video, by_cluster) for n in rows]
-            k = k_per_task[task]
-            _, top = blocked_topk(queries[rows], emb[kind], k + max(map(len, skip), default=0))
-            kept = [
-                [int(i) for i in cand if int(i) not in banned][:k]
-                for banned, cand in zip(skip, top, strict=True)
-            ]
+            pool, q = pools[kind], queries[rows]
+            positives = [pool.index.get(side_key(task_pairs[n]["target"]), -1) for n in rows]
+            mined = [task_pairs[n] for n in rows]
+            kept = _mine_rows(mined, q, emb[kind], pool, positives, k_per_task[task], guard)
             for n, keep in zip(rows, kept, strict=True):
                 out[task_pairs[n]["id"]] = [pool.negative(i) for i in keep]
-            positives = [pool.index.get(side_key(task_pairs[n]["target"]), -1) for n in rows]
-            spread[task if len(kinds) == 1 else f"{task}/{kind}"] = task_spread(
-                queries[rows], emb[kind], positives, kept
-            )
+            key = task if len(kinds) == 1 else f"{task}/{kind}"
+            spread[key] = task_spread(q, emb[kind], positives, kept)
     n_cand = sum(len(emb[kind]) for kind in emb)
     cost = {
         "queries": len(wanted),
@@ -167,6 +177,53 @@ def mine(
         "spread": spread,
     }
     return out, cost
+
+
+def _mine_rows(
+    pairs: list[dict[str, Any]],
+    queries: np.ndarray,
+    candidates: np.ndarray,
+    pool: Pool,
+    positives: list[int],
+    k: int,
+    guard: Guard | None,
+) -> list[list[int]]:
+    """Each pair's K best allowed candidates of ``pool`` (indices, best first)."""
+    guard = guard or Guard()
+    by_video: dict[str, set[int]] = {}
+    by_cluster: dict[str, set[int]] = {}
+    for i in range(len(pool.sides)):
+        for v in pool.videos[i]:
+            by_video.setdefault(v, set()).add(i)
+        for c in pool.clusters[i]:
+            by_cluster.setdefault(c, set()).add(i)
+    skip = [excluded(p, pool, by_video, by_cluster) for p in pairs]
+    depth = k + max(map(len, skip), default=0) + (guard.depth if guard.on else 0)
+    scores, top = blocked_topk(queries, candidates, depth)
+    if not guard.on:
+        return [
+            [int(i) for i in cand if int(i) not in banned][:k]
+            for banned, cand in zip(skip, top, strict=True)
+        ]
+    pos_cos = [
+        float(queries[n] @ candidates[p]) if p >= 0 else float("inf")
+        for n, p in enumerate(positives)
+    ]
+    uses: dict[int, int] = {}
+    kept = []
+    for row, cand, banned, pc in zip(scores, top, skip, pos_cos, strict=True):
+        keep: list[int] = []
+        for score, i in zip(row, map(int, cand), strict=True):
+            if len(keep) == k:
+                break
+            if i in banned or (guard.max_uses and uses.get(i, 0) >= guard.max_uses):
+                continue
+            if guard.positive_ratio > 0 and score > guard.positive_ratio * pc:
+                continue
+            keep.append(i)
+            uses[i] = uses.get(i, 0) + 1
+        kept.append(keep)
+    return kept
 
 
 @torch.no_grad()
@@ -209,7 +266,10 @@ def mine_for_epoch(
     else:
         with torch.no_grad():
             negatives, cost = mine(
-                pairs, prober_embed(prober, rank, world), ts.mined_negatives_per_task
+                pairs,
+                prober_embed(prober, rank, world),
+                ts.mined_negatives_per_task,
+                Guard.from_settings(ts),
             )
         record = {"epoch": epoch, "cost": cost, "negatives": negatives}
         if rank == 0:
