@@ -18,16 +18,16 @@ HELDOUT = 0.2
 @pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("UNIVR_TEST_MINED_LEARNING") != "1",
-    reason="opt-in (UNIVR_TEST_MINED_LEARNING=1): four training runs, not yet measured "
-    "within CI's 30-minute budget",
+    reason="opt-in (UNIVR_TEST_MINED_LEARNING=1): not met. Four runs take ~1 min, but over 8 "
+    "seeds mined (0.465 ± 0.103) and random (0.469 ± 0.067) negatives tie in held-out R@1, so "
+    "either seed can fail (README: Mined hard negatives)",
 )
-@pytest.mark.timeout(3600)  # four short runs and three minings: minutes on an idle 2-core machine
+@pytest.mark.timeout(900)  # four ~15 s runs and three minings each on a lightly loaded 2-core box
 @pytest.mark.parametrize("seed", [3, 7])
 def test_mined_negatives_beat_random_ones(world_home, monkeypatch, tmp_path, seed):
     home_env(world_home, monkeypatch)
     from services.trainer.loop import TrainConfig, train
-
-    from .world_snapshot import build_world_snapshot
+    from shared.world.snapshot import build_world_snapshot
 
     # the same world, each video pair carrying one random other clip as its stored hard negative
     snapshot = build_world_snapshot(
@@ -52,7 +52,7 @@ def test_mined_negatives_beat_random_ones(world_home, monkeypatch, tmp_path, see
         )
         r1[source] = result["heldout_t2v_r1_after"]
         print(
-            f"seed {seed} {source}: held-out t2v R@1 {result['heldout_t2v_r1_before']:.3f} -> {r1[source]:.3f} "
-            f"on {result['heldout_queries']} clips in {result['wall_seconds']} s"
+            f"seed {seed} {source}: held-out t2v R@1 {result['heldout_t2v_r1_before']:.3f} -> "
+            f"{r1[source]:.3f} on {result['heldout_queries']} clips in {result['wall_seconds']} s"
         )
     assert r1["mined"] > r1["random"]
