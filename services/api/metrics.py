@@ -1,12 +1,14 @@
-"""Platform metrics for Prometheus (and the Grafana dashboard provisioned from compose): the state
-the database records, read when ``/metrics`` is scraped — jobs and items by state, synthesis events by
-stage, the training runs' latest loss, step, learning rate, σ and Modality Pyramid task
+"""Platform metrics for Prometheus (and the Grafana dashboard provisioned from compose): the
+state the database records, read when ``/metrics`` is scraped — jobs and items by state, synthesis
+events by stage, the training runs' latest loss, step, learning rate, σ and Modality Pyramid task
 probabilities, the newest UVRB scores, the live index. The trainer writes these rows already
 (``train_metrics``), so a run on any host shows up without a metrics endpoint of its own.
 
 Search traffic (counters and latency the API itself observes) lives beside the routes in
-``api/app.py``; this collector only reads rows, with bounded queries (the newest
-``TRAINING_RUNS`` runs), so a scrape stays cheap on a large database."""
+``api/app.py``; this collector only reads rows, with bounded queries, so a scrape stays cheap on a
+large database: items by state from the per-job counters (``shared.db.counters``, one row per job
+and state), events of a recent window only (``api.metrics_events_window_s``, at most
+``api.metrics_events_limit`` rows, index on time), the newest ``TRAINING_RUNS`` runs."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from shared.db import session_scope
-from shared.db.models import EvalRun, IndexVersion, Job, JobEvent, JobItem, TrainingRun, TrainMetric
+from shared.config import get_settings
+from shared.db import counters, session_scope
+from shared.db.models import EvalRun, IndexVersion, Job, TrainingRun, TrainMetric
 
 TRAINING_RUNS = 5  # runs exported: the most recently updated ones
 
@@ -42,18 +45,18 @@ class PlatformCollector(Collector):
         items = GaugeMetricFamily(
             "univr_job_items", "Job items (videos, datasets) by state", labels=["state"]
         )
-        for state, n in s.execute(select(JobItem.state, func.count()).group_by(JobItem.state)):
-            items.add_metric([_label(state)], n)
+        for state, n in sorted(counters.items_by_state(s).items()):
+            items.add_metric([state], n)
+        api = get_settings().api
         events = GaugeMetricFamily(
             "univr_job_events",
-            "Item events recorded, by stage and state (rejections and failures included)",
+            f"Item events of the last {api.metrics_events_window_s:g} s (at most the "
+            f"{api.metrics_events_limit} newest), by stage and state (rejections and failures "
+            "included)",
             labels=["stage", "state"],
         )
-        for stage, state, n in s.execute(
-            select(JobEvent.stage, JobEvent.state, func.count()).group_by(
-                JobEvent.stage, JobEvent.state
-            )
-        ):
+        recent = counters.recent_events(s, api.metrics_events_window_s, api.metrics_events_limit)
+        for (stage, state), n in sorted(recent.items()):
             events.add_metric([stage, state], n)
         return [jobs, items, events]
 

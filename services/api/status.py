@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from shared.db import session_scope
-from shared.db.models import EvalRun, IndexVersion, Job, JobEvent, JobItem, TrainingRun, TrainMetric
+from shared.db import counters, session_scope
+from shared.db.models import EvalRun, IndexVersion, Job, JobEvent, TrainingRun, TrainMetric
 
 
 def _source(params: object) -> str | None:
@@ -25,20 +25,14 @@ def platform_status(
     with session_scope() as s:
         jobs = []
         for job in s.scalars(select(Job).order_by(Job.created_at.desc()).limit(20)):
-            counts = dict(
-                s.execute(
-                    select(JobItem.state, func.count())
-                    .where(JobItem.job_id == job.id)
-                    .group_by(JobItem.state)
-                ).all()
-            )
+            counts = counters.job_counts(s, job.id)  # the job's counters, not a count of items
             jobs.append(
                 {
                     "id": job.id,
                     "kind": job.kind,
                     "state": job.state.value,
                     "created_at": job.created_at.isoformat(),
-                    "items": {k.value if hasattr(k, "value") else k: v for k, v in counts.items()},
+                    "items": counts,
                     "source": _source(job.params) if detail else None,
                     "error": job.error if detail else ("failed" if job.error else None),
                     "result": job.result,

@@ -14,16 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.db.counters import TERMINAL, job_counts
 from shared.db.models import ItemState, Job, JobItem, JobState, utcnow
 from shared.db.session import init_db, session_scope
 from shared.db.upsert import upsert
 from shared.ids import stable_id
 
 ERROR_CHARS = 2000
-TERMINAL_ITEMS = (ItemState.done, ItemState.rejected, ItemState.failed)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -49,8 +48,9 @@ def set_job_state(
     params: dict[str, Any] | None = None,
     result: dict[str, Any] | None = None,
 ) -> None:
-    """Move a job's row to ``state`` (created, of ``kind`` and with ``params``, if it does not exist
-    yet). ``error`` replaces the previous one (None clears it); ``result`` is kept when not given."""
+    """Move a job's row to ``state`` (created, of ``kind`` and with ``params``, if it does not
+    exist yet). ``error`` replaces the previous one (None clears it); ``result`` is kept when not
+    given."""
     init_db()
     row: dict[str, Any] = {
         "id": job_id,
@@ -118,18 +118,13 @@ def set_item_state(
 
 
 def job_progress(session: Session, job_id: str) -> dict[str, int] | None:
-    """``{"done": items ended, "total": items}`` of a job, or None when it has no items."""
-    counts = dict(
-        session.execute(
-            select(JobItem.state, func.count())
-            .where(JobItem.job_id == job_id)
-            .group_by(JobItem.state)
-        ).all()
-    )
+    """``{"done": items ended, "total": items}`` of a job, or None when it has no items: read from
+    the job's counters (``shared.db.counters``, a few rows), never by counting its items."""
+    counts = job_counts(session, job_id)
     total = sum(counts.values())
     if not total:
         return None
     return {
-        "done": sum(n for st, n in counts.items() if ItemState(st) in TERMINAL_ITEMS),
+        "done": sum(n for st, n in counts.items() if st in TERMINAL),
         "total": total,
     }

@@ -1,5 +1,6 @@
 """``POST /v1/jobs/{kind}`` (a job for any service, sent to the broker by task name) and
-``GET /v1/jobs/{id}`` (its state, items, progress and result)."""
+``GET /v1/jobs/{id}`` (its state, items by state and progress, both from the job's counters,
+and its result)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
 
 from services.api.deps import parse_uuid, require
 from shared.config import get_settings
-from shared.db import session_scope
+from shared.db import counters, session_scope
 from shared.db.jobs import job_progress
-from shared.db.models import Job, JobItem, JobState
+from shared.db.models import Job, JobState
 
 JOB_TASKS = {
     "synth": "synth.io_submit",
@@ -81,20 +81,14 @@ def job_route(job_id: str, _: list[str] = Depends(require("jobs"))) -> dict[str,
         job = s.get(Job, jid)
         if job is None:
             raise HTTPException(404, "no such job")
-        counts = dict(
-            s.execute(
-                select(JobItem.state, func.count())
-                .where(JobItem.job_id == job.id)
-                .group_by(JobItem.state)
-            ).all()
-        )
+        counts = counters.job_counts(s, job.id)  # the job's counters: a few rows, never its items
         return {
             "id": job.id,
             "kind": job.kind,
             "state": job.state.value,
             "error": job.error,
             "params": job.params,
-            "items": {getattr(k, "value", k): v for k, v in counts.items()},
+            "items": counts,
             "progress": job_progress(s, job.id),
             "result": job.result,
             "updated_at": job.updated_at.isoformat() if job.updated_at else None,

@@ -155,3 +155,81 @@ def test_every_univr_series_on_the_grafana_dashboard_exists(client):
     ]
     wanted = {name for e in exprs for name in re.findall(r"\b(univr_[a-z_]+)", e)}
     assert wanted and wanted <= exported, sorted(wanted - exported)
+
+
+class _Statements:
+    """The SQL statements the engine runs while the context is open."""
+
+    def __init__(self) -> None:
+        from shared.db.session import get_engine
+
+        self.engine, self.sql = get_engine(), []
+
+    def _seen(self, conn, cursor, statement, params, context, many):  # noqa: ANN001, ARG002
+        self.sql.append(" ".join(statement.split()))
+
+    def __enter__(self) -> list[str]:
+        from sqlalchemy import event
+
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self.sql
+
+    def __exit__(self, *exc: object) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+
+def test_a_scrape_reads_counters_and_a_recent_window_of_events_never_every_row(
+    client, monkeypatch
+):
+    from datetime import timedelta
+
+    from shared.config import get_settings
+    from shared.db import counters
+    from shared.db.models import utcnow
+
+    monkeypatch.setenv("UNIVR_API__METRICS_EVENTS_WINDOW_S", "3600")
+    monkeypatch.setenv("UNIVR_API__METRICS_EVENTS_LIMIT", "3")
+    get_settings.cache_clear()
+    _rows()  # one rejected item, one media error event (now)
+    with session_scope() as s:
+        old = utcnow() - timedelta(hours=2)
+        for _ in range(4):  # before the window: not exported
+            s.add(JobEvent(job_id="j1", stage="caption", state="done", created_at=old))
+        for _ in range(5):  # in the window, but only the 3 newest events are read in all
+            s.add(JobEvent(job_id="j1", stage="pairs", state="done"))
+        counters.set_counts(s, "j2", {"done": 1000})  # counters a bulk load set: read as they are
+    with _Statements() as sql:
+        m = _samples(client)
+    assert m[("univr_job_items", (("state", "rejected"),))] == 1
+    assert m[("univr_job_items", (("state", "done"),))] == 1000  # no item row behind it
+    events = {k[1]: v for k, v in m.items() if k[0] == "univr_job_events"}
+    assert events == {(("stage", "pairs"), ("state", "done")): 3}  # the limit's newest
+    assert not any("job_items" in q for q in sql)  # no count over items
+    reads = [q for q in sql if "job_events" in q]
+    assert reads and all("created_at >=" in q and "LIMIT" in q for q in reads), reads
+
+
+def test_a_job_shows_items_and_progress_from_its_counters(client):
+    from shared.db import counters
+    from shared.db.jobs import job_progress
+
+    _rows()
+    with session_scope() as s:
+        upsert(
+            s,
+            JobItem,
+            [
+                {"id": "i2", "job_id": "j1", "item_key": "b.mp4", "state": ItemState.done},
+                {"id": "i3", "job_id": "j1", "item_key": "c.mp4", "state": ItemState.running},
+            ],
+        )
+    with session_scope() as s:  # the triggers kept the counters: what a reader sees
+        assert counters.job_counts(s, "j1") == {"rejected": 1, "done": 1, "running": 1}
+        assert job_progress(s, "j1") == {"done": 2, "total": 3}
+        assert job_progress(s, "j2") is None
+        counters.set_counts(s, "j2", {"done": 7, "pending": 3})  # a bulk load's counters
+    with _Statements() as sql, session_scope() as s:
+        assert job_progress(s, "j2") == {"done": 7, "total": 10}
+    assert sql and not any("job_items" in q for q in sql)
