@@ -180,9 +180,7 @@ class _Statements:
         event.remove(self.engine, "before_cursor_execute", self._seen)
 
 
-def test_a_scrape_reads_counters_and_a_recent_window_of_events_never_every_row(
-    client, monkeypatch
-):
+def test_a_scrape_reads_counters_and_a_recent_window_of_events(client, monkeypatch):
     from datetime import timedelta
 
     from shared.config import get_settings
