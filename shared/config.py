@@ -168,6 +168,9 @@ class SynthSettings(BaseModel):
     consistency_filter: bool = False
     consistency_threshold: float = 0.2
     hard_negatives: int = 1
+    # `univr data import`: a WebDataset member larger than this is never read (its sample is
+    # skipped with the reason), so a hostile archive cannot fill memory
+    import_max_member_bytes: int = Field(512 * 1024**2, gt=0)
     snapshot_shard_rows: int = Field(100_000, gt=0)  # pairs per Parquet shard of a snapshot
     # `univr synth gc`: objects (and clips claimed) within this many seconds are never collected, so
     # a job writing at the same moment keeps its uploads; keep it well above broker.hard_time_limit_s

@@ -34,7 +34,8 @@ from shared.snapshots import JSON_COLUMNS
 from shared.storage import get_store
 
 PAGE = 1000  # pairs fetched from the cursor, checked and written at a time
-COLUMNS = ("id", "task", "domain", "video_id", "dedup_cluster", "split", *JSON_COLUMNS)
+COLUMNS = ("id", "task", "domain", "video_id", "dedup_cluster", "split", *JSON_COLUMNS, "dataset")
+SYNTHESIZED = "uvrd"  # the dataset name of synthesized pairs (their ``dataset`` is empty)
 
 
 def _schema():  # noqa: ANN202
@@ -97,6 +98,7 @@ class _Tally:
     def __init__(self, fraction: float):
         self.fraction = fraction
         self.counts: dict[str, int] = {}
+        self.datasets: dict[str, dict[str, int]] = {}  # dataset → task → pairs
         self.videos: dict[str, set[str]] = {"train": set(), "heldout": set()}
         self.splits = {"train": 0, "heldout": 0}
         self.skipped = {"pairs": 0, "hard_negatives": 0}
@@ -119,11 +121,17 @@ class _Tally:
             "query": _canonical(p.query),
             "target": _canonical(p.target),
             "hard_negatives": _canonical(negs),
+            "dataset": p.dataset,
         }
-        # the content hash: every column of the row (the split only when there is one)
-        cols = COLUMNS if self.fraction else [c for c in COLUMNS if c != "split"]
+        # the content hash: every column of the row (the split only when there is one, the
+        # dataset only for an imported pair: synthesized pairs hash as before datasets existed)
+        cols = [
+            c for c in COLUMNS if (c != "split" or self.fraction) and (c != "dataset" or p.dataset)
+        ]
         self.hash.update("\x1f".join(str(row[c] or "") for c in cols).encode() + b"\n")
         self.counts[p.task] = self.counts.get(p.task, 0) + 1
+        tasks = self.datasets.setdefault(p.dataset or SYNTHESIZED, {})
+        tasks[p.task] = tasks.get(p.task, 0) + 1
         self.splits[split] += 1
         self.videos[split].add(p.video_id)
         return row
@@ -152,6 +160,7 @@ def create_snapshot(
                 Pair.query,
                 Pair.target,
                 Pair.hard_negatives,
+                Pair.dataset,
             ).order_by(Pair.id)
             if tasks:
                 q = q.where(Pair.task.in_(tasks))
@@ -205,6 +214,7 @@ def _publish(sid: str, name: str, tally: _Tally, files: list[tuple[Path, int]]) 
                 heldout_videos=len(tally.videos["heldout"]),
             ),
             skipped=tally.skipped,
+            datasets=_datasets(tally.datasets),
             shards=shard_list,
         )
         store.put_bytes(
@@ -227,6 +237,22 @@ def _publish(sid: str, name: str, tally: _Tally, files: list[tuple[Path, int]]) 
             update=[],
         )
     return manifest.model_dump(exclude_none=True)
+
+
+def _datasets(by_dataset: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
+    """Per dataset: its pairs by task and, for an imported one, what its import recorded (the
+    preset's hard-negative count and batch size, its source)."""
+    from services.synth.importer.run import read_info
+
+    out = {}
+    for name, tasks in sorted(by_dataset.items()):
+        entry: dict[str, Any] = {"pairs": sum(tasks.values()), "tasks": dict(sorted(tasks.items()))}
+        info = read_info(name) if name != SYNTHESIZED else None
+        if info:
+            for k in ("hard_negatives", "batch_size", "format", "preset", "path"):
+                entry[k] = info.get(k)
+        out[name] = entry
+    return out
 
 
 def list_snapshots() -> list[dict[str, Any]]:

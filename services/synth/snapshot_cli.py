@@ -1,4 +1,4 @@
-"""`univr data`: dataset snapshots for training."""
+"""`univr data`: dataset snapshots for training, and external datasets imported as pairs."""
 
 from __future__ import annotations
 
@@ -34,6 +34,49 @@ def snapshot_cmd(
         raise typer.Exit(2) from exc
     typer.echo(
         json.dumps(manifest) if json_out else f"snapshot {manifest['id']}: {manifest['counts']}"
+    )
+
+
+@app.command("import")
+def import_cmd(
+    name: str = typer.Argument(..., help="The dataset's name (a preset's name uses its fields)."),
+    path: str = typer.Argument(..., help="A file or folder of the dataset."),
+    fmt: str = typer.Option(None, "--format", help="parquet, jsonl, webdataset or hf."),
+    task: str = typer.Option(None, help="Task type: T2T, T2I, T2V, I2V, V2V, ..."),
+    query_col: str = typer.Option(None, help="Field of the query (dotted path)."),
+    target_col: str = typer.Option(None, help="Field of the target (dotted path)."),
+    negatives_col: str = typer.Option(None, help="Field of hard-negative targets."),
+    preset: str = typer.Option(None, help="A named preset (SPEC Table 6) to start from."),
+    hard_negatives: int = typer.Option(None, help="Hard negatives per pair in training (Neg)."),
+    batch_size: int = typer.Option(None, help="The dataset's batch size in training (BS)."),
+    limit: int = typer.Option(0, help="Import at most this many pairs (0: all)."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Import an external dataset as pairs of its task type, tagged with its name."""
+    from services.synth.importer.run import import_dataset, resolve
+
+    try:
+        spec = resolve(
+            name,
+            preset,
+            path=path,
+            format=fmt,
+            task=task,
+            query=query_col,
+            target=target_col,
+            negatives=negatives_col,
+            hard_negatives=hard_negatives,
+            batch_size=batch_size,
+            limit=limit,
+        )
+        info = import_dataset(spec)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(
+        json.dumps(info)
+        if json_out
+        else f"{name}: {info['pairs']} {info['task']} pairs; skipped {info['skipped']}"
     )
 
 

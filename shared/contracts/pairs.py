@@ -38,6 +38,7 @@ class Pair(BaseModel):
     domain: str | None = None
     video_id: str
     dedup_cluster: str | None = None
+    dataset: str | None = None  # an imported pair's dataset; None: synthesized (UVRD)
     query: Side
     target: Side
     hard_negatives: list[Side] = []

@@ -49,6 +49,9 @@ class SnapshotManifest(BaseModel):
     videos: int | None = None
     splits: Splits | None = None
     skipped: dict[str, int] = {}
+    # per dataset ("uvrd": synthesized): {"pairs", "tasks": {task: n}} and, for an imported
+    # dataset, its recorded "hard_negatives" and "batch_size" (SPEC Table 6), "format", "path"
+    datasets: dict[str, dict[str, Any]] = {}
     pairs_key: str | None = None
     shards: list[Shard] = []
 

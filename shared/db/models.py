@@ -172,6 +172,8 @@ class Pair(Base):
     )  # coarse | spatial | temporal | long | partial
     video_id: Mapped[str] = mapped_column(ID, index=True)  # source video (duplicate-positive mask)
     dedup_cluster: Mapped[str | None] = mapped_column(ID)
+    # the external dataset an imported pair came from (`univr data import`); None: synthesized
+    dataset: Mapped[str | None] = mapped_column(String(120), index=True)
     # refs are {"text": str} | {"image": object key} | {"video": clip id, "frames": prefix} | combos
     query: Mapped[dict[str, Any]] = mapped_column(JSON)
     target: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -293,7 +295,7 @@ class TrainMetric(Base):
     )
     run_id: Mapped[str] = mapped_column(ForeignKey("training_runs.id"), index=True)
     step: Mapped[int] = mapped_column(Integer)
-    task: Mapped[str | None] = mapped_column(String(8))
+    task: Mapped[str | None] = mapped_column(String(120))  # a task, or a dataset unit
     loss: Mapped[float] = mapped_column(Float)
     values: Mapped[dict[str, Any]] = mapped_column(
         JSON, default=dict
