@@ -217,6 +217,10 @@ class TrainSettings(BaseModel):
         "language"  # SPEC §5.2: LoRA on the language model only
     )
     sampler: Literal["pyramid", "uniform"] = "pyramid"
+    # what a Modality Pyramid unit is (SPEC §4.2 leaves it open): each task type, or each dataset
+    # (an imported dataset by its name, the synthesized pairs as UVRD-<task>, as Table 7 names them);
+    # a dataset unit trains with the batch size and hard negatives its import recorded
+    pyramid_unit: Literal["task", "dataset"] = "task"
     sigma_min: float = 0.1
     sigma_max: float = 1.0
     sigma_ramp: Literal["epoch", "step"] = "epoch"

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from services.synth.mix import SYNTHESIZED, keeps, where
 from shared import layout
 from shared.config import get_settings
 from shared.contracts.snapshot import Shard, SnapshotManifest, Splits, is_heldout
@@ -35,7 +36,6 @@ from shared.storage import get_store
 
 PAGE = 1000  # pairs fetched from the cursor, checked and written at a time
 COLUMNS = ("id", "task", "domain", "video_id", "dedup_cluster", "split", *JSON_COLUMNS, "dataset")
-SYNTHESIZED = "uvrd"  # the dataset name of synthesized pairs (their ``dataset`` is empty)
 
 
 def _schema():  # noqa: ANN202
@@ -142,8 +142,13 @@ def _canonical(value: Any) -> str:
 
 
 def create_snapshot(
-    name: str, tasks: list[str] | None = None, holdout_fraction: float = 0.0
+    name: str,
+    tasks: list[str] | None = None,
+    holdout_fraction: float = 0.0,
+    mix: dict[str, float] | None = None,
 ) -> dict[str, Any]:
+    """A snapshot of the pairs (of ``tasks``; of the datasets ``mix`` weighs, ``services.synth.
+    mix``), streamed into shards."""
     if not 0.0 <= holdout_fraction < 1.0:
         raise ValueError(f"holdout_fraction must lie in [0, 1), not {holdout_fraction}")
     init_db()
@@ -164,6 +169,8 @@ def create_snapshot(
             ).order_by(Pair.id)
             if tasks:
                 q = q.where(Pair.task.in_(tasks))
+            if mix:
+                q = q.where(where(mix))
             for page in s.execute(q.execution_options(yield_per=PAGE)).partitions():
                 stored = _stored(
                     {
@@ -173,17 +180,29 @@ def create_snapshot(
                         for c in _clip_refs(side)
                     }
                 )
+                page = [p for p in page if keeps(mix, p.dataset, p.id)]
                 shards.add([r for r in (tally.row(p, stored) for p in page) if r is not None])
         shards.close()
         if not sum(tally.counts.values()):
             raise ValueError("no pairs to snapshot: run a synthesis job first")
+        empty = sorted(set(mix or {}) - set(tally.datasets))
+        if empty:
+            raise ValueError(f"--mix names datasets with no pairs: {', '.join(empty)}")
         if holdout_fraction:
             tally.hash.update(f"holdout_fraction={holdout_fraction!r}".encode())
+        if mix:
+            tally.hash.update(f"mix={sorted(mix.items())!r}".encode())
         sid = tally.hash.hexdigest()[:16]
-        return _publish(sid, name, tally, shards.files)
+        return _publish(sid, name, tally, shards.files, mix)
 
 
-def _publish(sid: str, name: str, tally: _Tally, files: list[tuple[Path, int]]) -> dict[str, Any]:
+def _publish(
+    sid: str,
+    name: str,
+    tally: _Tally,
+    files: list[tuple[Path, int]],
+    mix: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """Upload the shards and the manifest (never rewritten: a snapshot is immutable) and record
     the snapshot's row."""
     store, manifest_key = get_store(), layout.manifest_key(sid)
@@ -214,7 +233,7 @@ def _publish(sid: str, name: str, tally: _Tally, files: list[tuple[Path, int]]) 
                 heldout_videos=len(tally.videos["heldout"]),
             ),
             skipped=tally.skipped,
-            datasets=_datasets(tally.datasets),
+            datasets=_datasets(tally.datasets, mix),
             shards=shard_list,
         )
         store.put_bytes(
@@ -239,7 +258,9 @@ def _publish(sid: str, name: str, tally: _Tally, files: list[tuple[Path, int]]) 
     return manifest.model_dump(exclude_none=True)
 
 
-def _datasets(by_dataset: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
+def _datasets(
+    by_dataset: dict[str, dict[str, int]], mix: dict[str, float] | None
+) -> dict[str, dict[str, Any]]:
     """Per dataset: its pairs by task and, for an imported one, what its import recorded (the
     preset's hard-negative count and batch size, its source)."""
     from services.synth.importer.run import read_info
@@ -247,6 +268,8 @@ def _datasets(by_dataset: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]
     out = {}
     for name, tasks in sorted(by_dataset.items()):
         entry: dict[str, Any] = {"pairs": sum(tasks.values()), "tasks": dict(sorted(tasks.items()))}
+        if mix:
+            entry["weight"] = mix[name]
         info = read_info(name) if name != SYNTHESIZED else None
         if info:
             for k in ("hard_negatives", "batch_size", "format", "preset", "path"):

@@ -20,14 +20,23 @@ def snapshot_cmd(
         help="Fraction of source videos whose pairs are held "
         "out (split 'heldout', for the trainer's probe).",
     ),
+    mix: list[str] = typer.Option(
+        [],
+        help="NAME=WEIGHT (repeatable): the datasets to mix ('uvrd': the synthesized pairs) and "
+        "the fraction (0, 1] of each one's pairs kept; default: every pair.",
+    ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Freeze the current pairs into a snapshot in the object store (Parquet shards + manifest)."""
+    from services.synth.mix import parse_mix
     from services.synth.snapshot import create_snapshot
 
     try:
         manifest = create_snapshot(
-            name, [t for t in tasks.split(",") if t] or None, holdout_fraction=holdout
+            name,
+            [t for t in tasks.split(",") if t] or None,
+            holdout_fraction=holdout,
+            mix=parse_mix(mix) or None,
         )
     except ValueError as exc:
         typer.echo(str(exc), err=True)

@@ -114,15 +114,28 @@ def side_input(side: dict[str, Any], instruction: str | None) -> EmbedInput:
     )
 
 
-class PairBatcher:
-    """Draws single-task batches whose pairs come from distinct groups where possible."""
+def unit_of(pair: dict[str, Any], unit: str = "task") -> str:
+    """A pair's Modality Pyramid unit (``train.pyramid_unit``): its task, or its dataset (an
+    imported dataset's name; synthesized pairs by task as ``UVRD-<task>``, SPEC Table 7)."""
+    if unit == "dataset":
+        return pair.get("dataset") or f"UVRD-{pair['task']}"
+    return pair["task"]
 
-    def __init__(self, pairs: list[dict[str, Any]], seed: int = 0):
+
+class PairBatcher:
+    """Draws single-unit batches (one task, or one dataset: ``unit``) whose pairs come from
+    distinct groups where possible. ``by_task`` holds each unit's pairs."""
+
+    def __init__(self, pairs: list[dict[str, Any]], seed: int = 0, unit: str = "task"):
         """Every process builds it from the same pairs and seed, so all draw the same batches."""
         self.by_task: dict[str, list[dict[str, Any]]] = {}
         for p in pairs:
-            self.by_task.setdefault(p["task"], []).append(p)
+            self.by_task.setdefault(unit_of(p, unit), []).append(p)
         self.rng = np.random.default_rng(seed)
+
+    def task_of(self, unit: str) -> str:
+        """The task type of a unit's pairs (a dataset holds one task type)."""
+        return str(self.by_task[unit][0]["task"])
 
     @property
     def tasks(self) -> list[str]:

@@ -131,12 +131,13 @@ def train_step(
 ) -> tuple[str, float, dict[str, Any], int]:
     """Draw a task and this process's slice of its global batch, forward, backward (gradients
     summed over processes), clip, update. Returns (task, loss, loss outputs, global batch size)."""
-    task = state.sampler.draw()
-    size = ts.task_batch_size.get(task, ts.batch_size)
+    task = state.sampler.draw()  # a unit: a task, or a dataset (train.pyramid_unit)
+    kind = state.batcher.task_of(task)
+    size = data.batch_size(ts, task, kind)
     batch = state.batcher.local_batch(task, size, dist.rank, dist.world)
     check_replicas_agree(state.step + 1, task, state.sampler, state.batcher, dist.world)
-    batch = limit_hard_negatives(batch, ts.task_hard_negatives.get(task))
-    q_in, y_in, h_in, groups, hgroups = to_inputs(batch, task, data.groups_of_clips)
+    batch = limit_hard_negatives(batch, data.hard_negatives(ts, task, kind))
+    q_in, y_in, h_in, groups, hgroups = to_inputs(batch, kind, data.groups_of_clips)
     state.opt.zero_grad(set_to_none=True)
     out = forward_backward(state.embedder, q_in, y_in, h_in, groups, hgroups, ts)
     if dist.distributed:

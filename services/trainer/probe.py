@@ -55,7 +55,7 @@ def probe_alignment(
     for task, pairs in probes.items():
         mine = list(range(rank, len(pairs), world))
         if mine:
-            q, y, *_ = to_inputs([pairs[i] for i in mine], task)
+            q, y, *_ = to_inputs([pairs[i] for i in mine], batcher.task_of(task))
             sims = (embedder.embed(q) * embedder.embed(y)).sum(axis=1)
             cos[[offset + i for i in mine]] = torch.from_numpy(sims).to(cos)
         offset += len(pairs)

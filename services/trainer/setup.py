@@ -47,6 +47,23 @@ class RunData:
     train_pairs: list[dict[str, Any]]
     eval_pairs: list[dict[str, Any]]
     groups_of_clips: dict[str, int]
+    datasets: dict[str, dict[str, Any]] = field(default_factory=dict)  # the manifest's datasets
+
+    def batch_size(self, ts: TrainSettings, unit: str, task: str) -> int:
+        """A unit's batch size: ``train.task_batch_size`` of the unit; else, where per-task sizes
+        are in force (the gve recipe), the one a dataset unit's import recorded, else its task
+        type's; else ``train.batch_size``."""
+        sizes = ts.task_batch_size
+        recorded = (self.datasets.get(unit) or {}).get("batch_size") if sizes else None
+        return int(sizes.get(unit) or recorded or sizes.get(task, ts.batch_size))
+
+    def hard_negatives(self, ts: TrainSettings, unit: str, task: str) -> int | None:
+        """Hard negatives per pair, resolved as ``batch_size`` (None: all the pairs carry)."""
+        counts = ts.task_hard_negatives
+        if unit in counts:
+            return counts[unit]
+        recorded = (self.datasets.get(unit) or {}).get("hard_negatives") if counts else None
+        return int(recorded) if recorded is not None else counts.get(task)
 
     def task_pairs(self) -> dict[str, int]:
         """Training pairs per task (what one epoch passes over)."""
@@ -95,7 +112,8 @@ def load_run_data(snapshot: str, heldout_fraction: float) -> RunData:
     snap = load_snapshot(snapshot)
     train_pairs = [p for p in snap.pairs if not heldout(p["video_id"], heldout_fraction)]
     eval_pairs = [p for p in snap.pairs if heldout(p["video_id"], heldout_fraction)]
-    return RunData(train_pairs, eval_pairs, clip_groups(snap.pairs))
+    datasets = dict(snap.manifest.get("datasets") or {})
+    return RunData(train_pairs, eval_pairs, clip_groups(snap.pairs), datasets)
 
 
 def _lora(embedder: Embedder, ts: TrainSettings) -> None:
@@ -140,6 +158,6 @@ def build_state(
             torch.distributed.broadcast(p.data, src=0)
     opt = torch.optim.AdamW(params, lr=ts.lr, weight_decay=ts.weight_decay)
     sched = _schedule(opt, ts.warmup_steps, total_steps)
-    batcher = PairBatcher(train_pairs, seed=ts.seed)
+    batcher = PairBatcher(train_pairs, seed=ts.seed, unit=ts.pyramid_unit)
     sampler = TaskSampler(batcher.tasks, mode=ts.sampler, seed=ts.seed)
     return TrainState(embedder, params, opt, sched, sampler, batcher)

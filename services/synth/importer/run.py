@@ -35,8 +35,8 @@ class ImportSpec:
     query: str
     target: str
     negatives: str | None = None
-    hard_negatives: int = 0
-    batch_size: int = 64
+    hard_negatives: int | None = None  # Neg: a preset's, or given; None: the task type's
+    batch_size: int | None = None  # BS: likewise
     preset: str | None = None
     limit: int = 0
 
