@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.synth.importer import readers, sides
+from services.synth.importer import readers, remote, sides
 from services.synth.importer.presets import Preset, get_preset
 from shared.config import get_settings
 from shared.db import init_db, session_scope, upsert
@@ -100,20 +100,32 @@ def _pair(rec: dict[str, Any], spec: ImportSpec, ctx: sides.Context) -> dict[str
 
 
 def import_dataset(spec: ImportSpec) -> dict[str, Any]:
+    """Import ``spec``'s source (a local path or an ``s3://`` prefix): pairs written, the
+    dataset's info recorded and returned."""
     if not NAME.match(spec.name):
         raise ValueError(f"dataset name {spec.name!r}: lower-case letters, digits, . _ -")
     sides.task_kinds(spec.task)
     init_db()
-    s = get_settings().synth
     store = get_store()
-    path = Path(spec.path)
-    ctx = sides.Context(
-        spec.name,
-        path if path.is_dir() else path.parent,
-        store,
-        s.frames_per_clip,
-        s.frame_side or None,
-    )
+    with remote.source_path(spec.path) as path:
+        tally = _import(spec, path, store)
+    if not tally.pairs:
+        raise ValueError(f"{spec.name}: no record became a pair ({tally.skipped or 'empty'})")
+    info = {
+        **asdict(spec),
+        "imported_at": datetime.now(UTC).isoformat(),
+        "pairs": tally.pairs,
+        "skipped": tally.skipped,
+        "skipped_examples": tally.examples,
+    }
+    store.put_bytes(dataset_key(spec.name), json.dumps(info, indent=1).encode(), "application/json")
+    return info
+
+
+def _import(spec: ImportSpec, path: Path, store: Any) -> _Tally:
+    s = get_settings().synth
+    base = path if path.is_dir() else path.parent
+    ctx = sides.Context(spec.name, base, store, s.frames_per_clip, s.frame_side or None)
     tally, page = _Tally(), []
     for rec in readers.read(spec.format, path, s.import_max_member_bytes):
         if spec.limit and tally.pairs + len(page) >= spec.limit:
@@ -129,17 +141,7 @@ def import_dataset(spec: ImportSpec) -> dict[str, Any]:
             tally.pairs += _write(page)
             page = []
     tally.pairs += _write(page)
-    if not tally.pairs:
-        raise ValueError(f"{spec.name}: no record became a pair ({tally.skipped or 'empty'})")
-    info = {
-        **asdict(spec),
-        "imported_at": datetime.now(UTC).isoformat(),
-        "pairs": tally.pairs,
-        "skipped": tally.skipped,
-        "skipped_examples": tally.examples,
-    }
-    store.put_bytes(dataset_key(spec.name), json.dumps(info, indent=1).encode(), "application/json")
-    return info
+    return tally
 
 
 def _write(rows: list[dict[str, Any]]) -> int:

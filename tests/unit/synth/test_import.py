@@ -151,3 +151,26 @@ def test_cli_import_then_snapshot_lists_datasets_and_tasks(tmp_path):
 @pytest.fixture(autouse=True)
 def _db():
     init_db()
+
+
+def test_s3_prefix_is_read_through_a_temporary_copy(tmp_path, monkeypatch):
+    """An ``s3://`` source: the prefix's objects (relative media paths kept) are fetched and read
+    like a local folder; an object over ``synth.max_file_bytes`` is refused before any fetch."""
+    from services.synth.importer import remote
+    from shared.storage import LocalStore
+
+    bucket = LocalStore(tmp_path / "bucket")
+    recs = [{"caption": f"news {i}", "image_path": f"img/{i}.jpg"} for i in range(3)]
+    bucket.put_bytes("vn/data.json", json.dumps(recs).encode(), "application/json")
+    for i in range(3):
+        bucket.put_bytes(f"vn/img/{i}.jpg", _jpeg(i), "image/jpeg")
+    monkeypatch.setattr(remote, "bucket_store", lambda name: bucket)
+    spec = resolve("visualnews", path="s3://raw/vn", format="jsonl")
+    # the reader takes *.json and *.jsonl files only: the images are media, found by path
+    info = import_dataset(spec)
+    assert info["pairs"] == 3 and info["task"] == "T2I"
+    assert {p.query["text"] for p in _pairs("visualnews")} == {"news 0", "news 1", "news 2"}
+    monkeypatch.setenv("UNIVR_SYNTH__MAX_FILE_BYTES", "100")
+    get_settings.cache_clear()
+    with pytest.raises(ValueError, match="over 100"):
+        import_dataset(spec)
