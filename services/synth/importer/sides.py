@@ -1,6 +1,6 @@
 """A record's fields into pair sides. Text is taken as is (a list: one element drawn by a hash of
-the record's key); an image (bytes, a PIL image, an HF image struct or a path relative to the
-source folder) is checked by decoding it and stored as JPEG under ``imports/<dataset>/``; a video
+the record's key); an image (bytes, a PIL image, an HF image struct or a path inside the source
+folder) is checked by decoding it and stored as JPEG under ``imports/<dataset>/``; a video
 (bytes or a path) is sampled to ``synth.frames_per_clip`` frames stored there too, and named as a
 whole video (``video:<id>``: no clip row stands behind it). A field that cannot become a side
 raises ``Unusable`` with the reason."""
@@ -70,7 +70,12 @@ def _pick(value: Any, key: str) -> Any:
 
 
 def _local(value: str, ctx: Context) -> Path:
-    path = Path(value) if Path(value).is_absolute() else ctx.base / value
+    """A media path of the dataset: relative to its folder and inside it (a record cannot name
+    files elsewhere)."""
+    base = ctx.base.resolve()
+    path = (base / value).resolve()
+    if base not in path.parents:
+        raise Unusable(f"media path {value!r} is outside the dataset's folder")
     if not path.is_file():
         raise Unusable(f"media file {value!r} not found")
     return path

@@ -161,6 +161,7 @@ def test_s3_prefix_is_read_through_a_temporary_copy(tmp_path, monkeypatch):
 
     bucket = LocalStore(tmp_path / "bucket")
     recs = [{"caption": f"news {i}", "image_path": f"img/{i}.jpg"} for i in range(3)]
+    recs.append({"caption": "escape", "image_path": "../../etc/hostname"})  # hostile: refused
     bucket.put_bytes("vn/data.json", json.dumps(recs).encode(), "application/json")
     for i in range(3):
         bucket.put_bytes(f"vn/img/{i}.jpg", _jpeg(i), "image/jpeg")
@@ -169,6 +170,9 @@ def test_s3_prefix_is_read_through_a_temporary_copy(tmp_path, monkeypatch):
     # the reader takes *.json and *.jsonl files only: the images are media, found by path
     info = import_dataset(spec)
     assert info["pairs"] == 3 and info["task"] == "T2I"
+    assert list(info["skipped"]) == [
+        "media path '../../etc/hostname' is outside the dataset's folder"
+    ]
     assert {p.query["text"] for p in _pairs("visualnews")} == {"news 0", "news 1", "news 2"}
     monkeypatch.setenv("UNIVR_SYNTH__MAX_FILE_BYTES", "100")
     get_settings.cache_clear()
