@@ -81,10 +81,11 @@ class VectorSettings(BaseModel):
     alias: str = "univr-live"
     retention: int = 2  # old collections kept after a promotion
     # points embedded and upserted per call by an index build: one round trip per 256 points is ~20x
-    # faster than per point (bench/indexer_qdrant.py); the embedder still batches by model.batch_size
+    # faster than per point (bench/indexer_qdrant.py); the embedder still batches by
+    # model.batch_size
     upsert_batch: int = Field(256, ge=1)
-    # upserts left in flight while the build embeds the next batch (server only: local mode runs them
-    # in turn, its SQLite handle belongs to the thread that opened it)
+    # upserts left in flight while the build embeds the next batch (server only: local mode runs
+    # them in turn, its SQLite handle belongs to the thread that opened it)
     upsert_parallel: int = Field(2, ge=1)
 
 
@@ -173,7 +174,8 @@ class SynthSettings(BaseModel):
     import_max_member_bytes: int = Field(512 * 1024**2, gt=0)
     snapshot_shard_rows: int = Field(100_000, gt=0)  # pairs per Parquet shard of a snapshot
     # `univr synth gc`: objects (and clips claimed) within this many seconds are never collected, so
-    # a job writing at the same moment keeps its uploads; keep it well above broker.hard_time_limit_s
+    # a job writing at the same moment keeps its uploads; keep it well above
+    # broker.hard_time_limit_s
     gc_grace_s: float = Field(24 * 3600.0, ge=0)
     profile_weights: dict[str, float] = Field(
         default_factory=lambda: {"spatial": 0.3, "temporal": 0.6, "other": 0.1}
@@ -218,8 +220,8 @@ class TrainSettings(BaseModel):
     )
     sampler: Literal["pyramid", "uniform"] = "pyramid"
     # what a Modality Pyramid unit is (SPEC §4.2 leaves it open): each task type, or each dataset
-    # (an imported dataset by its name, the synthesized pairs as UVRD-<task>, as Table 7 names them);
-    # a dataset unit trains with the batch size and hard negatives its import recorded
+    # (an imported dataset by its name, the synthesized pairs as UVRD-<task>, as Table 7 names
+    # them); a dataset unit trains with the batch size and hard negatives its import recorded
     pyramid_unit: Literal["task", "dataset"] = "task"
     sigma_min: float = 0.1
     sigma_max: float = 1.0
@@ -421,7 +423,8 @@ def _unmasked(s: Settings) -> dict[str, Any]:
 
 
 def _mask_urls(obj: Any) -> Any:
-    """Hide passwords inside URLs such as amqp://user:pass@host (SecretStr already dumps as ****)."""
+    """Hide passwords inside URLs such as amqp://user:pass@host (SecretStr already dumps as
+    ****)."""
     if isinstance(obj, dict):
         return {k: _mask_urls(v) for k, v in obj.items()}
     if isinstance(obj, list):
@@ -436,5 +439,6 @@ def _mask_urls(obj: Any) -> Any:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide Settings (call ``get_settings.cache_clear()`` after changing env in tests)."""
+    """The process-wide Settings (call ``get_settings.cache_clear()`` after changing env in
+    tests)."""
     return Settings()

@@ -58,5 +58,8 @@ def _unreachable(exc: BaseException) -> str | None:
     if isinstance(exc, BrokerDown):
         return f"broker unreachable: {str(exc).splitlines()[0][:300]}"
     if isinstance(exc, ConnectionError):
-        return f"service unreachable: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}"
+        return (
+            "service unreachable: "
+            f"{str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}"
+        )
     return None

@@ -68,8 +68,8 @@ def _route_task(
 
 
 class _QueueLimits:
-    """Task options by queue (Celery task annotations): per-item tasks get the broker's soft and hard
-    time limits; long-job tasks none, and are acked on receipt (their lease guards them)."""
+    """Task options by queue (Celery task annotations): per-item tasks get the broker's soft and
+    hard time limits; long-job tasks none, and are acked on receipt (their lease guards them)."""
 
     def __init__(self, settings: Settings) -> None:
         self.short = {
@@ -267,7 +267,8 @@ def queue_depths(app: Celery | None = None) -> dict[str, int | None]:
 
 def _share_cores_between_children(processes: int) -> None:
     """Each prefork child gets cores / pool size torch threads (``shared.threads``): children
-    with torch's default each would spin one thread per core and slow one another down many times."""
+    with torch's default each would spin one thread per core and slow one another down many
+    times."""
     from celery.signals import worker_process_init
 
     from shared.threads import configure_torch_threads

@@ -78,8 +78,8 @@ _VAR = re.compile(
 
 
 def interpolate(value: str, variables: dict[str, str]) -> str:
-    """Compose's variable syntax: ``$$``, ``$VAR``, ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``,
-    ``${VAR:?error}``, ``${VAR?error}``."""
+    """Compose's variable syntax: ``$$``, ``$VAR``, ``${VAR}``, ``${VAR:-default}``,
+    ``${VAR-default}``, ``${VAR:?error}``, ``${VAR?error}``."""
 
     def sub(m: re.Match) -> str:
         if m.group(0) == "$$":
@@ -161,7 +161,8 @@ def load(compose: Path, variables: dict[str, str]) -> list[Service]:
 
 
 def volumes_of(compose: Path) -> dict[str, str]:
-    """Mount path → named volume, over every service (``models:/models`` → {"/models": "models"})."""
+    """Mount path → named volume, over every service (``models:/models`` → {"/models":
+    "models"})."""
     data = yaml.safe_load(compose.read_text())
     out = {}
     for spec in (data.get("services") or {}).values():
@@ -382,8 +383,12 @@ class Stack:
             for svc in services:
                 if svc.is_univr and not svc.one_shot:
                     cmd = shlex.join(_executable(svc.command))
-                    # compose's restart: unless-stopped (a killed worker comes back, as its container would)
-                    loop = f'while :; do {cmd}; echo "{svc.name} exited ($?): restarting"; sleep 1; done'
+                    # compose's restart: unless-stopped (a killed worker comes back, as its
+                    # container would)
+                    loop = (
+                        f"while :; do {cmd};"
+                        f' echo "{svc.name} exited ($?): restarting"; sleep 1; done'
+                    )
                     manager.add_process(svc.name, loop, env=self.env_of(svc), cwd=str(ROOT))
                     table[svc.name] = shlex.join(svc.command)
             (self.state / "services.json").write_text(json.dumps(table, indent=2))

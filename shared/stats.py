@@ -1,6 +1,7 @@
 """Seed statistics for ablations: mean ± std over seeds, and whether two settings differ by more
 than their seed noise (Welch's two-sided t-test at ``alpha``; with one seed each nothing is
-significant, since the noise is unknown). The trainer's `univr train ablation` and the demo use it."""
+significant, since the noise is unknown). The trainer's `univr train ablation` and the demo use
+it."""
 
 from __future__ import annotations
 

@@ -204,7 +204,8 @@ _retry = retry(
 
 
 class S3Store(_PrefixDelete):
-    """Objects in one S3 bucket through the ``minio`` client; transient errors retried with backoff."""
+    """Objects in one S3 bucket through the ``minio`` client; transient errors retried with
+    backoff."""
 
     def __init__(self, client, bucket: str, presign_expiry_s: int = 3600):  # noqa: ANN001
         self.client = client

@@ -66,7 +66,8 @@ def train_nproc() -> int:
 
 
 def jsonable(value: Any) -> Any:
-    """A result as strict JSON holds it (PostgreSQL's JSON refuses NaN): non-finite floats → None."""
+    """A result as strict JSON holds it (PostgreSQL's JSON refuses NaN): non-finite floats →
+    None."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):

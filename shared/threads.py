@@ -16,7 +16,8 @@ from shared.config import Settings, get_settings
 
 
 def cpu_cores() -> int:
-    """Cores this process may run on (its affinity mask, e.g. a container's cpuset), not the host's."""
+    """Cores this process may run on (its affinity mask, e.g. a container's cpuset), not the
+    host's."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
@@ -24,8 +25,8 @@ def cpu_cores() -> int:
 
 
 def threads_for(processes: int, settings: Settings | None = None) -> int | None:
-    """Threads for one of ``processes`` torch processes sharing this host; None: leave torch's default
-    (a process alone, with no setting)."""
+    """Threads for one of ``processes`` torch processes sharing this host; None: leave torch's
+    default (a process alone, with no setting)."""
     configured = (settings or get_settings()).model.torch_threads
     if configured:
         return configured
@@ -35,8 +36,9 @@ def threads_for(processes: int, settings: Settings | None = None) -> int | None:
 
 
 def configure_torch_threads(processes: int = 1, settings: Settings | None = None) -> int | None:
-    """Apply ``threads_for`` to this process; returns the count set (None: left to torch). Before torch
-    is imported this only sets ``OMP_NUM_THREADS`` (a worker that never uses torch never loads it)."""
+    """Apply ``threads_for`` to this process; returns the count set (None: left to torch). Before
+    torch is imported this only sets ``OMP_NUM_THREADS`` (a worker that never uses torch never loads
+    it)."""
     n = threads_for(processes, settings)
     if n is None:
         return None

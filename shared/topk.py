@@ -1,5 +1,6 @@
-"""Exact top-k by cosine (dot product of unit vectors) with bounded memory: the evaluator's retrieval
-(services/evaluator) and the trainer's hard-negative mining (services/trainer/mining.py) share it.
+"""Exact top-k by cosine (dot product of unit vectors) with bounded memory: the evaluator's
+retrieval (services/evaluator) and the trainer's hard-negative mining (services/trainer/mining.py)
+share it.
 
 Results equal a full stable sort: scores descending, ties broken by the lower corpus index.
 
@@ -61,7 +62,8 @@ def _single_threaded_here() -> Callable[[], None] | None:
             return None
 
     def limit() -> None:
-        torch.get_num_threads()  # torch sets a thread up on its first op, from the process-wide count: first
+        # torch sets a thread up on its first op, from the process-wide count: first
+        torch.get_num_threads()
         omp_set_num_threads(1)
         if mkl_local is not None:
             mkl_local(1)
@@ -157,8 +159,8 @@ def blocked_topk(
     """(scores float32, indices int64), each (n_queries, min(k, n_corpus)), best first; ties by
     lower corpus index. Unset sizes come from ``Settings.eval``. Each of ``threads`` workers takes
     whole query blocks and owns one score buffer of query_block x (a multiple of block) floats,
-    about ``memory_mb`` and at least one tile; torch's ops run single-threaded in those worker threads
-    only (nothing process-wide changes: other threads keep their thread counts)."""
+    about ``memory_mb`` and at least one tile; torch's ops run single-threaded in those worker
+    threads only (nothing process-wide changes: other threads keep their thread counts)."""
     cfg = get_settings().eval
     query_block = query_block or cfg.query_block
     chunk = chunk or cfg.topk_chunk
@@ -186,7 +188,9 @@ def blocked_topk(
     def run(q0: int) -> None:
         if not hasattr(local, "buf"):  # one score buffer per worker thread
             if workers > 1 and limit is not None:
-                limit()  # query blocks in parallel, each op single-threaded: no per-op barrier between threads
+                # query blocks in parallel, each op single-threaded: no per-op barrier between
+                # threads
+                limit()
             local.buf = torch.empty(tiles, qb, width // chunk, chunk)
             local.mbuf = torch.empty(tiles, qb, width // chunk)
         state = _QueryBlock(qn[q0 : q0 + qb], k, n, local.buf, local.mbuf)

@@ -22,6 +22,7 @@ def get_qdrant(settings: Settings | None = None) -> QdrantClient:
 
 
 def is_server(client: QdrantClient) -> bool:
-    """Whether the client talks to a Qdrant server (thread-safe, concurrent requests) or runs local mode."""
+    """Whether the client talks to a Qdrant server (thread-safe, concurrent requests) or runs local
+    mode."""
     opts = client.init_options
     return opts.get("location") != ":memory:" and opts.get("path") is None

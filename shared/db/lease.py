@@ -144,7 +144,8 @@ def finish(
 
 
 def release(job_id: str, owner: str) -> None:
-    """Give the lease up without ending the job (a worker shutting down): another may claim it now."""
+    """Give the lease up without ending the job (a worker shutting down): another may claim it
+    now."""
     with session_scope() as s:
         s.execute(
             update(Job)
@@ -179,7 +180,8 @@ def state_of(job_id: str) -> JobState | None:
 
 
 def expired(kinds: tuple[str, ...], limit: int = 100) -> list[tuple[str, dict[str, Any] | None]]:
-    """Live jobs of ``kinds`` whose lease has run out (their worker died): (job id, task message)."""
+    """Live jobs of ``kinds`` whose lease has run out (their worker died): (job id, task
+    message)."""
     now = utcnow()
     with session_scope() as s:
         rows = s.execute(

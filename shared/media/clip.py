@@ -44,7 +44,8 @@ def extract_clip(
         stream.run(cmd=ffmpeg_exe(), quiet=True)
     except ffmpeg.Error as exc:
         raise MediaError(
-            f"ffmpeg could not cut {start_s:.2f}-{end_s:.2f}s: {exc.stderr.decode(errors='replace')[-300:]}"
+            f"ffmpeg could not cut {start_s:.2f}-{end_s:.2f}s"
+            f": {exc.stderr.decode(errors='replace')[-300:]}"
         ) from exc
     return dst
 

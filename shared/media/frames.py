@@ -34,7 +34,8 @@ def _resize(frame: np.ndarray, max_side: int | None) -> np.ndarray:
 
 
 def _same_size(frames: list[np.ndarray]) -> np.ndarray:
-    """Stack frames; a stream whose resolution changes midway is resized to its first frame's size."""
+    """Stack frames; a stream whose resolution changes midway is resized to its first frame's
+    size."""
     from PIL import Image
 
     h, w = frames[0].shape[:2]
@@ -124,7 +125,8 @@ def _count_frames(path: Path, exact_below: int) -> int:
 def _by_index(
     path: Path, indices: list[int], max_side: int | None
 ) -> tuple[list[np.ndarray], list[float], int]:
-    """Decode in order, converting only the wanted frames; also returns how many frames were seen."""
+    """Decode in order, converting only the wanted frames; also returns how many frames were
+    seen."""
     import av
 
     wanted = set(indices)

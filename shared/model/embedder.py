@@ -1,8 +1,8 @@
 """The GVE embedder: any Qwen2.5-VL or Qwen2-VL checkpoint (the tiny bundles, Qwen2.5-VL-3B/7B,
-GVE-3B/7B, GME-2B/7B) plus an optional LoRA adapter turns text, images, videos and their compositions into unit vectors
-exactly as SPEC §6.3 describes: chat-template prompt with the instruction in the system turn for
-queries, visual placeholders then text, an appended ``<|endoftext|>`` that is pooled from the last
-hidden layer (left or right padding), L2-normalised.
+GVE-3B/7B, GME-2B/7B) plus an optional LoRA adapter turns text, images, videos and their
+compositions into unit vectors exactly as SPEC §6.3 describes: chat-template prompt with the
+instruction in the system turn for queries, visual placeholders then text, an appended
+``<|endoftext|>`` that is pooled from the last hidden layer (left or right padding), L2-normalised.
 """
 
 from __future__ import annotations

@@ -41,13 +41,16 @@ CHAT_TEMPLATE = (
     "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
     "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
     "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
     "{% else %}{% for content in message['content'] %}"
     "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
     "<|vision_start|><|image_pad|><|vision_end|>"
     "{% elif content['type'] == 'video' or 'video' in content %}"
-    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
+    "{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
     "<|vision_start|><|video_pad|><|vision_end|>"
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -55,12 +58,13 @@ CHAT_TEMPLATE = (
 
 # Caption-like corpus for the offline BPE: the procedural world's words plus the instructions.
 _WORDS = (
-    "a an the and then after that next later finally first shot scene cut cuts to of on in at with while "
-    "small large striped solid circle square triangle red green blue yellow white magenta cyan orange black "
-    "navy dark gray maroon background moves moving left right up down top bottom center appears disappears "
-    "turns changes color camera pans pan zooms zoom static still stays keeps calm lively minimalist animation "
-    "geometric shapes shot shots what happens next continuing this clip same reference image video from "
-    "place after which object objects frame"
+    "a an the and then after that next later finally first shot scene cut cuts to of on in at "
+    "with while small large striped solid circle square triangle red green blue yellow white "
+    "magenta cyan orange black navy dark gray maroon background moves moving left right up down "
+    "top bottom center appears disappears turns changes color camera pans pan zooms zoom static "
+    "still stays keeps calm lively minimalist animation geometric shapes shot shots what happens "
+    "next continuing this clip same reference image video from place after which object objects "
+    "frame"
 ).split()
 
 
@@ -233,7 +237,8 @@ def build_tiny_bundle(
 
 
 def ensure_tiny_bundle(settings: Settings | None = None) -> Path:
-    """The tiny bundle under the univr home, built once (a file lock keeps concurrent workers safe)."""
+    """The tiny bundle under the univr home, built once (a file lock keeps concurrent workers
+    safe)."""
     settings = settings or get_settings()
     out = settings.tiny_model_path
     marker = out / "univr_bundle.json"

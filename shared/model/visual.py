@@ -242,8 +242,9 @@ def resolve_video(
         from shared.media.frames import sample_frames, sampling_fps, video_duration
 
         frames, _times = sample_frames(video, num_frames, seek_min_frames=seek_min_frames)
-        # one definition for every clip, as its stored frames carry it: frames / duration (SPEC §6.3),
-        # not the spacing of the first and last sampled frames (snapped to the source's frame grid)
+        # one definition for every clip, as its stored frames carry it: frames / duration (SPEC
+        # §6.3), not the spacing of the first and last sampled frames (snapped to the source's frame
+        # grid)
         fps = sampling_fps(num_frames, video_duration(video)) or default_fps
     prepared = PreparedVideo(_resize_frames(frames, budget, num_frames), fps, budget.processor)
     cache.put(key, prepared)

@@ -126,7 +126,11 @@ def describe(sidecar: dict[str, Any], style: str, rng: random.Random | None = No
         mood = (
             "calm" if all(o["motion"] == "still" for s in shots for o in s["objects"]) else "lively"
         )
-        return f"a {mood} minimalist animation of {', '.join(colors)} geometric shapes in {len(shots)} shot{'s' if len(shots) > 1 else ''}."
+        plural = "s" if len(shots) > 1 else ""
+        return (
+            f"a {mood} minimalist animation of {', '.join(colors)} geometric shapes "
+            f"in {len(shots)} shot{plural}."
+        )
     if style in ("rich", "long"):
         parts = []
         for i, s in enumerate(shots):

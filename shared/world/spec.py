@@ -179,7 +179,8 @@ def shot_at(spec: dict[str, Any], t: float) -> dict[str, Any]:
 
 
 def sub_spec(spec: dict[str, Any], start: float, end: float) -> dict[str, Any]:
-    """The sidecar of the span [start, end) of a video: overlapping shots, clipped, times shifted."""
+    """The sidecar of the span [start, end) of a video: overlapping shots, clipped, times
+    shifted."""
     import copy
 
     shots = []
