@@ -150,8 +150,8 @@ def redact_access_log() -> None:
 class AuthGate:
     """Pure ASGI, before routing: a request from an address that failed too many key checks
     (``app.state.failed_auth``, services/api/deps.py) whose key is not one verified recently gets
-    429 after ``api.auth_block_delay_s`` — no body parsing, no thread, no hashing — so a flood of wrong
-    secrets costs the server little and a closed-loop flooder slows to one try per delay."""
+    429 after ``api.auth_block_delay_s`` — no body parsing, no thread, no hashing — so a flood of
+    wrong secrets costs the server little and a closed-loop flooder slows to one try per delay."""
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app

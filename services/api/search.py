@@ -39,7 +39,8 @@ def build_filter(
     min_duration: float | None = None,
     max_duration: float | None = None,
 ) -> models.Filter | None:
-    """Source: its id or URI; dataset: a snapshot's name or id; duration in seconds, bounds included."""
+    """Source: its id or URI; dataset: a snapshot's name or id; duration in seconds, bounds
+    included."""
     if min_duration is not None and max_duration is not None and min_duration > max_duration:
         raise ValueError(f"min_duration {min_duration} is above max_duration {max_duration}")
     must: list[Any] = []

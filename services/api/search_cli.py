@@ -41,7 +41,9 @@ def search(
         return
     for h in hits:
         typer.echo(
-            f"{h['score']:.3f}  {h['kind']:<5} {h.get('video') or h.get('video_id')}  {h['start_ms'] / 1000:.1f}-{h['end_ms'] / 1000:.1f}s  {h.get('caption', '')[:60]}"
+            f"{h['score']:.3f}  {h['kind']:<5} {h.get('video') or h.get('video_id')}"
+            f"  {h['start_ms'] / 1000:.1f}-{h['end_ms'] / 1000:.1f}s"
+            f"  {h.get('caption', '')[:60]}"
         )
 
 

@@ -21,9 +21,13 @@ PALETTE = [
 
 def _frame(width: int, height: int, body: str, title: str) -> str:
     return (
-        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11">'
-        f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="13" font-weight="bold">{escape(title)}</text>'
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}"'
+        f' height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg"'
+        ' font-family="sans-serif" font-size="11">'
+        f'<text x="{width / 2}" y="14" text-anchor="middle"'
+        ' font-size="13" font-weight="bold">'
+        f"{escape(title)}</text>"
         f"{body}</svg>"
     )
 
@@ -33,7 +37,8 @@ def _legend(names: Sequence[str], x: float, y: float) -> str:
     for i, name in enumerate(names):
         yy = y + i * 14
         parts.append(
-            f'<rect x="{x}" y="{yy - 8}" width="10" height="10" fill="{PALETTE[i % len(PALETTE)]}"/>'
+            f'<rect x="{x}" y="{yy - 8}" width="10"'
+            f' height="10" fill="{PALETTE[i % len(PALETTE)]}"/>'
             f'<text x="{x + 14}" y="{yy + 1}">{escape(name)}</text>'
         )
     return "".join(parts)
@@ -75,14 +80,17 @@ def line_chart(
     body.append(f'<text x="{left + pw}" y="{height - 8}" text-anchor="end">{x1:.0f}</text>')
     if y_label:
         body.append(
-            f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" text-anchor="middle">{escape(y_label)}</text>'
+            f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})"'
+            f' text-anchor="middle">{escape(y_label)}</text>'
         )
     for i, (name, pts) in enumerate(series.items()):
         if not pts:
             continue
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
         body.append(
-            f'<polyline fill="none" stroke="{PALETTE[i % len(PALETTE)]}" stroke-width="1.6" points="{path}"><title>{escape(name)}</title></polyline>'
+            f'<polyline fill="none" stroke="{PALETTE[i % len(PALETTE)]}" stroke-width="1.6"'
+            f' points="{path}">'
+            f"<title>{escape(name)}</title></polyline>"
         )
     body.append(_legend(list(series), width - right + 10, top + 10))
     return _frame(width, height, "".join(body), title)
@@ -117,11 +125,15 @@ def grouped_bars(
             h = max(value, 0) / vmax * ph
             x = gx + si * bw
             body.append(
-                f'<rect x="{x:.1f}" y="{top + ph - h:.1f}" width="{bw:.1f}" height="{h:.1f}" fill="{PALETTE[si % len(PALETTE)]}">'
+                f'<rect x="{x:.1f}" y="{top + ph - h:.1f}"'
+                f' width="{bw:.1f}" height="{h:.1f}"'
+                f' fill="{PALETTE[si % len(PALETTE)]}">'
                 f"<title>{escape(name)} {escape(group)}: {value:.3f}</title></rect>"
             )
         body.append(
-            f'<text x="{gx + gw * 0.4:.1f}" y="{top + ph + 12}" text-anchor="end" transform="rotate(-35 {gx + gw * 0.4:.1f} {top + ph + 12})">{escape(group)}</text>'
+            f'<text x="{gx + gw * 0.4:.1f}" y="{top + ph + 12}" text-anchor="end"'
+            f' transform="rotate(-35 {gx + gw * 0.4:.1f} {top + ph + 12})"'
+            f">{escape(group)}</text>"
         )
     body.append(_legend(list(series), width - right + 10, top + 10))
     return _frame(width, height, "".join(body), title)

@@ -15,10 +15,13 @@ ABILITIES = ["TXT", "CMP", "VIS", "CG", "FG", "LC", "S", "T", "PR", "AVG_A", "AV
 CSS = """
 body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}
 h1{margin-bottom:0} .sub{color:#666;margin-top:4px}
-table{border-collapse:collapse;margin:8px 0 18px} td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}
+table{border-collapse:collapse;margin:8px 0 18px}
+td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}
 th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
-.grid{display:flex;flex-wrap:wrap;gap:16px} .card{border:1px solid #e3e3e3;border-radius:6px;padding:8px}
-.hits{display:flex;gap:8px;flex-wrap:wrap} .hit{width:150px;font-size:12px} .hit img{width:150px;image-rendering:pixelated}
+.grid{display:flex;flex-wrap:wrap;gap:16px}
+.card{border:1px solid #e3e3e3;border-radius:6px;padding:8px}
+.hits{display:flex;gap:8px;flex-wrap:wrap} .hit{width:150px;font-size:12px}
+.hit img{width:150px;image-rendering:pixelated}
 .good{color:#2a7} .bad{color:#c33}
 """
 
@@ -84,12 +87,17 @@ def _ablation_section(summary: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td>{escape(k)}</td>"
         + "".join(f"<td>{_fmt(r[s]['mean'])} ± {_fmt(r[s]['std'])}</td>" for s in samplers)
-        + f"<td>{_fmt(r.get('p_value'))}</td><td>{'yes' if r.get('significant') else 'no'}</td></tr>"
+        + (
+            f"<td>{_fmt(r.get('p_value'))}</td>"
+            f"<td>{'yes' if r.get('significant') else 'no'}</td></tr>"
+        )
         for k, r in abl.items()
     )
     return (
-        f"<h2>Ablation: pyramid vs uniform over seeds {escape(str(summary.get('ablation_seeds')))}</h2>"
-        f"<p>Mean ± std of UVRB-mini scores; a difference counts only when Welch's t-test gives p &lt; 0.05.</p>"
+        "<h2>Ablation: pyramid vs uniform over seeds"
+        f" {escape(str(summary.get('ablation_seeds')))}</h2>"
+        "<p>Mean ± std of UVRB-mini scores;"
+        " a difference counts only when Welch's t-test gives p &lt; 0.05.</p>"
         f"<table><tr><th>ability</th>{head}<th>p</th><th>beyond seed noise</th></tr>{rows}</table>"
     )
 
@@ -102,8 +110,10 @@ def _synthesis_section(synth: dict[str, Any]) -> str:
     )
     rrows = "".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in reasons.items())
     return (
-        f"<h2>Synthesis</h2><div class='grid'><div><h3>Items by state</h3><table>{rows}</table></div>"
-        f"<div><h3>Rejections and failures</h3><table><tr><th>reason</th><th>items</th></tr>{rrows}</table></div></div>"
+        "<h2>Synthesis</h2><div class='grid'>"
+        f"<div><h3>Items by state</h3><table>{rows}</table></div>"
+        "<div><h3>Rejections and failures</h3>"
+        f"<table><tr><th>reason</th><th>items</th></tr>{rrows}</table></div></div>"
     )
 
 
@@ -134,12 +144,16 @@ def _queries_section(queries: dict[str, Any], store_root: Path) -> str:
         if isinstance(hits, dict):
             hits = hits.get("results", [])
         cells = "".join(
-            f"<div class='hit'>{_thumb(store_root, h.get('thumbnail_key'))}<br>{_fmt(h.get('score'))} · "
-            f"{escape(str(h.get('video', ''))[:24])}<br>{_fmt((h.get('start_ms') or 0) / 1000)}–{_fmt((h.get('end_ms') or 0) / 1000)} s</div>"
+            f"<div class='hit'>{_thumb(store_root, h.get('thumbnail_key'))}<br>"
+            f"{_fmt(h.get('score'))} · "
+            f"{escape(str(h.get('video', ''))[:24])}"
+            f"<br>{_fmt((h.get('start_ms') or 0) / 1000)}"
+            f"–{_fmt((h.get('end_ms') or 0) / 1000)} s</div>"
             for h in hits
         )
         blocks.append(
-            f"<div class='card'><b>{escape(q['kind'])}</b>: {escape(q.get('query', ''))}<div class='hits'>{cells}</div></div>"
+            f"<div class='card'><b>{escape(q['kind'])}</b>: {escape(q.get('query', ''))}"
+            f"<div class='hits'>{cells}</div></div>"
         )
     return "<h2>Example retrievals (live index)</h2>" + "".join(blocks)
 
@@ -169,6 +183,6 @@ AVG-A {_fmt(before.get("AVG_A"))} → {_fmt(after.get("AVG_A"))} (<span class="{
 <h2>Live index</h2><p>{escape(str(summary.get("index", {}).get("version")))} ({_fmt(summary.get("index", {}).get("points"))} points, trained with {escape(str(summary.get("best_sampler")))} sampling)</p>
 {_queries_section(summary.get("queries", {}), store_root)}
 <h2>Stage timings (s)</h2><table>{"".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in summary.get("stage_seconds", {}).items())}</table>
-</body></html>"""
+</body></html>"""  # noqa: E501 (a template: its lines are the output's)
     path.write_text(html, encoding="utf-8")
     return path

@@ -74,7 +74,8 @@ class StageRunner:
         if proc.returncode != 0:
             tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
             raise StageError(
-                f"stage '{stage}': `univr {' '.join(args)}` exited {proc.returncode}; log: {log}\n{tail}"
+                f"stage '{stage}': `univr {' '.join(args)}` exited {proc.returncode}"
+                f"; log: {log}\n{tail}"
             )
         if not json_out:
             return proc.stdout

@@ -54,7 +54,8 @@ def _datasets(value: Any) -> list[str] | None:
     names = value.split(",") if isinstance(value, str) else value
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ValueError(
-            f"datasets must be a list of UVRB short names or a comma-separated string, got {value!r}"
+            "datasets must be a list of UVRB short names or a comma-separated string"
+            f", got {value!r}"
         )
     return [n.strip() for n in names if n.strip()] or None
 
@@ -83,9 +84,11 @@ def run_eval_job(
     out: str | Path | None = None,
     embedder: Embedder | None = None,
 ) -> dict[str, Any]:
-    """Score ``params`` (uvrb, model, adapter or checkpoint, datasets) and move the job's row; returns
-    the full report (also recorded as an EvalRun). Without an adapter, a ``checkpoint`` (store prefix)
-    is scored with its adapter, fetched from the store. Errors are recorded on the row, then raised."""
+    """Score ``params`` (uvrb, model, adapter or checkpoint, datasets) and move the job's row;
+    returns the full report (also recorded as an EvalRun). Without an adapter, a ``checkpoint``
+    (store prefix) is scored with its adapter, fetched from the store. Errors are recorded on the
+    row, then
+    raised."""
     from services.evaluator.runner import dataset_names, evaluate
 
     set_job_state(job_id, JobState.running, kind=KIND, params=params)

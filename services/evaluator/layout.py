@@ -91,7 +91,8 @@ def load_dataset(root: Path, name: str, check_media: bool = True) -> LoadedDatas
     for q in queries:
         if not any(k in q for k in ("text", "image", "video")):
             raise LayoutError(
-                f"{j / 'queries.jsonl'}:{q['_line']}: query {q['id']!r} has none of text, image, video"
+                f"{j / 'queries.jsonl'}:{q['_line']}"
+                f": query {q['id']!r} has none of text, image, video"
             )
         bad = [str(c) for c in q.get("candidates", []) if str(c) not in cids]
         if bad:

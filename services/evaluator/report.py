@@ -41,12 +41,15 @@ def _bars(series: dict[str, dict[str, Any]], width: int = 900, height: int = 300
     gw = pw / len(ABILITY_ORDER)
     bw = gw * 0.85 / max(len(series), 1)
     parts = [
-        f'<svg class="chart" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" font-size="11" font-family="sans-serif">'
+        f'<svg class="chart" width="{width}" height="{height}"'
+        ' xmlns="http://www.w3.org/2000/svg"'
+        ' font-size="11" font-family="sans-serif">'
     ]
     for frac in (0, 0.25, 0.5, 0.75, 1.0):
         y = top + ph - frac * ph
         parts.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{y}" y2="{y}" stroke="#eee"/><text x="{left - 4}" y="{y + 4}" text-anchor="end">{frac:.2f}</text>'
+            f'<line x1="{left}" x2="{left + pw}" y1="{y}" y2="{y}" stroke="#eee"/>'
+            f'<text x="{left - 4}" y="{y + 4}" text-anchor="end">{frac:.2f}</text>'
         )
     for gi, ab in enumerate(ABILITY_ORDER):
         for si, (name, vals) in enumerate(series.items()):
@@ -55,15 +58,19 @@ def _bars(series: dict[str, dict[str, Any]], width: int = 900, height: int = 300
                 continue
             h = max(float(v), 0) * ph
             parts.append(
-                f'<rect x="{left + gi * gw + si * bw:.1f}" y="{top + ph - h:.1f}" width="{bw:.1f}" height="{h:.1f}" '
-                f'fill="{COLORS[si % len(COLORS)]}"><title>{escape(name)} {ab}: {float(v):.3f}</title></rect>'
+                f'<rect x="{left + gi * gw + si * bw:.1f}" y="{top + ph - h:.1f}"'
+                f' width="{bw:.1f}" height="{h:.1f}" '
+                f'fill="{COLORS[si % len(COLORS)]}">'
+                f"<title>{escape(name)} {ab}: {float(v):.3f}</title></rect>"
             )
         parts.append(
-            f'<text x="{left + gi * gw + gw * 0.4:.1f}" y="{top + ph + 14}" text-anchor="middle">{ab}</text>'
+            f'<text x="{left + gi * gw + gw * 0.4:.1f}" y="{top + ph + 14}"'
+            f' text-anchor="middle">{ab}</text>'
         )
     for si, name in enumerate(series):
         parts.append(
-            f'<rect x="{width - right + 8}" y="{top + si * 14}" width="10" height="10" fill="{COLORS[si % len(COLORS)]}"/>'
+            f'<rect x="{width - right + 8}" y="{top + si * 14}" width="10" height="10"'
+            f' fill="{COLORS[si % len(COLORS)]}"/>'
             f'<text x="{width - right + 22}" y="{top + si * 14 + 9}">{escape(name[:22])}</text>'
         )
     return "".join(parts) + "</svg>"
@@ -92,7 +99,7 @@ benchmark <code>{escape(result["benchmark"])}</code> · {result["wall_seconds"]}
 <h2>Abilities</h2><table><tr>{"".join(f"<th>{k}</th>" for k in result["abilities"])}</tr>
 <tr>{"".join("<td>–</td>" if v is None else f"<td>{v:.3f}</td>" for v in result["abilities"].values())}</tr></table>
 <h2>Datasets</h2><table><tr><th>dataset</th><th>metric</th><th>score</th><th>R@1</th><th>R@10</th><th>MRR</th><th>nDCG@10</th><th>queries</th><th>corpus</th></tr>{rows}</table>
-</body></html>"""
+</body></html>"""  # noqa: E501 (an HTML template: its lines are the page's)
     path = Path(path)
     path.write_text(html, encoding="utf-8")
     return path

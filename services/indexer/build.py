@@ -29,7 +29,8 @@ LIVE = "live"
 
 
 def _open_collection(client, version: str, embedder: Embedder, build_scope: dict[str, Any]) -> None:  # noqa: ANN001
-    """Create the collection, or check that an existing one holds this model's vectors of this scope."""
+    """Create the collection, or check that an existing one holds this model's vectors of this
+    scope."""
     meta = {
         "model_id": embedder.model_id,
         "model": embedder.name_or_path,
@@ -47,7 +48,8 @@ def _open_collection(client, version: str, embedder: Embedder, build_scope: dict
         for field in ("model_id", "source", "dataset"):
             if field in have and have[field] != meta[field]:
                 raise ValueError(
-                    f"collection {version} holds {field}={have[field]!r}, this build has {meta[field]!r}; "
+                    f"collection {version} holds {field}={have[field]!r}"
+                    f", this build has {meta[field]!r}; "
                     "give another --version"
                 )
         size = client.get_collection(version).config.params.vectors.size
@@ -105,8 +107,8 @@ def _embed_and_upsert(
     progress=None,
 ) -> None:  # noqa: ANN001
     """Embed ``todo`` a batch at a time; against a server the batch's upsert runs in a writer thread
-    while the next batch embeds (``vectors.upsert_parallel`` of them in flight), hiding the round trip.
-    On any failure the upserts already sent finish first, so a re-run resumes after them."""
+    while the next batch embeds (``vectors.upsert_parallel`` of them in flight), hiding the round
+    trip. On any failure the upserts already sent finish first, so a re-run resumes after them."""
     parallel = get_settings().vectors.upsert_parallel if is_server(client) else 0
     done = 0
 

@@ -34,7 +34,8 @@ def build_cmd(
     typer.echo(
         json.dumps(result)
         if json_out
-        else f"built {result['version']}: {result['points']} points ({result['embedded']} embedded now)"
+        else f"built {result['version']}: {result['points']} points "
+        f"({result['embedded']} embedded now)"
     )
 
 
@@ -44,7 +45,10 @@ def promote_cmd(
     avg_a: float | None = typer.Option(None, help="UVRB AVG-A of this version (the gate)."),
     force: bool = typer.Option(
         False,
-        help="Promote even without a score or if not better than the live version (recorded as forced).",
+        help=(
+            "Promote even without a score or"
+            " if not better than the live version (recorded as forced)."
+        ),
     ),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:

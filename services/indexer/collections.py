@@ -28,7 +28,8 @@ READABLE_CHARS = (
 
 
 def scope(source: str | None = None, dataset: str | None = None) -> dict[str, str | None]:
-    """What a build embeds: every kept clip, or those of one source (id or URI) / dataset (snapshot)."""
+    """What a build embeds: every kept clip, or those of one source (id or URI) / dataset
+    (snapshot)."""
     return {"source": source or None, "dataset": dataset or None}
 
 

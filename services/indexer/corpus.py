@@ -27,7 +27,8 @@ def video_point_id(video_id: str) -> str:
 
 
 def snapshot_members() -> dict[str, set[tuple[str, str]]]:
-    """clip id or ``video:<id>`` → {(snapshot id, snapshot name)} for every snapshot whose pairs use it."""
+    """clip id or ``video:<id>`` → {(snapshot id, snapshot name)} for every snapshot whose pairs use
+    it."""
     with session_scope() as s:
         snaps = [(r.id, r.name, r.manifest_key) for r in s.scalars(select(Snapshot))]
     store = get_store()
@@ -68,7 +69,8 @@ def _pages(s, q):  # noqa: ANN001, ANN202
 def corpus_rows(
     source: str | None = None, dataset: str | None = None, frames: int | None = None
 ) -> list[dict[str, Any]]:
-    """Rows ``{"id", "frames", "fps", "payload"}``; raises ValueError for an unknown source or dataset."""
+    """Rows ``{"id", "frames", "fps", "payload"}``; raises ValueError for an unknown source or
+    dataset."""
     init_db()
     frames = frames or get_settings().synth.frames_per_clip
     members = snapshot_members()

@@ -20,8 +20,8 @@ KIND = "index"
 
 
 def _avg_a(params: dict[str, Any]) -> float | None:
-    """AVG-A from the params (``abilities.AVG_A`` as the evaluator emits it, or ``avg_a``), else from
-    the eval run they name."""
+    """AVG-A from the params (``abilities.AVG_A`` as the evaluator emits it, or ``avg_a``), else
+    from the eval run they name."""
     value = (params.get("abilities") or {}).get(AVG_A, params.get("avg_a"))
     if value is None and params.get("eval_run_id"):
         with session_scope() as s:

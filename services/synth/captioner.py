@@ -147,7 +147,7 @@ Mix per caption: spatial detail 30-60%, temporal flow 30-60%, theme/style/camera
 Styles: "1" a concise punchy summary (10-25 words); "2" a spatio-temporally rich description (80-200 words); "3" an abstract understanding (30-100 words); "4" keywords only (5-30 words); "5" partially relevant information about one part only (10-70 words).
 At least one caption under 20 words and one over 100. Readability: {readability}; audience: {education_level}.
 Also write "frame": a caption of the LAST frame alone (spatial 50-70%, no tense implying sequence); "composed_image": a query of at most 50 words, present continuous, that binds to the last frame ("the X from the reference image") and describes what the video shows beyond that still image; "composed_video": a 5-15 word query that, given this clip as reference, asks for what happens next.
-Answer with JSON only, echoing "clip_id"."""
+Answer with JSON only, echoing "clip_id"."""  # noqa: E501 (a template: its lines are the output's)
 
 
 class CaptionReply(BaseModel):
@@ -275,7 +275,8 @@ class OpenAICaptioner:
         except RetryError as exc:
             last = exc.last_attempt.exception()
             raise CaptionError(
-                f"captioner failed after {len(request_ids)} attempts: {type(last).__name__}: {str(last)[:200]}"
+                f"captioner failed after {len(request_ids)} attempts"
+                f": {type(last).__name__}: {str(last)[:200]}"
             ) from last
         return ClipCaptions(
             video=dict(

@@ -1,4 +1,5 @@
-"""`univr synth`: submit a source, follow a job, run workers, run a job to the end, collect the store's garbage."""
+"""`univr synth`: submit a source, follow a job, run workers, run a job to the end, collect the
+store's garbage."""
 
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ def gc_cmd(
     settings = get_settings()
     if grace is not None and grace < settings.broker.hard_time_limit_s:
         typer.echo(
-            f"warning: a grace period under broker.hard_time_limit_s ({settings.broker.hard_time_limit_s} s) "
+            "warning: a grace period under broker.hard_time_limit_s"
+            f" ({settings.broker.hard_time_limit_s} s) "
             "can delete the uploads of a task running now",
             err=True,
         )
@@ -115,7 +117,8 @@ def gc_cmd(
         verb = "would delete" if dry_run else "deleted"
         typer.echo(
             f"{verb} {report['objects_deleted']} object(s), {report['bytes_deleted']} bytes: "
-            f"{report['clips']} clip(s), {report['videos']} video(s); {report['rows_unmarked']} row(s) "
+            f"{report['clips']} clip(s), {report['videos']} video(s)"
+            f"; {report['rows_unmarked']} row(s) "
             f"{'to clear' if dry_run else 'cleared'}; {report['skipped_recent']} left as recent "
             f"(< {report['grace_s']:.0f} s), {report['kept_for_snapshots']} kept for snapshots; "
             f"scanned {report['scanned']}"

@@ -18,8 +18,9 @@ cleared as their objects go.
 Safe beside a job writing at the same moment: nothing newer than ``synth.gc_grace_s`` is touched
 (neither objects nor clips claimed since), and each clip or video is re-checked and deleted under
 the lock of that clip or video (``dedup.lock_clip``, ``dedup.lock_video``) that a worker takes to
-claim a clip or to mark a video ``ok`` before uploading anything for it. An attempt lasts at most ``broker.hard_time_limit_s``, so
-with a grace period above that no upload can be in flight for what is deleted.
+claim a clip or to mark a video ``ok`` before uploading anything for it. An attempt lasts at most
+``broker.hard_time_limit_s``, so with a grace period above that no upload can be in flight for what
+is deleted.
 """
 
 from __future__ import annotations

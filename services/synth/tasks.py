@@ -52,7 +52,9 @@ def _run(
             item_id,
             ItemState.failed,
             stage=stage,
-            reason=f"gave up after {max_attempts} attempts at {stage}: {item.error or 'worker lost'}",
+            reason=(
+                f"gave up after {max_attempts} attempts at {stage}: {item.error or 'worker lost'}"
+            ),
         )
         return
     records.log_event(job_id, item_id, stage, "started", attempt=attempt)
@@ -75,7 +77,8 @@ def _run(
         _retry(task, job_id, item_id, stage, attempt, "time limit exceeded")
         return
     except (OperationalError, InterfaceError):
-        raise  # the database is unreachable: not the item's fault, retried by _guarded without an attempt
+        # the database is unreachable: not the item's fault, retried by _guarded without an attempt
+        raise
     except Exception as exc:  # noqa: BLE001 - any other error is retried, then recorded
         _retry(task, job_id, item_id, stage, attempt, error_text(exc))
         return

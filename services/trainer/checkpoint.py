@@ -66,7 +66,8 @@ def download_adapter(prefix: str, dest: str | Path) -> Path:
 
 
 def training_state(state: Any, epoch: int) -> dict[str, Any]:  # noqa: ANN401
-    """What a checkpoint saves of a ``TrainState`` (services/trainer/setup.py) besides the adapter."""
+    """What a checkpoint saves of a ``TrainState`` (services/trainer/setup.py) besides the
+    adapter."""
     return {
         "optimizer": state.opt.state_dict(),
         "scheduler": state.sched.state_dict(),
