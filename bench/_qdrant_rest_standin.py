@@ -1,16 +1,20 @@
-"""A stand-in Qdrant server for the benchmarks: Qdrant's REST routes that univr's indexer uses, served
-over HTTP by uvicorn in its own process, on Qdrant's own storage engine (Qdrant Edge, ``qdrant-edge-py``).
+"""A stand-in Qdrant server for the benchmarks: Qdrant's REST routes that univr's indexer uses,
+served over HTTP by uvicorn in its own process, on Qdrant's own storage engine (Qdrant Edge,
+``qdrant-edge-py``).
 
-Why it exists: the batched-upsert goal of issue 7 is about one network round trip per call to a Qdrant
-*server*, and no Qdrant server can run on the development machine (no Docker engine, no binary). With
-this, the real ``qdrant-client`` talks REST over loopback to a separate process that stores points in
-Qdrant's engine (segments, WAL, payload filters), so a bench measures the round trips the indexer makes.
+Why it exists: the batched-upsert goal of issue 7 is about one network round trip per call to a
+Qdrant
+*server*, and no Qdrant server can run on the development machine (no Docker engine, no binary).
+With this, the real ``qdrant-client`` talks REST over loopback to a separate process that stores
+points in Qdrant's engine (segments, WAL, payload filters), so a bench measures the round trips the
+indexer makes.
 
 It is NOT Qdrant's server: its HTTP layer is Python (uvicorn + Starlette), not Rust (actix), so a
 request costs more here; ``bench/indexer_qdrant.py`` prints that floor (an empty round trip) beside
-the ratios. Only the routes below exist; anything else answers 404. Used by the benchmarks and by the
-test of the indexer's server path (tests/integration/indexer/test_build_server.py), and as Qdrant by
-`make stack` (aliases and payload indexes too, for promotion and filtered search); never deployed.
+the ratios. Only the routes below exist; anything else answers 404. Used by the benchmarks and by
+the test of the indexer's server path (tests/integration/indexer/test_build_server.py), and as
+Qdrant by `make stack` (aliases and payload indexes too, for promotion and filtered search); never
+deployed.
 
 Run: ``python bench/_qdrant_rest_standin.py --port 6333 --data DIR``."""
 
@@ -37,8 +41,9 @@ DISTANCES = {"Cosine": qe.Distance.Cosine, "Dot": qe.Distance.Dot, "Euclid": qe.
 
 
 async def body_of(request: Request) -> dict:
-    """The request's JSON, parsed in Rust like Qdrant's own server does (serde): Python's json module
-    took 14 ms for a 256 x 128 batch, 7x orjson's 2 ms, and dominated the stand-in's cost per batch."""
+    """The request's JSON, parsed in Rust like Qdrant's own server does (serde): Python's json
+    module took 14 ms for a 256 x 128 batch, 7x orjson's 2 ms, and dominated the stand-in's cost per
+    batch."""
     raw = await request.body()
     return orjson.loads(raw) if raw else {}
 
@@ -63,7 +68,8 @@ def _plain(vector: Any) -> Any:
 
 
 def condition(c: dict) -> Any:
-    """One condition of Qdrant's REST filter JSON as an Edge condition (match value/any, range, nested)."""
+    """One condition of Qdrant's REST filter JSON as an Edge condition (match value/any, range,
+    nested)."""
     if any(k in c for k in ("must", "should", "must_not")):
         return to_filter(c)
     if "match" in c:
@@ -84,7 +90,8 @@ def to_filter(f: dict | None) -> qe.Filter | None:
 
 
 class _Shards(dict):
-    """Collections by name; an alias name reads as its collection (Qdrant resolves aliases alike)."""
+    """Collections by name; an alias name reads as its collection (Qdrant resolves aliases
+    alike)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -103,7 +110,8 @@ class Standin:
         self.shards: _Shards = _Shards()
 
     async def aliases(self, request: Request) -> JSONResponse:
-        """GET /aliases; POST /collections/aliases applies its actions at once (the atomic switch)."""
+        """GET /aliases; POST /collections/aliases applies its actions at once (the atomic
+        switch)."""
         t0 = time.perf_counter()
         if request.method == "POST":
             for action in (await body_of(request))["actions"]:
@@ -183,7 +191,8 @@ class Standin:
                 for p in body["points"]
             ]
         self.shards[name].update(qe.UpdateOperation.upsert_points(points))
-        # wait=true in Qdrant returns once the operation is applied; the WAL write above is that point
+        # wait=true in Qdrant returns once the operation is applied; the WAL write above is that
+        # point
         return ok({"operation_id": 0, "status": "completed"}, t0)
 
     def _count(self, name: str, flt: dict | None = None) -> int:

@@ -254,7 +254,8 @@ def main() -> None:
             ),
             (
                 "flood / no-flood p50, median of rounds",
-                f"{statistics.median(ratios):.2f}x (rounds {', '.join(f'{r:.2f}' for r in ratios)}; "
+                f"{statistics.median(ratios):.2f}x "
+                f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}; "
                 "target <= 1.5x)",
             ),
             ("flood answers", ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))),

@@ -1,13 +1,14 @@
-"""Qdrant: batched upserts vs one-point upserts, and search latency percentiles at the corpus size the
-demo builds, in three modes: qdrant-client local mode in memory and on disk (the embedded default;
-every call persists), and over REST to a separate server process (the stack's path: one network round
-trip per call).
+"""Qdrant: batched upserts vs one-point upserts, and search latency percentiles at the corpus size
+the demo builds, in three modes: qdrant-client local mode in memory and on disk (the embedded
+default; every call persists), and over REST to a separate server process (the stack's path: one
+network round trip per call).
 
-Acceptance asks for >= 20x batched vs one-point against a Qdrant *server*. No Qdrant server can run on
-this machine, so the server mode talks to ``bench/_qdrant_rest_standin.py``: Qdrant's REST routes served
-by uvicorn on Qdrant's own engine (Qdrant Edge). Its HTTP layer is Python, not Qdrant's; the table
-prints its empty-request floor so the ratio can be judged. Run with a real server instead with
-``--url http://host:6333``. Run: ``.venv/bin/python bench/indexer_qdrant.py [--points N] [--dim D]``."""
+Acceptance asks for >= 20x batched vs one-point against a Qdrant *server*. No Qdrant server can run
+on this machine, so the server mode talks to ``bench/_qdrant_rest_standin.py``: Qdrant's REST routes
+served by uvicorn on Qdrant's own engine (Qdrant Edge). Its HTTP layer is Python, not Qdrant's; the
+table prints its empty-request floor so the ratio can be judged. Run with a real server instead with
+``--url http://host:6333``. Run: ``.venv/bin/python bench/indexer_qdrant.py [--points N] [--dim
+D]``."""
 
 from __future__ import annotations
 
@@ -54,7 +55,10 @@ def parse() -> argparse.Namespace:
         "--points",
         type=int,
         default=700,
-        help="corpus size for the latency test: the demo's clips + whole videos (160 + 4 videos, ~3 clips each)",
+        help=(
+            "corpus size for the latency test: the demo's clips + whole videos"
+            " (160 + 4 videos, ~3 clips each)"
+        ),
     )
     p.add_argument(
         "--dim", type=int, default=128, help="vector size (the tiny bundle's: 128; GVE-3B: 2048)"
@@ -64,7 +68,10 @@ def parse() -> argparse.Namespace:
         "--parallel",
         type=int,
         default=Settings().vectors.upsert_parallel,
-        help="batched upserts in flight against a server (default: an index build's, vectors.upsert_parallel)",
+        help=(
+            "batched upserts in flight against a server "
+            "(default: an index build's, vectors.upsert_parallel)"
+        ),
     )
     p.add_argument(
         "--url", default="", help="a real Qdrant server to measure instead of the stand-in"
@@ -90,8 +97,8 @@ def upserts(
     client: QdrantClient, vecs: np.ndarray, batch: int, parallel: int = 0, rounds: int = 3
 ) -> dict[str, float]:
     """Median seconds over ``rounds`` (the ways interleaved, each round into fresh collections) to
-    write ``vecs`` one point per call, a batch per call, and (``parallel`` > 0, a server only) a batch
-    per call with ``parallel`` calls in flight, as an index build sends them."""
+    write ``vecs`` one point per call, a batch per call, and (``parallel`` > 0, a server only) a
+    batch per call with ``parallel`` calls in flight, as an index build sends them."""
     n, dim = vecs.shape
 
     def one_by_one(name: str) -> None:
@@ -156,7 +163,8 @@ def latencies(
 
 
 def round_trip_floor(url: str, n: int = 300) -> float:
-    """Median ms of an empty request (GET /) with the client's own HTTP stack: the per-call floor."""
+    """Median ms of an empty request (GET /) with the client's own HTTP stack: the per-call
+    floor."""
     import httpx
 
     with httpx.Client(base_url=url) as http:

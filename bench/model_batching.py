@@ -1,4 +1,5 @@
-"""Length-bucketed batching vs arrival order on a mixed-length workload (goal: ≥ 1.5× throughput)."""
+"""Length-bucketed batching vs arrival order on a mixed-length workload (goal: ≥ 1.5×
+throughput)."""
 
 from __future__ import annotations
 

@@ -195,7 +195,8 @@ def main() -> None:
             ("  stages / bare decode", f"{ratio('stages', 'decode')}  (goal <= 2x)"),
             (
                 "scene split, ours (analysis pass, no stored frames)",
-                f"{both('ours')}, F1 {f_ours[0]:.3f} (TP {f_ours[1]}, FP {f_ours[2]}, FN {f_ours[3]})",
+                f"{both('ours')}"
+                f", F1 {f_ours[0]:.3f} (TP {f_ours[1]}, FP {f_ours[2]}, FN {f_ours[3]})",
             ),
             ("  the same pass keeping 8 fps RGB frames (as synth runs it)", both("pass")),
             (

@@ -1,6 +1,6 @@
-"""Two torch processes on one host: torch's default threads in each (one per core: they oversubscribe
-the cores) vs each process's share (``shared.threads``: cores / processes, what a worker pool's
-children get), on tiny-model training steps, with one process alone as the reference.
+"""Two torch processes on one host: torch's default threads in each (one per core: they
+oversubscribe the cores) vs each process's share (``shared.threads``: cores / processes, what a
+worker pool's children get), on tiny-model training steps, with one process alone as the reference.
 
 Run: ``.venv/bin/python bench/torch_threads.py [--steps N]``; the ratio is the wall time of the pair
 with default threads over the pair with shared cores."""
@@ -26,8 +26,10 @@ if sys.argv[2] == "share":
     configure_torch_threads(processes=2)
 e = Embedder(sys.argv[1], device="cpu")
 e.model.train()
-items = [EmbedInput(text=f"a red circle moves left {i}", instruction="Find a video according to the given text.")
-         for i in range(16)]
+INSTRUCTION = "Find a video according to the given text."
+items = [
+    EmbedInput(text=f"a red circle moves left {i}", instruction=INSTRUCTION) for i in range(16)
+]
 opt = torch.optim.SGD([p for p in e.model.parameters() if p.requires_grad], lr=1e-4)
 t0 = time.perf_counter()
 for _ in range(int(sys.argv[3])):
@@ -39,7 +41,8 @@ print(f"{time.perf_counter() - t0:.3f} {torch.get_num_threads()}")
 
 
 def run(n: int, mode: str, bundle: Path, steps: int) -> tuple[float, float, list[str]]:
-    """Wall time of ``n`` processes started together, their mean training-loop time, and each one's."""
+    """Wall time of ``n`` processes started together, their mean training-loop time, and each
+    one's."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     root = str(Path(__file__).parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
@@ -76,7 +79,8 @@ def main() -> None:
     default, default_loop, default_runs = run(2, "default", bundle, a.steps)
     shared, shared_loop, shared_runs = run(2, "share", bundle, a.steps)
     table(
-        f"two torch processes on {len(os.sched_getaffinity(0))} cores, {a.steps} tiny-model training steps each",
+        f"two torch processes on {len(os.sched_getaffinity(0))} cores"
+        f", {a.steps} tiny-model training steps each",
         [
             ("one process alone, torch's default threads", f"{alone:.1f} s wall ({alone_runs[0]})"),
             (

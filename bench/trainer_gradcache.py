@@ -159,7 +159,8 @@ def main() -> None:
 
     n_videos = 2 * args.pairs
     table(
-        f"one training step: {args.pairs} text queries, {n_videos} videos (8 × {SIDE}² frames, half hard "
+        f"one training step: {args.pairs} text queries, {n_videos} videos "
+        f"(8 × {SIDE}² frames, half hard "
         f"negatives), tiny model, LoRA all blocks, dropout 0.1, CPU",
         [
             ("step peak memory, grad cache off", f"{mib(off['step_peak_kib'])}{process(off)}"),

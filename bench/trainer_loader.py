@@ -1,5 +1,5 @@
-"""The trainer's data path: samples/s from stored frames vs decoding the mp4 per sample (goal ≥ 10×),
-and against the model's step rate."""
+"""The trainer's data path: samples/s from stored frames vs decoding the mp4 per sample (goal ≥
+10×), and against the model's step rate."""
 
 from __future__ import annotations
 

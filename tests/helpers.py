@@ -1,4 +1,5 @@
-"""Test helpers shared across areas: a tiny bundle built once per session, small generated videos."""
+"""Test helpers shared across areas: a tiny bundle built once per session, small generated
+videos."""
 
 from __future__ import annotations
 

@@ -3,11 +3,12 @@ commands): synth submit of a generated corpus → data snapshot → train submit
 evaluation → eval.completed → promotion → a search over HTTP with an API key.
 
 The training job (~1-2 min) outlives every task time limit (set to 8/12 s; per-item tasks keep
-them) on a private RabbitMQ whose ``consumer_timeout`` is 15 s, and its trainer worker is SIGKILLed (with its run) once mid-run, after
-a checkpoint: the worker comes back (compose's restart policy), its sweeper finds the expired lease,
-re-sends the job, claims it and resumes from the checkpoint to the same final weights as an
-uninterrupted run of the same config. A duplicate delivery of the finished job's message runs
-nothing. The test prints the job's timeline (claims, heartbeats, lease expiry, takeover, resume).
+them) on a private RabbitMQ whose ``consumer_timeout`` is 15 s, and its trainer worker is SIGKILLed
+(with its run) once mid-run, after a checkpoint: the worker comes back (compose's restart policy),
+its sweeper finds the expired lease, re-sends the job, claims it and resumes from the checkpoint to
+the same final weights as an uninterrupted run of the same config. A duplicate delivery of the
+finished job's message runs nothing. The test prints the job's timeline (claims, heartbeats, lease
+expiry, takeover, resume).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from tests.reliability.services import PrivateRabbitMQ, free_port
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 API = "http://127.0.0.1:8080"
-SERVICES = "postgres,rabbitmq,minio,minio-init,qdrant,migrate,synth-worker,caption-worker,trainer,evaluator,indexer,api"
+SERVICES = (
+    "postgres,rabbitmq,minio,minio-init,"
+    "qdrant,migrate,synth-worker,caption-worker,trainer,evaluator,indexer,api"
+)
 STEPS, CHECKPOINT_EVERY = 12, 6
 
 
@@ -81,7 +85,8 @@ class Timeline:
                 row = (
                     conn.execute(
                         text(
-                            "SELECT owner, attempts, state, heartbeat_at, lease_expires_at, progress "
+                            "SELECT owner, attempts, state, "
+                            "heartbeat_at, lease_expires_at, progress "
                             "FROM jobs WHERE id = :i"
                         ),
                         {"i": self.job_id},
@@ -101,7 +106,8 @@ class Timeline:
                 beats += 1
                 if beats <= 2 or beats % 10 == 0:
                     self.note(
-                        f"heartbeat {beats} (step {step}), lease until {row['lease_expires_at']:%H:%M:%S}"
+                        f"heartbeat {beats} (step {step})"
+                        f", lease until {row['lease_expires_at']:%H:%M:%S}"
                     )
             exp = row["lease_expires_at"]
             if (

@@ -37,7 +37,8 @@ def size(short: int, full: int) -> int:
 
 
 def record(scenario: str, **figures: Any) -> dict[str, Any]:
-    """Add one row to the table (call it before the assertions, so a failing scenario still shows)."""
+    """Add one row to the table (call it before the assertions, so a failing scenario still
+    shows)."""
     row = {"scenario": scenario, **figures}
     ROWS.append(row)
     return row

@@ -115,7 +115,8 @@ def _patch_duration(path: Path, seconds: int) -> None:
 
 
 def build_hostile_corpus(root: Path) -> list[HostileCase]:
-    """Write the corpus under ``root`` and a ``manifest.jsonl`` naming every case; return the cases."""
+    """Write the corpus under ``root`` and a ``manifest.jsonl`` naming every case; return the
+    cases."""
     root.mkdir(parents=True, exist_ok=True)
     cases: list[HostileCase] = []
 

@@ -36,7 +36,8 @@ def wait_port(port: int, up: bool = True, timeout: float = 120.0) -> None:
 
 
 class _Restartable:
-    """A private server a test can take down and bring back; subclasses define start() and stop()."""
+    """A private server a test can take down and bring back; subclasses define start() and
+    stop()."""
 
     restarts = 0
 
@@ -143,7 +144,10 @@ class PrivatePostgres(_Restartable):
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        opts = (
+            f"-p {self.port} -k {self.dir}"
+            " -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        )
         self._run(
             str(self.bin / "pg_ctl"),
             "-D",
@@ -236,7 +240,8 @@ class PrivateRabbitMQ(_Restartable):
             return None
 
     def stop(self) -> None:
-        """A clean broker shutdown (SIGTERM to the Erlang VM): queued persistent messages are kept."""
+        """A clean broker shutdown (SIGTERM to the Erlang VM): queued persistent messages are
+        kept."""
         pid = self._beam_pid()
         if pid:
             try:

@@ -31,7 +31,8 @@ QUERIES = [
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory):
-    """A home with synthesized clips and a live index, served by ``univr api serve`` in its own process."""
+    """A home with synthesized clips and a live index, served by ``univr api serve`` in its own
+    process."""
     from shared.world import generate
 
     root = tmp_path_factory.mktemp("load-home")
@@ -145,8 +146,8 @@ def test_concurrent_search_clients(served):
 
 @pytest.mark.slow
 def test_concurrent_job_submissions(served, monkeypatch):
-    """N synth jobs submitted at once through the API: every one is accepted, runs on the workers and
-    completes, followed by the id the API returned; no job is lost or created twice."""
+    """N synth jobs submitted at once through the API: every one is accepted, runs on the workers
+    and completes, followed by the id the API returned; no job is lost or created twice."""
     from services.synth.jobs import start_local_workers, stop_workers
     from shared.config import get_settings
     from shared.world import generate

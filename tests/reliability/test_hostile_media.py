@@ -1,5 +1,6 @@
 """The hostile media corpus through a real synthesis job (worker processes, embedded broker): every
-case ends as a valid clip or as a job-event row with a clear reason; no crash, no hang, nothing lost."""
+case ends as a valid clip or as a job-event row with a clear reason; no crash, no hang, nothing
+lost."""
 
 from __future__ import annotations
 

@@ -96,7 +96,8 @@ def terminal(summary: dict) -> int:
 
 
 def run_with_faults(manifest: Path, workers: int, fault: Fault) -> tuple[dict, float]:
-    """Submit the job, start worker processes, call ``fault(summary, procs) -> procs`` while it runs."""
+    """Submit the job, start worker processes, call ``fault(summary, procs) -> procs`` while it
+    runs."""
     from services.synth.jobs import start_local_workers, stop_workers, submit
 
     t0 = time.monotonic()
@@ -222,7 +223,8 @@ def check_items(summary: dict, manifest: Path) -> None:
 
 
 def task_running(job_id: str) -> bool:
-    """Whether a stage of the job is executing right now (an item whose latest event is 'started')."""
+    """Whether a stage of the job is executing right now (an item whose latest event is
+    'started')."""
     from shared.db import session_scope
     from shared.db.models import JobEvent
 

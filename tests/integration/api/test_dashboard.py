@@ -72,7 +72,8 @@ def test_dashboard_search_in_chromium(api, tmp_path):
             hits = page.locator("#results .hit")
             assert hits.count() == 6
             page.wait_for_function(
-                "Array.from(document.querySelectorAll('#results img')).every(i => i.complete && i.naturalWidth > 0)",
+                "Array.from(document.querySelectorAll('#results img'))"
+                ".every(i => i.complete && i.naturalWidth > 0)",
                 timeout=30000,
             )
             page.screenshot(path=str(shot), full_page=True)

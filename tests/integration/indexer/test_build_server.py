@@ -83,9 +83,10 @@ def instrument(
     batches: int | None = None,
     fail_at: int | None = None,
 ) -> list[dict]:
-    """Wrap the client's upsert: record its thread and ids, fail call ``fail_at``, and (``wait_next``)
-    hold each upsert but the last of ``batches`` until the next batch begins embedding, recording
-    whether it did: a build that embeds and upserts in turn would record False after WAIT_S."""
+    """Wrap the client's upsert: record its thread and ids, fail call ``fail_at``, and
+    (``wait_next``) hold each upsert but the last of ``batches`` until the next batch begins
+    embedding, recording whether it did: a build that embeds and upserts in turn would record False
+    after WAIT_S."""
     seen: list[dict] = []
     real = client.upsert
 

@@ -20,7 +20,9 @@ HERE = Path(__file__).parent
 def _start_worker(env: dict[str, str], queues: str, concurrency: int = 1) -> subprocess.Popen:
     code = (
         "from shared.queue import run_worker; "
-        f"run_worker({queues.split(',')!r}, concurrency={concurrency}, include=['univr_test_tasks'], hostname='t-{uuid.uuid4().hex[:6]}@%h')"
+        f"run_worker({queues.split(',')!r}, concurrency={concurrency}"
+        ", include=['univr_test_tasks']"
+        f", hostname='t-{uuid.uuid4().hex[:6]}@%h')"
     )
     return subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -45,7 +45,8 @@ def check_outcomes(summary: dict, manifest: Path) -> None:
         if row["failure"] in ("truncated", "garbage", "empty", "static", "near_duplicate"):
             assert item["state"] == "rejected" and item["reason"], (path, item)
         elif row["failure"] == "mismatched_caption":
-            # a copied scene under another video's caption: caught as a near-duplicate or by rectification
+            # a copied scene under another video's caption: caught as a near-duplicate or by
+            # rectification
             assert (item["state"] == "rejected" and item["reason"]) or any(
                 "does not match" in n or "unusable" in n for n in item["notes"]
             ), item

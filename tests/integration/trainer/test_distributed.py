@@ -39,7 +39,8 @@ KNOBS = {
 
 @pytest.fixture(scope="module")
 def small_home(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A 24-video, three-task world snapshot with one hard negative per video pair, and the tiny bundle."""
+    """A 24-video, three-task world snapshot with one hard negative per video pair, and the tiny
+    bundle."""
     from shared.config import get_settings
     from shared.db.session import reset_engines
     from shared.model.tiny import build_tiny_bundle
@@ -163,7 +164,8 @@ def test_two_process_run_equals_one_process_run_on_concatenated_batches(
         p["probs"].keys() for p in one["task_probs"]
     ]
 
-    # only rank 0 wrote: its checkpoints match the one-process run's; one result.json; the run is done
+    # only rank 0 wrote: its checkpoints match the one-process run's; one result.json; the run is
+    # done
     with session_scope() as s:
         steps = {
             r: sorted(c.step for c in s.scalars(select(Checkpoint).where(Checkpoint.run_id == r)))

@@ -105,7 +105,8 @@ def _pyramid_schedule(run_id: str) -> None:
         _softmax(last["alignment"], last["sigma"]),
     )
     print(
-        f"re-probing: R {probed[0]} -> {probed[-1]}; σ {first['sigma']} -> {last['sigma']} at the last R: "
+        f"re-probing: R {probed[0]} -> {probed[-1]}"
+        f"; σ {first['sigma']} -> {last['sigma']} at the last R: "
         f"max P {max(sharp.values()):.3f} -> {max(flat.values()):.3f}"
     )
     assert max(sharp.values()) > max(flat.values())  # the σ ramp flattens the distribution

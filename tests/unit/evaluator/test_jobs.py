@@ -84,7 +84,8 @@ def _job(job_id: str) -> tuple[Job, dict[str, ItemState]]:
 def test_an_api_eval_job_shows_running_progress_and_its_result(uvrb, fake, monkeypatch):
     from fastapi.testclient import TestClient
 
-    import services.evaluator.tasks as tasks  # the worker's module (its Celery app made before the stub)
+    # the worker's module (its Celery app made before the stub)
+    import services.evaluator.tasks as tasks
 
     monkeypatch.setenv("UNIVR_API__REQUIRE_KEYS", "false")
     monkeypatch.setenv(

@@ -30,8 +30,8 @@ def _data(seed: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
         return np.round(q * 8) / 8, np.round(
             c * 8
         ) / 8  # eighths: every dot product is exact in float32
-    # unit vectors on a 1/64 grid: every dot product is exact in float32, so numpy's reference and the
-    # blocked torch tiles agree to the bit whatever BLAS kernel or summation order each one uses
+    # unit vectors on a 1/64 grid: every dot product is exact in float32, so numpy's reference and
+    # the blocked torch tiles agree to the bit whatever BLAS kernel or summation order each one uses
     # (unrounded, scores 4e-9 apart came out ordered in one and tied in the other)
     q, c = (
         q / np.linalg.norm(q, axis=1, keepdims=True),

@@ -44,8 +44,8 @@ class FakeEmbedder:
 
 @pytest.fixture
 def corpus(univr_home):
-    """Two sources (one S3, one directory), three videos, five kept clips (with their Frame rows: the
-    objects are stored) and one rejected clip, one snapshot ("mini") that uses the clips of the
+    """Two sources (one S3, one directory), three videos, five kept clips (with their Frame rows:
+    the objects are stored) and one rejected clip, one snapshot ("mini") that uses the clips of the
     first video and the whole second video."""
     from shared.db import init_db, session_scope, upsert
     from shared.db.models import Caption, Clip, Frame, Snapshot, Source, Video

@@ -11,7 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 CODE = (
-    "import json; from types import SimpleNamespace as Item; from tests.unit.indexer.conftest import FakeEmbedder; "
+    "import json; from types import SimpleNamespace as Item; "
+    "from tests.unit.indexer.conftest import FakeEmbedder; "
     "print(json.dumps(FakeEmbedder().embed([Item(text='a red circle', video=None), "
     "Item(text=None, video=Item(keys=['clips/c/frames/00.jpg']))]).tolist()))"
 )

@@ -264,7 +264,8 @@ def _univr_commands(compose: dict) -> list[list[str]]:
 
 
 def test_univr_commands_are_real_subcommands(compose):
-    """Each `univr ...` command parses (sub-commands and options exist); --help stops before running it."""
+    """Each `univr ...` command parses (sub-commands and options exist); --help stops before running
+    it."""
     from typer.testing import CliRunner
 
     from shared.cli import build_app

@@ -67,14 +67,16 @@ def test_bundle_is_deterministic_for_a_seed(tmp_path):
 def test_prompt_strings_are_spec_exact(embedder):
     instr = UVRB_INSTRUCTIONS["MSRVTT"]
     assert build_prompt("a red circle", instruction=instr) == (
-        f"<|im_start|>system\n{instr}<|im_end|>\n<|im_start|>user\na red circle<|im_end|>\n<|im_start|>assistant\n<|endoftext|>"
+        f"<|im_start|>system\n{instr}<|im_end|>\n"
+        "<|im_start|>user\na red circle<|im_end|>\n<|im_start|>assistant\n<|endoftext|>"
     )
     assert build_prompt(video=True) == (
         f"<|im_start|>system\n{DEFAULT_SYSTEM}<|im_end|>\n<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>"
         "<|im_end|>\n<|im_start|>assistant\n<|endoftext|>"
     )
     assert build_prompt("more blue", image=True, instruction="Find.") == (
-        "<|im_start|>system\nFind.<|im_end|>\n<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>more blue"
+        "<|im_start|>system\nFind.<|im_end|>\n<|im_start|>user\n"
+        "<|vision_start|><|image_pad|><|vision_end|>more blue"
         "<|im_end|>\n<|im_start|>assistant\n<|endoftext|>"
     )
     # the processor's own chat template agrees, minus the appended EOD

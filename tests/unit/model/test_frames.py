@@ -1,4 +1,5 @@
-"""Uniform frame sampling: seeking gives the frames a full decode gives; clear errors on bad files."""
+"""Uniform frame sampling: seeking gives the frames a full decode gives; clear errors on bad
+files."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Visual inputs: the frame cache (LRU eviction), frames resized to the pixel budget before caching,
-the sampling fps, the token counts batching relies on, and stable input keys for embedding caches."""
+the sampling fps, the token counts batching relies on, and stable input keys for embedding
+caches."""
 
 from __future__ import annotations
 
@@ -94,7 +95,8 @@ def test_video_fps_is_frames_over_duration_as_stored_frames_carry_it(videos, tmp
             stored, rel=1e-3
         )  # the old definition disagrees
         assert resolve_video(str(path), 8, 1.0, FrameCache(), BUDGET).fps == stored
-    # a clip cut by stream copy (edit list hiding the pre-roll): its stored frames' fps uses its span
+    # a clip cut by stream copy (edit list hiding the pre-roll): its stored frames' fps uses its
+    # span
     times = decode_once(videos[0], 32, 64).times
     mid = float(times[len(times) // 2])
     whole = float(times[-1] + (times[1] - times[0]))

@@ -1,5 +1,7 @@
-"""The cross-modal consistency filter (SPEC §3.2): every clip's caption–video similarity is recorded,
-and the clips below the threshold stop being kept, with the reason; their objects and Frame rows go."""
+"""The cross-modal consistency filter (SPEC §3.2): every clip's caption–video similarity is
+recorded, and the clips below the threshold stop being kept, with the reason; their objects and
+Frame rows
+go."""
 
 from __future__ import annotations
 

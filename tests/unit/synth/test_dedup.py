@@ -23,7 +23,8 @@ from shared.storage import LocalStore, get_store
 
 @pytest.fixture(scope="module")
 def twins(tmp_path_factory: pytest.TempPathFactory) -> tuple[SourceItem, SourceItem]:
-    """One generated video under two URIs: every moving clip of one is a duplicate of the other's."""
+    """One generated video under two URIs: every moving clip of one is a duplicate of the
+    other's."""
     from shared.world import generate
 
     out = tmp_path_factory.mktemp("twins")
@@ -92,13 +93,15 @@ def test_a_clip_whose_upload_fails_for_good_takes_no_duplicate_down_with_it(
     a, b = twins
     if not handler_runs:  # a killed worker runs no handler: a's clip stays kept, never stored
         monkeypatch.setattr(objects, "unkeep", lambda *args, **kw: None)
-    # b is processed while a's first clip is uploading; that upload then fails, and a's item fails for good
+    # b is processed while a's first clip is uploading; that upload then fails, and a's item fails
+    # for good
     _during_first_upload(
         monkeypatch, vid(a), lambda: stages.media_stage(b, vid(b), None), fail=True
     )
     with pytest.raises(OSError, match="store unavailable"):
         stages.media_stage(a, vid(a), None)
-    # b kept all its moving clips: none was rejected as the duplicate of a clip that never got stored
+    # b kept all its moving clips: none was rejected as the duplicate of a clip that never got
+    # stored
     moving = moving_spans(b)
     assert moving and all(
         c.kept and c.reject_reason is None for c in rows(b) if c.start_ms in moving
@@ -112,7 +115,8 @@ def test_of_two_duplicates_in_flight_the_first_stored_is_kept_and_a_rerun_adds_n
 ):
     init_db()
     a, b = twins
-    # b runs to the end while a's first clip is uploading (claimed, not stored); a's upload then succeeds
+    # b runs to the end while a's first clip is uploading (claimed, not stored); a's upload then
+    # succeeds
     _during_first_upload(
         monkeypatch, vid(a), lambda: stages.media_stage(b, vid(b), None), fail=False
     )

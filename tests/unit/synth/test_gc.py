@@ -40,7 +40,8 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> list[SourceItem]:
 
 
 def _age(prefix: str, seconds: float = OLD, claims: bool = True) -> None:
-    """Make the objects under ``prefix`` (and with ``claims``, every clip's claim) ``seconds`` old."""
+    """Make the objects under ``prefix`` (and with ``claims``, every clip's claim) ``seconds``
+    old."""
     store = get_store()
     t = time.time() - seconds
     for key in store.list(prefix):

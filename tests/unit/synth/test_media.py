@@ -161,7 +161,8 @@ def _spans(spec: dict, duration: float) -> list[tuple[float, float]]:
     assert 2.0 < c1 < c2 - 1.0
     a = round((c1 + 0.3) * 25) / 25  # two spans that start inside one GOP, neither on a keyframe
     b = round((c1 + 0.9) * 25) / 25
-    # 1.99: between frames, just before the 2 s keyframe of a 50-frame GOP (the first frame is shown late)
+    # 1.99: between frames, just before the 2 s keyframe of a 50-frame GOP (the first frame is shown
+    # late)
     return [(0.0, 1.2), (1.99, a), (a, b), (b, c2), (c2, duration)]
 
 
@@ -180,7 +181,8 @@ def test_stream_copied_clips_decode_to_exactly_their_span(video, web_like, name,
             b,
         )
         assert abs(probe(clip).duration_s - (an.times[inside][-1] - a + 0.04)) < 0.021
-        # the clip decodes to exactly the span's frames, so the 8 the model reads all come from the span
+        # the clip decodes to exactly the span's frames, so the 8 the model reads all come from the
+        # span
         sampled, times = sample_frames(clip, 8, max_side=64)
         assert len(sampled) == 8 and all(0 <= t < b - a for t in times)
 

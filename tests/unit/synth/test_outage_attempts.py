@@ -104,7 +104,8 @@ def test_outages_after_the_attempt_was_counted_do_not_spend_attempts(item, monke
 
 
 def test_a_redelivered_copy_of_an_outage_retry_counts_an_attempt(item):
-    """A retry's message delivered twice (its worker killed mid-task) takes the lost attempt once."""
+    """A retry's message delivered twice (its worker killed mid-task) takes the lost attempt
+    once."""
     assert records.begin_attempt(item, "media")[1] == 1
     assert records.begin_attempt(item, "media", [1, 1])[1] == 1  # the outage's retry: same attempt
     assert records.begin_attempt(item, "media", [1, 1])[1] == 2  # its redelivered copy: a new one

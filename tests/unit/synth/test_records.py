@@ -55,8 +55,8 @@ def test_the_last_item_completes_its_job(job):
 
 
 def test_a_failure_before_the_job_is_settled_leaves_the_item_unfinished(job, monkeypatch):
-    """The kill window of the old code: item committed, job refresh never ran. Now all or nothing, so
-    the redelivered task does the work again and settles the job."""
+    """The kill window of the old code: item committed, job refresh never ran. Now all or nothing,
+    so the redelivered task does the work again and settles the job."""
     records.finish_item("item-1", ItemState.done, stage="pairs")
 
     def killed(*a, **k):  # noqa: ANN002, ANN003, ANN202

@@ -102,7 +102,8 @@ def test_stored_frames_with_the_recorded_fps_embed_like_the_clip_file(
     assert ts[1] != pytest.approx(
         ts[2], rel=0.02
     )  # ... which the default fps (no "fps" recorded) is not
-    # (the tiny random model's cosine barely depends on the spacing: the check above is the sharp one)
+    # (the tiny random model's cosine barely depends on the spacing: the check above is the sharp
+    # one)
     v = emb.embed([stored, from_file])
     assert float(v[0] @ v[1]) >= 0.999
 
@@ -184,7 +185,8 @@ def raw_id(row: dict) -> str:
 
 
 def test_hard_negatives_name_their_source_video_and_dedup_cluster(raw):
-    """A consumer groups a hard negative like a positive from the ref alone; pair ids do not change."""
+    """A consumer groups a hard negative like a positive from the ref alone; pair ids do not
+    change."""
     init_db()
     for row in raw:
         _synth(row)
@@ -197,14 +199,16 @@ def test_hard_negatives_name_their_source_video_and_dedup_cluster(raw):
     for v in negs:
         clip = clips[v["clip_id"]]
         assert (v["video_id"], v["dedup_cluster"]) == (clip.video_id, clip.dedup_cluster)
-    # a pair whose target is that clip groups by the same (dedup cluster, video) as its hard-negative ref
+    # a pair whose target is that clip groups by the same (dedup cluster, video) as its
+    # hard-negative ref
     by_target = {p.target["video"]["clip_id"]: p for p in pairs if p.task == "I2V"}
     for v in negs:
         assert (by_target[v["clip_id"]].dedup_cluster, by_target[v["clip_id"]].video_id) == (
             v["dedup_cluster"],
             v["video_id"],
         )
-    for p in pairs:  # ids are those of refs without the descriptive fields (rows written before them keep theirs)
+    # ids are those of refs without the descriptive fields (rows written before them keep theirs)
+    for p in pairs:
 
         def bare(side: dict) -> str:
             video = side.get("video")

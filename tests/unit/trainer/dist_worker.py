@@ -18,7 +18,8 @@ from tests.unit.trainer.test_loss import HARD_GROUPS, B, _data, _forward
 
 
 class LinearEmbedder:
-    """``collate``/``forward``/``device`` like shared.model.Embedder: rows of features → unit rows."""
+    """``collate``/``forward``/``device`` like shared.model.Embedder: rows of features → unit
+    rows."""
 
     device = torch.device("cpu")
 

@@ -20,7 +20,8 @@ class Model(torch.nn.Module):
 
 
 class FakeEmbedder:
-    """Unit vectors that depend only on the text: the same on every 'process'; counts what it embeds."""
+    """Unit vectors that depend only on the text: the same on every 'process'; counts what it
+    embeds."""
 
     device = torch.device("cpu")
     dim = 8
