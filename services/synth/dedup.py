@@ -10,7 +10,8 @@ The lookup is multi-index hashing (``shared.db.hash_bands``): a stored clip's pH
 one band value with the query; the few clips sharing one are verified exactly. Finalizing locks
 only the band buckets of its own hash (``shared.db.locks``): two near-duplicates share a bucket
 and so finalize one after the other (the first to finish is kept, the other sees it stored), while
-clips with nothing in common never wait for each other.
+clips with nothing in common never wait for each other. The locks are held for the check and one
+write only (band rows before, no WAL flush waited for under them).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import and_, cast, delete, func, or_, select, update
+from sqlalchemy import and_, cast, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import BIT
 
 from services.synth import objects
@@ -49,6 +50,18 @@ def lock_buckets(db, ph: str, max_bits: int) -> None:  # noqa: ANN001
     lock_names(db, [f"phash:{n}:{b}:{v}" for b, v in bands(ph, n)])
 
 
+def unlocked_commit(db) -> None:  # noqa: ANN001
+    """PostgreSQL: this transaction's commit releases its locks without waiting for the WAL flush
+    (``synchronous_commit = off``, this transaction only), so the bucket locks are not held over
+    a disk write. Nothing is lost that anyone relied on: a crash can only lose the last fraction
+    of a second of such commits, and any later (synchronous) commit that saw this one flushes it
+    first (the WAL is flushed in order); a finalize lost that way leaves a clip claimed and never
+    stored, which the item's retry or ``univr synth gc`` settles, as after a worker killed
+    mid-finalize."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SET LOCAL synchronous_commit = off"))
+
+
 def _near(ph: str, max_bits: int, exact_in_sql: bool):  # noqa: ANN202
     """The band rows sharing a band with ``ph`` (an indexed lookup per band), and on PostgreSQL
     only those within ``max_bits`` (``bit_count`` of the XOR, on the row: no clip is read)."""
@@ -77,6 +90,41 @@ def find_duplicate(db, ph: str, video_id: str, max_bits: int) -> str | None:  # 
     # the first by id, chosen here: an ORDER BY id LIMIT 1 lets the planner walk the clips' index
     close = {cid for cid, other in db.execute(q) if in_sql or hamming(ph, other) <= max_bits}
     return min(close) if close else None
+
+
+def _frames_unless_duplicate(db, cand: dict[str, Any], video_id: str, max_bits: int) -> bool:  # noqa: ANN001
+    """Write the clip's Frame rows (it becomes stored) unless a stored clip of another video lies
+    within ``max_bits``; whether they were written. On PostgreSQL the check and the write are one
+    statement (``INSERT … SELECT … WHERE NOT EXISTS``), compiled before the bucket locks are
+    taken: one round trip under them."""
+    rows = objects.frame_rows(cand)
+    if db.get_bind().dialect.name != "postgresql":
+        lock_buckets(db, cand["phash"], max_bits)
+        if find_duplicate(db, cand["phash"], video_id, max_bits) is not None:
+            return False
+        upsert(db, Frame, rows)
+        return True
+    from sqlalchemy import column, exists, values
+    from sqlalchemy.dialects.postgresql import insert
+
+    near = _near(cand["phash"], max_bits, exact_in_sql=True).subquery("near")
+    duplicate = exists().where(
+        near.c.clip_id == Clip.id,
+        Clip.video_id != video_id,
+        Clip.phash.is_not(None),
+        clip_stored(),
+    )
+    cols = [c.name for c in Frame.__table__.columns if c.name in rows[0]]
+    given = values(*[column(c, Frame.__table__.c[c].type) for c in cols], name="given").data(
+        [tuple(r[c] for c in cols) for r in rows]
+    )
+    stmt = insert(Frame).from_select(cols, select(given).where(~duplicate))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["id"], set_={c: stmt.excluded[c] for c in cols if c != "id"}
+    )
+    compiled = stmt.returning(Frame.id).compile(dialect=db.get_bind().dialect)
+    lock_buckets(db, cand["phash"], max_bits)
+    return bool(db.connection().exec_driver_sql(str(compiled), compiled.params).all())
 
 
 def clip_row(cand: dict[str, Any], video_id: str, dup_of: str | None) -> dict[str, Any]:
@@ -116,26 +164,30 @@ def claim_clip(cand: dict[str, Any], video_id: str, max_bits: int) -> bool:
 
 
 def finalize_clip(store, cand: dict[str, Any], video_id: str, max_bits: int) -> bool:  # noqa: ANN001
-    """After the uploads: the clip becomes stored (its Frame rows and band rows), unless a
-    duplicate of another video became stored while it was uploading; the check and the rows share
-    one transaction under the locks of the clip's band buckets, so of two duplicates in flight at
-    once exactly the first to finish is kept. The other stops being kept, with the reason, and its
+    """After the uploads: the clip becomes stored (its Frame rows), unless a duplicate of another
+    video became stored while it was uploading; the check and the Frame rows share one
+    transaction under the locks of the clip's band buckets, so of two duplicates in flight at once
+    exactly the first to finish is kept. The other stops being kept, with the reason, and its
     objects go (a failed delete leaves the row's ``object_key`` set, for ``univr synth gc``).
-    Returns whether the clip is kept."""
+    Returns whether the clip is kept.
+
+    The locks are held briefly (``unlocked_commit``): the band rows are written before, in a
+    transaction of their own (a clip without Frame rows is not stored, so no lookup counts them
+    yet), and the locked transaction commits without waiting for its WAL flush."""
     cid, ph = cand["id"], cand["phash"]
     with session_scope() as db:
-        lock_buckets(db, ph, max_bits)
-        dup_of = find_duplicate(db, ph, video_id, max_bits)
-        if dup_of is None:
-            upsert(db, Frame, objects.frame_rows(cand))
-            upsert(
-                db,
-                ClipHashBand,
-                band_rows(cid, ph, n_bands(max_bits)),
-                update=[],
-                key=("scheme", "band", "value", "clip_id"),
-            )
+        upsert(
+            db,
+            ClipHashBand,
+            band_rows(cid, ph, n_bands(max_bits)),
+            update=[],
+            key=("scheme", "band", "value", "clip_id"),
+        )
+    with session_scope() as db:
+        unlocked_commit(db)
+        if _frames_unless_duplicate(db, cand, video_id, max_bits):
             return True
+        dup_of = find_duplicate(db, ph, video_id, max_bits)  # the one that stopped the write
         cand["reason"] = f"near-duplicate of clip {dup_of}"
         db.execute(
             update(Clip)

@@ -24,7 +24,13 @@ def lock_names(db: Session, names: Iterable[str]) -> None:
     """Hold a lock on each name until ``db``'s transaction ends."""
     dialect = db.get_bind().dialect.name
     if dialect == "postgresql":
-        for key in sorted({lock_key(n) for n in names}):
-            db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        keys = sorted({lock_key(n) for n in names})
+        db.execute(  # one round trip, the keys in ascending order
+            text(
+                "SELECT count(pg_advisory_xact_lock(k)) FROM "
+                "(SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS ordered"
+            ),
+            {"keys": keys},
+        )
     elif dialect == "sqlite":
         db.execute(text("UPDATE clips SET id = id WHERE 0"))
