@@ -159,7 +159,7 @@ class _LazyApp:
         return getattr(get_celery(), name)
 
 
-celery_app: Celery = _LazyApp()  # type: ignore[assignment]
+celery_app: Celery = _LazyApp()
 
 
 def emit(event: str, payload: dict[str, Any], app: Celery | None = None) -> list[str]:

@@ -93,7 +93,7 @@ def _remember(digest: bytes, key_id: str, scopes: list[str]) -> None:
 
 def cached_scopes(token: str | None) -> list[str] | None:
     """The scopes of a key verified recently (no database, no scrypt); None otherwise."""
-    if _parse(token) is None:
+    if token is None or _parse(token) is None:
         return None
     return _cached(_digest(token))
 
@@ -101,7 +101,7 @@ def cached_scopes(token: str | None) -> list[str] | None:
 def check_key(token: str | None) -> list[str] | None:
     """The scopes of a valid, unrevoked key; None otherwise."""
     parsed = _parse(token)
-    if parsed is None:
+    if token is None or parsed is None:
         return None
     digest = _digest(token)
     scopes = _cached(digest)

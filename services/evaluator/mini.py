@@ -176,7 +176,7 @@ def build_mini(
             corpus.append({"id": f"c{i}", "video": b.video(ds, target)})
             if ds == "MS-TI":
                 t = (first["start_s"] + first["end_s"]) / 2
-                q = {
+                q: dict[str, Any] = {
                     "id": f"q{i}",
                     "text": composed_change(s, t, "image"),
                     "image": b.image(ds, s, t),

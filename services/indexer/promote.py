@@ -40,8 +40,9 @@ def verify(client, version: str, expected: int | None, canaries: int = 3) -> dic
         p
     ) in points:  # a stored vector must find itself first (or tied first: identical clips exist)
         hits = client.query_points(version, query=p.vector, limit=10).points
-        top = hits[0].score if hits else None
-        if not hits or not any(str(h.id) == str(p.id) and h.score >= top - 1e-5 for h in hits):
+        if not hits or not any(
+            str(h.id) == str(p.id) and h.score >= hits[0].score - 1e-5 for h in hits
+        ):
             raise PromotionRefused(f"canary query for point {p.id} did not return it")
     return {"points": count, "canaries": len(points)}
 
@@ -136,10 +137,10 @@ def promote(
                 )
             ]
         removed = []
-        for old in retired[settings.vectors.retention :]:
-            if client.collection_exists(old):
-                client.delete_collection(old)
-                removed.append(old)
+        for name in retired[settings.vectors.retention :]:
+            if client.collection_exists(name):
+                client.delete_collection(name)
+                removed.append(name)
         if overridden is not None:
             log.warning("forced promotion of %s over the gate: %s", version, overridden)
         return {

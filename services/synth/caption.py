@@ -62,7 +62,7 @@ def caption_stage(video_id: str, seed: int = 0) -> dict[str, Any]:
     captioner = make_captioner(settings.caption, settings.synth.profile_weights)
     store = get_store()
     with session_scope() as db:
-        video = db.get(Video, video_id)
+        video = db.get_one(Video, video_id)
         clips = db.scalars(
             select(Clip)
             .where(Clip.video_id == video_id, Clip.kept.is_(True))

@@ -3,6 +3,7 @@ does not match its frames under the embedder stops being kept."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 from services.synth import objects
@@ -20,7 +21,9 @@ def _embedder():  # noqa: ANN202 - one model per worker process
     return Embedder.from_settings()
 
 
-def consistency_filter(clips: list[Clip], captions: dict[str, str], threshold: float) -> list[str]:
+def consistency_filter(
+    clips: Sequence[Clip], captions: dict[str, str], threshold: float
+) -> list[str]:
     """The embedder's similarity between a clip's concise caption (as a T2V query) and its stored
     frames. Every score is recorded on the clip; clips below ``threshold`` stop being kept, with
     the reason. Returns the ids of the clips dropped."""
@@ -41,7 +44,7 @@ def consistency_filter(clips: list[Clip], captions: dict[str, str], threshold: f
     dropped = []
     with session_scope() as db:
         for clip, sim in zip(scored, (q * v).sum(axis=1), strict=True):
-            row = db.get(Clip, clip.id)
+            row = db.get_one(Clip, clip.id)
             row.filter_scores = {**(row.filter_scores or {}), "consistency": round(float(sim), 4)}
             if sim < threshold:
                 row.kept = False

@@ -67,7 +67,7 @@ def submit(source: str, *, fresh: bool = False, job_id: str | None = None) -> di
                 update=[],
             )
         if counters.open_count(s, job_id):
-            s.get(Job, job_id).state = JobState.running
+            s.get_one(Job, job_id).state = JobState.running
         elif not items:
             s.get(
                 Job, job_id

@@ -58,7 +58,8 @@ def begin_attempt(
             return None, 0
         token = [stage, *lost] if lost else None
         if (
-            token
+            lost
+            and token
             and item.stage == stage
             and item.attempts == lost[0]
             and (item.result or {}).get("outage_retry") != token
@@ -82,7 +83,7 @@ def finish_item(
     """The item's end, its event, its job's sums and the job's state in one transaction: a worker
     killed between them used to leave every item finished and the job ``running`` for good."""
     with session_scope() as s:
-        item = s.get(JobItem, item_id, with_for_update=True)
+        item = s.get_one(JobItem, item_id, with_for_update=True)
         item.state = state
         item.error = reason
         item.stage = stage
@@ -103,7 +104,7 @@ def finish_item(
 
 def update_result(item_id: str, **result: Any) -> None:
     with session_scope() as s:
-        item = s.get(JobItem, item_id, with_for_update=True)
+        item = s.get_one(JobItem, item_id, with_for_update=True)
         _merge(s, item, result)
 
 

@@ -21,7 +21,7 @@ import json
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -29,6 +29,9 @@ from services.synth.mix import SYNTHESIZED, keeps, where
 from shared import layout
 from shared.config import get_settings
 from shared.contracts.snapshot import Shard, SnapshotManifest, Splits, is_heldout
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 from shared.db import init_db, session_scope, upsert
 from shared.db.models import Clip, Pair, Snapshot, clip_stored
 from shared.snapshots import JSON_COLUMNS
@@ -50,7 +53,8 @@ class _Shards:
     def __init__(self, tmp: Path, rows_per_shard: int):
         self.tmp, self.limit = tmp, rows_per_shard
         self.files: list[tuple[Path, int]] = []
-        self.writer, self.rows = None, 0
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         import pyarrow as pa

@@ -93,7 +93,7 @@ def save_checkpoint(
                 }
             ],
         )
-        s.get(TrainingRun, run_id).step = step
+        s.get_one(TrainingRun, run_id).step = step
     if emit_events:
         from shared.queue import emit
 
@@ -113,7 +113,7 @@ def write_result(run_id: str, state: TrainState, out: Path, result: dict[str, An
     """The adapter and result.json under ``out``; the run row marked done."""
     state.embedder.model.save_pretrained(out / "adapter")
     with session_scope() as s:
-        run_row = s.get(TrainingRun, run_id)
+        run_row = s.get_one(TrainingRun, run_id)
         run_row.state, run_row.step = "done", state.step
     out.mkdir(parents=True, exist_ok=True)
     (out / "result.json").write_text(json.dumps(result))

@@ -72,6 +72,7 @@ def infonce(
     if hard is None:  # every process joins the same collectives, with or without hard negatives
         hard, hard_groups = q.new_zeros((0, q.size(1))), groups.new_zeros((0,))
     ha, _ = gather(hard)
+    assert hard_groups is not None  # hard negatives come with their groups
     hg, _ = gather(hard_groups.to(groups.device))
     if ha.numel():
         logits_h = (qa @ ha.T / temperature).masked_fill(ga[:, None] == hg[None, :], float("-inf"))

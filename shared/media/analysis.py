@@ -238,7 +238,8 @@ def phash(frame: np.ndarray) -> str:
 
     gray = frame.mean(axis=-1) if frame.ndim == 3 else frame
     img = np.asarray(
-        Image.fromarray(gray.astype(np.uint8)).resize((32, 32), Image.BILINEAR), np.float32
+        Image.fromarray(gray.astype(np.uint8)).resize((32, 32), Image.Resampling.BILINEAR),
+        np.float32,
     )
     coef = dctn(img, norm="ortho")[:8, :8].flatten()
     med = np.median(coef[1:])

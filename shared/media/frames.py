@@ -28,7 +28,7 @@ def _resize(frame: np.ndarray, max_side: int | None) -> np.ndarray:
     scale = max_side / max(h, w)
     return np.asarray(
         Image.fromarray(frame).resize(
-            (max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR
+            (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR
         )
     )
 
@@ -43,7 +43,7 @@ def _same_size(frames: list[np.ndarray]) -> np.ndarray:
         [
             f
             if f.shape[:2] == (h, w)
-            else np.asarray(Image.fromarray(f).resize((w, h), Image.BILINEAR))
+            else np.asarray(Image.fromarray(f).resize((w, h), Image.Resampling.BILINEAR))
             for f in frames
         ]
     )

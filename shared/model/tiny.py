@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 from pathlib import Path
+from typing import Any
 
 from shared.config import Settings, get_settings
 from shared.model.prompts import TASK_INSTRUCTIONS, UVRB_INSTRUCTIONS
@@ -115,9 +116,9 @@ def build_tokenizer():  # noqa: ANN201 - returns a transformers Qwen2Tokenizer
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
     hf = Qwen2Tokenizer(
         vocab=vocab,
-        merges=merges,
+        merges=merges,  # type: ignore[arg-type]  # transformers takes (a, b) pairs; its hint says str
         model_max_length=32768,
-        unk_token=None,
+        unk_token=None,  # type: ignore[arg-type]  # Qwen has no unk token; the hint says str
         bos_token=None,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
@@ -147,7 +148,7 @@ def build_processor(
         Qwen2VLVideoProcessor,
     )
 
-    common = dict(
+    common: dict[str, Any] = dict(
         patch_size=14,
         temporal_patch_size=2,
         merge_size=2,

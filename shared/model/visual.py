@@ -168,7 +168,7 @@ def _resize_frames(frames: np.ndarray, budget: VideoBudget, num_frames: int) -> 
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms.functional import resize
 
-    h, w = budget.model_size(*frames.shape[1:3], num_frames)
+    h, w = budget.model_size(frames.shape[1], frames.shape[2], num_frames)
     if (h, w) == frames.shape[1:3]:
         return frames
     video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
@@ -262,7 +262,7 @@ def video_tokens_estimate(
         if hit is not None:
             return hit.tokens()
         if isinstance(video, np.ndarray) and video.ndim == 4:
-            return budget.tokens(*video.shape[1:3], num_frames)
+            return budget.tokens(video.shape[1], video.shape[2], num_frames)
         if isinstance(video, VideoFrames) and video.keys:
             from PIL import Image
 

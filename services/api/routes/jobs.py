@@ -68,7 +68,7 @@ def submit_job(
         get_celery().send_task(name, args=[job_id, params], queue=route_for(name))
     except Exception as exc:  # noqa: BLE001 - broker down: the job row says so
         with session_scope() as s:
-            job = s.get(Job, job_id)
+            job = s.get_one(Job, job_id)
             job.state, job.error = JobState.failed, f"broker unavailable: {exc}"[:500]
         raise HTTPException(503, "broker unavailable; the job was recorded as failed") from None
     return {"job": job_id, "kind": kind, "task": name}

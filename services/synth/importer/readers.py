@@ -87,7 +87,8 @@ def _split_name(name: str) -> tuple[str, str]:
 def read_webdataset(path: Path, max_member_bytes: int) -> Iterator[dict[str, Any] | Skip]:
     for f in _files(path, ".tar"):
         with tarfile.open(f, mode="r|*") as tar:  # streamed: members in archive order
-            key, sample, refused = None, {}, ""
+            key, refused = None, ""
+            sample: dict[str, bytes] = {}
             for m in tar:
                 if not m.isfile():
                     continue

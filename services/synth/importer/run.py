@@ -126,7 +126,8 @@ def _import(spec: ImportSpec, path: Path, store: Any) -> _Tally:
     s = get_settings().synth
     base = path if path.is_dir() else path.parent
     ctx = sides.Context(spec.name, base, store, s.frames_per_clip, s.frame_side or None)
-    tally, page = _Tally(), []
+    tally = _Tally()
+    page: list[dict[str, Any]] = []
     for rec in readers.read(spec.format, path, s.import_max_member_bytes):
         if spec.limit and tally.pairs + len(page) >= spec.limit:
             break
