@@ -10,7 +10,7 @@ import pytest
 
 from .conftest import WORLD_SEED, WORLD_TASKS, WORLD_VIDEOS, home_env
 
-STEPS = 120
+STEPS = 300  # after 120 steps mined and random tie; the gap shows later
 BATCH = 16
 HELDOUT = 0.2
 
@@ -18,11 +18,11 @@ HELDOUT = 0.2
 @pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("UNIVR_TEST_MINED_LEARNING") != "1",
-    reason="opt-in (UNIVR_TEST_MINED_LEARNING=1): not met. Four runs take ~1 min, but over 8 "
-    "seeds mined (0.465 ± 0.103) and random (0.469 ± 0.067) negatives tie in held-out R@1, so "
-    "either seed can fail (README: Mined hard negatives)",
+    reason="opt-in (UNIVR_TEST_MINED_LEARNING=1): not reliable. After 300 steps mined beat random "
+    "on seeds 3, 7, 11 but not 12 (README: Mined hard negatives); after 120 steps they tie over 8 "
+    "seeds. Four runs take ~2.5 min on an idle 2-core machine",
 )
-@pytest.mark.timeout(900)  # four ~15 s runs and three minings each on a lightly loaded 2-core box
+@pytest.mark.timeout(1800)  # four ~35 s runs and three minings each, idle; far longer under load
 @pytest.mark.parametrize("seed", [3, 7])
 def test_mined_negatives_beat_random_ones(world_home, monkeypatch, tmp_path, seed):
     home_env(world_home, monkeypatch)
