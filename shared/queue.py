@@ -238,7 +238,10 @@ def _sweep_expired_leases(app: Celery, kinds: tuple[str, ...]) -> None:
     stops = []
 
     def start(**_: Any) -> None:
-        stops.append(start_sweeper(kinds, lambda m: resend(m, app)))
+        def send(message: dict[str, Any]) -> None:
+            resend(message, app)
+
+        stops.append(start_sweeper(kinds, send))
 
     def stop(**_: Any) -> None:
         for event in stops:

@@ -282,7 +282,7 @@ class Stack:
                 self._standin(
                     svc.name,
                     [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                    port,
+                    self.ports[svc.name],
                 )
             elif kind == "qdrant":
                 self._standin(
@@ -295,7 +295,7 @@ class Stack:
                         "--data",
                         str(self.state / "qdrant"),
                     ],
-                    port,
+                    self.ports[svc.name],
                 )
             elif kind == "mc":
                 self.make_buckets()

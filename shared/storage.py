@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -262,7 +262,7 @@ class S3Store(_PrefixDelete):
             if exc.code in {"NoSuchKey", "NoSuchObject"}:
                 raise ObjectNotFound(key) from exc
             raise
-        return _StreamingBody(resp)
+        return cast(BinaryIO, _StreamingBody(resp))  # a RawIOBase: BinaryIO's methods
 
     @_retry
     def download(self, key: str, path: str | Path) -> Path:

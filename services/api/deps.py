@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, Request
 
@@ -17,14 +18,19 @@ from services.api.keys import cached_scopes, check_key
 from services.api.owner import local_token
 from shared.config import get_settings
 
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+    from shared.model import Embedder
+
 
 class Services:
     """Lazily opened, process-wide: one embedder, one Qdrant client (local mode allows one)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._embedder = None
-        self._client = None
+        self._embedder: Embedder | None = None
+        self._client: QdrantClient | None = None
 
     @property
     def embedder(self):  # noqa: ANN201

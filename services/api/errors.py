@@ -70,5 +70,6 @@ async def media_error(_request: Request, exc: MediaError) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(MediaError, media_error)
+    # Starlette types a handler as taking any Exception; it calls each with the class registered
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(MediaError, media_error)  # type: ignore[arg-type]

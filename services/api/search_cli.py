@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from qdrant_client.models import Filter
 
 
 def search(
@@ -53,7 +57,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _local(
-    text: str | None, image: Path | None, video: Path | None, top_k: int, flt: object
+    text: str | None, image: Path | None, video: Path | None, top_k: int, flt: Filter | None
 ) -> list[dict]:
     from services.api.search import search as do_search
     from shared.model import Embedder

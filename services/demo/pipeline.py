@@ -146,16 +146,18 @@ def _train_and_score(
     for sampler in SAMPLERS:
         for seed in _seeds(opts):
             tag = sampler if seed == opts.seed else f"{sampler}-s{seed}"
-            run = runner.stage(
-                f"train-{tag}",
-                lambda s=sampler, sd=seed: _train(runner, s, snap, model, opts, sd, prober),
-            )
-            score = runner.stage(
-                f"eval-{tag}",
-                lambda t=tag, r=run: _evaluate(
+
+            def train(s: str = sampler, sd: int = seed) -> dict[str, Any]:
+                return _train(runner, s, snap, model, opts, sd, prober)
+
+            run = runner.stage(f"train-{tag}", train)
+
+            def evaluate(t: str = tag, r: dict[str, Any] = run) -> dict[str, Any]:
+                return _evaluate(
                     runner, f"eval-{t}", opts.out / "uvrb", model, r["adapter"], opts.out
-                ),
-            )
+                )
+
+            score = runner.stage(f"eval-{tag}", evaluate)
             runs[sampler].append(score)
             if seed == opts.seed:
                 trained[sampler], scores[sampler] = run, score

@@ -31,5 +31,5 @@ class EmbeddingCache:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(tmp, **self.items)
+        np.savez(tmp, **self.items)  # type: ignore[arg-type]  # numpy's stub: **kwds as allow_pickle
         os.replace(tmp, self.path)

@@ -86,8 +86,10 @@ def load_dataset(root: Path, name: str, check_media: bool = True) -> LoadedDatas
     for fname, rows, ids in (("queries.jsonl", queries, qids), ("corpus.jsonl", corpus, cids)):
         if len(ids) != len(rows):
             seen: set[str] = set()
-            dup = next(r for r in rows if str(r["id"]) in seen or seen.add(str(r["id"])))
-            raise LayoutError(f"{j / fname}:{dup['_line']}: duplicate id {dup['id']!r}")
+            for r in rows:
+                if str(r["id"]) in seen:
+                    raise LayoutError(f"{j / fname}:{r['_line']}: duplicate id {r['id']!r}")
+                seen.add(str(r["id"]))
     for q in queries:
         if not any(k in q for k in ("text", "image", "video")):
             raise LayoutError(
@@ -130,7 +132,7 @@ def load_dataset(root: Path, name: str, check_media: bool = True) -> LoadedDatas
 
 def check(root: Path, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """What is present and valid, per dataset: counts or the precise error."""
-    report = {}
+    report: dict[str, dict[str, Any]] = {}
     for d in DATASETS:
         if names and d.short not in names:
             continue

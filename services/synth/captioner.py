@@ -18,12 +18,15 @@ import io
 import random
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from shared.config import CaptionSettings
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionContentPartParam
 
 VIDEO_STYLES = ("concise", "rich", "abstract", "keywords", "partial")
 PROMPT_VERSION = "vsynflow-v1"
@@ -219,7 +222,7 @@ class OpenAICaptioner:
             readability="plain",
             education_level="general audience",
         )
-        content: list[dict[str, Any]] = [
+        content: list[ChatCompletionContentPartParam] = [
             {"type": "image_url", "image_url": {"url": _data_url(f)}} for f in frames
         ]
         content.append({"type": "text", "text": prompt})

@@ -223,7 +223,7 @@ def reindex(max_bits: int) -> int:
             upsert(
                 db,
                 ClipHashBand,
-                [r for cid, ph in page for r in band_rows(cid, ph, n)],
+                [r for cid, ph in page if ph is not None for r in band_rows(cid, ph, n)],
                 key=("scheme", "band", "value", "clip_id"),
                 update=[],
             )

@@ -69,9 +69,8 @@ def submit(source: str, *, fresh: bool = False, job_id: str | None = None) -> di
         if counters.open_count(s, job_id):
             s.get_one(Job, job_id).state = JobState.running
         elif not items:
-            s.get(
-                Job, job_id
-            ).state = JobState.completed  # nothing to do: done, not pending forever
+            # nothing to do: done, not pending forever
+            s.get_one(Job, job_id).state = JobState.completed
     app, enqueued = get_celery(), 0
     for start in range(0, len(items), SUBMIT_BATCH):  # in the source's order; an item resumes
         ids = [stable_id(job_id, it.uri) for it in items[start : start + SUBMIT_BATCH]]

@@ -132,7 +132,7 @@ def _clip_pairs(
             dom = domain
             if style == "rich":
                 dom = {"spatial": "spatial", "temporal": "temporal"}.get(
-                    cc[style].info_profile, domain
+                    cc[style].info_profile or "", domain
                 )
             add("T2V", dom, clip, {"text": cc[style].text}, vref)
     if "concise" in cc and "rich" in cc:

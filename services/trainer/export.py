@@ -20,7 +20,13 @@ def export_merged(run_id: str, step: int | None, out: str | Path) -> Path:
         if run is None:
             raise KeyError(f"no training run {run_id}")
         base = run.base_model
-    prefix = f"checkpoints/{run_id}/{step:08d}" if step else ckpt.latest(run_id)["prefix"]
+    if step:
+        prefix = f"checkpoints/{run_id}/{step:08d}"
+    else:
+        last = ckpt.latest(run_id)
+        if last is None:
+            raise KeyError(f"training run {run_id} has no checkpoint")
+        prefix = last["prefix"]
     out = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt.download_adapter(prefix, tmp)

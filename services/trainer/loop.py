@@ -156,7 +156,7 @@ def step_scalars(
     probs = state.sampler.probabilities()
     return {
         "train/loss": loss,
-        "train/lr": state.sched.get_last_lr()[0],
+        "train/lr": float(state.sched.get_last_lr()[0]),
         "train/sigma": state.sampler.sigma,
         "train/pos_sim": float(out["pos_sim"]),
         "train/hardest_neg_sim": float(out["hardest_neg_sim"]),

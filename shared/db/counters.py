@@ -54,7 +54,7 @@ def add_sums(s: Session, job_id: str, values: dict[str, int]) -> None:
     if s.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]  # same API
     stmt = insert(JobCount).values(rows)
     s.execute(
         stmt.on_conflict_do_update(
@@ -104,7 +104,8 @@ def item_notes(s: Session, item_ids: Iterable[str]) -> dict[str, list[str]]:
         .where(JobEvent.item_id.in_(ids), JobEvent.reason.is_not(None))
         .order_by(JobEvent.id)
     ):
-        out.setdefault(ev.item_id, []).append(f"{ev.stage}: {ev.reason}")
+        if ev.item_id is not None:  # always: the query selects by item id
+            out.setdefault(ev.item_id, []).append(f"{ev.stage}: {ev.reason}")
     return out
 
 

@@ -12,7 +12,7 @@ type and message, cut at ``ERROR_CHARS``). Leases of long jobs: ``shared.db.leas
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,10 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@overload
+def error_text(error: BaseException) -> str: ...
+@overload
+def error_text(error: str | None) -> str | None: ...
 def error_text(error: BaseException | str | None) -> str | None:
     """The one policy for the error text a job or item shows: an exception as its type and message,
     any text cut at ``ERROR_CHARS``; None stays None."""
@@ -75,7 +79,7 @@ def item_id(job_id: str, key: str) -> str:
 
 def open_items(job_id: str, keys: Iterable[str]) -> None:
     """One pending item per unit of work (a re-run of the job starts them over)."""
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": item_id(job_id, k),
             "job_id": job_id,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import and_, or_, select, update
 
@@ -25,7 +25,15 @@ from shared.db.models import Job, JobState, utcnow
 from shared.db.session import init_db, session_scope
 from shared.db.upsert import upsert
 
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult, Result
+
 LIVE = (JobState.pending, JobState.running)
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE matched (its result is a CursorResult; ``Session.execute`` says Result)."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 @dataclass(frozen=True)
@@ -82,15 +90,17 @@ def claim(
         }
         if message is not None:
             values["message"] = message
-        hit = s.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                Job.state.in_(LIVE),
-                or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+        hit = _rowcount(
+            s.execute(
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    Job.state.in_(LIVE),
+                    or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+                )
+                .values(**values)
             )
-            .values(**values)
-        ).rowcount
+        )
         row = s.execute(select(Job.state, Job.owner, Job.attempts).where(Job.id == job_id)).one()
     return Claim(bool(hit), JobState(row.state), row.owner, row.attempts or 0)
 
@@ -135,11 +145,13 @@ def finish(
         values["result"] = result
     with session_scope() as s:
         return bool(
-            s.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.owner == owner, Job.state == JobState.running)
-                .values(**values)
-            ).rowcount
+            _rowcount(
+                s.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.owner == owner, Job.state == JobState.running)
+                    .values(**values)
+                )
+            )
         )
 
 

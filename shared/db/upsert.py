@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 def upsert(
     session: Session,
-    model: type,
+    model: type[Any],
     rows: Sequence[dict[str, Any]],
     key: Sequence[str] = ("id",),
     update: Sequence[str] | None = None,
@@ -25,7 +25,7 @@ def upsert(
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]  # same API
     else:  # pragma: no cover - only the two supported databases
         raise NotImplementedError(f"upsert is not implemented for {dialect}")
     table = model.__table__

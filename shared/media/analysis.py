@@ -96,21 +96,21 @@ def decode_once(
         errors += 1
     if not times:
         raise MediaError("no decodable frames")
-    t = np.asarray(times)
-    order = np.argsort(t, kind="stable")  # VFR / B-frame safety
-    t = t[order] - t[order[0]]  # seconds from the first frame (streams may start later than 0)
+    ts = np.asarray(times)
+    order = np.argsort(ts, kind="stable")  # VFR / B-frame safety
+    ts = ts[order] - ts[order[0]]  # seconds from the first frame (streams may start later than 0)
     small_arr = np.stack(small).astype(np.float32)[order]
     remap = np.empty_like(order)
     remap[order] = np.arange(len(order))
     kidx = remap[np.asarray(keep_idx, dtype=np.int64)]
     korder = np.argsort(kidx, kind="stable")
-    dt = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
+    dt = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
     return Analysis(
-        times=t,
+        times=ts,
         small=small_arr,
         keep_idx=kidx[korder],
         keep=[keep[i] for i in korder],
-        duration_s=float(t[-1] - t[0] + dt),
+        duration_s=float(ts[-1] - ts[0] + dt),
         decode_errors=errors,
     )
 

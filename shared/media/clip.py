@@ -67,20 +67,21 @@ def copy_clips(
             if ist.codec_context.name not in COPYABLE_CODECS:
                 raise MediaError(f"codec {ist.codec_context.name} is not copied into MP4")
             tb = ist.time_base
+            if tb is None:
+                raise MediaError("a video stream without a time base")
             origin = ist.start_time or 0
             bounds = [(origin + round(a / tb), origin + round(b / tb)) for a, b in spans]
-            gop: list[
-                _Packet
-            ] = []  # packets since the last keyframe: the pre-roll of a span starting here
+            # packets since the last keyframe: the pre-roll of a span starting here
+            gop: list[_Packet] = []
             k, clip = 0, None
-            for pkt in inp.demux(ist):
-                if pkt.pts is None or pkt.dts is None:
-                    if pkt.size:
+            for raw in inp.demux(ist):
+                if raw.pts is None or raw.dts is None:
+                    if raw.size:
                         raise MediaError("packets without timestamps")
                     continue  # the demuxer's flush packet
-                if pkt.is_keyframe:
+                if raw.is_keyframe:
                     gop = []
-                pkt = _Packet(bytes(pkt), pkt.pts, pkt.dts, pkt.is_keyframe, pkt.duration)
+                pkt = _Packet(bytes(raw), raw.pts, raw.dts, raw.is_keyframe, raw.duration)
                 gop.append(pkt)
                 while k < len(bounds):
                     if clip is None:

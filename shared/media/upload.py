@@ -50,7 +50,9 @@ def check_video(data: bytes) -> dict[str, float | int | str]:
     if not data:
         raise MediaError("video is empty")
     try:
-        with av.open(io.BytesIO(data), options=_open_options(api.video_formats)) as container:
+        with av.open(
+            io.BytesIO(data), mode="r", options=_open_options(api.video_formats)
+        ) as container:
             if not container.streams.video:
                 raise MediaError("no video stream")
             stream = container.streams.video[0]
@@ -59,7 +61,7 @@ def check_video(data: bytes) -> dict[str, float | int | str]:
             rate = float(stream.average_rate or stream.guessed_rate or 30)
             seconds = (
                 float(stream.duration * stream.time_base)
-                if stream.duration
+                if stream.duration and stream.time_base
                 else (container.duration / av.time_base if container.duration else 0.0)
             )
             frames = int(stream.frames or round(seconds * rate))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ MODEL_CLASSES = {
 }
 
 
-def model_class(name_or_path: str) -> type:
+def model_class(name_or_path: str) -> type[Any]:
     """The transformers class for a checkpoint, chosen by its config's ``model_type``."""
     import transformers
     from transformers import AutoConfig
@@ -396,7 +396,7 @@ class Embedder:
             return np.zeros((0, self.dim), np.float32)
         out = np.zeros((len(items), self.dim), np.float32)
         batches = self.plan_batches(items, batch_size, bucket)
-        iterator = batches
+        iterator: Iterable[list[int]] = batches
         if progress:
             from rich.progress import track
 

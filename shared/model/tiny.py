@@ -229,7 +229,8 @@ def build_tiny_bundle(
         tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
-    model = model_cls(config).eval()
+    model_type: type[transformers.PreTrainedModel] = model_cls
+    model = model_type(config).eval()
     proc.save_pretrained(out)
     model.save_pretrained(out)
     kind = "tiny-qwen2-vl" if arch == "qwen2_vl" else "tiny-qwen2.5-vl"

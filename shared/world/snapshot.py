@@ -55,7 +55,7 @@ def _pairs(
     negatives: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     video = {"clip_id": vid, "frames": frames}
-    sides = {
+    sides: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         "T2V": ({"text": describe(spec, "concise")}, {"video": video}),
         "I2V": ({"image": keyframe}, {"video": video}),
         "T2I": ({"text": describe(spec, "spatial")}, {"image": keyframe}),
@@ -68,7 +68,7 @@ def _pairs(
     out = []
     for task in tasks:
         query, target = sides[task]
-        pair = {
+        pair: dict[str, Any] = {
             "id": stable_id("pair", vid, task),
             "task": task,
             "domain": "synthetic",

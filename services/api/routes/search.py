@@ -92,7 +92,9 @@ def _media(req: SearchRequest) -> tuple[Any, Any]:
         if req.image_b64:
             return decode_image(decode_b64(req.image_b64, "image_b64")), None
         frames = decode_video(
-            decode_b64(req.video_b64, "video_b64"), get_settings().model.num_frames, max_side=448
+            decode_b64(req.video_b64 or "", "video_b64"),
+            get_settings().model.num_frames,
+            max_side=448,
         )
         return None, frames
 
