@@ -58,6 +58,11 @@ def demo(
         fresh=fresh,
         stack=stack,
     )
+    print_summary(_run(opts), opts.out)
+
+
+def _run(opts: DemoOptions) -> dict:
+    """Run the demo with a live status line and one line per finished stage."""
     status = console.status("starting")
     status.start()
 
@@ -69,13 +74,12 @@ def demo(
 
     runner = StageRunner(out=opts.out, env=demo_env(opts), on_start=started, on_done=done)
     try:
-        summary = run_demo(opts, runner)
+        return run_demo(opts, runner)
     except StageError as exc:
-        status.stop()
         console.print(f"[red]demo failed[/]: {exc}")
         raise typer.Exit(1) from exc
-    status.stop()
-    print_summary(summary, opts.out)
+    finally:
+        status.stop()
 
 
 def print_ablation(summary: dict) -> None:

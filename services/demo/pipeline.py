@@ -65,20 +65,8 @@ def run_demo(opts: DemoOptions, runner: StageRunner | None = None) -> dict[str, 
     uvrb = out / "uvrb"
 
     gen = runner.stage("generate", lambda: _generate(runner, raw, opts))
-    synth = runner.stage(
-        "synthesis",
-        lambda: runner.univr(
-            "synthesis",
-            ["synth", "run", str(raw / "manifest.jsonl"), "--json", "--workers", str(opts.workers)],
-            json_out=True,
-        ),
-    )
-    snap = runner.stage(
-        "snapshot",
-        lambda: runner.univr(
-            "snapshot", ["data", "snapshot", "--name", "demo", "--json"], json_out=True
-        ),
-    )
+    synth = runner.stage("synthesis", lambda: _synthesis(runner, raw, opts))
+    snap = runner.stage("snapshot", lambda: _snapshot(runner))
     model = runner.stage("model", lambda: _model(runner, out, opts))
     prober = runner.stage(PROBER_STAGE, lambda: _prober(runner, model["path"], opts))
     runner.stage("uvrb", lambda: _uvrb(runner, uvrb, opts))
@@ -106,11 +94,25 @@ def run_demo(opts: DemoOptions, runner: StageRunner | None = None) -> dict[str, 
         "index": index,
         "queries": queries,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    _write(summary, out)
+    return summary
+
+
+def _write(summary: dict[str, Any], out: Path) -> None:
+    """summary.json and report.html."""
     from services.demo.report import write_report
 
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     write_report(summary, out / "report.html", store_root=out / "home" / "objects")
-    return summary
+
+
+def _synthesis(runner: StageRunner, raw: Path, opts: DemoOptions) -> dict[str, Any]:
+    args = ["synth", "run", str(raw / "manifest.jsonl"), "--json", "--workers", str(opts.workers)]
+    return runner.univr("synthesis", args, json_out=True)
+
+
+def _snapshot(runner: StageRunner) -> dict[str, Any]:
+    return runner.univr("snapshot", ["data", "snapshot", "--name", "demo", "--json"], json_out=True)
 
 
 def _model(runner: StageRunner, out: Path, opts: DemoOptions) -> dict[str, Any]:
