@@ -89,3 +89,49 @@ WORLD_TASKS = (
     "T2V",
     "T2I",
 )  # with I2V instead of T2I the pyramid gives I2V 96% of epoch 1 (σ 0.1) and T2V stays near chance
+
+
+@pytest.fixture(scope="session")
+def mixed_snapshot(world_home: dict, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A snapshot of world_home that mixes its pairs (as synthesized rows) with an imported
+    WebDataset T2I dataset (`univr data import`, the cc3m preset) at weight 0.5: the keyframes and
+    captions of the T2I pairs of training videos only (none of the held-out split at
+    ``MIXED_HELDOUT``), so the import adds data without leaking held-out videos."""
+    import io
+    import tarfile
+
+    from services.synth.importer.run import import_dataset, resolve
+    from services.synth.snapshot import create_snapshot
+    from services.trainer.data import load_snapshot
+    from shared.config import get_settings
+    from shared.contracts.snapshot import is_heldout
+    from shared.db.session import reset_engines
+    from shared.storage import get_store
+    from tests.helpers import pairs_as_synthesized_rows
+
+    tar_path = tmp_path_factory.mktemp("import") / "shard-000.tar"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UNIVR_HOME", world_home["env"]["UNIVR_HOME"])
+        get_settings.cache_clear()
+        reset_engines()
+        pairs = load_snapshot(world_home["snapshot"]).pairs
+        pairs_as_synthesized_rows(pairs)
+        store = get_store()
+        with tarfile.open(tar_path, "w") as tar:
+            for i, p in enumerate(pairs):
+                if p["task"] != "T2I" or is_heldout(p["video_id"], MIXED_HELDOUT):
+                    continue
+                files = [("jpg", store.get_bytes(p["target"]["image"]))]
+                files.append(("txt", p["query"]["text"].encode()))
+                for ext, data in files:
+                    info = tarfile.TarInfo(f"{i:05d}.{ext}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+        import_dataset(resolve("cc3m", path=str(tar_path)))
+        snapshot = create_snapshot("mixed", mix={"uvrd": 1.0, "cc3m": 0.5})["id"]
+    get_settings.cache_clear()
+    reset_engines()
+    return snapshot
+
+
+MIXED_HELDOUT = 0.2  # test_learning's held-out fraction

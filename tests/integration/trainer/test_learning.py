@@ -1,6 +1,8 @@
 """Acceptance 1 of issue 6: on CPU with the tiny bundle and generated pairs, a short run raises
 held-out text→video Recall@1 well above its untrained value (≥ 3× chance), for the Modality
-Pyramid and for uniform sampling; the run records its metrics, checkpoints and task schedule."""
+Pyramid and for uniform sampling; the run records its metrics, checkpoints and task schedule.
+The uniform run trains on a snapshot that mixes the synthesized pairs with an imported dataset
+(issue 17: ``mixed_snapshot``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import math
 import pytest
 from sqlalchemy import func, select
 
-from .conftest import home_env
+from .conftest import MIXED_HELDOUT, home_env
 
 STEPS = 200
 BATCH = 16
@@ -19,7 +21,11 @@ SEED = 3
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["pyramid", "uniform"])
-def test_short_run_learns_heldout_retrieval(world_home, monkeypatch, tmp_path, sampler):
+def test_short_run_learns_heldout_retrieval(world_home, monkeypatch, tmp_path, sampler, request):
+    snapshot = world_home["snapshot"]
+    if sampler == "uniform":
+        snapshot = request.getfixturevalue("mixed_snapshot")
+        assert MIXED_HELDOUT == HELDOUT
     home_env(world_home, monkeypatch)
     from services.trainer.loop import TrainConfig, train
     from shared.db import session_scope
@@ -28,7 +34,7 @@ def test_short_run_learns_heldout_retrieval(world_home, monkeypatch, tmp_path, s
     run_id = f"learn-{sampler}"
     result = train(
         TrainConfig(
-            snapshot=world_home["snapshot"],
+            snapshot=snapshot,
             model=world_home["model"],
             sampler=sampler,
             steps=STEPS,

@@ -15,10 +15,11 @@ from services.synth.importer.run import import_dataset, resolve
 from services.synth.snapshot import create_snapshot
 from services.trainer.data import PairBatcher, load_snapshot
 from services.trainer.loop import TrainConfig, train
-from shared.db import init_db, session_scope, upsert
-from shared.db.models import Clip, Frame, Pair, TrainMetric, Video
+from shared.db import init_db, session_scope
+from shared.db.models import TrainMetric
 from shared.model.tiny import build_tiny_bundle
 from shared.world.snapshot import build_world_snapshot
+from tests.helpers import pairs_as_synthesized_rows
 
 VIDEOS = 12
 
@@ -26,15 +27,7 @@ VIDEOS = 12
 def _synthesized() -> None:
     """World pairs (T2V, T2I) as synthesized rows, their clips stored."""
     pairs = load_snapshot(build_world_snapshot(VIDEOS, seed=5, tasks=("T2V", "T2I"))).pairs
-    vids = sorted({p["video_id"] for p in pairs})
-    with session_scope() as s:
-        upsert(s, Video, [{"id": v, "uri": f"/{v}"} for v in vids])
-        clip = {"start_ms": 0, "end_ms": 1000, "kept": True}
-        upsert(s, Clip, [{"id": v, "video_id": v, **clip} for v in vids])
-        frame = {"index": 0, "time_ms": 0, "object_key": "k"}
-        upsert(s, Frame, [{"id": f"f-{v}", "clip_id": v, **frame} for v in vids])
-        keys = ("id", "task", "domain", "video_id", "dedup_cluster", "query", "target")
-        upsert(s, Pair, [{k: p[k] for k in keys} | {"hard_negatives": []} for p in pairs])
+    pairs_as_synthesized_rows(pairs)
 
 
 def _imports(tmp_path) -> None:
