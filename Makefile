@@ -66,8 +66,11 @@ up:
 down:
 	docker compose down
 
+## lint: ruff's checks and its formatting (whole tree) and mypy on shared/ and services/, all clean
 lint: setup
-	$(BIN)/ruff check shared services tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(DEMO_OUT) .univr .pytest_cache
