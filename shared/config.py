@@ -4,6 +4,8 @@ Every knob of every service lives here, grouped in sections (``settings.synth.mi
 Values come, in increasing priority, from: the profile defaults (``embedded`` | ``stack``), an
 optional YAML file (``UNIVR_CONFIG_FILE``), and environment variables with prefix ``UNIVR_``
 (nested with ``__``: ``UNIVR_TRAIN__LR=1e-3``). A run records ``settings.resolved()``.
+
+Size: every knob of every service in one place, by design (the one Settings object).
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ Compose host names in the environment (``postgres:5432``, ``minio:9000``...) bec
 addresses; named volumes become folders under ``.stack/volumes``; ``UNIVR_HOME`` is
 ``.stack/home``; logs are ``.stack/<service>.log``. Ctrl-C stops every process.
 
+Size: one command; most of it is compose's own rules (variables, volumes, profiles) read
+faithfully.
+
     python -m shared.stack [--set VAR=VALUE ...] [--only svc,svc] [--dir .stack]
 """
 

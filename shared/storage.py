@@ -3,6 +3,8 @@ moto) and a local directory. Bytes of every clip, frame, snapshot, checkpoint an
 
 Keys are validated before any backend sees them (no traversal, no absolute paths, no control
 characters), so a key that came from a request or a manifest cannot escape the store.
+
+Size: one interface and its two backends side by side, so they stay alike.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ events and API keys.
 Conventions (DESIGN.md): IDs of media rows are deterministic strings (uuid5 of the source URI and
 span, see ``shared.ids``), used as object keys, primary keys and Qdrant point IDs alike; every
 write is an upsert (``shared.db.upsert``). Types are portable across PostgreSQL and SQLite.
+
+Size: the whole schema in one module, as the migrations and their autogenerate read it; each
+table on its own is short.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@ GVE-3B/7B, GME-2B/7B) plus an optional LoRA adapter turns text, images, videos a
 compositions into unit vectors exactly as SPEC §6.3 describes: chat-template prompt with the
 instruction in the system turn for queries, visual placeholders then text, an appended
 ``<|endoftext|>`` that is pooled from the last hidden layer (left or right padding), L2-normalised.
+
+Size: one class (loading, prompts, batching plan, pooled forward pass) whose parts share its
+processor and model.
 """
 
 from __future__ import annotations

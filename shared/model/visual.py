@@ -1,7 +1,10 @@
 """Visual inputs as the model sees them: images and videos resolved to pixels, video frames sampled
 (uniform, ``num_frames``) and resized once as the reference preprocessing resizes them (SPEC §6.3,
 qwen-vl-utils), kept in an LRU frame cache; and the visual token counts that batching and
-truncation rely on."""
+truncation rely on.
+
+Size: sampling, resizing and the token arithmetic are one contract with the reference
+preprocessing; kept together so they cannot drift apart."""
 
 from __future__ import annotations
 

@@ -1,0 +1,111 @@
+"""The shape the code holds (issue 18): a module under shared/ or services/ over 300 lines says why
+on a ``Size:`` line of its docstring, and no function is over 60 lines (migrations aside).
+
+What was over the limit when this test came is listed below at its size then: it may shrink, not
+grow. Lowering or dropping an entry after a split is welcome; raising one is not the fix."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+MAX_MODULE_LINES = 300
+MAX_FUNCTION_LINES = 60
+SIZE_REASON = re.compile(r"^\s*Size:\s*\S", re.M)
+
+# Modules over 300 lines without a Size: line yet, held at their size (other work was editing
+# them when this test came; each owes a split or a stated reason).
+LONG_MODULES = {
+    "shared/supervise.py": 340,
+    "services/demo/pipeline.py": 350,
+    "services/synth/captioner.py": 305,
+    "services/synth/sources.py": 341,
+}
+
+# Functions over 60 lines, held at their size (each owes a split into steps a reader can follow).
+LONG_FUNCTIONS = {
+    "shared/media/analysis.py::decode_once": 72,
+    "shared/media/clip.py::copy_clips": 62,
+    "shared/supervise.py::run_leased": 70,
+    "shared/topk.py::blocked_topk": 64,
+    "shared/world/spec.py::_shot": 64,
+    "services/api/status.py::platform_status": 76,
+    "services/evaluator/mini.py::build_mini": 150,
+    "services/indexer/corpus.py::corpus_rows": 96,
+    "services/indexer/promote.py::promote": 77,
+    "services/synth/tasks.py::_run": 64,
+    "services/trainer/cli.py::run_cmd": 73,
+    "services/trainer/cli.py::ablation_cmd": 71,
+    "services/trainer/loop.py::train": 74,
+}
+
+
+def python_files() -> list[Path]:
+    return sorted(
+        p
+        for top in ("shared", "services")
+        for p in (ROOT / top).rglob("*.py")
+        if "migrations" not in p.parts
+    )
+
+
+def module_problem(rel: str, text: str) -> str | None:
+    lines = len(text.splitlines())
+    if lines <= MAX_MODULE_LINES:
+        return None
+    if SIZE_REASON.search(ast.get_docstring(ast.parse(text)) or ""):
+        return None
+    held = LONG_MODULES.get(rel)
+    if held is not None and lines <= held:
+        return None
+    limit = f"its listed {held}" if held is not None else MAX_MODULE_LINES
+    return f"{rel}: {lines} lines, over {limit}, and no 'Size:' line in its docstring"
+
+
+def function_problems(rel: str, text: str) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        lines = (node.end_lineno or node.lineno) - node.lineno + 1
+        name = f"{rel}::{node.name}"
+        limit = max(MAX_FUNCTION_LINES, LONG_FUNCTIONS.get(name, 0))
+        if lines > limit:
+            out.append(f"{name} (line {node.lineno}): {lines} lines, over {limit}")
+    return out
+
+
+def test_no_long_module_without_a_stated_reason():
+    problems = []
+    for path in python_files():
+        rel = path.relative_to(ROOT).as_posix()
+        problem = module_problem(rel, path.read_text(encoding="utf-8"))
+        if problem:
+            problems.append(problem)
+    assert not problems, "split the module or state why at its top ('Size: ...'):\n" + "\n".join(
+        problems
+    )
+
+
+def test_no_function_over_60_lines():
+    problems = []
+    for path in python_files():
+        rel = path.relative_to(ROOT).as_posix()
+        problems += function_problems(rel, path.read_text(encoding="utf-8"))
+    assert not problems, "split these into named steps:\n" + "\n".join(problems)
+
+
+def test_the_checks_catch_what_they_should():
+    body = "\n".join(f"    x{i} = {i}" for i in range(60))
+    long_fn = f'"""Doc."""\n\n\ndef f():\n{body}\n'
+    assert function_problems("m.py", long_fn) == ["m.py::f (line 4): 61 lines, over 60"]
+    assert function_problems("shared/topk.py", long_fn.replace("def f", "def blocked_topk")) == []
+    filler = "x = 1\n" * 301
+    assert module_problem("m.py", f'"""Doc."""\n{filler}')
+    reasoned = f'"""Doc.\n\nSize: one table per line, by design."""\n{filler}'
+    assert module_problem("m.py", reasoned) is None
+    held = "services/synth/captioner.py"  # listed at 305 lines: may stay there, not grow
+    assert module_problem(held, f'"""Doc."""\n{filler}') is None
+    assert module_problem(held, f'"""Doc."""\n{filler}{filler}')
