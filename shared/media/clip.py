@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ffmpeg
 
 from shared.media import MediaError, ffmpeg_exe
+
+if TYPE_CHECKING:
+    from av.video.stream import VideoStream
 
 # Codecs the MP4 muxer carries as they are.
 COPYABLE_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4"})
@@ -50,6 +54,15 @@ def extract_clip(
     return dst
 
 
+def _span_bounds(ist: VideoStream, spans: Sequence[tuple[float, float]]) -> list[tuple[int, int]]:
+    """Each span in the stream's own time base, from its first timestamp."""
+    tb = ist.time_base
+    if tb is None:
+        raise MediaError("a video stream without a time base")
+    origin = ist.start_time or 0
+    return [(origin + round(a / tb), origin + round(b / tb)) for a, b in spans]
+
+
 def copy_clips(
     src: str | Path, spans: Sequence[tuple[float, float]], dsts: Sequence[str | Path]
 ) -> list[Path]:
@@ -66,11 +79,7 @@ def copy_clips(
             ist = inp.streams.video[0]
             if ist.codec_context.name not in COPYABLE_CODECS:
                 raise MediaError(f"codec {ist.codec_context.name} is not copied into MP4")
-            tb = ist.time_base
-            if tb is None:
-                raise MediaError("a video stream without a time base")
-            origin = ist.start_time or 0
-            bounds = [(origin + round(a / tb), origin + round(b / tb)) for a, b in spans]
+            bounds = _span_bounds(ist, spans)
             # packets since the last keyframe: the pre-roll of a span starting here
             gop: list[_Packet] = []
             k, clip = 0, None
