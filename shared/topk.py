@@ -169,15 +169,12 @@ def blocked_topk(
     cn = torch.from_numpy(np.ascontiguousarray(corpus, dtype=np.float32))
     n = len(cn)
     k = min(k, n)
-    out_s = np.empty((len(qn), k), np.float32)
-    out_i = np.empty((len(qn), k), np.int64)
+    out_s, out_i = np.empty((len(qn), k), np.float32), np.empty((len(qn), k), np.int64)
     if k == 0 or len(qn) == 0:
         return out_s, out_i
     width = min(max(chunk, (block or cfg.block_size) // chunk * chunk), -(-n // chunk) * chunk)
     threads = threads or cfg.topk_threads or torch.get_num_threads()
-    qb = min(
-        query_block, -(-len(qn) // threads)
-    )  # few queries: smaller blocks, so every thread works
+    qb = min(query_block, -(-len(qn) // threads))  # few queries: smaller blocks for every thread
     tiles = max(1, min(int(memory_mb * 2**20) // (qb * width * 4), -(-n // width)))
     workers = min(threads, -(-len(qn) // qb))
     limit = _single_threaded_here() if workers > 1 else None
@@ -188,9 +185,7 @@ def blocked_topk(
     def run(q0: int) -> None:
         if not hasattr(local, "buf"):  # one score buffer per worker thread
             if workers > 1 and limit is not None:
-                # query blocks in parallel, each op single-threaded: no per-op barrier between
-                # threads
-                limit()
+                limit()  # query blocks in parallel, each op single-threaded: no per-op barrier
             local.buf = torch.empty(tiles, qb, width // chunk, chunk)
             local.mbuf = torch.empty(tiles, qb, width // chunk)
         state = _QueryBlock(qn[q0 : q0 + qb], k, n, local.buf, local.mbuf)
@@ -205,8 +200,7 @@ def blocked_topk(
         for q0 in starts:
             run(q0)
         return out_s, out_i
-    with ThreadPoolExecutor(
-        workers
-    ) as pool:  # its threads end with the call, and their settings with them
+    # the pool's threads end with the call, and their settings with them
+    with ThreadPoolExecutor(workers) as pool:
         list(pool.map(run, starts))
     return out_s, out_i

@@ -28,7 +28,6 @@ LONG_MODULES = {
 LONG_FUNCTIONS = {
     "shared/media/analysis.py::decode_once": 72,
     "shared/supervise.py::run_leased": 70,
-    "shared/topk.py::blocked_topk": 64,
     "shared/world/spec.py::_shot": 64,
     "services/api/status.py::platform_status": 76,
     "services/evaluator/mini.py::build_mini": 150,
