@@ -8,6 +8,8 @@ itself: it calls these functions.
     clips/<clip id>/key/00.jpg          its keyframe
     videos/<video id>/frames/<NN>.jpg   frames of the whole source video
     snapshots/<snapshot id>/manifest.json, pairs/part-<NNNNN>.parquet (or pairs.jsonl: older)
+    imports/<dataset>/dataset.json      an imported dataset's info (`univr data import`)
+    imports/<dataset>/<item>/image.jpg, frames/<NN>.jpg   its images and videos' frames
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 CLIPS = "clips/"
 VIDEOS = "videos/"
 SNAPSHOTS = "snapshots/"
+IMPORTS = "imports/"
 VIDEO_REF = "video:"  # how a pair side names a whole video instead of a clip
 MANIFEST = "manifest.json"
 
@@ -113,3 +116,18 @@ def shards_prefix(snapshot_id: str) -> str:
 
 def shard_key(snapshot_id: str, index: int) -> str:
     return f"{shards_prefix(snapshot_id)}part-{index:05d}.parquet"
+
+
+# --- imported datasets ---------------------------------------------------------------------
+
+
+def import_info_key(dataset: str) -> str:
+    return f"{IMPORTS}{dataset}/dataset.json"
+
+
+def import_image_key(dataset: str, item_id: str) -> str:
+    return f"{IMPORTS}{dataset}/{item_id}/image.jpg"
+
+
+def import_frame_prefix(dataset: str, item_id: str) -> str:
+    return f"{IMPORTS}{dataset}/{item_id}/frames/"

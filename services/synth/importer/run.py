@@ -16,6 +16,7 @@ from typing import Any
 
 from services.synth.importer import readers, remote, sides
 from services.synth.importer.presets import Preset, get_preset
+from shared import layout
 from shared.config import get_settings
 from shared.db import init_db, session_scope, upsert
 from shared.db.models import Pair
@@ -55,7 +56,7 @@ class _Tally:
 
 
 def dataset_key(name: str) -> str:
-    return f"{sides.IMPORTS}{name}/dataset.json"
+    return layout.import_info_key(name)
 
 
 def resolve(name: str, preset: str | None = None, **given: Any) -> ImportSpec:

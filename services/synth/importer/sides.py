@@ -17,7 +17,6 @@ from typing import Any
 
 from shared import layout
 
-IMPORTS = "imports/"
 KINDS = {"T": "text", "I": "image", "V": "video"}
 
 
@@ -99,7 +98,7 @@ def _image(value: Any, key: str, ctx: Context) -> dict[str, Any]:
         img.convert("RGB").save(buf, format="JPEG", quality=90)
     except (OSError, Image.DecompressionBombError) as exc:
         raise Unusable(f"image does not decode: {exc}") from exc
-    k = f"{IMPORTS}{ctx.dataset}/{item_id(ctx.dataset, key)}/image.jpg"
+    k = layout.import_image_key(ctx.dataset, item_id(ctx.dataset, key))
     ctx.store.put_bytes(k, buf.getvalue(), "image/jpeg")
     return {"image": k}
 
@@ -124,7 +123,7 @@ def _video(value: Any, key: str, ctx: Context) -> dict[str, Any]:
         except MediaError as exc:
             raise Unusable(str(exc)) from exc
     vid = item_id(ctx.dataset, key)
-    prefix = f"{IMPORTS}{ctx.dataset}/{vid}/frames/"
+    prefix = layout.import_frame_prefix(ctx.dataset, vid)
     keys = [layout.frame_key(prefix, i) for i in range(len(frames))]
     for k, frame in zip(keys, frames, strict=True):
         buf = io.BytesIO()
