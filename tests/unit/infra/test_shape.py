@@ -99,7 +99,8 @@ def test_the_checks_catch_what_they_should():
     body = "\n".join(f"    x{i} = {i}" for i in range(60))
     long_fn = f'"""Doc."""\n\n\ndef f():\n{body}\n'
     assert function_problems("m.py", long_fn) == ["m.py::f (line 4): 61 lines, over 60"]
-    assert function_problems("shared/topk.py", long_fn.replace("def f", "def blocked_topk")) == []
+    rel, name = next(iter(LONG_FUNCTIONS)).split("::")  # a listed function may stay at its size
+    assert function_problems(rel, long_fn.replace("def f", f"def {name}")) == []
     filler = "x = 1\n" * 301
     assert module_problem("m.py", f'"""Doc."""\n{filler}')
     reasoned = f'"""Doc.\n\nSize: one table per line, by design."""\n{filler}'
