@@ -27,6 +27,16 @@ def _next(stage: str, job_id: str, item_id: str) -> None:
         app.send_task(name, args=[job_id, item_id], queue=route_for(name))
 
 
+def _log_notes(job_id: str, item_id: str, stage: str, result: dict, attempt: int) -> None:
+    """The notes of a finished stage that `univr synth status` shows."""
+    if stage == "media" and result.get("copy_fallback"):
+        records.log_event(
+            job_id, item_id, "media", "reencoded", result["copy_fallback"], attempt=attempt
+        )
+    if stage == "caption" and result.get("raw_caption_dropped"):
+        records.log_event(job_id, item_id, "caption", "rectified", result["raw_caption_dropped"])
+
+
 def _run(
     task,
     stage: str,
@@ -43,9 +53,8 @@ def _run(
     if item is None:
         return  # unknown: nothing to do
     if item.state in records.TERMINAL:
-        records.refresh_job(
-            job_id
-        )  # a redelivered duplicate; the job's state is settled all the same
+        # a redelivered duplicate; the job's state is settled all the same
+        records.refresh_job(job_id)
         return
     if attempt > max_attempts:
         records.finish_item(
@@ -62,14 +71,7 @@ def _run(
     video_id = item.result["video_id"]
     try:
         result = stages.run_stage(stage, src, video_id, item.result.get("source_id"))
-        if stage == "media" and result.get("copy_fallback"):  # a note `univr synth status` shows
-            records.log_event(
-                job_id, item_id, "media", "reencoded", result["copy_fallback"], attempt=attempt
-            )
-        if stage == "caption" and result.get("raw_caption_dropped"):
-            records.log_event(
-                job_id, item_id, "caption", "rectified", result["raw_caption_dropped"]
-            )
+        _log_notes(job_id, item_id, stage, result, attempt)
     except stages.Rejected as exc:
         records.finish_item(item_id, ItemState.rejected, stage=stage, reason=str(exc))
         return

@@ -33,7 +33,6 @@ LONG_FUNCTIONS = {
     "services/evaluator/mini.py::build_mini": 150,
     "services/indexer/corpus.py::corpus_rows": 96,
     "services/indexer/promote.py::promote": 77,
-    "services/synth/tasks.py::_run": 64,
     "services/trainer/cli.py::run_cmd": 73,
     "services/trainer/cli.py::ablation_cmd": 71,
     "services/trainer/loop.py::train": 74,
