@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from shared import layout
 from shared.db import init_db, session_scope, upsert
 from shared.db.models import Snapshot
 from shared.ids import stable_id
@@ -38,10 +39,10 @@ def _store_clip(store, vid: str, frames: np.ndarray) -> tuple[list[str], str]:  
     idx = np.linspace(0, len(frames) - 1, FRAMES_PER_CLIP).round().astype(int)
     keys = []
     for n, i in enumerate(idx):
-        key = f"clips/{vid}/frames/{n:02d}.jpg"
+        key = layout.frame_key(layout.clip_frame_prefix(vid), n)
         store.put_bytes(key, _jpg(frames[i]), "image/jpeg")
         keys.append(key)
-    keyframe = f"clips/{vid}/keyframe.jpg"
+    keyframe = layout.keyframe_key(vid)
     store.put_bytes(keyframe, _jpg(frames[len(frames) // 2]), "image/jpeg")
     return keys, keyframe
 
@@ -116,7 +117,7 @@ def build_world_snapshot(
         ]
         pairs += _pairs(vid, spec, frames, keyframe, tasks, negs)
     snapshot_id = stable_id("snapshot", name, n_videos, seed, size, tasks, hard_negatives)
-    pairs_key = f"snapshots/{snapshot_id}/pairs.jsonl"
+    pairs_key = layout.pairs_jsonl_key(snapshot_id)
     store.put_bytes(
         pairs_key, "".join(json.dumps(p) + "\n" for p in pairs).encode(), "application/x-ndjson"
     )
@@ -129,7 +130,7 @@ def build_world_snapshot(
         "pairs_key": pairs_key,
         "splits": {"train": len(pairs)},
     }
-    manifest_key = f"snapshots/{snapshot_id}/manifest.json"
+    manifest_key = layout.manifest_key(snapshot_id)
     store.put_bytes(manifest_key, json.dumps(manifest).encode(), "application/json")
     init_db()
     with session_scope() as s:
