@@ -41,6 +41,33 @@ def stored_frame_size(width: int, height: int, frame_side: int) -> tuple[int, in
     return w, h
 
 
+def _assemble(
+    times: list[float],
+    small: list[np.ndarray],
+    keep: list[np.ndarray],
+    keep_idx: list[int],
+    errors: int,
+) -> Analysis:
+    """The decoded frames in presentation order, times from the first frame."""
+    ts = np.asarray(times)
+    order = np.argsort(ts, kind="stable")  # VFR / B-frame safety
+    ts = ts[order] - ts[order[0]]  # seconds from the first frame (streams may start later than 0)
+    small_arr = np.stack(small).astype(np.float32)[order]
+    remap = np.empty_like(order)
+    remap[order] = np.arange(len(order))
+    kidx = remap[np.asarray(keep_idx, dtype=np.int64)]
+    korder = np.argsort(kidx, kind="stable")
+    dt = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
+    return Analysis(
+        times=ts,
+        small=small_arr,
+        keep_idx=kidx[korder],
+        keep=[keep[i] for i in korder],
+        duration_s=float(ts[-1] - ts[0] + dt),
+        decode_errors=errors,
+    )
+
+
 def decode_once(
     path: str | Path,
     analysis_side: int,
@@ -96,23 +123,7 @@ def decode_once(
         errors += 1
     if not times:
         raise MediaError("no decodable frames")
-    ts = np.asarray(times)
-    order = np.argsort(ts, kind="stable")  # VFR / B-frame safety
-    ts = ts[order] - ts[order[0]]  # seconds from the first frame (streams may start later than 0)
-    small_arr = np.stack(small).astype(np.float32)[order]
-    remap = np.empty_like(order)
-    remap[order] = np.arange(len(order))
-    kidx = remap[np.asarray(keep_idx, dtype=np.int64)]
-    korder = np.argsort(kidx, kind="stable")
-    dt = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
-    return Analysis(
-        times=ts,
-        small=small_arr,
-        keep_idx=kidx[korder],
-        keep=[keep[i] for i in korder],
-        duration_s=float(ts[-1] - ts[0] + dt),
-        decode_errors=errors,
-    )
+    return _assemble(times, small, keep, keep_idx, errors)
 
 
 _PLANAR_420 = {"yuv420p", "yuvj420p"}
