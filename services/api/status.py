@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from shared.db import counters, session_scope
 from shared.db.models import EvalRun, IndexVersion, Job, JobEvent, TrainingRun, TrainMetric
@@ -18,26 +19,49 @@ def _source(params: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _recent_jobs(s: Session, detail: bool) -> list[dict[str, Any]]:
+    """The 20 newest jobs with their counters (sources and error texts only with ``detail``)."""
+    jobs = []
+    for job in s.scalars(select(Job).order_by(Job.created_at.desc()).limit(20)):
+        counts = counters.job_counts(s, job.id)  # the job's counters, not a count of items
+        jobs.append(
+            {
+                "id": job.id,
+                "kind": job.kind,
+                "state": job.state.value,
+                "created_at": job.created_at.isoformat(),
+                "items": counts,
+                "source": _source(job.params) if detail else None,
+                "error": job.error if detail else ("failed" if job.error else None),
+                "result": job.result,
+            }
+        )
+    return jobs
+
+
+def _latest_training(
+    s: Session,
+) -> tuple[TrainingRun | None, list[list[Any]], list[dict[str, Any]]]:
+    """The newest training run, its loss curve and every 10th step's task probabilities."""
+    run = s.scalars(select(TrainingRun).order_by(TrainingRun.updated_at.desc())).first()
+    curve: list[list[Any]] = []
+    probs: list[dict[str, Any]] = []
+    if run:
+        for m in s.scalars(
+            select(TrainMetric).where(TrainMetric.run_id == run.id).order_by(TrainMetric.step)
+        ):
+            curve.append([m.step, m.loss])
+            if m.step % 10 == 0:
+                probs.append({"step": m.step, "probs": (m.values or {}).get("probs", {})})
+    return run, curve, probs
+
+
 def platform_status(
     queue_depths: dict[str, int | None] | None = None, detail: bool = True
 ) -> dict[str, Any]:
     """``detail``: job sources and error texts too (they may name server paths)."""
     with session_scope() as s:
-        jobs = []
-        for job in s.scalars(select(Job).order_by(Job.created_at.desc()).limit(20)):
-            counts = counters.job_counts(s, job.id)  # the job's counters, not a count of items
-            jobs.append(
-                {
-                    "id": job.id,
-                    "kind": job.kind,
-                    "state": job.state.value,
-                    "created_at": job.created_at.isoformat(),
-                    "items": counts,
-                    "source": _source(job.params) if detail else None,
-                    "error": job.error if detail else ("failed" if job.error else None),
-                    "result": job.result,
-                }
-            )
+        jobs = _recent_jobs(s, detail)
         since = datetime.now(UTC) - timedelta(hours=1)
         done_recent = (
             s.scalar(
@@ -58,15 +82,7 @@ def platform_status(
             .order_by(func.count().desc())
             .limit(12)
         ).all()
-        run = s.scalars(select(TrainingRun).order_by(TrainingRun.updated_at.desc())).first()
-        curve, probs = [], []
-        if run:
-            for m in s.scalars(
-                select(TrainMetric).where(TrainMetric.run_id == run.id).order_by(TrainMetric.step)
-            ):
-                curve.append([m.step, m.loss])
-                if m.step % 10 == 0:
-                    probs.append({"step": m.step, "probs": (m.values or {}).get("probs", {})})
+        run, curve, probs = _latest_training(s)
         evals = [
             {
                 "id": e.id,

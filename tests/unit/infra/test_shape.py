@@ -28,7 +28,6 @@ LONG_MODULES = {
 LONG_FUNCTIONS = {
     "shared/supervise.py::run_leased": 70,
     "shared/world/spec.py::_shot": 64,
-    "services/api/status.py::platform_status": 76,
     "services/evaluator/mini.py::build_mini": 150,
     "services/indexer/corpus.py::corpus_rows": 96,
     "services/indexer/promote.py::promote": 77,
