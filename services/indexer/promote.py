@@ -79,6 +79,50 @@ def gate(version: str, avg_a: float | None, force: bool = False) -> str | None:
     return reason
 
 
+def _switch_alias(client, alias: str, version: str, current: str | None) -> None:  # noqa: ANN001
+    """Point ``alias`` at ``version`` in one atomic alias update."""
+    ops: list[Any] = []
+    if current:
+        ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+    ops.append(
+        models.CreateAliasOperation(
+            create_alias=models.CreateAlias(collection_name=version, alias_name=alias)
+        )
+    )
+    client.update_collection_aliases(change_aliases_operations=ops)  # atomic switch
+
+
+def _record_live(
+    version: str, avg_a: float | None, eval_run_id: str | None, points: int
+) -> list[str]:
+    """Mark ``version`` live and the one before retired; returns the retired versions, newest
+    first."""
+    with session_scope() as s:
+        for old in s.scalars(
+            select(IndexVersion).where(IndexVersion.state == "live", IndexVersion.id != version)
+        ):
+            old.state = "retired"
+        row = s.get(IndexVersion, version)
+        if row is None:
+            row = IndexVersion(id=version, model="unknown", points=points)
+            s.add(row)
+        row.state, row.avg_a, row.promoted_at = (
+            "live",
+            avg_a if avg_a is not None else row.avg_a,
+            datetime.now(UTC),
+        )
+        row.eval_run_id = eval_run_id or row.eval_run_id
+        retired = [
+            r.id
+            for r in s.scalars(
+                select(IndexVersion)
+                .where(IndexVersion.state == "retired")
+                .order_by(IndexVersion.created_at.desc())
+            )
+        ]
+    return retired
+
+
 def promote(
     version: str,
     avg_a: float | None = None,
@@ -102,40 +146,8 @@ def promote(
         overridden = gate(version, avg_a, force)
         checks = verify(client, version, expected)
         current = live_collection(client, alias)
-        ops: list[Any] = []
-        if current:
-            ops.append(
-                models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
-            )
-        ops.append(
-            models.CreateAliasOperation(
-                create_alias=models.CreateAlias(collection_name=version, alias_name=alias)
-            )
-        )
-        client.update_collection_aliases(change_aliases_operations=ops)  # atomic switch
-        with session_scope() as s:
-            for old in s.scalars(
-                select(IndexVersion).where(IndexVersion.state == "live", IndexVersion.id != version)
-            ):
-                old.state = "retired"
-            row = s.get(IndexVersion, version)
-            if row is None:
-                row = IndexVersion(id=version, model="unknown", points=checks["points"])
-                s.add(row)
-            row.state, row.avg_a, row.promoted_at = (
-                "live",
-                avg_a if avg_a is not None else row.avg_a,
-                datetime.now(UTC),
-            )
-            row.eval_run_id = eval_run_id or row.eval_run_id
-            retired = [
-                r.id
-                for r in s.scalars(
-                    select(IndexVersion)
-                    .where(IndexVersion.state == "retired")
-                    .order_by(IndexVersion.created_at.desc())
-                )
-            ]
+        _switch_alias(client, alias, version, current)  # atomic switch
+        retired = _record_live(version, avg_a, eval_run_id, checks["points"])
         removed = []
         for name in retired[settings.vectors.retention :]:
             if client.collection_exists(name):

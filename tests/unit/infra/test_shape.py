@@ -30,7 +30,6 @@ LONG_FUNCTIONS = {
     "shared/world/spec.py::_shot": 64,
     "services/evaluator/mini.py::build_mini": 150,
     "services/indexer/corpus.py::corpus_rows": 96,
-    "services/indexer/promote.py::promote": 77,
     "services/trainer/cli.py::run_cmd": 73,
     "services/trainer/cli.py::ablation_cmd": 71,
     "services/trainer/loop.py::train": 74,
