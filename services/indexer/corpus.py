@@ -66,6 +66,64 @@ def _pages(s, q):  # noqa: ANN001, ANN202
             yield clip, video, src, captions
 
 
+def _clip_row(
+    clip: Clip,
+    video: Video,
+    src: Source | None,
+    captions: dict[str, str],
+    refs: set[tuple[str, str]],
+    frames: int,
+) -> dict[str, Any]:
+    """A clip's point: its stored frames and payload."""
+    assert clip.frame_prefix is not None  # a stored clip has its frames (clip_stored)
+    return {
+        "id": clip.id,
+        "frames": [layout.frame_key(clip.frame_prefix, i) for i in range(frames)],
+        "fps": sampling_fps(frames, (clip.end_ms - clip.start_ms) / 1000),
+        "payload": {
+            "kind": "clip",
+            "clip_id": clip.id,
+            "video_id": video.id,
+            "video": video.uri,
+            "source": video.source_id,
+            "source_uri": src.uri if src else None,
+            "start_ms": clip.start_ms,
+            "end_ms": clip.end_ms,
+            "duration_s": (clip.end_ms - clip.start_ms) / 1000,
+            "caption": captions.get(clip.id, ""),
+            "thumbnail_key": layout.thumbnail_key("clip", clip.id, frames),
+            "object_key": clip.object_key,
+            **_payload_sets(refs),
+        },
+    }
+
+
+def _video_row(
+    vid: str, video: Video, src: Source | None, refs: set[tuple[str, str]], frames: int
+) -> dict[str, Any]:
+    """A whole video's point: its frames sampled over the video, and payload."""
+    return {
+        "id": video_point_id(vid),
+        "frames": layout.video_frame_keys(vid, frames),
+        "fps": sampling_fps(frames, video.duration_s),
+        "payload": {
+            "kind": "video",
+            "clip_id": None,
+            "video_id": vid,
+            "video": video.uri,
+            "source": video.source_id,
+            "source_uri": src.uri if src else None,
+            "start_ms": 0,
+            "end_ms": int((video.duration_s or 0) * 1000),
+            "duration_s": video.duration_s or 0,
+            "caption": (video.raw_caption or "")[:300],
+            "thumbnail_key": layout.thumbnail_key("video", vid, frames),
+            "object_key": video.object_key or _store_key(video.uri),
+            **_payload_sets(refs),
+        },
+    }
+
+
 def corpus_rows(
     source: str | None = None, dataset: str | None = None, frames: int | None = None
 ) -> list[dict[str, Any]]:
@@ -113,52 +171,10 @@ def corpus_rows(
             ):
                 continue
             refs = members.get(clip.id, set())
-            rows.append(
-                {
-                    "id": clip.id,
-                    "frames": [layout.frame_key(clip.frame_prefix, i) for i in range(frames)],
-                    "fps": sampling_fps(frames, (clip.end_ms - clip.start_ms) / 1000),
-                    "payload": {
-                        "kind": "clip",
-                        "clip_id": clip.id,
-                        "video_id": video.id,
-                        "video": video.uri,
-                        "source": video.source_id,
-                        "source_uri": src.uri if src else None,
-                        "start_ms": clip.start_ms,
-                        "end_ms": clip.end_ms,
-                        "duration_s": (clip.end_ms - clip.start_ms) / 1000,
-                        "caption": captions.get(clip.id, ""),
-                        "thumbnail_key": layout.thumbnail_key("clip", clip.id, frames),
-                        "object_key": clip.object_key,
-                        **_payload_sets(refs),
-                    },
-                }
-            )
+            rows.append(_clip_row(clip, video, src, captions, refs, frames))
             _, _, seen = videos.setdefault(video.id, (video, src, set()))
             seen |= refs
         for vid, (video, src, refs) in videos.items():
             refs = refs | members.get(layout.video_ref(vid), set())
-            rows.append(
-                {
-                    "id": video_point_id(vid),
-                    "frames": layout.video_frame_keys(vid, frames),
-                    "fps": sampling_fps(frames, video.duration_s),
-                    "payload": {
-                        "kind": "video",
-                        "clip_id": None,
-                        "video_id": vid,
-                        "video": video.uri,
-                        "source": video.source_id,
-                        "source_uri": src.uri if src else None,
-                        "start_ms": 0,
-                        "end_ms": int((video.duration_s or 0) * 1000),
-                        "duration_s": video.duration_s or 0,
-                        "caption": (video.raw_caption or "")[:300],
-                        "thumbnail_key": layout.thumbnail_key("video", vid, frames),
-                        "object_key": video.object_key or _store_key(video.uri),
-                        **_payload_sets(refs),
-                    },
-                }
-            )
+            rows.append(_video_row(vid, video, src, refs, frames))
     return rows

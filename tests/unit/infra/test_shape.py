@@ -29,7 +29,6 @@ LONG_FUNCTIONS = {
     "shared/supervise.py::run_leased": 70,
     "shared/world/spec.py::_shot": 64,
     "services/evaluator/mini.py::build_mini": 150,
-    "services/indexer/corpus.py::corpus_rows": 96,
     "services/trainer/cli.py::run_cmd": 73,
     "services/trainer/cli.py::ablation_cmd": 71,
     "services/trainer/loop.py::train": 74,
