@@ -59,6 +59,32 @@ def _object(
     return obj
 
 
+def _event(t_s: float, kind: str, subject: str, detail: str | None = None) -> dict[str, Any]:
+    return {"t_s": t_s, "kind": kind, "subject": subject, "detail": detail}
+
+
+def _object_events(
+    rng: random.Random, obj: dict[str, Any], start: float, dur: float
+) -> list[dict[str, Any]]:
+    """One object's timed change (at most one: appears, disappears or changes color) and motion."""
+    events = []
+    roll = rng.random()
+    if roll < 0.25 and dur >= 2:
+        obj["appear_s"] = round(start + rng.uniform(0.25, 0.45) * dur, 2)
+        events.append(_event(obj["appear_s"], "appears", obj["id"]))
+    elif roll < 0.45 and dur >= 2:
+        obj["disappear_s"] = round(start + rng.uniform(0.55, 0.8) * dur, 2)
+        events.append(_event(obj["disappear_s"], "disappears", obj["id"]))
+    elif roll < 0.65 and dur >= 2:
+        obj["change_s"] = round(start + rng.uniform(0.35, 0.65) * dur, 2)
+        obj["color_after"] = rng.choice([c for c in COLORS if c != obj["color"]])
+        events.append(_event(obj["change_s"], "changes color", obj["id"], obj["color_after"]))
+    if obj["motion"] != "still":
+        t_s = round(max(obj["appear_s"], start) + 0.01, 2)
+        events.append(_event(t_s, "moves", obj["id"], obj["motion"]))
+    return events
+
+
 def _shot(
     rng: random.Random,
     index: int,
@@ -78,42 +104,7 @@ def _shot(
         if static:
             obj["motion"] = "still"
             continue
-        roll = rng.random()
-        if roll < 0.25 and dur >= 2:
-            obj["appear_s"] = round(start + rng.uniform(0.25, 0.45) * dur, 2)
-            events.append(
-                {"t_s": obj["appear_s"], "kind": "appears", "subject": obj["id"], "detail": None}
-            )
-        elif roll < 0.45 and dur >= 2:
-            obj["disappear_s"] = round(start + rng.uniform(0.55, 0.8) * dur, 2)
-            events.append(
-                {
-                    "t_s": obj["disappear_s"],
-                    "kind": "disappears",
-                    "subject": obj["id"],
-                    "detail": None,
-                }
-            )
-        elif roll < 0.65 and dur >= 2:
-            obj["change_s"] = round(start + rng.uniform(0.35, 0.65) * dur, 2)
-            obj["color_after"] = rng.choice([c for c in COLORS if c != obj["color"]])
-            events.append(
-                {
-                    "t_s": obj["change_s"],
-                    "kind": "changes color",
-                    "subject": obj["id"],
-                    "detail": obj["color_after"],
-                }
-            )
-        if obj["motion"] != "still":
-            events.append(
-                {
-                    "t_s": round(max(obj["appear_s"], start) + 0.01, 2),
-                    "kind": "moves",
-                    "subject": obj["id"],
-                    "detail": obj["motion"],
-                }
-            )
+        events += _object_events(rng, obj, start, dur)
     events.sort(key=lambda e: (e["t_s"], e["subject"]))
     return {
         "start_s": round(start, 3),
