@@ -168,7 +168,16 @@ class SynthSettings(BaseModel):
         0.5  # percent of pixels changing between frames below which a clip is static
     )
     dedup_hamming: int = 4
-    consistency_filter: bool = False
+    # V-SynFlow's recipe (SPEC §3): "gve" turns on the filters the paper runs (the cross-modal
+    # consistency filter); "tiny" (the CPU demo's) leaves off what a filter left unset
+    preset: Literal["gve", "tiny"] = "gve"
+    # cross-modal consistency of the RAW caption against its clip (SPEC §3.2, filter 2), before any
+    # captioning request: None follows the preset (on in gve, off in tiny)
+    consistency_filter: bool | None = None
+    # scorer: "embedder" (the model's caption-video similarity), "truth" (the fraction of colours
+    # and shapes the caption names that a procedural video's sidecar holds), "auto" (truth where a
+    # sidecar exists, else the embedder); clips scoring below the threshold are dropped
+    consistency_scorer: Literal["auto", "embedder", "truth"] = "auto"
     consistency_threshold: float = 0.2
     hard_negatives: int = 1
     # `univr data import`: a WebDataset member larger than this is never read (its sample is
@@ -182,6 +191,13 @@ class SynthSettings(BaseModel):
     profile_weights: dict[str, float] = Field(
         default_factory=lambda: {"spatial": 0.3, "temporal": 0.6, "other": 0.1}
     )
+
+    @property
+    def consistency_on(self) -> bool:
+        """Whether the consistency filter runs: as set, else on in the gve preset."""
+        if self.consistency_filter is None:
+            return self.preset == "gve"
+        return self.consistency_filter
 
 
 class TrainSettings(BaseModel):

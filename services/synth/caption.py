@@ -1,10 +1,13 @@
-"""Step 2, ``caption``: captions of every kept clip (template or OpenAI-compatible captioner), with
-the raw caption rectified, then the cross-modal consistency filter (``consistency``)."""
+"""Step 2, ``caption``: the raw caption rectified (filter 1), the cross-modal consistency of the raw
+caption against every kept clip (filter 2, ``consistency``), dropping mismatches before any
+captioning request, then captions of the clips left (template or OpenAI-compatible captioner).
+Filter 3, temporal dynamics, ran in the media step on the same clips (``media``)."""
 
 from __future__ import annotations
 
 import io
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +17,7 @@ from services.synth import consistency, objects
 from services.synth.captioner import ClipContext, make_captioner, rectify
 from services.synth.errors import Rejected
 from shared import layout
-from shared.config import get_settings
+from shared.config import SynthSettings, get_settings
 from shared.db import session_scope, upsert
 from shared.db.models import Caption, Clip, Video
 from shared.ids import stable_id
@@ -78,28 +81,37 @@ def caption_stage(video_id: str, seed: int = 0) -> dict[str, Any]:
         db.expunge_all()
     objects.remove_objects(store, leftover)  # of clips a previous attempt's filter dropped
     raw, raw_reason = check_raw_caption(video.raw_caption or "", (video.meta or {}).get("sidecar"))
+    result: dict[str, Any] = {"raw_caption_dropped": raw_reason}
+    rectified = rectify(video.raw_caption or "")
+    if settings.synth.consistency_on and clips and rectified:
+        clips, result["clips_inconsistent"] = _consistency(video, clips, rectified, settings.synth)
     rows = []
     for i, clip in enumerate(clips):
         nxt = clips[i + 1] if i + 1 < len(clips) else None
         rows += _caption_clip(captioner, store, video, clip, nxt, raw, seed)
     with session_scope() as db:
         upsert(db, Caption, rows)
-    result = {
-        "captioned_clips": len(clips),
-        "captions": len(rows),
-        "raw_caption_dropped": raw_reason,
-    }
-    if settings.synth.consistency_filter and clips:
-        concise = {r["target_id"]: r["text"] for r in rows if r["style"] == "concise"}
-        dropped = consistency.consistency_filter(
-            clips, concise, settings.synth.consistency_threshold
-        )
-        result["clips_inconsistent"] = len(dropped)
-        if len(dropped) == len(clips):
-            raise Rejected(
-                "all clips rejected: captions do not match the video (cross-modal consistency)"
-            )
+    result.update(captioned_clips=len(clips), captions=len(rows))
     return result
+
+
+def _consistency(
+    video: Video, clips: Sequence[Clip], raw: str, s: SynthSettings
+) -> tuple[list[Clip], int]:
+    """Filter 2 on the raw caption: every clip's score recorded, mismatches dropped. Returns the
+    clips left and how many were dropped; raises ``Rejected`` when none is left."""
+    scores, scorer = consistency.raw_caption_scores(
+        clips, raw, (video.meta or {}).get("sidecar"), s.consistency_scorer
+    )
+    dropped = set(
+        consistency.drop_inconsistent(clips, scores, s.consistency_threshold, "raw caption")
+    )
+    if len(dropped) == len(clips):
+        raise Rejected(
+            f"all clips rejected: the raw caption does not match the video "
+            f"(cross-modal consistency, {scorer} scorer)"
+        )
+    return [c for c in clips if c.id not in dropped], len(dropped)
 
 
 def _caption_clip(

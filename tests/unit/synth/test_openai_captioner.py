@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +24,7 @@ from services.synth.captioner import (
     _data_url,
 )
 from shared.config import CaptionSettings
+from tests.fake_vllm import FakeVLLM
 
 COMPOSE = Path(__file__).resolve().parents[3] / "compose.yaml"
 
@@ -34,84 +32,6 @@ COMPOSE = Path(__file__).resolve().parents[3] / "compose.yaml"
 def _vllm_image_limit() -> int:
     args = yaml.safe_load(COMPOSE.read_text())["services"]["vllm"]["command"]
     return json.loads(args[args.index("--limit-mm-per-prompt") + 1])["image"]
-
-
-class FakeVLLM:
-    def __init__(self) -> None:
-        self.script: list[
-            str
-        ] = []  # behaviour per request: ok | malformed | timeout | 500 | wrong_clip | schema
-        self.requests: list[dict] = []
-        self.release = threading.Event()  # a "timeout" request hangs until the test ends
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # noqa: ANN002
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                outer.requests.append(
-                    {
-                        "path": self.path,
-                        "body": body,
-                        "request_id": self.headers.get("x-request-id"),
-                    }
-                )
-                mode = outer.script.pop(0) if outer.script else "ok"
-                if mode == "timeout":
-                    outer.release.wait(60)
-                if mode == "500":
-                    self.send_response(500)
-                    self.end_headers()
-                    self.wfile.write(b'{"error": {"message": "engine died"}}')
-                    return
-                text = body["messages"][0]["content"][-1]["text"]
-                clip = re.search(r"clip id: ([\w-]+)", text).group(1)
-                reply = {
-                    "clip_id": "someone-else" if mode == "wrong_clip" else clip,
-                    "1": "a red circle moves left",
-                    "2": "a detailed account " * 10,
-                    "3": "an abstract view",
-                    "4": "red, circle, left",
-                    "5": "the circle at the end",
-                    "frame": "a red circle on black",
-                    "composed_image": "the red circle from the reference image moving left",
-                    "composed_video": "what happens next to the circle",
-                }
-                content = json.dumps(reply)
-                if mode == "malformed":
-                    content = content[: len(content) // 2]
-                if mode == "schema":
-                    content = json.dumps({"clip_id": clip, "1": "too few keys"})
-                payload = {
-                    "id": "chatcmpl-1",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": body["model"],
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": content},
-                        }
-                    ],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
 
 
 @pytest.fixture

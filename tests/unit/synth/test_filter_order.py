@@ -1,0 +1,114 @@
+"""V-SynFlow's filters in the paper's order (SPEC §3.2): the raw caption's cross-modal consistency
+with its clips is checked before any captioning request, so a procedural video whose raw caption
+describes another video costs no captioning; a matching one is captioned.
+Every score is recorded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from services.synth import stages
+from services.synth.sources import SourceItem
+from shared.db import init_db, session_scope
+from shared.db.models import Caption, Clip
+from shared.ids import stable_id
+from shared.world.vocab import COLORS, SHAPES
+from tests.fake_vllm import FakeVLLM
+
+
+@pytest.fixture(scope="module")
+def row(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from shared.world import generate
+
+    out = tmp_path_factory.mktemp("raw")
+    generate(out, 1, seed=7, workers=1)
+    r = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
+    return {
+        **r,
+        "path": str(out / r["path"]),
+        "sidecar": json.loads((out / r["sidecar"]).read_text()),
+    }
+
+
+@pytest.fixture
+def vllm(monkeypatch):  # noqa: ANN001, ANN201
+    server = FakeVLLM()
+    monkeypatch.setenv("UNIVR_CAPTION__BACKEND", "openai")
+    monkeypatch.setenv("UNIVR_CAPTION__BASE_URL", server.url)
+    monkeypatch.setenv("UNIVR_CAPTION__MAX_RETRIES", "0")
+    stages.get_settings.cache_clear()
+    yield server
+    server.close()
+    stages.get_settings.cache_clear()
+
+
+def _objects(sidecar: dict) -> list[dict]:
+    return [o for shot in sidecar["shots"] for o in shot["objects"]]
+
+
+def _own_caption(sidecar: dict) -> str:
+    o = _objects(sidecar)[0]
+    return f"a {o['color']} {o['shape']} moves across the frame"
+
+
+def _other_caption(sidecar: dict) -> str:
+    """A caption of another video: colours and shapes this one does not hold."""
+    objs = _objects(sidecar)
+    colors = [c for c in COLORS if c not in {o["color"] for o in objs}]
+    shapes = [s for s in SHAPES if s not in {o["shape"] for o in objs}]
+    return f"a {colors[0]} {shapes[0]} spins next to a {colors[-1]} {shapes[-1]}"
+
+
+def _media(row: dict, caption: str) -> str:
+    init_db()
+    item = SourceItem(
+        uri=row["path"], local_path=row["path"], raw_caption=caption, sidecar=row["sidecar"]
+    )
+    vid = stable_id("video", row["path"], caption)
+    stages.media_stage(item, vid, None)
+    return vid
+
+
+def _clips(vid: str) -> list[Clip]:
+    with session_scope() as db:
+        rows = db.scalars(select(Clip).where(Clip.video_id == vid)).all()
+        db.expunge_all()
+    return rows
+
+
+def test_a_mismatched_raw_caption_is_dropped_before_any_captioning_request(row, vllm):
+    vid = _media(row, _other_caption(row["sidecar"]))
+    moving = [c for c in _clips(vid) if c.kept]
+    assert moving and all("motion" in c.filter_scores for c in moving)
+    with pytest.raises(stages.Rejected, match="raw caption does not match"):
+        stages.caption_stage(vid)
+    assert vllm.requests == []  # no captioning was spent on it
+    for clip in _clips(vid):
+        if clip.id in {c.id for c in moving}:
+            assert not clip.kept and "consistency" in clip.reject_reason
+            assert clip.filter_scores["consistency"] < 0.2 and "motion" in clip.filter_scores
+    with session_scope() as db:
+        assert (
+            db.scalars(select(Caption).where(Caption.target_id.in_([c.id for c in moving]))).all()
+            == []
+        )
+
+
+def test_a_matching_raw_caption_passes_and_is_captioned(row, vllm):
+    vid = _media(row, _own_caption(row["sidecar"]))
+    result = stages.caption_stage(vid)
+    kept = [c for c in _clips(vid) if c.kept]
+    assert kept and result["captioned_clips"] == len(kept) and result["clips_inconsistent"] == 0
+    assert len(vllm.requests) == len(kept)  # one request per clip, after the filter
+    assert all(c.filter_scores["consistency"] == 1.0 for c in kept)
+
+
+def test_the_filter_follows_the_preset_and_its_knobs(monkeypatch):
+    from shared.config import SynthSettings
+
+    assert SynthSettings().consistency_on and not SynthSettings(preset="tiny").consistency_on
+    assert not SynthSettings(consistency_filter=False).consistency_on
+    assert SynthSettings(preset="tiny", consistency_filter=True).consistency_on
