@@ -4,12 +4,16 @@ and ``checkpoint.ready`` events), and at the end the adapter and result.json."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from services.trainer import checkpoint as ckpt
+from services.trainer.runconfig import Schedule, TrainConfig
 from services.trainer.setup import TrainState
+from shared.config import TrainSettings, get_settings
 from shared.db import session_scope, upsert
+from shared.db.lease import report_progress
 from shared.db.models import Checkpoint, TrainingRun, TrainMetric
 
 
@@ -117,3 +121,37 @@ def write_result(run_id: str, state: TrainState, out: Path, result: dict[str, An
         run_row.state, run_row.step = "done", state.step
     out.mkdir(parents=True, exist_ok=True)
     (out / "result.json").write_text(json.dumps(result))
+
+
+def resolved_config(
+    cfg: TrainConfig, ts: TrainSettings, plan: Schedule, world: int, model: str
+) -> dict[str, Any]:
+    """What a run records as its configuration (result.json, the run row, the tracker)."""
+    return {
+        "train": ts.model_dump(),
+        "schedule": asdict(plan),
+        "run": asdict(cfg),
+        "world_size": world,
+        "model": model,
+        "settings": get_settings().resolved(),
+    }
+
+
+def announce_start(
+    cfg: TrainConfig,
+    ts: TrainSettings,
+    plan: Schedule,
+    run_id: str,
+    model: str,
+    resolved: dict[str, Any],
+    step: int,
+    resumed: bool,
+) -> None:
+    """The run row and the supervised job's first progress (rank 0 only)."""
+    record_start(run_id, cfg.snapshot, model, ts.sampler, resolved, step)
+    report_progress(
+        step=step,
+        steps=plan.total_steps,
+        run_id=run_id,
+        **({"resumed_from": step} if resumed else {}),
+    )

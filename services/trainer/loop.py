@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from contextlib import closing
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,10 @@ import torch
 
 from services.trainer import checkpoint as ckpt
 from services.trainer.bookkeeping import (
+    announce_start,
     log_step,
     record_metric,
-    record_start,
+    resolved_config,
     save_checkpoint,
     write_result,
 )
@@ -51,7 +51,7 @@ from services.trainer.setup import (
 )
 from services.trainer.step import all_reduce_grads, forward_backward, limit_hard_negatives
 from services.trainer.tracking import NoTracker, Tracker, open_tracker
-from shared.config import TrainSettings, get_settings
+from shared.config import TrainSettings
 from shared.db import init_db
 from shared.db.lease import report_progress
 from shared.ids import stable_id
@@ -195,26 +195,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     plan = schedule(ts, data.task_pairs(), dist.world)
     run_id = run_id_for(cfg, ts)
     embedder = Embedder(cfg.model or None)
-    resolved = {
-        "train": ts.model_dump(),
-        "schedule": asdict(plan),
-        "run": asdict(cfg),
-        "world_size": dist.world,
-        "model": embedder.name_or_path,
-        "settings": get_settings().resolved(),
-    }
+    resolved = resolved_config(cfg, ts, plan, dist.world, embedder.name_or_path)
     tracker = open_reporting(cfg, ts, run_id, resolved, dist)  # fails before any work if absent
     before = t2v_heldout(embedder, data.eval_pairs, dist.rank, dist.world)
     state = build_state(embedder, ts, plan.total_steps, data.train_pairs, dist)
     resumed = ckpt.resume(state, run_id)
     if dist.lead:
-        record_start(run_id, cfg.snapshot, embedder.name_or_path, ts.sampler, resolved, state.step)
-        report_progress(
-            step=state.step,
-            steps=plan.total_steps,
-            run_id=run_id,
-            **({"resumed_from": state.step} if resumed else {}),
-        )
+        announce_start(cfg, ts, plan, run_id, embedder.name_or_path, resolved, state.step, resumed)
     bar = TrainProgress(plan.total_steps, state.step, ts.log_every_s, quiet=not dist.lead)
     with closing(tracker), bar:
         bar.note(
@@ -235,9 +222,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 state.step, global_batch, loss, scalars["train/lr"], state.sampler.sigma, task
             )
             record_metric(run_id, state, task, loss, out, global_batch)
-            report_progress(
-                step=state.step
-            )  # a supervised job's row (shared.supervise); else nothing
+            # a supervised job's row (shared.supervise); else nothing
+            report_progress(step=state.step)
             if state.step % ts.checkpoint_every == 0 or state.step == plan.total_steps:
                 save_checkpoint(run_id, state, resolved, cfg.emit_events)
         result = finish(cfg, ts, state, data, dist, run_id, before, t0)

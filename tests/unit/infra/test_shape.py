@@ -30,7 +30,6 @@ LONG_FUNCTIONS = {
     "services/evaluator/mini.py::build_mini": 150,
     "services/trainer/cli.py::run_cmd": 73,
     "services/trainer/cli.py::ablation_cmd": 71,
-    "services/trainer/loop.py::train": 74,
 }
 
 
