@@ -84,18 +84,8 @@ def _reorder(spec: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     return out
 
 
-def build_mini(
-    out: str | Path, seed: int = 100_000, n: int = 32, long_n: int = 8, workers: int = 2
-) -> dict[str, Any]:
-    root = Path(out)
-    b = _Builder(root, seed, n)
-    rng = b.rng
-    # coarse-grained
-    b.text_to_video("MSRVTT", "concise", shots=1)
-    b.text_to_video("DiDeMo", "rich", shots=3)
-    b.text_to_video("CRB-G", "rich")
-    # fine-grained: spatial
-    b.text_to_video("CRB-S", "spatial")
+def _vdc_o(b: _Builder, n: int) -> None:
+    """The VDC-O set: object phrases with texture."""
     specs = [b.spec(f"VDC-O-{i}", shots=1) for i in range(n)]
     b.write(
         "VDC-O",
@@ -111,6 +101,11 @@ def build_mini(
         [{"id": f"c{i}", "video": b.video("VDC-O", s)} for i, s in enumerate(specs)],
         [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(n)],
     )
+
+
+def _crb_t(b: _Builder, n: int) -> None:
+    """CRB-T: pairs with the same objects and different motion."""
+    rng = b.rng
     # fine-grained: temporal — pairs with the same objects and different motion
     base = [b.spec(f"CRB-T-{i}", shots=1, n_objects=1) for i in range(n // 2)]
     specs = [s for pair in ((s, _reorder(s, rng)) for s in base) for s in pair]
@@ -120,6 +115,10 @@ def build_mini(
         [{"id": f"c{i}", "video": b.video("CRB-T", s)} for i, s in enumerate(specs)],
         [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(len(specs))],
     )
+
+
+def _cmrb(b: _Builder, n: int) -> None:
+    """CMRB: the same scene under every camera motion."""
     # camera motion: the same scene under every camera motion; queries for some of them (R@10)
     scenes = [b.spec(f"CMRB-{i}", shots=1) for i in range(max(2, n // len(CAMERA_MOTIONS)))]
     corpus, queries, inst = [], [], []
@@ -133,6 +132,10 @@ def build_mini(
             queries.append({"id": f"q{si}-{ci}", "text": describe(v, "camera")})
             inst.append({"qid": f"q{si}-{ci}", "pos": [cid]})
     b.write("CMRB", queries, corpus, inst)
+
+
+def _dream_e(b: _Builder, n: int) -> None:
+    """DREAM-E: single events, several queries per video."""
     # partially relevant: single events (several queries per video), themes of clips, keywords
     specs = [b.spec(f"DREAM-E-{i}", shots=2) for i in range(n)]
     queries, inst = [], []
@@ -152,8 +155,11 @@ def build_mini(
         [{"id": f"c{i}", "video": b.video("DREAM-E", s)} for i, s in enumerate(specs)],
         inst,
     )
-    b.text_to_video("LoVR-TH", "abstract", shots=1)
-    b.text_to_video("PEV-K", "keywords")
+
+
+def _lovr_v(b: _Builder, long_n: int) -> None:
+    """LoVR-V: long videos, long descriptions."""
+    rng = b.rng
     # long context
     longs = [
         b.spec(f"LoVR-V-{i}", shots=rng.randint(5, 7), shot_s=(3.0, 4.0)) for i in range(long_n)
@@ -164,7 +170,11 @@ def build_mini(
         [{"id": f"c{i}", "video": b.video("LoVR-V", s)} for i, s in enumerate(longs)],
         [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(long_n)],
     )
-    b.text_to_video("VDC-D", "rich", shots=2)
+
+
+def _composed(b: _Builder, n: int) -> None:
+    """MS-TI and MS-TV: composed queries over per-query candidate sets of 10 clips."""
+    rng = b.rng
     # composed: per-query candidate sets of 10 clips
     for ds in ("MS-TI", "MS-TV"):
         specs = [b.spec(f"{ds}-{i}", shots=2) for i in range(n)]
@@ -194,6 +204,11 @@ def build_mini(
             queries.append(q)
             inst.append({"qid": f"q{i}", "pos": [f"c{i}"]})
         b.write(ds, queries, corpus, inst)
+
+
+def _visual(b: _Builder, n: int, long_n: int) -> None:
+    """MSRVTT-I2V (a frame to its video) and LoVR-C2V (a clip to its long video)."""
+    rng = b.rng
     # visual: a frame → its video; a clip → its long video
     specs = [b.spec(f"MSRVTT-I2V-{i}", shots=1) for i in range(n)]
     b.write(
@@ -223,6 +238,10 @@ def build_mini(
         [{"id": f"c{i}", "video": b.video("LoVR-C2V", s)} for i, s in enumerate(longs)],
         [{"qid": f"q{i}", "pos": [f"c{i}"]} for i in range(long_n)],
     )
+
+
+def _render(b: _Builder, workers: int) -> None:
+    """Render every queued video (in ``workers`` processes)."""
     for _, path in b.jobs:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     if workers > 1:
@@ -231,6 +250,30 @@ def build_mini(
     else:
         for job in b.jobs:
             _render_job(job)
+
+
+def build_mini(
+    out: str | Path, seed: int = 100_000, n: int = 32, long_n: int = 8, workers: int = 2
+) -> dict[str, Any]:
+    root = Path(out)
+    b = _Builder(root, seed, n)
+    # coarse-grained
+    b.text_to_video("MSRVTT", "concise", shots=1)
+    b.text_to_video("DiDeMo", "rich", shots=3)
+    b.text_to_video("CRB-G", "rich")
+    # fine-grained: spatial
+    b.text_to_video("CRB-S", "spatial")
+    _vdc_o(b, n)
+    _crb_t(b, n)
+    _cmrb(b, n)
+    _dream_e(b, n)
+    b.text_to_video("LoVR-TH", "abstract", shots=1)
+    b.text_to_video("PEV-K", "keywords")
+    _lovr_v(b, long_n)
+    b.text_to_video("VDC-D", "rich", shots=2)
+    _composed(b, n)
+    _visual(b, n, long_n)
+    _render(b, workers)
     info = {"seed": seed, "n": n, "long_n": long_n, "videos": len(b.jobs), "kind": "uvrb-mini"}
     (root / "uvrb-mini.json").write_text(json.dumps(info))
     return info
