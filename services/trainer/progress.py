@@ -28,11 +28,12 @@ class TrainProgress:
         stream: IO[str] | None = None,
         tty: bool | None = None,
         quiet: bool = False,
+        width: int | None = None,
     ) -> None:
         self.quiet = quiet
         self.total, self.start, self.every_s = total, start, every_s
         self.stream = stream or sys.stderr
-        self.console = Console(file=self.stream, force_terminal=tty)
+        self.console = Console(file=self.stream, force_terminal=tty, width=width)
         self.tty = self.console.is_terminal if tty is None else tty
         self.t0 = time.monotonic()
         self.step, self.samples, self.fields = start, 0, "starting"

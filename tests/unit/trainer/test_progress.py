@@ -11,7 +11,8 @@ from services.trainer.progress import TrainProgress
 
 def test_terminal_shows_a_bar_with_the_step_fields():
     buf = io.StringIO()
-    with TrainProgress(10, 0, 10.0, stream=buf, tty=True) as bar:
+    # a fixed width: rich otherwise reads COLUMNS, which other tests' CLI runners change
+    with TrainProgress(10, 0, 10.0, stream=buf, tty=True, width=200) as bar:
         bar.note("logdir /x/tensorboard")
         for step in range(1, 4):
             bar.update(step, 8, 0.5 / step, 1e-3, 0.1, "T2V")
