@@ -1,6 +1,7 @@
 """A test double for vLLM's OpenAI-compatible chat-completions server (vLLM cannot run here): it
-answers like vLLM, records every request it gets (path, JSON body, request id), and can be told to
-send malformed JSON, time out, fail with 5xx, or answer for another clip."""
+answers like vLLM, from the JSON schema each request sends (so every prompt's schema is replayed),
+records every request it gets (path, JSON body, request id), and can be told to send malformed
+JSON, time out, fail with 5xx, break the schema, or answer for another clip."""
 
 from __future__ import annotations
 
@@ -8,13 +9,42 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+TEXTS = {
+    "1": "a red circle moves left",
+    "2": "a detailed account " * 10,
+    "3": "an abstract view",
+    "4": "red, circle, left",
+    "5": "the circle at the end",
+}
+QUERIES = {
+    "strategy": "the red circle from the reference image moving left",
+    "relation": "what happens next to the circle",
+}
+
+
+def reply_for(schema: dict[str, Any], text: str, clip: str) -> dict[str, Any]:
+    """A reply that follows ``schema``: the clip id echoed, the choice the prompt names, texts."""
+    out: dict[str, Any] = {}
+    for key in schema["required"]:
+        prop = schema["properties"][key]
+        if key == "clip_id":
+            out[key] = clip
+        elif "enum" in prop:
+            named = re.search(rf'Use the {key} "(\w+)"', text)
+            out[key] = named.group(1) if named else prop["enum"][0]
+        elif key == "query":
+            out[key] = next(QUERIES[k] for k in QUERIES if k in schema["properties"])
+        else:
+            out[key] = TEXTS.get(key, f"a {key} text")
+    return out
 
 
 class FakeVLLM:
     def __init__(self) -> None:
-        self.script: list[
-            str
-        ] = []  # behaviour per request: ok | malformed | timeout | 500 | wrong_clip | schema
+        # behaviour per request: ok | malformed | timeout | 500 | wrong_clip | schema | wrong_choice
+        self.script: list[str] = []
         self.requests: list[dict] = []
         self.release = threading.Event()  # a "timeout" request hangs until the test ends
         outer = self
@@ -42,17 +72,13 @@ class FakeVLLM:
                     return
                 text = body["messages"][0]["content"][-1]["text"]
                 clip = re.search(r"clip id: ([\w-]+)", text).group(1)
-                reply = {
-                    "clip_id": "someone-else" if mode == "wrong_clip" else clip,
-                    "1": "a red circle moves left",
-                    "2": "a detailed account " * 10,
-                    "3": "an abstract view",
-                    "4": "red, circle, left",
-                    "5": "the circle at the end",
-                    "frame": "a red circle on black",
-                    "composed_image": "the red circle from the reference image moving left",
-                    "composed_video": "what happens next to the circle",
-                }
+                schema = body["structured_outputs"]["json"]
+                reply = reply_for(schema, text, "someone-else" if mode == "wrong_clip" else clip)
+                if mode == "wrong_choice":
+                    for key in ("strategy", "relation"):
+                        if key in reply:
+                            others = schema["properties"][key]["enum"]
+                            reply[key] = next(c for c in others if c != reply[key])
                 content = json.dumps(reply)
                 if mode == "malformed":
                     content = content[: len(content) // 2]

@@ -14,7 +14,13 @@ import numpy as np
 from sqlalchemy import select
 
 from services.synth import consistency, objects
-from services.synth.captioner import ClipContext, make_captioner, rectify
+from services.synth.captioner import (
+    FRAME_STYLES,
+    ClipCaptions,
+    ClipContext,
+    make_captioner,
+    rectify,
+)
 from services.synth.errors import Rejected
 from shared import layout
 from shared.config import SynthSettings, get_settings
@@ -22,13 +28,6 @@ from shared.db import session_scope, upsert
 from shared.db.models import Caption, Clip, Video
 from shared.ids import stable_id
 from shared.storage import get_store
-
-# (caption style, caption target kind, attribute of the captioner's result)
-_EXTRA_STYLES = (
-    ("frame", "frame", "frame"),
-    ("composed_image", "composed", "composed_image"),
-    ("composed_video", "composed", "composed_video"),
-)
 
 
 def _clip_sidecar(video: Video, clip: Clip) -> dict[str, Any] | None:
@@ -114,6 +113,12 @@ def _consistency(
     return [c for c in clips if c.id not in dropped], len(dropped)
 
 
+def _frames(store, keys: list[str]) -> list[np.ndarray]:  # noqa: ANN001
+    from PIL import Image
+
+    return [np.asarray(Image.open(io.BytesIO(store.get_bytes(k))).convert("RGB")) for k in keys]
+
+
 def _caption_clip(
     captioner,
     store,
@@ -124,39 +129,75 @@ def _caption_clip(
     seed: int,
 ) -> list[dict[str, Any]]:
     """The Caption rows of one clip (every style the captioner writes)."""
-    from PIL import Image
+    ctx = _context(store, video, clip, nxt, raw)
+    caps = captioner.caption(ctx, random.Random(f"{seed}|{clip.id}"))
+    target = nxt.id if nxt is not None else layout.video_ref(video.id)
+    return _rows(clip, caps, layout.keyframe_key(clip.id), target)
 
+
+def _context(store, video: Video, clip: Clip, nxt: Clip | None, raw: str) -> ClipContext:  # noqa: ANN001
+    """What the captioner is shown: the clip's frames, its stored keyframe (the very object the
+    T2I and TI2V pairs use) and, for the openai back end, the TV2V target's frames."""
     n = get_settings().synth.frames_per_clip
-    frames = [
-        np.asarray(Image.open(io.BytesIO(store.get_bytes(k))))
-        for k in layout.frame_keys(clip.id, n)
-    ]
-    key_t = (len(frames) // 2 + 0.5) / len(frames) * (clip.end_ms - clip.start_ms) / 1000
-    ctx = ClipContext(
+    frames = _frames(store, layout.frame_keys(clip.id, n))
+    target_keys = (
+        layout.frame_keys(nxt.id, n) if nxt is not None else layout.video_frame_keys(video.id, n)
+    )
+    openai = get_settings().caption.backend == "openai"
+    return ClipContext(
         clip_id=clip.id,
         frames=frames,
-        keyframe=frames[len(frames) // 2],
-        keyframe_t=key_t,
+        keyframe=_frames(store, [layout.keyframe_key(clip.id)])[0],
+        keyframe_t=(len(frames) // 2 + 0.5) / len(frames) * (clip.end_ms - clip.start_ms) / 1000,
         raw_caption=raw,
         sidecar=_clip_sidecar(video, clip),
         next_sidecar=_clip_sidecar(video, nxt) if nxt is not None else None,
+        target_frames=_frames(store, target_keys) if openai else None,
     )
-    caps = captioner.caption(ctx, random.Random(f"{seed}|{clip.id}"))
-    model, ver = caps.model, caps.prompt_version
+
+
+def _rows(clip: Clip, caps: ClipCaptions, key: str, target: str) -> list[dict[str, Any]]:
+    """Caption rows, each with the version of the prompt that wrote it, the captioner model, and
+    in ``meta`` what it describes: the keyframe, the TI2V strategy, the TV2V relation and target."""
+    ver = caps.prompt_versions
+    texts: list[tuple[str, str, str, str, dict[str, Any]]] = [
+        (style, "clip", text_, ver["video_caption"], {}) for style, text_ in caps.video.items()
+    ]
+    texts += [
+        (FRAME_STYLES[style], "frame", text_, ver["frame_caption"], {"frame_key": key})
+        for style, text_ in caps.frame.items()
+    ]
+    texts.append(
+        (
+            "composed_image",
+            "composed",
+            caps.composed_image,
+            ver["composed_image"],
+            {"strategy": caps.strategy, "frame_key": key},
+        )
+    )
+    texts.append(
+        (
+            "composed_video",
+            "composed",
+            caps.composed_video,
+            ver["composed_video"],
+            {"relation": caps.relation, "target": target},
+        )
+    )
     rid = caps.request_ids[-1] if caps.request_ids else None
-    texts = [(style, "clip", text_) for style, text_ in caps.video.items()]
-    texts += [(style, kind, getattr(caps, attr)) for style, kind, attr in _EXTRA_STYLES]
     return [
         {
-            "id": stable_id(clip.id, style, model, ver),
+            "id": stable_id(clip.id, style, caps.model, v),
             "target_kind": kind,
             "target_id": clip.id,
             "style": style,
             "text": text_,
             "info_profile": caps.info_profile,
-            "model": model,
-            "prompt_version": ver,
+            "model": caps.model,
+            "prompt_version": v,
             "request_id": rid,
+            "meta": meta,
         }
-        for style, kind, text_ in texts
+        for style, kind, text_, v, meta in texts
     ]

@@ -84,7 +84,14 @@ def pairs_stage(video_id: str, hard_negatives: int) -> dict[str, Any]:
         by_clip.setdefault(c.target_id, {})[c.style] = c
     rows: list[dict[str, Any]] = []
 
-    def add(task: str, domain: str | None, clip: Clip, query: dict, target: dict) -> None:
+    def add(
+        task: str,
+        domain: str | None,
+        clip: Clip,
+        query: dict,
+        target: dict,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         rng = random.Random(f"{task}|{clip.id}|{_identity(query)}")
         k = min(hard_negatives, len(others))
         negs = (
@@ -100,6 +107,7 @@ def pairs_stage(video_id: str, hard_negatives: int) -> dict[str, Any]:
                 "query": query,
                 "target": target,
                 "hard_negatives": negs,
+                "meta": meta or {},
             }
         )
 
@@ -141,8 +149,24 @@ def _clip_pairs(
         add("T2I", "spatial", clip, {"text": cc["frame"].text}, key_img)
     add("I2V", "spatial", clip, key_img, vref)
     if "composed_image" in cc:
-        add("TI2V", "temporal", clip, {"text": cc["composed_image"].text, **key_img}, vref)
+        ti2v = cc["composed_image"]
+        add(
+            "TI2V",
+            "temporal",
+            clip,
+            {"text": ti2v.text, **key_img},
+            vref,
+            {"strategy": (ti2v.meta or {}).get("strategy")},
+        )
     if "composed_video" in cc:
         target = _video_ref(nxt, n) if nxt is not None else whole
-        add("TV2V", "temporal", clip, {"text": cc["composed_video"].text, **vref}, target)
+        tv2v = cc["composed_video"]
+        add(
+            "TV2V",
+            "temporal",
+            clip,
+            {"text": tv2v.text, **vref},
+            target,
+            {"relation": (tv2v.meta or {}).get("relation")},
+        )
     add("V2V", "partial" if n_clips > 1 else "coarse", clip, vref, whole)

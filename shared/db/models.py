@@ -163,6 +163,9 @@ class Caption(Base):
     model: Mapped[str] = mapped_column(String(200))
     prompt_version: Mapped[str] = mapped_column(String(32))
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # what the caption describes and how it was asked for: the keyframe it captions (the pairs'
+    # image), the TI2V strategy, the TV2V relation and target (V-SynFlow's prompt lineage)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -181,6 +184,8 @@ class Pair(Base):
     query: Mapped[dict[str, Any]] = mapped_column(JSON)
     target: Mapped[dict[str, Any]] = mapped_column(JSON)
     hard_negatives: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # what made the pair: the TI2V strategy or TV2V relation of its composed query
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

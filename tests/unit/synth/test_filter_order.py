@@ -10,10 +10,11 @@ import json
 import pytest
 from sqlalchemy import select
 
-from services.synth import stages
+from services.synth import prompts, stages
+from services.synth.captioner import FRAME_STYLES
 from services.synth.sources import SourceItem
 from shared.db import init_db, session_scope
-from shared.db.models import Caption, Clip
+from shared.db.models import Caption, Clip, Pair
 from shared.ids import stable_id
 from shared.world.vocab import COLORS, SHAPES
 from tests.fake_vllm import FakeVLLM
@@ -102,8 +103,29 @@ def test_a_matching_raw_caption_passes_and_is_captioned(row, vllm):
     result = stages.caption_stage(vid)
     kept = [c for c in _clips(vid) if c.kept]
     assert kept and result["captioned_clips"] == len(kept) and result["clips_inconsistent"] == 0
-    assert len(vllm.requests) == len(kept)  # one request per clip, after the filter
+    # one request per prompt and clip, after the filter
+    assert len(vllm.requests) == len(prompts.PROMPT_NAMES) * len(kept)
     assert all(c.filter_scores["consistency"] == 1.0 for c in kept)
+    stages.pairs_stage(vid, hard_negatives=1)
+    with session_scope() as db:
+        caps = db.scalars(select(Caption).where(Caption.target_id.in_([c.id for c in kept]))).all()
+        pairs = db.scalars(select(Pair).where(Pair.video_id == vid)).all()
+        db.expunge_all()
+    versions = {prompts.load(n).version for n in prompts.PROMPT_NAMES}
+    assert {c.prompt_version for c in caps} == versions  # lineage: prompt version and model
+    assert {c.model for c in caps} == {"Qwen/Qwen2.5-VL-7B-Instruct"}
+    assert {c.style for c in caps if c.target_kind == "frame"} == set(FRAME_STYLES.values())
+    frame_of = {c.target_id: c.meta["frame_key"] for c in caps if c.style == "frame"}
+    by_task: dict[str, list[Pair]] = {}
+    for p in pairs:
+        by_task.setdefault(p.task, []).append(p)
+    for p in by_task["T2I"]:  # the captioned frame is the frame the pair uses
+        assert p.target["image"] in frame_of.values()
+    for p in by_task["TI2V"]:
+        assert p.query["image"] in frame_of.values()
+        assert p.meta["strategy"] in prompts.load("composed_image").choices
+    for p in by_task["TV2V"]:
+        assert p.meta["relation"] in prompts.load("composed_video").choices
 
 
 def test_the_filter_follows_the_preset_and_its_knobs(monkeypatch):
