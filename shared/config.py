@@ -180,6 +180,9 @@ class SynthSettings(BaseModel):
     consistency_scorer: Literal["auto", "embedder", "truth"] = "auto"
     consistency_threshold: float = 0.2
     hard_negatives: int = 1
+    # T2V queries per clip: "all" five caption styles, or "sample" one of them per clip (SPEC §3.3,
+    # the paper's "(video, one sampled new caption)"); "all" is what the demo's figures used
+    t2v_styles: Literal["all", "sample"] = "all"
     # `univr data import`: a WebDataset member larger than this is never read (its sample is
     # skipped with the reason), so a hostile archive cannot fill memory
     import_max_member_bytes: int = Field(512 * 1024**2, gt=0)

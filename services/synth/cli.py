@@ -68,6 +68,8 @@ def _print_summary(summary: dict, items: bool = True) -> None:
         f"job {summary['job']}: [bold]{summary['state']}[/]  {summary['counts']}  "
         f"clips {summary['clips']}{reencoded}, pairs {summary['pairs']}"
     )
+    for task, by in (summary.get("variants") or {}).items():
+        console.print(f"  {task}: " + ", ".join(f"{v} {n}" for v, n in by.items()))
     for err in summary.get("errors", []):
         console.print(f"  {err['at'] or ''} {err['stage']} {err['state']}: {err['reason']}"[:160])
     if not items:

@@ -120,7 +120,34 @@ def pairs_stage(video_id: str, hard_negatives: int) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["task"]] = counts.get(r["task"], 0) + 1
-    return {"pairs": len(rows), "pairs_by_task": counts}
+    return {"pairs": len(rows), "pairs_by_task": counts, "pairs_by_variant": count_variants(rows)}
+
+
+def variant(task: str, meta: dict[str, Any] | None) -> str:
+    """What made a pair of its task: the caption style of a T2V or T2I query, the TI2V strategy,
+    the TV2V relation ("-" where the pair records none)."""
+    meta = meta or {}
+    return str(meta.get("strategy") or meta.get("relation") or meta.get("style") or "-")
+
+
+def count_variants(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Pairs by task and variant (``variant``), a pair counted once (as the database keeps it:
+    the last row of an id)."""
+    out: dict[str, dict[str, int]] = {}
+    for r in {r["id"]: r for r in rows}.values():
+        by = out.setdefault(r["task"], {})
+        v = variant(r["task"], r.get("meta"))
+        by[v] = by.get(v, 0) + 1
+    return out
+
+
+def t2v_styles(cc: dict[str, Caption], clip_id: str, mode: str) -> list[str]:
+    """The caption styles that become T2V queries: all five, or one sampled per clip (SPEC §3.3:
+    "(video, one sampled new caption)"), seeded by the clip id."""
+    have = [s for s in DOMAIN_OF_STYLE if s in cc]
+    if mode == "all" or not have:
+        return have
+    return [random.Random(f"t2v|{clip_id}").choice(have)]
 
 
 def _clip_pairs(
@@ -135,18 +162,18 @@ def _clip_pairs(
     """The pairs of one clip, through ``add(task, domain, clip, query, target)``."""
     vref = _video_ref(clip, n)
     key_img = {"image": layout.keyframe_key(clip.id)}
-    for style, domain in DOMAIN_OF_STYLE.items():
-        if style in cc:
-            dom = domain
-            if style == "rich":
-                dom = {"spatial": "spatial", "temporal": "temporal"}.get(
-                    cc[style].info_profile or "", domain
-                )
-            add("T2V", dom, clip, {"text": cc[style].text}, vref)
+    used = t2v_styles(cc, clip.id, get_settings().synth.t2v_styles)
+    for style in used:
+        dom = DOMAIN_OF_STYLE[style]
+        if style == "rich":
+            dom = {"spatial": "spatial", "temporal": "temporal"}.get(
+                cc[style].info_profile or "", dom
+            )
+        add("T2V", dom, clip, {"text": cc[style].text}, vref, {"style": style})
     if "concise" in cc and "rich" in cc:
         add("T2T", "coarse", clip, {"text": cc["concise"].text}, {"text": cc["rich"].text})
     if "frame" in cc:
-        add("T2I", "spatial", clip, {"text": cc["frame"].text}, key_img)
+        add("T2I", "spatial", clip, {"text": cc["frame"].text}, key_img, {"style": "frame"})
     add("I2V", "spatial", clip, key_img, vref)
     if "composed_image" in cc:
         ti2v = cc["composed_image"]

@@ -181,6 +181,7 @@ def job_summary(
             q = q.where(JobItem.item_key > after)
         items = s.scalars(q).all() if limit > 0 else []
         notes = counters.item_notes(s, [it.id for it in items])
+        variants = _variants(s, job_id)
         return {
             "job": job.id,
             "state": job.state.value,
@@ -188,6 +189,7 @@ def job_summary(
             "counts": counts,
             "total": sum(counts.values()),
             **{k: sums.get(k, 0) for k in TOTALS},
+            "variants": variants,
             "errors": counters.recent_errors(s, job_id, errors),
             "items": [
                 {
@@ -204,3 +206,16 @@ def job_summary(
             ],
             "next": items[-1].item_key if limit > 0 and len(items) == limit else None,
         }
+
+
+def _variants(s: Any, job_id: str) -> dict[str, dict[str, int]]:
+    """The job's pairs by task and variant (caption style, TI2V strategy, TV2V relation), summed
+    over what each item's pairs step recorded."""
+    out: dict[str, dict[str, int]] = {}
+    q = select(JobItem.result).where(JobItem.job_id == job_id)
+    for result in s.scalars(q.execution_options(yield_per=1000)):
+        for task, by in ((result or {}).get("pairs_by_variant") or {}).items():
+            acc = out.setdefault(task, {})
+            for v, n in by.items():
+                acc[v] = acc.get(v, 0) + n
+    return {t: dict(sorted(v.items())) for t, v in sorted(out.items())}

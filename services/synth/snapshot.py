@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from services.synth.mix import SYNTHESIZED, keeps, where
+from services.synth.pairs import variant
 from shared import layout
 from shared.config import get_settings
 from shared.contracts.snapshot import Shard, SnapshotManifest, Splits, is_heldout
@@ -103,6 +104,7 @@ class _Tally:
         self.fraction = fraction
         self.counts: dict[str, int] = {}
         self.datasets: dict[str, dict[str, int]] = {}  # dataset → task → pairs
+        self.variants: dict[str, dict[str, int]] = {}  # task → variant → pairs
         self.videos: dict[str, set[str]] = {"train": set(), "heldout": set()}
         self.splits = {"train": 0, "heldout": 0}
         self.skipped = {"pairs": 0, "hard_negatives": 0}
@@ -134,6 +136,8 @@ class _Tally:
         ]
         self.hash.update("\x1f".join(str(row[c] or "") for c in cols).encode() + b"\n")
         self.counts[p.task] = self.counts.get(p.task, 0) + 1
+        by, v = self.variants.setdefault(p.task, {}), variant(p.task, p.meta)
+        by[v] = by.get(v, 0) + 1
         tasks = self.datasets.setdefault(p.dataset or SYNTHESIZED, {})
         tasks[p.task] = tasks.get(p.task, 0) + 1
         self.splits[split] += 1
@@ -170,6 +174,7 @@ def create_snapshot(
                 Pair.target,
                 Pair.hard_negatives,
                 Pair.dataset,
+                Pair.meta,
             ).order_by(Pair.id)
             if tasks:
                 q = q.where(Pair.task.in_(tasks))
@@ -226,8 +231,7 @@ def _publish(
             name=name,
             created_at=datetime.now(UTC).isoformat(),
             format="parquet",
-            counts=tally.counts,
-            pairs=sum(tally.counts.values()),
+            **_counts(tally),
             videos=len(tally.videos["train"] | tally.videos["heldout"]),
             splits=Splits(
                 holdout_fraction=tally.fraction,
@@ -260,6 +264,11 @@ def _publish(
             update=[],
         )
     return manifest.model_dump(exclude_none=True)
+
+
+def _counts(t: _Tally) -> dict[str, Any]:  # the manifest's pair counts: by task, all, by variant
+    variants = {k: dict(sorted(v.items())) for k, v in sorted(t.variants.items())}
+    return {"counts": t.counts, "pairs": sum(t.counts.values()), "variants": variants}
 
 
 def _datasets(

@@ -52,6 +52,8 @@ class SnapshotManifest(BaseModel):
     # per dataset ("uvrd": synthesized): {"pairs", "tasks": {task: n}} and, for an imported
     # dataset, its recorded "hard_negatives" and "batch_size" (SPEC Table 6), "format", "path"
     datasets: dict[str, dict[str, Any]] = {}
+    # pairs by task and variant: a T2V/T2I query's caption style, a TI2V strategy, a TV2V relation
+    variants: dict[str, dict[str, int]] = {}
     pairs_key: str | None = None
     shards: list[Shard] = []
 

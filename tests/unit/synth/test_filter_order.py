@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from services.synth import prompts, stages
 from services.synth.captioner import FRAME_STYLES
+from services.synth.pairs import DOMAIN_OF_STYLE
 from services.synth.sources import SourceItem
 from shared.db import init_db, session_scope
 from shared.db.models import Caption, Clip, Pair
@@ -134,3 +135,30 @@ def test_the_filter_follows_the_preset_and_its_knobs(monkeypatch):
     assert SynthSettings().consistency_on and not SynthSettings(preset="tiny").consistency_on
     assert not SynthSettings(consistency_filter=False).consistency_on
     assert SynthSettings(preset="tiny", consistency_filter=True).consistency_on
+
+
+def test_one_sampled_style_per_t2v_pair_and_variant_counts(row, vllm, monkeypatch):
+    """With synth.t2v_styles=sample each clip gives one T2V pair (its style recorded); the pairs
+    step, the snapshot manifest and the job status count pairs by task and variant."""
+    from services.synth.snapshot import create_snapshot
+
+    monkeypatch.setenv("UNIVR_SYNTH__T2V_STYLES", "sample")
+    stages.get_settings.cache_clear()
+    vid = _media(row, _own_caption(row["sidecar"]))
+    stages.caption_stage(vid)
+    result = stages.pairs_stage(vid, hard_negatives=1)
+    kept = [c for c in _clips(vid) if c.kept]
+    with session_scope() as db:
+        pairs = db.scalars(select(Pair).where(Pair.video_id == vid)).all()
+        db.expunge_all()
+    t2v = [p for p in pairs if p.task == "T2V"]
+    assert len(t2v) == len(kept) and all(p.meta["style"] in DOMAIN_OF_STYLE for p in t2v)
+    variants = result["pairs_by_variant"]
+    assert variants["TI2V"] == {
+        s: n
+        for s in prompts.load("composed_image").choices
+        if (n := sum(1 for p in pairs if p.task == "TI2V" and p.meta["strategy"] == s))
+    }
+    assert sum(variants["TV2V"].values()) == sum(1 for p in pairs if p.task == "TV2V")
+    manifest = create_snapshot("variants")
+    assert manifest["variants"] == {t: dict(sorted(v.items())) for t, v in sorted(variants.items())}
