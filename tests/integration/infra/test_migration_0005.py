@@ -74,7 +74,7 @@ def _check(url: str) -> None:
         upsert(
             s, Frame, [{"id": "f0", "clip_id": "c0", "index": 0, "time_ms": 0, "object_key": "k"}]
         )
-    upgrade("head", url)
+    upgrade("0005", url)  # this migration, not whatever head is later
     assert current(url) == "0005"
     assert _counts(url, "j1") == {"done": 3, "rejected": 1, "running": 1}
     assert _counts(url, "j2") == {"pending": 1}
