@@ -104,10 +104,43 @@ class _Shards(dict):
         return super().__contains__(self.aliases.get(name, name))  # type: ignore[arg-type]
 
 
+def collection_info(params: dict[str, Any], points: int) -> dict[str, Any]:
+    """``GET /collections/{name}`` as Qdrant answers it: the client parses the whole of it
+    (``CollectionInfo``: config with the vector params and the metadata, optimizer, WAL)."""
+    return {
+        "status": "green",
+        "optimizer_status": "ok",
+        "segments_count": 1,
+        "points_count": points,
+        "indexed_vectors_count": 0,
+        "payload_schema": params.get("payload_schema") or {},
+        "config": {
+            "params": {
+                "vectors": params["vectors"],
+                "shard_number": 1,
+                "replication_factor": 1,
+                "write_consistency_factor": 1,
+                "on_disk_payload": True,
+            },
+            "hnsw_config": {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000},
+            "optimizer_config": {
+                "deleted_threshold": 0.2,
+                "vacuum_min_vector_number": 1000,
+                "default_segment_number": 0,
+                "flush_interval_sec": 5,
+            },
+            "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0},
+            "quantization_config": None,
+            "metadata": params.get("metadata") or {},
+        },
+    }
+
+
 class Standin:
     def __init__(self, data: Path) -> None:
         self.data = data
         self.shards: _Shards = _Shards()
+        self.params: dict[str, dict[str, Any]] = {}  # per collection: vectors, metadata, schema
 
     async def aliases(self, request: Request) -> JSONResponse:
         """GET /aliases; POST /collections/aliases applies its actions at once (the atomic
@@ -141,6 +174,8 @@ class Standin:
         body = await body_of(request)
         schema = body.get("field_schema") or "keyword"
         kind = schema["type"] if isinstance(schema, dict) else schema
+        schemas = self.params[self.shards.aliases.get(name, name)].setdefault("payload_schema", {})
+        schemas[body["field_name"]] = {"data_type": str(kind).lower(), "points": 0}
         self.shards[name].update(
             qe.UpdateOperation.create_field_index(
                 body["field_name"], getattr(qe.PayloadSchemaType, str(kind).capitalize())
@@ -154,13 +189,19 @@ class Standin:
     async def collection(self, request: Request) -> JSONResponse:
         t0, name = time.perf_counter(), request.path_params["name"]
         if request.method == "PUT":
-            vp = (await body_of(request))["vectors"]
+            body = await body_of(request)
+            vp = body["vectors"]
             cfg = qe.EdgeConfig(
                 vectors=qe.EdgeVectorParams(size=vp["size"], distance=DISTANCES[vp["distance"]])
             )
             self.shards[name] = qe.EdgeShard.create(str(self.data / name), cfg)
+            self.params[name] = {
+                "vectors": {"size": vp["size"], "distance": vp["distance"]},
+                "metadata": body.get("metadata") or {},
+            }
             return ok(True, t0)
         if request.method == "DELETE":
+            self.params.pop(name, None)
             shard = self.shards.pop(name, None)
             if shard is not None:
                 shard.close()
@@ -170,7 +211,8 @@ class Standin:
             return JSONResponse(
                 {"status": {"error": f"Collection `{name}` doesn't exist!"}}, status_code=404
             )
-        return ok({"status": "green", "points_count": self._count(name)}, t0)
+        target = self.shards.aliases.get(name, name)
+        return ok(collection_info(self.params[target], self._count(name)), t0)
 
     async def exists(self, request: Request) -> JSONResponse:
         return ok({"exists": request.path_params["name"] in self.shards}, time.perf_counter())

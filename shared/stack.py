@@ -207,10 +207,16 @@ def wait_port(port: int, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def _executable(command: list[str]) -> list[str]:
-    """``univr`` / ``celery`` as this virtual environment has them."""
-    local = BIN / command[0]
-    return [str(local), *command[1:]] if local.exists() else command
+def _executable(command: list[str], bin_dir: Path = BIN) -> list[str]:
+    """``univr`` / ``celery`` as this virtual environment has them; ``celery`` without its script
+    (a venv used through its python only, a package installed without scripts) runs as
+    ``python -m celery``."""
+    local = bin_dir / command[0]
+    if local.exists():
+        return [str(local), *command[1:]]
+    if command[0] == "celery" and not shutil.which("celery"):
+        return [sys.executable, "-m", "celery", *command[1:]]
+    return command
 
 
 @dataclass

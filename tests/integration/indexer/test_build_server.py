@@ -151,3 +151,25 @@ def test_an_embedding_failure_lets_the_upsert_in_flight_finish_so_a_rerun_resume
     assert (
         client.count(client.collection, exact=True).count == 6
     )  # batch 1 was in flight and landed
+
+
+def test_collection_info_is_what_the_client_parses(server):
+    """A build that finds its collection (a resume, a reuse) reads its vector size and metadata
+    through ``get_collection``: the stand-in answers Qdrant's whole CollectionInfo."""
+    from services.indexer.collections import collection_metadata
+
+    c = QdrantClient(url=server, timeout=30, check_compatibility=False)
+    try:
+        c.create_collection(
+            "info",
+            vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
+            metadata={"model_id": "m-1", "source": None},
+        )
+        c.create_payload_index("info", "kind", models.PayloadSchemaType.KEYWORD)
+        info = c.get_collection("info")
+        assert info.config.params.vectors.size == DIM
+        assert info.config.params.vectors.distance == models.Distance.COSINE
+        assert collection_metadata(c, "info") == {"model_id": "m-1", "source": None}
+        assert "kind" in info.payload_schema and info.points_count == 0
+    finally:
+        c.close()

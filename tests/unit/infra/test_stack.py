@@ -60,3 +60,13 @@ def test_every_univr_service_of_compose_runs_its_command_against_this_host(tmp_p
             )  # vllm's URL is unused (template captioner)
         assert env["UNIVR_STORAGE__ENDPOINT"] == "127.0.0.1:9100"
         assert env["UNIVR_MODEL__NAME_OR_PATH"] == "/m/tiny"
+
+
+def test_celery_runs_as_a_module_when_its_script_is_not_on_path(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no celery script anywhere
+    flower = ["celery", "-A", "shared.queue:celery_app", "flower"]
+    assert stack._executable(flower, tmp_path) == [sys.executable, "-m", "celery", *flower[1:]]
+    (tmp_path / "celery").write_text("#!/bin/sh\n")
+    assert stack._executable(flower, tmp_path) == [str(tmp_path / "celery"), *flower[1:]]
