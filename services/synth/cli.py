@@ -8,6 +8,8 @@ import os
 
 import typer
 
+from shared.output import json_option, show
+
 app = typer.Typer(help="V-SynFlow: turn raw videos into retrieval pairs.", no_args_is_help=True)
 
 
@@ -54,6 +56,36 @@ def status_cmd(
         typer.echo(json.dumps(summary, indent=1))
         return
     _print_summary(summary, items=items)
+
+
+@app.command("jobs")
+def jobs_cmd(
+    limit: int = typer.Option(20, help="How many of the newest jobs to list."),
+    state: str | None = typer.Option(
+        None, help="Only jobs in this state: pending, running, completed, failed, cancelled."
+    ),
+    json_out: bool = json_option(),
+) -> None:
+    """The newest synthesis jobs with their state, items by state, clips and pairs (read from the
+    per-job counters)."""
+    from services.synth.records import recent_jobs
+    from shared.db import init_db
+    from shared.db.models import JobState
+    from shared.errors import UserError
+
+    if state is not None and state not in JobState.__members__:
+        raise UserError(f"unknown job state {state!r}: one of {', '.join(JobState.__members__)}")
+    init_db()
+    rows = recent_jobs(limit=limit, state=state)
+    if json_out:
+        show(rows, json_out=True, indent=1)
+        return
+    show(
+        [{**r, "created": (r["created"] or "")[:19].replace("T", " ")} for r in rows],
+        json_out=False,
+        columns=("job", "state", "created", "total", "counts", "clips", "pairs", "source"),
+        title="synthesis jobs",
+    )
 
 
 def _print_summary(summary: dict, items: bool = True) -> None:

@@ -159,6 +159,34 @@ def job_progress(job_id: str) -> dict[str, Any]:
         }
 
 
+def recent_jobs(limit: int = 20, state: str | None = None) -> list[dict[str, Any]]:
+    """The newest synthesis jobs (``limit``, of ``state`` if given) with their item counts by
+    state and result sums: read from the per-job counters, one query for all of them, never a
+    scan of items."""
+    with session_scope() as s:
+        q = select(Job).where(Job.kind == "synth").order_by(Job.created_at.desc(), Job.id)
+        if state:
+            q = q.where(Job.state == JobState(state))
+        jobs = s.scalars(q.limit(limit)).all()
+        by_job = counters.counts_of_jobs(s, [j.id for j in jobs])
+        out = []
+        for j in jobs:
+            counts, sums = by_job.get(j.id, ({}, {}))
+            out.append(
+                {
+                    "job": j.id,
+                    "state": j.state.value,
+                    "source": (j.params or {}).get("source"),
+                    "created": j.created_at.isoformat() if j.created_at else None,
+                    "updated": j.updated_at.isoformat() if j.updated_at else None,
+                    "counts": counts,
+                    "total": sum(counts.values()),
+                    **{k: sums.get(k, 0) for k in ("clips", "pairs")},
+                }
+            )
+        return out
+
+
 def job_summary(
     job_id: str,
     *,

@@ -27,6 +27,26 @@ def job_counts(s: Session, job_id: str) -> dict[str, int]:
     return {st: int(n) for st, n in rows if n and not st.startswith(SUM)}
 
 
+def counts_of_jobs(
+    s: Session, job_ids: Iterable[str]
+) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+    """``(counts by state, sums)`` of several jobs in one query (a list of jobs)."""
+    ids = list(job_ids)
+    out: dict[str, tuple[dict[str, int], dict[str, int]]] = {j: ({}, {}) for j in ids}
+    if not ids:
+        return out
+    rows = s.execute(
+        select(JobCount.job_id, JobCount.state, JobCount.n).where(JobCount.job_id.in_(ids))
+    ).all()
+    for job_id, st, n in rows:
+        counts, sums = out[job_id]
+        if st.startswith(SUM):
+            sums[st.removeprefix(SUM)] = int(n)
+        elif n:
+            counts[st] = int(n)
+    return out
+
+
 def job_sums(s: Session, job_id: str) -> dict[str, int]:
     """The sums of ended items' results kept for one job (``add_sums``)."""
     rows = s.execute(
@@ -141,6 +161,7 @@ __all__ = [
     "SUM",
     "TERMINAL",
     "add_sums",
+    "counts_of_jobs",
     "item_notes",
     "items_by_state",
     "job_counts",
