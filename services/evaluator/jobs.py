@@ -2,17 +2,25 @@
 result: the eval run id, AVG-A and AVG-D, the results file) | failed (the error, naming the dataset
 that failed), with one item per UVRB dataset for progress (datasets done / total), the same way the
 indexer's jobs move (``shared.db.jobs``). Used by API jobs (``evaluator.run``), evaluations of new
-checkpoints (``evaluator.on_checkpoint_ready``) and ``univr eval run``."""
+checkpoints (``evaluator.on_checkpoint_ready``) and ``univr eval run``.
+
+A dataset's item keeps its full scores when it is done, so a run of a job that an earlier attempt
+left running (a takeover after its worker died) resumes at the first unscored dataset: the finished
+ones are neither embedded nor scored again (not even from the embedding cache), their stored scores
+go into the report, and the resume point is recorded on the job (``progress.resumed`` and a
+``resumed`` line of its timeline)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.config import get_settings
+from shared.db import init_db, session_scope
 from shared.db.jobs import describe_error, open_items, set_item_state, set_job_state
-from shared.db.lease import report_progress
-from shared.db.models import ItemState, JobState
+from shared.db.lease import report_progress, report_resume
+from shared.db.models import ItemState, Job, JobItem, JobState
 from shared.storage import checkpoint_adapter
 
 if TYPE_CHECKING:
@@ -34,12 +42,19 @@ class JobProgress:
         report_progress(dataset=name)
 
     def done(self, name: str, scores: dict[str, Any]) -> None:
+        finite = all(
+            not isinstance(v, float) or math.isfinite(v) for v in scores.values()
+        )  # PostgreSQL's JSON refuses NaN: such a dataset is scored again on a resume
         set_item_state(
             self.job_id,
             name,
             ItemState.done,
             stage=STAGE,
-            result={"metric": scores["metric"], "score": scores["score"]},
+            result={
+                "metric": scores["metric"],
+                "score": scores["score"],
+                **({"scores": scores} if finite else {}),
+            },
         )
 
     def failed(self, name: str, exc: BaseException) -> None:
@@ -58,6 +73,22 @@ def _datasets(value: Any) -> list[str] | None:
             f", got {value!r}"
         )
     return [n.strip() for n in names if n.strip()] or None
+
+
+def left_running(job_id: str) -> bool:
+    """Whether an earlier run of this job never ended (its worker died): its row says running."""
+    init_db()
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        return job is not None and job.state == JobState.running
+
+
+def finished_datasets(job_id: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The datasets of ``names`` an earlier run of this job scored, with their stored scores."""
+    with session_scope() as s:
+        items = s.query(JobItem).filter(JobItem.job_id == job_id, JobItem.state == ItemState.done)
+        stored = {it.item_key: (it.result or {}).get("scores") for it in items}
+    return {n: scores for n in names if (scores := stored.get(n))}
 
 
 def job_result(report: dict[str, Any], out: str | Path | None = None) -> dict[str, Any]:
@@ -91,6 +122,7 @@ def run_eval_job(
     raised."""
     from services.evaluator.runner import dataset_names, evaluate
 
+    interrupted = left_running(job_id)
     set_job_state(job_id, JobState.running, kind=KIND, params=params)
     progress = JobProgress(job_id)
     try:
@@ -103,7 +135,11 @@ def run_eval_job(
             "checkpoint"
         ):  # a checkpoint.ready event names the store prefix
             adapter = str(checkpoint_adapter(params["checkpoint"]))
-        open_items(job_id, names)
+        resumed = finished_datasets(job_id, names) if interrupted else {}
+        open_items(job_id, [n for n in names if n not in resumed])
+        if resumed:
+            first = next((n for n in names if n not in resumed), None)
+            report_resume(dataset=first, skipped=[n for n in names if n in resumed])
         report = evaluate(
             uvrb,
             params.get("model") or None,
@@ -112,6 +148,7 @@ def run_eval_job(
             out,
             embedder=embedder,
             progress=progress,
+            done=resumed,
         )
     except Exception as exc:
         where = f"dataset {progress.failed_dataset}: " if progress.failed_dataset else ""

@@ -94,6 +94,35 @@ def dataset_names(datasets: list[str] | None = None) -> list[str]:
     return [get(name).short for name in datasets] if datasets else [d.short for d in DATASETS]
 
 
+def _score_one(
+    embedder: Embedder,
+    root: Path,
+    name: str,
+    console: ProgressReport,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    """One dataset's scores, told to the console and to ``progress`` (started, done or failed)."""
+    console.update(dataset=name)
+    if progress:
+        progress.started(name)
+    t_ds = time.perf_counter()
+    try:
+        r = score_dataset(embedder, load_dataset(root, name), get_settings().eval.cache_dir)
+    except Exception as exc:
+        if progress:
+            progress.failed(name, exc)
+        raise
+    items = r["n_queries"] + r["n_corpus"]
+    console.advance(
+        dataset=name,
+        score=round(r["score"], 4),
+        items_per_s=round(items / max(time.perf_counter() - t_ds, 1e-9), 1),
+    )
+    if progress:
+        progress.done(name, r)
+    return r
+
+
 def evaluate(
     uvrb_dir: str | Path,
     model: str | None = None,
@@ -103,7 +132,10 @@ def evaluate(
     embedder: Embedder | None = None,
     record: bool = True,
     progress: Progress | None = None,
+    done: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """Score ``datasets`` in order; ``done``: scores an earlier, interrupted run already has
+    (short name → its scores), taken as they are: those datasets are not loaded or embedded."""
     t0 = time.perf_counter()
     root = Path(uvrb_dir)
     names = dataset_names(datasets)
@@ -111,26 +143,11 @@ def evaluate(
     results = {}
     with ProgressReport("eval", total=len(names), unit="dataset") as console:
         for name in names:
-            console.update(dataset=name)
-            if progress:
-                progress.started(name)
-            t_ds = time.perf_counter()
-            try:
-                ds = load_dataset(root, name)
-                results[name] = score_dataset(embedder, ds, get_settings().eval.cache_dir)
-            except Exception as exc:
-                if progress:
-                    progress.failed(name, exc)
-                raise
-            r = results[name]
-            items = r["n_queries"] + r["n_corpus"]
-            console.advance(
-                dataset=name,
-                score=round(r["score"], 4),
-                items_per_s=round(items / max(time.perf_counter() - t_ds, 1e-9), 1),
-            )
-            if progress:
-                progress.done(name, results[name])
+            if done and name in done:
+                results[name] = done[name]
+                console.advance(dataset=name, score=round(done[name]["score"], 4))
+                continue
+            results[name] = _score_one(embedder, root, name, console, progress)
     report = {
         "model": str(model or embedder.name_or_path),
         "adapter": adapter,

@@ -2,7 +2,7 @@
 (the indexer's promotion gate); evaluation jobs from the API. Both are leased, supervised runs
 (``shared.supervise``) following a Job row (``services.evaluator.jobs``): running, datasets done /
 total, completed with the eval run and AVG-A, or failed with the error. A takeover after a dead
-worker scores again from the embedding cache what the first run finished."""
+worker resumes at its first unscored dataset (``services.evaluator.jobs``)."""
 
 from __future__ import annotations
 

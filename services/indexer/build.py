@@ -1,6 +1,7 @@
 """Indexing: embed a corpus (see corpus.py) with a model version into the collection named for the
 model and the build scope, in batches. Re-running the same build resumes it (points already there
-are skipped) or, when nothing is missing, reuses the finished collection."""
+are skipped: a takeover after a dead worker goes on after the last upserted batch, and says so on
+the job's row and timeline) or, when nothing is missing, reuses the finished collection."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from services.indexer.collections import (
 from services.indexer.corpus import corpus_rows
 from shared.config import get_settings
 from shared.db import init_db, session_scope
+from shared.db.lease import report_resume
 from shared.db.models import IndexVersion
 from shared.model import Embedder, EmbedInput, VideoFrames
 from shared.vectors import get_qdrant, is_server
@@ -178,6 +180,8 @@ def build_index(
         _open_collection(client, version, embedder, build_scope)
         present = present_ids(client, version)
         todo = [r for r in rows if r["id"] not in present]
+        if todo and present:  # an interrupted build (a takeover): on after its last upsert
+            report_resume(points=len(present), batch=len(present) // batch_size, of=len(rows))
         _mark(version, embedder, "building" if todo else "ready")
         _embed_and_upsert(client, version, embedder, todo, batch_size, progress)
         count = client.count(version, exact=True).count

@@ -94,7 +94,12 @@ def index_and_promote(
 def run_job(job_id: str, params: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """An index job: its row (created by the API as pending; created here if another client sent
     the task) moves running → completed (with the reason when nothing was promoted) | failed."""
+    from functools import partial
+
+    from services.indexer.build import build_index
+
     set_job_state(job_id, JobState.running, kind=KIND, params=params)
+    kwargs.setdefault("build", partial(build_index, progress=_points))
     try:
         result = index_and_promote(params, **kwargs)
     except Exception as exc:

@@ -269,3 +269,12 @@ def report_progress(**progress: Any) -> None:
         attempt = job.attempts or 0
     if "resumed_from" in progress:
         log(job_id, "resumed", attempt=attempt, owner=owner, step=progress["resumed_from"])
+    elif "resumed" in progress:
+        log(job_id, "resumed", attempt=attempt, owner=owner, **progress["resumed"])
+
+
+def report_resume(**where: Any) -> None:
+    """From inside a supervised run that picked up where an earlier attempt stopped: record the
+    resume point (``dataset``/``skipped`` of an evaluation, ``points``/``batch`` of an index build)
+    on the job's row (``progress.resumed``) and as a ``resumed`` line of its timeline."""
+    report_progress(resumed=where)
