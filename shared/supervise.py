@@ -282,11 +282,12 @@ def _supervise(
 
 def sweep(kinds: tuple[str, ...], send: Callable[[dict[str, Any]], None]) -> list[str]:
     """Re-send the message of every job of ``kinds`` whose lease expired (its worker died); a
-    worker of that kind claims it and resumes. Two sweepers re-sending the same job are harmless:
-    one claim wins. Returns the job ids."""
+    worker of that kind claims it and resumes. One re-send per ``jobs.lease_s`` over all sweepers
+    (``lease.take_resend``); were there two, one claim would win. Returns the job ids."""
     sent = []
+    every = get_settings().jobs.lease_s
     for job_id, message in lease.expired(kinds):
-        if not message:
+        if not message or not lease.take_resend(job_id, every_s=every):
             continue
         lease.log(job_id, "expired", reason="lease expired; message sent again")
         send(message)

@@ -209,6 +209,28 @@ def expired(kinds: tuple[str, ...], limit: int = 100) -> list[tuple[str, dict[st
     return [(r.id, r.message) for r in rows]
 
 
+def take_resend(job_id: str, *, every_s: float) -> bool:
+    """Whether the caller re-sends this expired job's message now: at most once per ``every_s``
+    over every sweeper of every worker (the re-send writes the row's ``updated_at``; one
+    conditional UPDATE wins), so workers that are busy while the job waits in their queue do not
+    pile up copies of its message. A copy that got lost is sent again ``every_s`` later."""
+    now = utcnow()
+    with session_scope() as s:
+        hit = _rowcount(
+            s.execute(
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    Job.state == JobState.running,
+                    Job.lease_expires_at < now,
+                    Job.updated_at < now - timedelta(seconds=every_s),
+                )
+                .values(updated_at=now)
+            )
+        )
+    return bool(hit)
+
+
 def log(
     job_id: str, state: str, *, attempt: int = 0, reason: str | None = None, **detail: Any
 ) -> None:
