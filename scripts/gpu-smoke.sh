@@ -39,22 +39,22 @@ until curl -fsS localhost:8080/healthz >/dev/null; do
   ((SECONDS < end)) || fail "api-gpu not healthy after 30 min"; sleep 10
 done
 "${DC[@]}" ps
-univr config show | grep -c '"device": "cuda"' >/dev/null || fail "api-gpu is not on cuda"
+univr config show --json | grep -c '"device": "cuda"' >/dev/null || fail "api-gpu is not on cuda"
 
 step "synth: 5 videos, vLLM captioner"
 univr media generate --out "$WORK/raw" --videos 5 --no-failures
-job=$(univr synth submit "$WORK/raw/manifest.jsonl" --fresh | python3 -c 'import json,sys; print(json.load(sys.stdin)["job"])')
+job=$(univr synth submit "$WORK/raw/manifest.jsonl" --fresh --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["job"])')
 poll_job synth "$job"
 univr synth status "$job"
 # grep -c, not -q: with pipefail an early-exiting grep would fail the pipe on SIGPIPE
-"${DC[@]}" exec -T caption-worker-vllm univr config show | grep -c '"backend": "openai"' >/dev/null \
+"${DC[@]}" exec -T caption-worker-vllm univr config show --json | grep -c '"backend": "openai"' >/dev/null \
   || fail "caption worker is not on the vLLM captioner"
 n=$("${DC[@]}" logs vllm | grep -c 'POST /v1/chat/completions HTTP/1.1" 200' || true)
 echo "vLLM answered $n caption requests"; ((n > 0)) || fail "vLLM served no caption"
 
 step "train: 20 steps"
 snap=$(univr data snapshot --name smoke --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-job=$(univr train submit --snapshot "$snap" --steps 20 | python3 -c 'import json,sys; print(json.load(sys.stdin)["job"])')
+job=$(univr train submit --snapshot "$snap" --steps 20 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["job"])')
 poll_job train "$job"
 
 step "eval: UVRB-mini"

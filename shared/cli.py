@@ -7,7 +7,6 @@ service by name and a service that fails to import does not break the others.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from importlib import import_module
@@ -16,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, entry_points, version
 import typer
 
 from shared.config import get_settings
+from shared.output import cell, json_option, show
 
 app = typer.Typer(
     help="univr: universal video retrieval, the whole loop.",
@@ -61,27 +61,41 @@ def _root(
 @config_app.command("show")
 def config_show(
     unmask: bool = typer.Option(False, help="Print secrets in clear text."),
+    json_out: bool = json_option(),
 ) -> None:
-    """Print the resolved configuration (secrets masked)."""
-    typer.echo(json.dumps(get_settings().resolved(mask_secrets=not unmask), indent=2))
+    """Print the resolved configuration (secrets masked): one ``section.key = value`` line each,
+    or the nested JSON with --json."""
+    resolved = get_settings().resolved(mask_secrets=not unmask)
+    show(resolved, json_out=json_out, indent=2, human=_print_flat)
+
+
+def _print_flat(tree: dict, prefix: str = "") -> None:
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            _print_flat(value, f"{prefix}{key}.")
+        else:
+            typer.echo(f"{prefix}{key} = {cell(value) if value != {} else '{}'}")
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = typer.Argument("head")) -> None:
+def db_upgrade(revision: str = typer.Argument("head"), json_out: bool = json_option()) -> None:
     """Create or migrate the schema to REVISION (default: head)."""
     from shared.db.migrate import upgrade
 
     upgrade(revision)
-    typer.echo(f"database at {revision}: {get_settings().resolved()['database']['url']}")
+    url = get_settings().resolved()["database"]["url"]
+    result = {"revision": revision, "database": url}
+    show(result, json_out=json_out, human=lambda r: typer.echo(f"database at {revision}: {url}"))
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: str = typer.Argument("base")) -> None:
+def db_downgrade(revision: str = typer.Argument("base"), json_out: bool = json_option()) -> None:
     """Migrate the schema down to REVISION (default: base, i.e. drop everything)."""
     from shared.db.migrate import downgrade
 
     downgrade(revision)
-    typer.echo(f"database at {revision}")
+    result = {"revision": revision}
+    show(result, json_out=json_out, human=lambda r: typer.echo(f"database at {revision}"))
 
 
 BUILTIN_GROUPS = {"model": "shared.model.cli:app", "media": "shared.world.cli:app"}

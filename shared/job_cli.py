@@ -3,9 +3,9 @@ timeline of a long job (claimed, takeover, resumed, cancelled, completed)."""
 
 from __future__ import annotations
 
-import json
-
 import typer
+
+from shared.output import fields, json_option, show, table
 
 app = typer.Typer(help="Jobs of every service: show one, cancel one.", no_args_is_help=True)
 
@@ -40,8 +40,8 @@ def timeline(job_id: str) -> list[dict]:
 
 
 @app.command("show")
-def show_cmd(job_id: str) -> None:
-    """The job's row (state, lease, progress, error, result) and its lease timeline, as JSON."""
+def show_cmd(job_id: str, json_out: bool = json_option()) -> None:
+    """The job's row (state, lease, progress, error, result) and its lease timeline."""
     from shared.db import init_db, session_scope
     from shared.db.models import Job
 
@@ -66,11 +66,17 @@ def show_cmd(job_id: str) -> None:
                 "result",
             )
         }
-    typer.echo(json.dumps({**row, "timeline": timeline(job_id)}, default=str, indent=2))
+    show({**row, "timeline": timeline(job_id)}, json_out=json_out, indent=2, human=_print_job)
+
+
+def _print_job(job: dict) -> None:
+    fields({k: v for k, v in job.items() if k != "timeline"}, title=f"job {job['id']}")
+    if job["timeline"]:
+        table(job["timeline"], ("at", "event", "attempt", "reason"), title="lease timeline")
 
 
 @app.command("cancel")
-def cancel_cmd(job_id: str) -> None:
+def cancel_cmd(job_id: str, json_out: bool = json_option()) -> None:
     """Cancel a pending or running job: the worker holding it stops the run at its next heartbeat
     (SIGTERM, then SIGKILL after jobs.cancel_grace_s); a job that already ended is left as it is."""
     from shared.db.lease import cancel, log
@@ -81,4 +87,5 @@ def cancel_cmd(job_id: str) -> None:
         raise typer.Exit(1)
     if state == "cancelled":
         log(job_id, "cancel requested")
-    typer.echo(json.dumps({"job": job_id, "state": str(state)}))
+    result = {"job": job_id, "state": str(state)}
+    show(result, json_out=json_out, human=lambda r: typer.echo(f"job {job_id}: {r['state']}"))

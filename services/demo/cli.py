@@ -12,6 +12,7 @@ from rich.table import Table
 from services.demo.pipeline import ABILITY_KEYS, SAMPLERS, DemoOptions, demo_env, run_demo
 from services.demo.report import rejection_counts
 from services.demo.stages import StageError, StageRunner
+from shared.output import json_option, show
 
 console = Console(width=max(Console().width, 150))
 
@@ -40,6 +41,9 @@ def demo(
         help="Use the stack configured in the environment (UNIVR_PROFILE=stack) instead of the "
         "embedded default.",
     ),
+    json_out: bool = json_option(
+        "Print the demo's summary (summary.json) as JSON on stdout; stage lines go to stderr."
+    ),
 ) -> None:
     """Generate videos → synthesize pairs → train the tiny GVE → evaluate on UVRB-mini → index →
     search."""
@@ -58,11 +62,15 @@ def demo(
         fresh=fresh,
         stack=stack,
     )
-    print_summary(_run(opts), opts.out)
+    if json_out:
+        lines = Console(stderr=True, width=console.width)
+        show(_run(opts, lines), json_out=True, indent=2)
+    else:
+        print_summary(_run(opts, console), opts.out)
 
 
-def _run(opts: DemoOptions) -> dict:
-    """Run the demo with a live status line and one line per finished stage."""
+def _run(opts: DemoOptions, console: Console) -> dict:
+    """Run the demo with a live status line and one line per finished stage on ``console``."""
     status = console.status("starting")
     status.start()
 

@@ -34,7 +34,7 @@ def train_prober(
     snap = runner.univr(
         STAGE,
         ["media", "snapshot", "--videos", str(videos), "--seed", str(world_seed)]
-        + ["--name", "prober"],
+        + ["--name", "prober", "--json"],
         json_out=True,
     )
     run = runner.univr(

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from shared.output import MISSING, json_option, show
+
 app = typer.Typer(help="UVRB evaluation: 16 datasets, 9 abilities.", no_args_is_help=True)
 
 
@@ -29,6 +31,7 @@ def run_cmd(
     job: str | None = typer.Option(
         None, help="The id of the Job row this run moves (default: a new job)."
     ),
+    json_out: bool = json_option(),
 ) -> None:
     """Embed queries and corpus of each dataset and score them. The run is a job (shown by the API
     and the dashboard): running, datasets done / total, then completed with its AVG-A and eval run,
@@ -68,24 +71,36 @@ def run_cmd(
 
         mteb_dir = out.with_suffix("") if out.suffix else out.parent / (out.name + "-mteb")
         summary["mteb"] = str(write_mteb(result, mteb_dir)[0].parent)
-    typer.echo(json.dumps(summary))
+    show(summary, json_out=json_out, human=_print_run)
+
+
+def _print_run(summary: dict) -> None:
+    """The run's abilities on one line each (a missing score as —), then where it was written."""
+    typer.echo(f"eval job {summary['job']} ({summary['wall_seconds']:.0f} s)")
+    for name, score in summary["abilities"].items():
+        typer.echo(f"  {name:<6} {MISSING if score is None else f'{score:.3f}'}")
+    typer.echo(
+        f"results: {summary['out']}" + (f"  mteb: {summary['mteb']}" if "mteb" in summary else "")
+    )
 
 
 @app.command("aggregate")
 def aggregate_cmd(
     scores: Path = typer.Argument(..., help='JSON {"<dataset>": score, ...} for the 16 datasets.'),
+    json_out: bool = json_option(),
 ) -> None:
-    """Print TXT, CMP, VIS, CG, FG, LC, S, T, PR, AVG_A, AVG_D as JSON."""
+    """Print TXT, CMP, VIS, CG, FG, LC, S, T, PR, AVG_A, AVG_D (one per line, or as JSON)."""
     from services.evaluator.aggregate import aggregate
 
     try:
         data = json.loads(scores.read_text())
         if "datasets" in data and isinstance(data["datasets"], dict):  # a results file
             data = {k: v["score"] for k, v in data["datasets"].items()}
-        typer.echo(json.dumps(aggregate({k: float(v) for k, v in data.items()})))
+        abilities = aggregate({k: float(v) for k, v in data.items()})
     except (ValueError, KeyError, TypeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    show(abilities, json_out=json_out)
 
 
 @app.command("worker")

@@ -72,7 +72,9 @@ def promote_cmd(
 
 
 @app.command("list")
-def list_cmd() -> None:
+def list_cmd(
+    json_out: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+) -> None:
     """Index versions and their states."""
     from sqlalchemy import select
 
@@ -92,7 +94,9 @@ def list_cmd() -> None:
             }
             for r in s.scalars(select(IndexVersion).order_by(IndexVersion.created_at))
         ]
-    typer.echo(json.dumps(rows, indent=1))
+    from shared.output import show
+
+    show(rows, json_out=json_out, indent=1, title="index versions")
 
 
 @app.command("worker")

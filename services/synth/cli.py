@@ -19,12 +19,20 @@ def submit_cmd(
         ..., help="A folder, an s3://bucket/prefix, or a .jsonl/.csv manifest."
     ),
     fresh: bool = typer.Option(False, help="A new job even if this source was submitted before."),
+    json_out: bool = json_option(),
 ) -> None:
     """Create the job of SOURCE (one item per video) and enqueue its work."""
     from services.synth.jobs import submit
 
     try:
-        typer.echo(json.dumps(submit(source, fresh=fresh)))
+        info = submit(source, fresh=fresh)
+        show(
+            info,
+            json_out=json_out,
+            human=lambda r: typer.echo(
+                f"job {r['job']}: {r['items']} item(s), {r['enqueued']} enqueued"
+            ),
+        )
     except ValueError as exc:  # not a source, or a manifest that cannot be read as a whole
         if os.environ.get("UNIVR_DEBUG"):  # univr --debug: the traceback
             raise

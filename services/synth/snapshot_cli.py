@@ -90,8 +90,11 @@ def import_cmd(
 
 
 @app.command("list")
-def list_cmd() -> None:
+def list_cmd(
+    json_out: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+) -> None:
     """The snapshots in the database."""
     from services.synth.snapshot import list_snapshots
+    from shared.output import show
 
-    typer.echo(json.dumps(list_snapshots(), indent=1))
+    show(list_snapshots(), json_out=json_out, indent=1, title="snapshots")

@@ -12,6 +12,8 @@ from pathlib import Path
 import typer
 import yaml
 
+from shared.output import json_option, show
+
 app = typer.Typer(
     help="GVE training: LoRA + InfoNCE under the Modality Pyramid.", no_args_is_help=True
 )
@@ -184,6 +186,7 @@ def submit_cmd(
     snapshot: str | None = typer.Option(None),
     sampler: str | None = typer.Option(None),
     steps: int | None = typer.Option(None),
+    json_out: bool = json_option(),
 ) -> None:
     """Send a training job to the trainer service (train queue)."""
     from shared.db import init_db
@@ -201,7 +204,7 @@ def submit_cmd(
     if state_of(job_id) in (None, JobState.failed, JobState.cancelled):
         set_job_state(job_id, JobState.pending, kind="train", params=data)
     get_celery().send_task("trainer.run", args=[job_id, data], queue=QUEUE_TRAIN)
-    typer.echo(json.dumps({"job": job_id}))
+    show({"job": job_id}, json_out=json_out, human=lambda r: typer.echo(f"job {job_id}"))
 
 
 @app.command("worker")
@@ -218,11 +221,13 @@ def export_cmd(
     run: str = typer.Option(..., help="Run id."),
     step: int | None = typer.Option(None),
     out: Path = typer.Option(..., help="Folder for the merged Hugging Face model."),
+    json_out: bool = json_option(),
 ) -> None:
     """Merge a checkpoint's LoRA into its base model and save it (loads with from_pretrained)."""
     from services.trainer.export import export_merged
 
-    typer.echo(str(export_merged(run, step, out)))
+    path = str(export_merged(run, step, out))
+    show({"path": path}, json_out=json_out, human=lambda r: typer.echo(path))
 
 
 if __name__ == "__main__":

@@ -3,13 +3,13 @@ training snapshot rendered straight from it (shared/world/snapshot.py)."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from pathlib import Path
 
 import typer
 
+from shared.output import json_option, show
 from shared.world.generate import generate
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ def generate_cmd(
     ),
     workers: int = typer.Option(0, help="Render processes (0: one per core, at most 4)."),
     prefix: str = typer.Option("w", help="Prefix of the video ids."),
+    json_out: bool = json_option(),
 ) -> None:
     """Render VIDEOS short videos (plus failure cases) into OUT."""
     t0 = time.perf_counter()
@@ -49,7 +50,7 @@ def generate_cmd(
         "seconds_of_video": round(sum(v.sidecar["duration_s"] for v in vids), 1),
         "wall_seconds": round(time.perf_counter() - t0, 2),
     }
-    typer.echo(json.dumps(summary))
+    show(summary, json_out=json_out, title=f"generated {summary['videos']} videos in {out}")
 
 
 @app.command("snapshot")
@@ -60,6 +61,7 @@ def snapshot_cmd(
     side: int = typer.Option(64, min=16, help="Frame width and height in pixels."),
     tasks: str = typer.Option("T2V,I2V,T2I", help="Comma-separated tasks: T2V, I2V, T2I."),
     hard_negatives: int = typer.Option(0, min=0, help="Random other clips per video pair."),
+    json_out: bool = json_option(),
 ) -> None:
     """Store a training snapshot straight from world renders (no synthesis); prints its id."""
     from shared.world.snapshot import build_world_snapshot
@@ -82,4 +84,4 @@ def snapshot_cmd(
         "tasks": list(task_list),
         "wall_seconds": round(time.perf_counter() - t0, 2),
     }
-    typer.echo(json.dumps(summary))
+    show(summary, json_out=json_out, title=f"snapshot {snapshot_id}")

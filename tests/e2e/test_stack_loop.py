@@ -240,9 +240,9 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
             "--long-n",
             "3",
         )
-        synth_job = json.loads(univr("synth", "submit", str(tmp_path / "raw" / "manifest.jsonl")))[
-            "job"
-        ]
+        synth_job = json.loads(
+            univr("synth", "submit", str(tmp_path / "raw" / "manifest.jsonl"), "--json")
+        )["job"]
         engine = create_engine(postgres_url)
 
         def job_state(job_id: str) -> str | None:
@@ -273,9 +273,9 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
         (tmp_path / "train.yaml").write_text(
             yaml.safe_dump({**config, "out": str(tmp_path / "train-out")})
         )
-        train_job = json.loads(univr("train", "submit", "--config", str(tmp_path / "train.yaml")))[
-            "job"
-        ]
+        train_job = json.loads(
+            univr("train", "submit", "--config", str(tmp_path / "train.yaml"), "--json")
+        )["job"]
         timeline = Timeline(postgres_url, train_job)
         mark(f"train job {train_job} submitted")
 
@@ -320,7 +320,7 @@ def test_the_loop_through_the_broker_survives_a_killed_trainer(postgres_url, tmp
         mark("train job completed")
         # a duplicate delivery of the finished job's message runs nothing (the lease refuses it)
         univr("train", "submit", "--config", str(tmp_path / "train.yaml"))
-        shown = lambda: json.loads(univr("job", "show", train_job))  # noqa: E731
+        shown = lambda: json.loads(univr("job", "show", train_job, "--json"))  # noqa: E731
         events = _wait(
             "the refused duplicate",
             lambda: (lambda t: t if "refused" in [e["event"] for e in t] else None)(

@@ -25,7 +25,7 @@ def mini(tmp_path_factory):
 
 def test_check_accepts_mini_and_pinpoints_breakage(mini, tmp_path):
     runner = CliRunner()
-    ok = runner.invoke(build_app(), ["uvrb", "check", str(mini)])
+    ok = runner.invoke(build_app(), ["uvrb", "check", str(mini), "--json"])
     assert ok.exit_code == 0, ok.output
     assert all(v["ok"] for v in json.loads(ok.output).values())
     broken = tmp_path / "broken"
@@ -39,7 +39,7 @@ def test_check_accepts_mini_and_pinpoints_breakage(mini, tmp_path):
     dream = broken / "DREAM-E" / "jsonl" / "corpus.jsonl"
     first = dream.read_text().splitlines()[0]
     dream.write_text(dream.read_text() + "\n" + first + "\n")  # a blank line, then a repeated row
-    bad = runner.invoke(build_app(), ["uvrb", "check", str(broken)])
+    bad = runner.invoke(build_app(), ["uvrb", "check", str(broken), "--json"])
     assert bad.exit_code == 1
     report = json.loads(bad.output)
     assert "unknown corpus id" in report["CMRB"]["error"]

@@ -231,7 +231,8 @@ def test_univr_eval_run_is_a_job_too(uvrb, fake, tmp_path):
     out = tmp_path / "r.json"
     r = CliRunner().invoke(
         build_app(),
-        ["eval", "run", "--uvrb", str(uvrb), "--datasets", "MSRVTT,CMRB", "--out", str(out)],
+        ["eval", "run", "--uvrb", str(uvrb), "--datasets", "MSRVTT,CMRB", "--out", str(out)]
+        + ["--json"],
     )
     assert r.exit_code == 0, r.output
     printed = json.loads(r.stdout)

@@ -109,7 +109,7 @@ def test_aggregate_cli(tmp_path):
 
     f = tmp_path / "s.json"
     f.write_text(json.dumps({d.short: 0.5 for d in DATASETS}))
-    out = CliRunner().invoke(build_app(), ["eval", "aggregate", str(f)])
+    out = CliRunner().invoke(build_app(), ["eval", "aggregate", str(f), "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output) == {
         k: pytest.approx(0.5)

@@ -73,6 +73,6 @@ def test_config_show_cli(profile, monkeypatch):
 
     monkeypatch.setenv("UNIVR_PROFILE", profile)
     get_settings.cache_clear()
-    result = CliRunner().invoke(build_app(), ["config", "show"])
+    result = CliRunner().invoke(build_app(), ["config", "show", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["profile"] == profile

@@ -16,6 +16,7 @@ def test_media_snapshot_stores_pairs_and_prints_its_id():
     from shared.storage import get_store
 
     args = ["snapshot", "--videos", "3", "--seed", "5", "--name", "p", "--tasks", "T2V,I2V"]
+    args.append("--json")
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     rec = json.loads(first.output.strip().splitlines()[-1])
