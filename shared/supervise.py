@@ -284,8 +284,7 @@ def sweep(kinds: tuple[str, ...], send: Callable[[dict[str, Any]], None]) -> lis
     """Re-send the message of every job of ``kinds`` whose lease expired (its worker died); a
     worker of that kind claims it and resumes. One re-send per ``jobs.lease_s`` over all sweepers
     (``lease.take_resend``); were there two, one claim would win. Returns the job ids."""
-    sent = []
-    every = get_settings().jobs.lease_s
+    sent, every = [], get_settings().jobs.lease_s
     for job_id, message in lease.expired(kinds):
         if not message or not lease.take_resend(job_id, every_s=every):
             continue

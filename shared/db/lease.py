@@ -156,8 +156,7 @@ def finish(
 
 
 def release(job_id: str, owner: str) -> None:
-    """Give the lease up without ending the job (a worker shutting down): another may claim it
-    now."""
+    """Give the lease up without ending the job (a worker shutting down): another may claim it."""
     with session_scope() as s:
         s.execute(
             update(Job)
@@ -192,8 +191,7 @@ def state_of(job_id: str) -> JobState | None:
 
 
 def expired(kinds: tuple[str, ...], limit: int = 100) -> list[tuple[str, dict[str, Any] | None]]:
-    """Live jobs of ``kinds`` whose lease has run out (their worker died): (job id, task
-    message)."""
+    """Live jobs of ``kinds`` whose lease ran out (their worker died): (job id, task message)."""
     now = utcnow()
     with session_scope() as s:
         rows = s.execute(
@@ -234,8 +232,7 @@ def take_resend(job_id: str, *, every_s: float) -> bool:
 def log(
     job_id: str, state: str, *, attempt: int = 0, reason: str | None = None, **detail: Any
 ) -> None:
-    """One line of the job's lease timeline (claimed, refused, expired, resumed, cancelled, ...),
-    read by ``univr job show``."""
+    """One line of the job's lease timeline (claimed, refused, expired, resumed, ...): job show."""
     from shared.db.models import JobEvent
 
     with session_scope() as s:
