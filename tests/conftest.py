@@ -111,3 +111,31 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from shared.model.tiny import build_tiny_bundle
 
     return build_tiny_bundle(tmp_path_factory.mktemp("tiny-bundle"), seed=0)
+
+
+_SCREENSHOTS: list[tuple[str, Path]] = []
+
+
+@pytest.fixture
+def screenshot(request: pytest.FixtureRequest, tmp_path: Path):  # noqa: ANN201
+    """``screenshot(name)``: where a browser test saves a screenshot (``$UNIVR_ARTIFACTS`` if set,
+    else the test's tmp folder). Each one is attached to the test's report (a ``screenshot``
+    property, in JUnit XML too) and listed in a "screenshots" section at the end of the run."""
+
+    def path(name: str) -> Path:
+        root = Path(os.environ.get("UNIVR_ARTIFACTS") or tmp_path)
+        root.mkdir(parents=True, exist_ok=True)
+        shot = root / name
+        _SCREENSHOTS.append((request.node.nodeid, shot))
+        request.node.user_properties.append(("screenshot", str(shot)))
+        return shot
+
+    return path
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
+    shots = [(test, shot) for test, shot in _SCREENSHOTS if shot.exists()]
+    if shots:
+        terminalreporter.section("screenshots")
+        for test, shot in shots:
+            terminalreporter.write_line(f"{shot}  ({test}, {shot.stat().st_size} bytes)")

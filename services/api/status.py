@@ -1,5 +1,7 @@
-"""What the dashboard shows: jobs and progress, queue depths, synthesis throughput and error
-reasons, training curves, UVRB scores per run, the live index version."""
+"""What the dashboard shows: jobs and progress, queue depths, items by state (the dashboard's
+items/min and errors charts are the differences between its polls), synthesis throughput, error
+reasons and, apart from them, the notes on items that went on, training curves, UVRB scores per
+run, the live index version."""
 
 from __future__ import annotations
 
@@ -56,6 +58,20 @@ def _latest_training(
     return run, curve, probs
 
 
+def _reasons(s: Session, notes: bool) -> list[tuple[str, int]]:
+    """The 12 most frequent event reasons: of rejections and errors, or (``notes``) of the notes
+    on items that went on (``counters.NOTE_STATES``)."""
+    is_note = JobEvent.state.in_(counters.NOTE_STATES)
+    rows = s.execute(
+        select(JobEvent.reason, func.count())
+        .where(JobEvent.reason.is_not(None), is_note if notes else ~is_note)
+        .group_by(JobEvent.reason)
+        .order_by(func.count().desc())
+        .limit(12)
+    ).all()
+    return [(str(r), int(c)) for r, c in rows]
+
+
 def platform_status(
     queue_depths: dict[str, int | None] | None = None, detail: bool = True
 ) -> dict[str, Any]:
@@ -75,13 +91,9 @@ def platform_status(
             )
             or 0
         )
-        reasons = s.execute(
-            select(JobEvent.reason, func.count())
-            .where(JobEvent.reason.is_not(None))
-            .group_by(JobEvent.reason)
-            .order_by(func.count().desc())
-            .limit(12)
-        ).all()
+        reasons = _reasons(s, notes=False)
+        notes = _reasons(s, notes=True)
+        items = counters.items_by_state(s)
         run, curve, probs = _latest_training(s)
         evals = [
             {
@@ -98,7 +110,9 @@ def platform_status(
         "jobs": jobs,
         "queues": queue_depths or {},
         "synth_videos_last_hour": done_recent,
+        "items": items,
         "error_reasons": [{"reason": r, "count": c} for r, c in reasons],
+        "notes": [{"reason": r, "count": c} for r, c in notes],
         "training": {
             "run": run.id if run else None,
             "sampler": run.sampler if run else None,

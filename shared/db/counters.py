@@ -17,6 +17,9 @@ from sqlalchemy.orm import Session
 from shared.db.models import ItemState, JobCount, JobEvent, utcnow
 from shared.db.upsert import upsert
 
+# event states that annotate an item that went on (services/synth/tasks.py ``_log_notes``): a
+# re-encoded copy, a rectified raw caption; a reader shows them apart from rejections and errors
+NOTE_STATES = ("reencoded", "rectified")
 SUM = "sum:"  # job_counts rows that hold a sum of item results, not a state's item count
 TERMINAL = (ItemState.done.value, ItemState.rejected.value, ItemState.failed.value)
 
@@ -158,6 +161,7 @@ def set_counts(s: Session, job_id: str, counts: dict[str, int]) -> None:
 
 
 __all__ = [
+    "NOTE_STATES",
     "SUM",
     "TERMINAL",
     "add_sums",
