@@ -72,19 +72,16 @@ def index_and_promote(
         source=params.get("source"),
         dataset=params.get("dataset"),
     )
+    # what this run embedded (a resumed build: only the points after its last upserted batch)
+    work = {"reused": built.get("reused", False), "embedded": built.get("embedded")}
     try:
         result = promote(built["version"], avg_a, force, client=client, eval_run_id=eval_run_id)
-        return {
-            "promoted": True,
-            "built": True,
-            "reused": built.get("reused", False),
-            "eval_run_id": eval_run_id,
-            **result,
-        }
+        return {"promoted": True, "built": True, **work, "eval_run_id": eval_run_id, **result}
     except PromotionRefused as exc:
         return {
             "promoted": False,
             "built": True,
+            **work,
             "version": built["version"],
             "reason": str(exc),
             "eval_run_id": eval_run_id,

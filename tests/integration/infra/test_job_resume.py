@@ -179,4 +179,4 @@ def test_an_index_takeover_resumes_after_the_last_upserted_batch(pg, monkeypatch
     assert job.progress["resumed"] == {"points": 6, "batch": 2, "of": 10}
     assert [e["event"] for e in events] == ["claimed", "takeover", "resumed", "completed"]
     assert (events[2]["points"], events[2]["batch"]) == (6, 2)
-    assert out["result"]["points"] == 10
+    assert out["result"]["points"] == 10 and out["result"]["embedded"] == 4
