@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.demo.pipeline import ABILITY_KEYS, SAMPLERS, DemoOptions, demo_env, run_demo
-from services.demo.report import rejection_counts
+from services.demo.report import rejection_counts, wall_time
 from services.demo.stages import StageError, StageRunner
 from shared.output import json_option, show
 
@@ -78,7 +78,8 @@ def _run(opts: DemoOptions, console: Console) -> dict:
         status.update(f"[bold]{name}[/] … (log: {opts.out / 'logs' / (name + '.log')})")
 
     def done(name: str, secs: float, cached: bool) -> None:
-        console.print(f"  [green]✓[/] {name:<16} " + ("(reused)" if cached else f"{secs:6.1f} s"))
+        took = f"(reused, first run took {secs:.1f} s)" if cached else f"{secs:6.1f} s"
+        console.print(f"  [green]✓[/] {name:<16} {took}")
 
     runner = StageRunner(out=opts.out, env=demo_env(opts), on_start=started, on_done=done)
     try:
@@ -130,7 +131,7 @@ def print_summary(summary: dict, out: Path) -> None:
         t.add_row(f"training {sampler}", f"{tr.get('steps')} steps, {tr.get('wall_seconds')} s")
     idx = summary.get("index", {})
     t.add_row("live index", f"{idx.get('version')} ({idx.get('points')} points)")
-    t.add_row("wall time", f"{summary.get('wall_seconds')} s")
+    t.add_row("wall time", wall_time(summary))
     console.print(t)
 
     a = Table(title="UVRB-mini abilities")

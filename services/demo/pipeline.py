@@ -85,6 +85,7 @@ def run_demo(opts: DemoOptions, runner: StageRunner | None = None) -> dict[str, 
     summary = {
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "stage_seconds": {k: round(v, 1) for k, v in runner.timings.items()},
+        "stages_reused": runner.reused,
         "videos_in": gen["videos"],
         "synthesis": synth,
         "snapshot": snap,

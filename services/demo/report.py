@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from services.demo.charts import grouped_bars, line_chart
+from shared.output import MISSING
 
 ABILITIES = ["TXT", "CMP", "VIS", "CG", "FG", "LC", "S", "T", "PR", "AVG_A", "AVG_D"]
 
@@ -21,23 +22,50 @@ th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
 .grid{display:flex;flex-wrap:wrap;gap:16px}
 .card{border:1px solid #e3e3e3;border-radius:6px;padding:8px}
 .hits{display:flex;gap:8px;flex-wrap:wrap} .hit{width:150px;font-size:12px}
-.hit img{width:150px;image-rendering:pixelated}
+.hit img{width:150px;image-rendering:pixelated} figure.hit{margin:0}
+.hit figcaption{font-size:12px;line-height:1.3}
 .good{color:#2a7} .bad{color:#c33}
 """
 
 
 def _fmt(v: Any) -> str:
-    return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else escape(str(v)))
+    return MISSING if v is None else (f"{v:.3f}" if isinstance(v, float) else escape(str(v)))
 
 
-def _thumb(store_root: Path, key: str | None) -> str:
+def wall_time(summary: dict[str, Any]) -> str:
+    """This run's wall time, and when it reused stages what their first runs took (a reused run
+    is not "0 s")."""
+    wall = f"{summary.get('wall_seconds', 0) or 0:.0f} s"
+    reused = summary.get("stages_reused") or []
+    if not reused:
+        return wall
+    seconds = summary.get("stage_seconds", {})
+    first = sum(seconds.get(k) or 0 for k in reused)
+    return (
+        f"{wall} ({len(reused)} of {len(seconds)} stages reused, first run took {first:.0f} s; "
+        f"all stages {sum(v or 0 for v in seconds.values()):.0f} s)"
+    )
+
+
+def _timings_table(summary: dict[str, Any]) -> str:
+    reused = set(summary.get("stages_reused") or [])
+    rows = "".join(
+        f"<tr><td>{escape(k)}</td><td>"
+        + (f"reused, first run took {v:.1f} s" if k in reused else f"{v:.1f} s")
+        + "</td></tr>"
+        for k, v in summary.get("stage_seconds", {}).items()
+    )
+    return f"<h2>Stage timings</h2><table>{rows}</table>"
+
+
+def _thumb(store_root: Path, key: str | None, caption: str = "") -> str:
     if not key:
         return ""
     path = (store_root / key).resolve()
     if store_root.resolve() not in path.parents or not path.is_file():
         return ""
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{escape(key)}" src="data:image/jpeg;base64,{data}">'
+    return f'<img alt="{escape(caption or "thumbnail")}" src="data:image/jpeg;base64,{data}">'
 
 
 def _ability_table(abilities: dict[str, dict[str, float | None]]) -> str:
@@ -143,19 +171,24 @@ def _queries_section(queries: dict[str, Any], store_root: Path) -> str:
         hits = q.get("hits") or []
         if isinstance(hits, dict):
             hits = hits.get("results", [])
-        cells = "".join(
-            f"<div class='hit'>{_thumb(store_root, h.get('thumbnail_key'))}<br>"
-            f"{_fmt(h.get('score'))} · "
-            f"{escape(str(h.get('video', ''))[:24])}"
-            f"<br>{_fmt((h.get('start_ms') or 0) / 1000)}"
-            f"–{_fmt((h.get('end_ms') or 0) / 1000)} s</div>"
-            for h in hits
-        )
+        cells = "".join(_hit(h, store_root) for h in hits)
         blocks.append(
             f"<div class='card'><b>{escape(q['kind'])}</b>: {escape(q.get('query', ''))}"
             f"<div class='hits'>{cells}</div></div>"
         )
     return "<h2>Example retrievals (live index)</h2>" + "".join(blocks)
+
+
+def _hit(h: dict[str, Any], store_root: Path) -> str:
+    """One retrieved clip: its thumbnail with the clip's caption under it, then score and time."""
+    caption = str(h.get("caption") or "")
+    return (
+        f"<figure class='hit'>{_thumb(store_root, h.get('thumbnail_key'), caption)}"
+        f"<figcaption>{escape(caption) if caption else MISSING}"
+        f"<br><small>{_fmt(h.get('score'))} · "
+        f"{(h.get('start_ms') or 0) / 1000:.1f}–{(h.get('end_ms') or 0) / 1000:.1f} s"
+        "</small></figcaption></figure>"
+    )
 
 
 def write_report(summary: dict[str, Any], path: Path, store_root: Path) -> Path:
@@ -170,7 +203,7 @@ def write_report(summary: dict[str, Any], path: Path, store_root: Path) -> Path:
     html = f"""<!doctype html><html><head><meta charset="utf-8"><title>univr demo report</title><style>{CSS}</style></head><body>
 <h1>univr demo</h1>
 <p class="sub">{summary.get("videos_in")} raw videos → {summary.get("snapshot", {}).get("counts", {}) and sum(summary["snapshot"]["counts"].values())} pairs →
-tiny GVE trained with the Modality Pyramid and uniform sampling · wall time {summary.get("wall_seconds", 0):.0f} s ·
+tiny GVE trained with the Modality Pyramid and uniform sampling · wall time {escape(wall_time(summary))} ·
 AVG-A {_fmt(before.get("AVG_A"))} → {_fmt(after.get("AVG_A"))} (<span class="{"good" if gain > 0 else "bad"}">{gain:+.3f}</span>)</p>
 <h2>UVRB-mini abilities</h2>
 <div class="card">{grouped_bars(ABILITIES, abilities, "Ability scores: untrained vs trained")}</div>
@@ -182,7 +215,7 @@ AVG-A {_fmt(before.get("AVG_A"))} → {_fmt(after.get("AVG_A"))} (<span class="{
 <h2>Pairs in the snapshot</h2><table>{"".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in summary.get("snapshot", {}).get("counts", {}).items())}</table>
 <h2>Live index</h2><p>{escape(str(summary.get("index", {}).get("version")))} ({_fmt(summary.get("index", {}).get("points"))} points, trained with {escape(str(summary.get("best_sampler")))} sampling)</p>
 {_queries_section(summary.get("queries", {}), store_root)}
-<h2>Stage timings (s)</h2><table>{"".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in summary.get("stage_seconds", {}).items())}</table>
+{_timings_table(summary)}
 </body></html>"""  # noqa: E501 (a template: its lines are the output's)
     path.write_text(html, encoding="utf-8")
     return path

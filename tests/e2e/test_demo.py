@@ -22,8 +22,9 @@ def _logs(out: Path) -> dict[str, str]:
 
 
 def reused_stages(stdout: str) -> list[str]:
-    """The stages the demo printed as "(reused)" (their result file was there: nothing ran)."""
-    return re.findall(r"✓ (\S+) +\(reused\)", stdout)
+    """The stages the demo printed as "(reused, first run took N s)" (their result file was
+    there: nothing ran)."""
+    return re.findall(r"✓ (\S+) +\(reused, first run took [0-9.]+ s\)", stdout)
 
 
 def _demo(out, *extra: str) -> subprocess.CompletedProcess:
@@ -100,3 +101,6 @@ def test_demo_runs_end_to_end_and_reuses_its_stages(tmp_path):
     assert _logs(out) == logs
     again = json.loads((out / "summary.json").read_text())
     assert again["abilities"] == summary["abilities"] and again["index"] == summary["index"]
+    assert sorted(again["stages_reused"]) == stages  # with the first run's stage times
+    assert again["stage_seconds"] == summary["stage_seconds"]
+    assert "first run took" in (out / "report.html").read_text()

@@ -71,12 +71,14 @@ def _summary(store: Path) -> dict:
                             "start_ms": 0,
                             "end_ms": 2000,
                             "thumbnail_key": "clips/c1/frames/00.jpg",
+                            "caption": "a red circle moves right",
                         }
                     ],
                 }
             ]
         },
-        "stage_seconds": {"generate": 10.0},
+        "stage_seconds": {"generate": 10.0, "synthesis": 42.0},
+        "stages_reused": ["synthesis"],
         "ablation_seeds": [7, 8],
         "ablation": {
             "AVG_A": {
@@ -103,6 +105,31 @@ def test_report_is_self_contained(tmp_path):
     )  # the ablation
 
 
+def test_report_captions_thumbnails_and_times_reused_stages(tmp_path):
+    store = tmp_path / "objects"
+    summary = {**_summary(store), "wall_seconds": 0.4}
+    html = write_report(summary, tmp_path / "report.html", store_root=store).read_text()
+    assert "<figcaption>a red circle moves right<br>" in html
+    assert 'alt="a red circle moves right"' in html and "clips/c1" not in html  # no file path
+    assert "reused, first run took 42.0 s" in html and "<td>10.0 s</td>" in html
+    assert "wall time 0 s (1 of 2 stages reused, first run took 42 s; all stages 52 s)" in html
+
+
+def test_a_reused_stage_keeps_its_first_run_time(tmp_path, monkeypatch):
+    from services.demo import stages
+
+    clock = iter([100.0, 112.5])
+    monkeypatch.setattr(stages.time, "perf_counter", lambda: next(clock))
+    first = stages.StageRunner(out=tmp_path, env={})
+    first.stage("train", lambda: {"ok": 1})
+    assert first.timings == {"train": 12.5} and first.reused == []
+    seen: list[tuple] = []
+    again = stages.StageRunner(out=tmp_path, env={}, on_done=lambda *a: seen.append(a))
+    assert again.stage("train", lambda: {"ok": 2})["ok"] == 1  # not run again
+    assert again.timings == {"train": 12.5} and again.reused == ["train"]
+    assert seen == [("train", 12.5, True)]
+
+
 def test_report_thumbnails_cannot_escape_the_store(tmp_path):
     store = tmp_path / "objects"
     summary = _summary(store)
@@ -116,12 +143,12 @@ def test_report_thumbnails_cannot_escape_the_store(tmp_path):
     not (os.path.exists(CHROMIUM) or os.environ.get("CI")),
     reason="Debian chromium not installed (make browser)",
 )
-def test_report_charts_render_in_chromium(tmp_path):
+def test_report_charts_render_in_chromium(tmp_path, screenshot):
     from playwright.sync_api import sync_playwright
 
     store = tmp_path / "objects"
     page_path = write_report(_summary(store), tmp_path / "report.html", store_root=store)
-    shot = Path(os.environ.get("UNIVR_ARTIFACTS", tmp_path)) / "demo-report.png"
+    shot = screenshot("demo-report.png")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
@@ -133,6 +160,7 @@ def test_report_charts_render_in_chromium(tmp_path):
             assert box and box["width"] > 100 and box["height"] > 100
         assert page.locator("svg.chart rect[height]").count() > 10  # bars drawn
         assert page.locator("svg.chart polyline").count() >= 3  # loss curves + task probabilities
+        assert page.inner_text("figure.hit figcaption").startswith("a red circle moves right")
         natural = page.evaluate("() => Array.from(document.images).map(i => i.naturalWidth)")
         assert natural and all(w > 0 for w in natural)
         page.screenshot(path=str(shot), full_page=True)
