@@ -145,6 +145,34 @@ class MediaSettings(BaseModel):
     ffmpeg: str = ""
 
 
+class DownloadSettings(BaseModel):
+    """Web sources (``services/synth/download.py``): URL manifests fetched on the io queue into the
+    store's ``raw/`` prefix (``UNIVR_SYNTH__DOWNLOAD__*``)."""
+
+    # private, loopback, link-local, multicast and reserved addresses are refused (SSRF), on the
+    # first request and on every redirect hop, unless allowed here: all of them, or some networks
+    allow_private: bool = False
+    allow_networks: list[str] = Field(default_factory=list)  # CIDRs, e.g. an internal mirror
+    max_bytes: int = Field(4 * 1024**3, gt=0)  # a larger answer is refused (announced or counted)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(30.0, gt=0)  # no byte for this long: a transient failure
+    # one file's time limit per attempt (below broker.soft_time_limit_s); a partial file resumes
+    deadline_s: float = Field(240.0, gt=0)
+    retries: int = Field(3, ge=0)  # transient failures (timeouts, 5xx, 429, a cut) retried in-task
+    backoff_s: float = Field(1.0, ge=0)  # 1, 2, 4 ... times this, capped at backoff_max_s
+    backoff_max_s: float = Field(30.0, ge=0)
+    max_redirects: int = Field(5, ge=0)
+    per_host_interval_s: float = Field(0.5, ge=0)  # the least time between requests to one host
+    # where unfinished downloads wait to be resumed (HTTP Range); empty: <home>/downloads
+    partial_dir: str = ""
+    user_agent: str = "univr-synth/1 (+https://github.com/univr)"
+    # URLs of these hosts (and their subdomains) go through yt-dlp; a bare YouTube id is one
+    platform_hosts: list[str] = Field(
+        default_factory=lambda: ["youtube.com", "youtu.be", "vimeo.com"]
+    )
+    ytdlp_format: str = "best[height<=720][ext=mp4]/best[height<=720]/best"
+
+
 class SynthSettings(BaseModel):
     max_file_bytes: int = 4 * 1024**3
     max_duration_s: float = 4 * 3600.0
@@ -194,6 +222,7 @@ class SynthSettings(BaseModel):
     profile_weights: dict[str, float] = Field(
         default_factory=lambda: {"spatial": 0.3, "temporal": 0.6, "other": 0.1}
     )
+    download: DownloadSettings = Field(default_factory=DownloadSettings)
 
     @property
     def consistency_on(self) -> bool:

@@ -10,6 +10,7 @@ itself: it calls these functions.
     snapshots/<snapshot id>/manifest.json, pairs/part-<NNNNN>.parquet (or pairs.jsonl: older)
     imports/<dataset>/dataset.json      an imported dataset's info (`univr data import`)
     imports/<dataset>/<item>/image.jpg, frames/<NN>.jpg   its images and videos' frames
+    raw/<video id>/source<.ext>         a web source's downloaded video (a URL manifest's row)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ CLIPS = "clips/"
 VIDEOS = "videos/"
 SNAPSHOTS = "snapshots/"
 IMPORTS = "imports/"
+RAW = "raw/"
 VIDEO_REF = "video:"  # how a pair side names a whole video instead of a clip
 MANIFEST = "manifest.json"
 
@@ -131,3 +133,12 @@ def import_image_key(dataset: str, item_id: str) -> str:
 
 def import_frame_prefix(dataset: str, item_id: str) -> str:
     return f"{IMPORTS}{dataset}/{item_id}/frames/"
+
+
+# --- web sources ---------------------------------------------------------------------------
+
+
+def raw_video_key(video_id: str, ext: str = ".mp4") -> str:
+    """Where the downloaded file of a URL source lies (``ext``: its extension, with the dot)."""
+    safe = ext.lower() if ext[:1] == "." and ext[1:].isalnum() and len(ext) <= 6 else ".bin"
+    return f"{RAW}{video_id}/source{safe}"

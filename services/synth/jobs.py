@@ -73,15 +73,20 @@ def submit(source: str, *, fresh: bool = False, job_id: str | None = None) -> di
             s.get_one(Job, job_id).state = JobState.completed
     app, enqueued = get_celery(), 0
     for start in range(0, len(items), SUBMIT_BATCH):  # in the source's order; an item resumes
-        ids = [stable_id(job_id, it.uri) for it in items[start : start + SUBMIT_BATCH]]
+        batch = items[start : start + SUBMIT_BATCH]
+        ids = [stable_id(job_id, it.uri) for it in batch]
         with session_scope() as s:
             open_ids = set(
                 s.scalars(
                     select(JobItem.id).where(JobItem.id.in_(ids), JobItem.state.not_in(TERMINAL))
                 )
             )
-        for item_id in (i for i in ids if i in open_ids):  # at the stage it reached
-            app.send_task("synth.media", args=[job_id, item_id], queue=QUEUE_MEDIA)
+        for item_id, it in zip(ids, batch, strict=True):  # at the stage it reached
+            if item_id not in open_ids:
+                continue
+            web = bool(it.extra.get("url")) and not it.reject  # downloaded first (io queue)
+            task, queue = ("synth.io_download", QUEUE_IO) if web else ("synth.media", QUEUE_MEDIA)
+            app.send_task(task, args=[job_id, item_id], queue=queue)
             enqueued += 1
     return {"job": job_id, "items": len(items), "enqueued": enqueued}
 

@@ -1,6 +1,7 @@
 """Sources of raw videos: a local directory, an S3 prefix, or a manifest (JSONL/CSV of path-or-URL
 + raw caption, the shape of WebVid / InternVid / PE-Video). Each entry becomes one job item; an
-entry that cannot be used becomes an item with its rejection reason (nothing is dropped)."""
+entry that cannot be used becomes an item with its rejection reason (nothing is dropped). A row
+naming a URL or a YouTube id is a web item (``url_sources``), downloaded before V-SynFlow."""
 
 from __future__ import annotations
 
@@ -104,12 +105,12 @@ def _local_item(
         return SourceItem(
             uri=_shown(name), local_path=None, raw_caption=caption, reject="invalid path (NUL byte)"
         )
-    if "://" in name:
+    if "://" in name:  # a manifest's URL is a web item (url_sources); a file name cannot be one
         return SourceItem(
             uri=name[:MAX_ROW_CHARS],
             local_path=None,
             raw_caption=caption,
-            reject="remote URLs are not fetched by workers; mirror them to the object store first",
+            reject="not a local path (a URL names a web video only in a manifest row)",
         )
     if any(len(part) > MAX_NAME_CHARS for part in Path(name).parts):
         return SourceItem(
@@ -184,7 +185,9 @@ def _csv_rows(text: str, delimiter: str) -> Iterator[dict[str, Any]]:
         raise ManifestError(f"the CSV header cannot be parsed ({exc})") from None
     if header is None:
         return
-    if not set(header) & set(PATH_FIELDS):
+    from services.synth.url_sources import ID_FIELDS, URL_FIELDS
+
+    if not set(header) & {*PATH_FIELDS, *URL_FIELDS, *ID_FIELDS}:
         raise ManifestError(
             f"the CSV manifest has no header naming a video column (one of "
             f"{', '.join(PATH_FIELDS)}); its first line is {_shown(delimiter.join(header))}"
@@ -251,6 +254,10 @@ def _row_item(manifest: Path, n: int, row: Any) -> SourceItem:
         return SourceItem(uri=where, local_path=None, reject=f"manifest row {n}: not a JSON object")
     if "_error" in row:
         return SourceItem(uri=where, local_path=None, reject=str(row["_error"])[:500])
+    from services.synth import url_sources
+
+    if url_sources.is_web_row(row):  # fetched by the download stage (synth.io_download)
+        return url_sources.web_item(row, n, where)
     name = next((str(row[k]) for k in PATH_FIELDS if row.get(k)), None)
     caption = next((str(row[k]) for k in CAPTION_FIELDS if row.get(k) is not None), "")[
         :MAX_ROW_CHARS
@@ -337,5 +344,10 @@ def list_source(uri: str) -> list[SourceItem]:
 
 
 def fetch_s3(item: SourceItem, dest: Path) -> Path:
+    """The file of a source in a store: a web source's download (``raw_key``) or an S3 object."""
+    if item.extra.get("raw_key"):
+        from shared.storage import get_store
+
+        return get_store().download(item.extra["raw_key"], dest)
     store = _bucket_store(item.extra["bucket"])
     return store.download(item.extra["key"], dest)

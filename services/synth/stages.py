@@ -54,6 +54,12 @@ __all__ = [
 def run_stage(stage: str, src: SourceItem, video_id: str, source_id: str | None) -> dict[str, Any]:
     """One step of one video, with its settings (the media step rejects a source marked bad)."""
     settings = get_settings()
+    if stage == "download":  # web sources only (synth.io_download), before media
+        from services.synth.download import download_stage
+
+        if src.reject:
+            raise Rejected(src.reject)
+        return download_stage(src, video_id)
     if stage == "media":
         if src.reject:
             raise Rejected(src.reject)

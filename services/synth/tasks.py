@@ -1,7 +1,9 @@
 """Celery tasks of the pipeline: ``synth.media`` (media queue) → ``synth.caption`` (caption queue)
-→ ``synth.pairs`` (io queue), one chain per source video. Each task counts its attempt in the
-database first, so a task that crashes or kills its worker is retried a bounded number of times and
-then fails with a reason; a bad input ends the chain as ``rejected`` with its reason."""
+→ ``synth.pairs`` (io queue), one chain per source video; a web source's chain starts with
+``synth.io_download`` (io queue: its file into the store, ``services.synth.download``). Each task
+counts its attempt in the database first, so a task that crashes or kills its worker is retried a
+bounded number of times and then fails with a reason; a bad input ends the chain as ``rejected``
+with its reason."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ STAGES = stages.STAGES
 
 
 def _next(stage: str, job_id: str, item_id: str) -> None:
-    nxt = STAGES[STAGES.index(stage) + 1] if stage != STAGES[-1] else None
+    order = ("download", *STAGES)
+    nxt = order[order.index(stage) + 1] if stage != order[-1] else None
     if nxt:
         name = f"synth.{nxt}" if nxt != "caption" else "synth.caption"
         app.send_task(name, args=[job_id, item_id], queue=route_for(name))
@@ -68,6 +71,8 @@ def _run(
         return
     records.log_event(job_id, item_id, stage, "started", attempt=attempt)
     src = SourceItem(**item.result["source"])
+    if item.result.get("raw_key"):  # a web source, downloaded: media reads it from the store
+        src.extra = {**src.extra, "raw_key": item.result["raw_key"]}
     video_id = item.result["video_id"]
     try:
         result = stages.run_stage(stage, src, video_id, item.result.get("source_id"))
@@ -153,6 +158,11 @@ def caption(self, job_id: str, item_id: str, lost: list[int] | None = None) -> N
 @app.task(name="synth.pairs", bind=True)
 def pairs(self, job_id: str, item_id: str, lost: list[int] | None = None) -> None:
     _guarded(self, "pairs", job_id, item_id, lost)
+
+
+@app.task(name="synth.io_download", bind=True)
+def download(self, job_id: str, item_id: str, lost: list[int] | None = None) -> None:
+    _guarded(self, "download", job_id, item_id, lost)
 
 
 @app.task(name="synth.io_submit")
