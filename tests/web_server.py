@@ -97,23 +97,28 @@ def _handler(web: WebServer) -> type[BaseHTTPRequestHandler]:
             cut = web.cut_after.get(path)
             limit = web.cut_times.get(path, 0)
             if cut is not None and (limit == 0 or web.hits[path] <= limit):
-                self.wfile.write(part[:cut])
-                web.bytes_sent[path] += min(cut, len(part))
+                web.bytes_sent[path] += min(cut, len(part))  # counted first: no race with
+                self.wfile.write(part[:cut])  # a client that has read it all
                 self.wfile.flush()
                 self.close_connection = True
                 return None
-            self.wfile.write(part)
             web.bytes_sent[path] += len(part)
+            self.wfile.write(part)
             return None
 
     return Handler
+
+
+class _Quiet(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+        return  # a client that hangs up early (a refused size, a span) is no error here
 
 
 @contextmanager
 def web_server() -> Iterator[WebServer]:
     """The server on 127.0.0.1 and a free port, stopped on exit."""
     web = WebServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(web))
+    httpd = _Quiet(("127.0.0.1", 0), _handler(web))
     httpd.daemon_threads = True
     web.base = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)

@@ -22,6 +22,7 @@ fetched into the store (``layout.raw_video_key``), after which V-SynFlow's media
 from __future__ import annotations
 
 import ipaddress
+import logging
 import shutil
 import socket
 import threading
@@ -42,6 +43,7 @@ from shared import layout
 from shared.config import DownloadSettings, get_settings
 from shared.storage import get_store
 
+log = logging.getLogger(__name__)
 REDIRECTS = (301, 302, 303, 307, 308)
 TRANSIENT_STATUS = (408, 425, 429)
 
@@ -306,6 +308,20 @@ def _ytdlp_error(message: str) -> Exception:
     return Transient(f"yt-dlp: {text}") if any(t in text for t in transient) else Refused(text)
 
 
+class _YtdlpLog:
+    """yt-dlp's messages into this module's log (its errors come back as exceptions)."""
+
+    def debug(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    info = debug
+
+    def warning(self, msg: str) -> None:
+        log.info("yt-dlp: %s", msg)
+
+    error = warning
+
+
 def fetch_ytdlp(url: str, span: list[float] | None, work: Path, cfg: DownloadSettings) -> Fetched:
     """A platform video (its span only, when given) with yt-dlp into ``work`` (resumed there)."""
     import yt_dlp
@@ -329,6 +345,7 @@ def fetch_ytdlp(url: str, span: list[float] | None, work: Path, cfg: DownloadSet
         "continuedl": True,
         "ffmpeg_location": ffmpeg_exe(),
         "http_headers": {"User-Agent": cfg.user_agent},
+        "logger": _YtdlpLog(),
     }
     if span:
         opts["download_ranges"] = download_range_func(None, [(span[0], span[1])])

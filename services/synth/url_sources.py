@@ -74,12 +74,12 @@ def check_url(url: str) -> tuple[str, str | None]:
         parts = urlsplit(url)
         port = parts.port  # raises on a bad port
     except ValueError as exc:
-        return _shown(url), f"malformed URL ({exc})"
+        return url, f"malformed URL ({exc})"
     del port
     if parts.scheme.lower() not in SCHEMES:
-        return _shown(url), f"unsupported URL scheme {parts.scheme!r} (http or https only)"
+        return url, f"unsupported URL scheme {parts.scheme!r} (http or https only)"
     if not parts.hostname:
-        return _shown(url), "URL names no host"
+        return url, "URL names no host"
     if parts.username is not None or parts.password is not None:
         bare = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="")
         return urlunsplit(bare), "URL carries credentials (user:password@); they are not stored"

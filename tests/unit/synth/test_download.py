@@ -16,7 +16,9 @@ from services.synth.errors import Rejected
 from services.synth.sources import list_manifest
 from shared import layout
 from shared.config import DownloadSettings, get_settings
+from shared.media.probe import probe
 from shared.storage import get_store
+from tests.helpers import small_videos
 from tests.web_server import web_server
 
 BODY = bytes(range(256)) * 400  # 100 KiB
@@ -245,3 +247,48 @@ def test_platform_urls_go_through_ytdlp_with_their_span(tmp_path, monkeypatch):
     assert not dl.is_platform("https://notyoutube.com/x.mp4", cfg)
     with pytest.raises(dl.Refused, match="Video unavailable"):
         dl.fetch_ytdlp("https://www.youtube.com/watch?v=unavailable", None, tmp_path / "w", cfg)
+
+
+def test_hostile_url_names_never_choose_a_path(web, tmp_path, monkeypatch):
+    """Whatever a URL's path says (traversal, shell characters, odd extensions), the stored key and
+    the partial file are named by the video id alone; control characters reject the row."""
+    monkeypatch.setenv("UNIVR_SYNTH__DOWNLOAD__ALLOW_NETWORKS", '["127.0.0.1/32"]')
+    monkeypatch.setenv("UNIVR_SYNTH__DOWNLOAD__PER_HOST_INTERVAL_S", "0")
+    get_settings.cache_clear()
+    names = ["../../../../etc/passwd", "a;rm%20-rf%20~;$(id).mp4", "..%2F..%2Fx.MKV", "x.$(id)"]
+    rows = [{"url": web.url("/files/" + n), "caption": n} for n in names]
+    rows.append({"url": web.url("/files/line\nbreak.mp4")})
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    items = list_manifest(manifest)
+    assert "whitespace or control characters" in (items[-1].reject or "")
+    for i, it in enumerate(items[:-1]):
+        assert it.reject is None, it
+        web.files["/files/" + names[i]] = BODY  # the server answers each name
+        key = layout.raw_video_key(f"v{i}", it.extra["ext"])
+        assert key.startswith(f"raw/v{i}/source.") and key.count("/") == 2, key
+        try:
+            dl.download_stage(it, f"v{i}")
+        except Rejected as exc:
+            assert "HTTP 404" in str(exc)  # a traversal the client normalised: a missing file
+    stored = list(get_store().list(layout.RAW))
+    assert stored and all(k.count("/") == 2 and k.startswith(layout.RAW) for k in stored)
+    assert not (tmp_path.parent / "etc").exists()
+    partials = dl.partial_root(get_settings().synth.download)
+    assert not partials.exists() or all(p.parent == partials for p in partials.iterdir())
+
+
+def test_ytdlp_for_real_on_the_loopback_server(web, tmp_path):
+    """The real yt-dlp (its generic extractor: a direct file) downloads a whole video and a span
+    of it (cut by the pinned ffmpeg); a 404 is a refusal with yt-dlp's reason."""
+    (video,) = small_videos(tmp_path / "v", 1, seed=1)
+    web.files["/files/v.mp4"] = video.read_bytes()
+    cfg = _cfg(max_bytes=10**7)
+    whole, span = tmp_path / "whole", tmp_path / "span"
+    whole.mkdir(), span.mkdir()
+    got = dl.fetch_ytdlp(web.url("/files/v.mp4"), None, whole, cfg)
+    assert got.path.read_bytes() == video.read_bytes()
+    part = dl.fetch_ytdlp(web.url("/files/v.mp4"), [0.5, 1.5], span, cfg)
+    assert 0 < part.size < got.size and probe(part.path).duration_s < probe(video).duration_s
+    with pytest.raises(dl.Refused, match="HTTP Error 404"):
+        dl.fetch_ytdlp(web.url("/missing.mp4"), None, tmp_path, cfg)
