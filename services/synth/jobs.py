@@ -82,13 +82,18 @@ def submit(source: str, *, fresh: bool = False, job_id: str | None = None) -> di
                 )
             )
         for item_id, it in zip(ids, batch, strict=True):  # at the stage it reached
-            if item_id not in open_ids:
-                continue
-            web = bool(it.extra.get("url")) and not it.reject  # downloaded first (io queue)
-            task, queue = ("synth.io_download", QUEUE_IO) if web else ("synth.media", QUEUE_MEDIA)
-            app.send_task(task, args=[job_id, item_id], queue=queue)
-            enqueued += 1
+            if item_id in open_ids:
+                task, queue = _first_task(it)
+                app.send_task(task, args=[job_id, item_id], queue=queue)
+                enqueued += 1
     return {"job": job_id, "items": len(items), "enqueued": enqueued}
+
+
+def _first_task(it: SourceItem) -> tuple[str, str]:
+    """A web source is downloaded first (io queue); any other item starts at media."""
+    if it.extra.get("url") and not it.reject:
+        return "synth.io_download", QUEUE_IO
+    return "synth.media", QUEUE_MEDIA
 
 
 def _item_row(job_id: str, source_id: str, it: SourceItem) -> dict[str, Any]:

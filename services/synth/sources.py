@@ -13,20 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-VIDEO_EXTENSIONS = {
-    ".mp4",
-    ".mov",
-    ".mkv",
-    ".webm",
-    ".avi",
-    ".m4v",
-    ".mpg",
-    ".mpeg",
-    ".ts",
-    ".gif",
-    ".flv",
-    ".wmv",
-}
+from services.synth import url_sources
+
+VIDEO_EXTENSIONS = set(".mp4 .mov .mkv .webm .avi .m4v .mpg .mpeg .ts .gif .flv .wmv".split())
 CAPTION_FIELDS = ("caption", "raw_caption", "text", "name", "title", "human_caption")
 PATH_FIELDS = ("path", "video", "videoid", "video_path", "url", "contentUrl", "file")
 
@@ -185,9 +174,7 @@ def _csv_rows(text: str, delimiter: str) -> Iterator[dict[str, Any]]:
         raise ManifestError(f"the CSV header cannot be parsed ({exc})") from None
     if header is None:
         return
-    from services.synth.url_sources import ID_FIELDS, URL_FIELDS
-
-    if not set(header) & {*PATH_FIELDS, *URL_FIELDS, *ID_FIELDS}:
+    if not set(header) & {*PATH_FIELDS, *url_sources.URL_FIELDS, *url_sources.ID_FIELDS}:
         raise ManifestError(
             f"the CSV manifest has no header naming a video column (one of "
             f"{', '.join(PATH_FIELDS)}); its first line is {_shown(delimiter.join(header))}"
@@ -254,8 +241,6 @@ def _row_item(manifest: Path, n: int, row: Any) -> SourceItem:
         return SourceItem(uri=where, local_path=None, reject=f"manifest row {n}: not a JSON object")
     if "_error" in row:
         return SourceItem(uri=where, local_path=None, reject=str(row["_error"])[:500])
-    from services.synth import url_sources
-
     if url_sources.is_web_row(row):  # fetched by the download stage (synth.io_download)
         return url_sources.web_item(row, n, where)
     name = next((str(row[k]) for k in PATH_FIELDS if row.get(k)), None)
@@ -344,8 +329,7 @@ def list_source(uri: str) -> list[SourceItem]:
 
 
 def fetch_s3(item: SourceItem, dest: Path) -> Path:
-    """The file of a source in a store: a web source's download (``raw_key``) or an S3 object."""
-    if item.extra.get("raw_key"):
+    if item.extra.get("raw_key"):  # a web source's download
         from shared.storage import get_store
 
         return get_store().download(item.extra["raw_key"], dest)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from services.synth.sources import SourceItem
+if TYPE_CHECKING:  # sources imports this module
+    from services.synth.sources import SourceItem
 
 URL_FIELDS = ("contentUrl", "content_url", "url", "video_url", "path", "video", "file")
 ID_FIELDS = ("YoutubeID", "youtube_id", "yt_id", "youtubeid")
@@ -109,6 +110,8 @@ def _extension(url: str) -> str:
 
 def web_item(row: dict[str, Any], n: int, where: str) -> SourceItem:
     """The item of a web row (``is_web_row``); ``where`` names the row in rejections."""
+    from services.synth.sources import SourceItem
+
     caption = str(_first(row, CAPTION_FIELDS) or "")[:MAX_CAPTION_CHARS]
     span, bad_span = _span(row)
     yt = _first(row, ID_FIELDS)
@@ -131,4 +134,6 @@ def web_item(row: dict[str, Any], n: int, where: str) -> SourceItem:
 
 
 def _rejected(uri: str, caption: str, reason: str) -> SourceItem:
+    from services.synth.sources import SourceItem
+
     return SourceItem(uri=uri, local_path=None, raw_caption=caption, reject=reason[:500])

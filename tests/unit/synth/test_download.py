@@ -12,6 +12,7 @@ import socket
 import pytest
 
 from services.synth import download as dl
+from services.synth import http_fetch, netguard, ytdlp_fetch
 from services.synth.errors import Rejected
 from services.synth.sources import list_manifest
 from shared import layout
@@ -103,34 +104,39 @@ def test_hostile_answers_each_end_with_a_reason(web, tmp_path):
     web.files["/files/t.mp4"] = BODY
     web.files["/files/big.mp4"] = BODY * 4
     cases = {
-        "/missing.mp4": (dl.Refused, "HTTP 404"),
-        "/slow/files/a.mp4": (dl.Transient, "timed out"),
-        "/files/t.mp4": (dl.Transient, "truncated"),
-        "/files/big.mp4": (dl.Refused, "larger than 300000 bytes (409600 announced)"),
-        "/huge-announced": (dl.Refused, "announced"),
-        "/huge-chunked": (dl.Refused, "larger than 300000 bytes (counted)"),
-        "/redirect-private": (dl.Refused, "redirect to http://169.254.169.254/latest/meta-data/"),
-        "/redirect-ten": (dl.Refused, "private, loopback or link-local address (10.1.2.3)"),
-        "/redirect-loop": (dl.Refused, "more than 5 redirects"),
+        "/missing.mp4": (netguard.Refused, "HTTP 404"),
+        "/slow/files/a.mp4": (netguard.Transient, "timed out"),
+        "/files/t.mp4": (netguard.Transient, "truncated"),
+        "/files/big.mp4": (netguard.Refused, "larger than 300000 bytes (409600 announced)"),
+        "/huge-announced": (netguard.Refused, "announced"),
+        "/huge-chunked": (netguard.Refused, "larger than 300000 bytes (counted)"),
+        "/redirect-private": (
+            netguard.Refused,
+            "redirect to http://169.254.169.254/latest/meta-data/",
+        ),
+        "/redirect-ten": (netguard.Refused, "private, loopback or link-local address (10.1.2.3)"),
+        "/redirect-loop": (netguard.Refused, "more than 5 redirects"),
     }
     for i, (path, (kind, reason)) in enumerate(cases.items()):
         part = tmp_path / f"{i}.part"
         with pytest.raises(kind, match=None) as exc:
-            dl.fetch_http(web.url(path), part, cfg)
+            http_fetch.fetch_http(web.url(path), part, cfg)
         assert reason in str(exc.value), (path, str(exc.value))
-        if kind is dl.Refused and "larger" in reason:
+        if kind is netguard.Refused and "larger" in reason:
             assert not part.exists()  # nothing oversized is kept
     assert web.hits["/slow/files/a.mp4"] == 2 and web.hits["/missing.mp4"] == 1  # 1 retry, 0
-    got = dl.fetch_http(web.url("/redirect-good/a.mp4"), tmp_path / "r.part", cfg)
+    got = http_fetch.fetch_http(web.url("/redirect-good/a.mp4"), tmp_path / "r.part", cfg)
     assert got.path.read_bytes() == BODY and got.final_url.endswith("/files/a.mp4")
     web.files["/files/b.mp4"] = BODY
-    got = dl.fetch_http(web.url("/busy/b.mp4"), tmp_path / "b.part", cfg)  # 503, Retry-After 0
+    got = http_fetch.fetch_http(
+        web.url("/busy/b.mp4"), tmp_path / "b.part", cfg
+    )  # 503, Retry-After 0
     assert got.requests == 2 and got.path.read_bytes() == BODY
 
 
 def test_a_cut_answer_resumes_with_range(web, tmp_path):
     web.cut_after["/files/a.mp4"], web.cut_times["/files/a.mp4"] = 30_000, 1
-    got = dl.fetch_http(web.url("/files/a.mp4"), tmp_path / "a.part", _cfg())
+    got = http_fetch.fetch_http(web.url("/files/a.mp4"), tmp_path / "a.part", _cfg())
     assert got.path.read_bytes() == BODY and got.resumed_from == 30_000
     assert web.ranges == [("/files/a.mp4", "bytes=30000-")]
     assert web.bytes_sent["/files/a.mp4"] == len(BODY)  # no byte fetched twice
@@ -140,17 +146,17 @@ def test_private_addresses_are_refused_before_any_request(web, tmp_path):
     strict = DownloadSettings(retries=0, per_host_interval_s=0.0)
     port = web.base.rsplit(":", 1)[1]
     for host in ("127.0.0.1", "localhost", "[::ffff:127.0.0.1]", "2130706433", "0.0.0.0"):
-        with pytest.raises(dl.Refused, match="private, loopback or link-local"):
-            dl.fetch_http(f"http://{host}:{port}/files/a.mp4", tmp_path / "x.part", strict)
+        with pytest.raises(netguard.Refused, match="private, loopback or link-local"):
+            http_fetch.fetch_http(f"http://{host}:{port}/files/a.mp4", tmp_path / "x.part", strict)
     assert sum(web.hits.values()) == 0
     allowed = [("8.8.8.8", True), ("10.0.0.1", False), ("172.16.0.1", False),
                ("192.168.1.1", False), ("169.254.169.254", False), ("100.64.0.1", False),
                ("::1", False), ("fe80::1", False), ("fc00::1", False), ("::ffff:10.0.0.1", False),
                ("224.0.0.1", False), ("2606:4700::1111", True)]  # fmt: skip
     for address, ok in allowed:
-        assert dl.address_allowed(address, strict) is ok, address
-    assert dl.address_allowed("10.0.0.1", DownloadSettings(allow_networks=["10.0.0.0/8"]))
-    assert dl.address_allowed("10.0.0.1", DownloadSettings(allow_private=True))
+        assert netguard.address_allowed(address, strict) is ok, address
+    assert netguard.address_allowed("10.0.0.1", DownloadSettings(allow_networks=["10.0.0.0/8"]))
+    assert netguard.address_allowed("10.0.0.1", DownloadSettings(allow_private=True))
 
 
 def test_the_connection_goes_to_the_address_that_was_checked(web, tmp_path, monkeypatch):
@@ -164,9 +170,11 @@ def test_the_connection_goes_to_the_address_that_was_checked(web, tmp_path, monk
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
         return real(host, port, *a, **kw)  # an address literal (the connection's)
 
-    monkeypatch.setattr(dl.socket, "getaddrinfo", fake_getaddrinfo)
+    monkeypatch.setattr(netguard.socket, "getaddrinfo", fake_getaddrinfo)
     port = web.base.rsplit(":", 1)[1]
-    got = dl.fetch_http(f"http://videos.example:{port}/files/a.mp4", tmp_path / "a.part", _cfg())
+    got = http_fetch.fetch_http(
+        f"http://videos.example:{port}/files/a.mp4", tmp_path / "a.part", _cfg()
+    )
     assert got.path.read_bytes() == BODY
     assert lookups == ["videos.example", "127.0.0.1"] and web.hosts == [f"videos.example:{port}"]
 
@@ -234,19 +242,21 @@ def test_platform_urls_go_through_ytdlp_with_their_span(tmp_path, monkeypatch):
             return {}
 
     monkeypatch.setattr(yt_dlp, "YoutubeDL", FakeYDL)
-    monkeypatch.setattr(dl, "resolve_checked", lambda host, port, cfg: "203.0.113.5")
+    monkeypatch.setattr(ytdlp_fetch, "resolve_checked", lambda host, port, cfg: "203.0.113.5")
     (tmp_path / "w").mkdir()
     cfg = _cfg()
-    got = dl.fetch_ytdlp(
+    got = ytdlp_fetch.fetch_ytdlp(
         "https://www.youtube.com/watch?v=dQw4w9WgXcQ", [1.5, 9.0], tmp_path / "w", cfg
     )
     assert got.path.read_bytes() == b"video" and seen["max_filesize"] == cfg.max_bytes
     ranges = list(seen["download_ranges"]({}, None))
     assert ranges == [{"start_time": 1.5, "end_time": 9.0}]
-    assert dl.is_platform("https://m.youtube.com/watch?v=x", cfg)
-    assert not dl.is_platform("https://notyoutube.com/x.mp4", cfg)
-    with pytest.raises(dl.Refused, match="Video unavailable"):
-        dl.fetch_ytdlp("https://www.youtube.com/watch?v=unavailable", None, tmp_path / "w", cfg)
+    assert ytdlp_fetch.is_platform("https://m.youtube.com/watch?v=x", cfg)
+    assert not ytdlp_fetch.is_platform("https://notyoutube.com/x.mp4", cfg)
+    with pytest.raises(netguard.Refused, match="Video unavailable"):
+        ytdlp_fetch.fetch_ytdlp(
+            "https://www.youtube.com/watch?v=unavailable", None, tmp_path / "w", cfg
+        )
 
 
 def test_hostile_url_names_never_choose_a_path(web, tmp_path, monkeypatch):
@@ -286,9 +296,9 @@ def test_ytdlp_for_real_on_the_loopback_server(web, tmp_path):
     cfg = _cfg(max_bytes=10**7)
     whole, span = tmp_path / "whole", tmp_path / "span"
     whole.mkdir(), span.mkdir()
-    got = dl.fetch_ytdlp(web.url("/files/v.mp4"), None, whole, cfg)
+    got = ytdlp_fetch.fetch_ytdlp(web.url("/files/v.mp4"), None, whole, cfg)
     assert got.path.read_bytes() == video.read_bytes()
-    part = dl.fetch_ytdlp(web.url("/files/v.mp4"), [0.5, 1.5], span, cfg)
+    part = ytdlp_fetch.fetch_ytdlp(web.url("/files/v.mp4"), [0.5, 1.5], span, cfg)
     assert 0 < part.size < got.size and probe(part.path).duration_s < probe(video).duration_s
-    with pytest.raises(dl.Refused, match="HTTP Error 404"):
-        dl.fetch_ytdlp(web.url("/missing.mp4"), None, tmp_path, cfg)
+    with pytest.raises(netguard.Refused, match="HTTP Error 404"):
+        ytdlp_fetch.fetch_ytdlp(web.url("/missing.mp4"), None, tmp_path, cfg)
