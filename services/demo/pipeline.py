@@ -3,6 +3,9 @@
 raw corpus → synthesis (real worker processes) → snapshot → the epoch-1 prober (trained on other
 videos: services/demo/prober.py) → UVRB-mini → untrained score → training (pyramid and uniform,
 ``seeds`` each: the ablation) → scores → index + promotion → queries → report.
+
+Size: the loop's stages read top to bottom in one file; the next split moves the training and
+scoring stages into services/demo/training.py.
 """
 
 from __future__ import annotations
