@@ -125,6 +125,7 @@ def test_eval_run_scores_everything_and_reuses_the_cache(mini, tiny_model_dir, t
             str(tmp_path / "r3.json"),
             "--format",
             "mteb",
+            "--json",
         ],
     )
     assert res.exit_code == 0, res.output
