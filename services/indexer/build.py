@@ -84,6 +84,13 @@ def present_ids(client, version: str) -> set[str]:  # noqa: ANN001
             return present
 
 
+def _state(version: str) -> str | None:
+    """The version's recorded state (``building`` while a build of it has not finished)."""
+    with session_scope() as s:
+        row = s.get(IndexVersion, version)
+        return row.state if row is not None else None
+
+
 def _mark(version: str, embedder: Embedder, state: str, points: int | None = None) -> None:
     """Record the version's state; a live version stays live while new points are added to it."""
     with session_scope() as s:
@@ -180,7 +187,10 @@ def build_index(
         _open_collection(client, version, embedder, build_scope)
         present = present_ids(client, version)
         todo = [r for r in rows if r["id"] not in present]
-        if todo and present:  # an interrupted build (a takeover): on after its last upsert
+        # an interrupted build (a takeover) goes on after its last upsert; it may find every point
+        # there already (killed after the last upsert, before the version was marked ready)
+        interrupted = bool(present) and _state(version) == "building"
+        if interrupted:
             report_resume(points=len(present), batch=len(present) // batch_size, of=len(rows))
         _mark(version, embedder, "building" if todo else "ready")
         _embed_and_upsert(client, version, embedder, todo, batch_size, progress)
@@ -194,7 +204,7 @@ def build_index(
         "points": count,
         "expected": len(rows),
         "embedded": len(todo),
-        "resumed": bool(todo) and bool(present),
+        "resumed": interrupted,
         "reused": not todo,
         "model_id": embedder.model_id,
         **build_scope,

@@ -106,6 +106,24 @@ def test_an_interrupted_build_resumes_without_version_then_is_reused(
         assert row.state == "ready" and row.points == total
 
 
+def test_a_build_killed_after_its_last_upsert_is_resumed_with_nothing_to_embed(
+    corpus, qdrant, fake_embedder
+):
+    """The kill landed between the last upsert and marking the version ready: the takeover finds
+    every point and a version still building; it embeds nothing and says it resumed."""
+    from shared.db import session_scope
+    from shared.db.models import IndexVersion
+
+    first = build_index(embedder=fake_embedder, client=qdrant)
+    with session_scope() as s:
+        s.get(IndexVersion, first["version"]).state = "building"
+    r = build_index(embedder=fake_embedder, client=qdrant)
+    assert r["resumed"] and r["embedded"] == 0 and r["points"] == first["points"]
+    with session_scope() as s:
+        assert s.get(IndexVersion, first["version"]).state == "ready"
+    assert not build_index(embedder=fake_embedder, client=qdrant)["resumed"]  # ready: reused
+
+
 def test_a_collection_of_another_model_is_not_written_into(corpus, qdrant, fake_embedder):
     from tests.unit.indexer.conftest import FakeEmbedder
 
