@@ -58,7 +58,8 @@ class BrokerSettings(BaseModel):
 
 
 class JobSettings(BaseModel):
-    """Leases of long jobs (train, eval, index build; shared/db/lease.py, shared/supervise.py)."""
+    """Leases of long jobs (train, eval, index build; shared/db/lease.py, shared/supervise.py,
+    shared/heartbeat.py, shared/sweeper.py)."""
 
     lease_s: float = Field(
         60.0, gt=0

@@ -12,7 +12,7 @@ Those limits are per queue: they hold for the per-item queues (media, caption, i
 long-job queues (train, eval, index) are acked on receipt and have no time limit: they hold a lease
 on their Job row while a supervised run lasts (``shared.supervise``), so neither a task limit nor
 the broker's consumer or visibility timeout bounds a run; a worker of those queues re-sends the
-message of a job whose lease expired (``shared.supervise.sweep``).
+message of a job whose lease expired (``shared.sweeper.sweep``).
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ def _sweep_expired_leases(app: Celery, kinds: tuple[str, ...]) -> None:
     """A long-job worker, once ready, re-sends the jobs of its kinds whose worker died."""
     from celery.signals import worker_ready, worker_shutdown
 
-    from shared.supervise import start_sweeper
+    from shared.sweeper import start_sweeper
 
     stops = []
 

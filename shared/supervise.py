@@ -4,12 +4,13 @@ A long-job task (train, eval, index queues) is acked on receipt and calls ``run_
 the Job row's lease (``shared.db.lease``; a duplicate message is refused there), start the run as
 a child process (``python -m shared.supervise TARGET ...``, or under ``torchrun --standalone
 --nproc_per_node=N`` for training on N GPUs), and wait on it, renewing the lease every
-``jobs.heartbeat_s``. A renewal that fails means the job was cancelled (``univr job cancel``) or
-taken over: the child gets SIGTERM, then SIGKILL after ``jobs.cancel_grace_s``. The child dies
-with its worker (``PR_SET_PDEATHSIG``), so a SIGKILLed worker leaves no run behind; its lease
-expires and ``sweep`` in another worker of that kind re-sends the job's message: the new claim
-resumes the run (training from its last checkpoint, evaluation past its finished datasets, an
-index build after its last upserted batch; each target resumes by itself).
+``jobs.heartbeat_s`` (``shared.heartbeat``). A renewal that fails means the job was cancelled
+(``univr job cancel``) or taken over: the child gets SIGTERM, then SIGKILL after
+``jobs.cancel_grace_s``. The child dies with its worker (``PR_SET_PDEATHSIG``), so a SIGKILLed
+worker leaves no run behind; its lease expires and ``sweep`` (``shared.sweeper``) in another worker
+of that kind re-sends the job's message: the new claim resumes the run (training from its last
+checkpoint, evaluation past its finished datasets, an index build after its last upserted batch;
+each target resumes by itself).
 
 A target is ``"package.module:function"`` called as ``function(job_id, params)`` in the child; it
 returns the job's result (a JSON-able dict) or raises (the job fails with that error).
@@ -27,7 +28,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +37,7 @@ from shared.config import get_settings
 from shared.db import lease
 from shared.db.jobs import error_text
 from shared.db.models import JobState
+from shared.heartbeat import beat_in_thread, watch_child
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
@@ -110,17 +111,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def _stop(proc: subprocess.Popen, grace_s: float) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)  # torchrun forwards it to its workers
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def run_leased(
     job_id: str,
     params: dict[str, Any],
@@ -138,9 +128,38 @@ def run_leased(
     its next progress report) instead of a child process; its error is raised after it is recorded.
     ``on_done(result)`` runs in the worker after a completed run, still under the lease (emit an
     event); an error there fails the job."""
-    cfg = get_settings().jobs
     owner = worker_id()
-    got = lease.claim(job_id, owner, kind=kind, lease_s=cfg.lease_s, params=params, message=message)
+    got = _claim(job_id, params, kind=kind, owner=owner, message=message, nproc=nproc)
+    if not got.granted:
+        return {"job": job_id, "refused": True, "state": str(got.state), "holder": got.owner}
+    run = _in_process if in_process else _child_process
+    stopped, outcome = run(target, job_id, params, owner, nproc)
+    if stopped is not None:
+        lease.log(job_id, stopped, attempt=got.attempts, owner=owner)
+        return {"job": job_id, "state": stopped}
+    if "error" in outcome:
+        return _record_failure(job_id, owner, got.attempts, outcome["error"])
+    return _record_completion(job_id, owner, got.attempts, outcome.get("result"), on_done)
+
+
+def _claim(
+    job_id: str,
+    params: dict[str, Any],
+    *,
+    kind: str,
+    owner: str,
+    message: dict[str, Any],
+    nproc: int,
+) -> lease.Claim:
+    """Take the Job row's lease and put the claim (or the refusal) on the job's timeline."""
+    got = lease.claim(
+        job_id,
+        owner,
+        kind=kind,
+        lease_s=get_settings().jobs.lease_s,
+        params=params,
+        message=message,
+    )
     if not got.granted:
         log.info("job %s: lease refused (state %s, held by %s)", job_id, got.state, got.owner)
         lease.log(
@@ -151,28 +170,31 @@ def run_leased(
             holder=got.owner,
             job_state=str(got.state),
         )
-        return {"job": job_id, "refused": True, "state": str(got.state), "holder": got.owner}
-    lease.log(
-        job_id,
-        "claimed" if got.attempts <= 1 else "takeover",
-        attempt=got.attempts,
-        owner=owner,
-        nproc=nproc,
-    )
-    run = _in_process if in_process else _child_process
-    stopped, outcome = run(target, job_id, params, owner, nproc)
-    if stopped is not None:
-        lease.log(job_id, stopped, attempt=got.attempts, owner=owner)
-        return {"job": job_id, "state": stopped}
-    if "error" in outcome:
-        lease.finish(job_id, owner, JobState.failed, error=outcome["error"])
-        lease.log(
-            job_id, "failed", attempt=got.attempts, owner=owner, reason=error_text(outcome["error"])
-        )
-        if isinstance(outcome["error"], BaseException):
-            raise outcome["error"]
-        return {"job": job_id, "state": str(JobState.failed), "error": outcome["error"]}
-    result = jsonable(outcome.get("result") or {})
+        return got
+    event = "claimed" if got.attempts <= 1 else "takeover"
+    lease.log(job_id, event, attempt=got.attempts, owner=owner, nproc=nproc)
+    return got
+
+
+def _record_failure(job_id: str, owner: str, attempt: int, error: Any) -> dict[str, Any]:
+    """The run failed: end the row with its error; an exception (in-process) is raised again."""
+    lease.finish(job_id, owner, JobState.failed, error=error)
+    lease.log(job_id, "failed", attempt=attempt, owner=owner, reason=error_text(error))
+    if isinstance(error, BaseException):
+        raise error
+    return {"job": job_id, "state": str(JobState.failed), "error": error}
+
+
+def _record_completion(
+    job_id: str,
+    owner: str,
+    attempt: int,
+    result: Any,
+    on_done: Callable[[dict[str, Any]], None] | None,
+) -> dict[str, Any]:
+    """The run completed: ``on_done`` still under the lease, then the row ends with its result
+    (an error in either fails the job and is raised)."""
+    result = jsonable(result or {})
     try:
         if on_done:
             on_done(result)
@@ -189,7 +211,7 @@ def run_leased(
             error=f"its result could not be stored: {error_text(exc)}",
         )
         raise
-    lease.log(job_id, "completed", attempt=got.attempts, owner=owner)
+    lease.log(job_id, "completed", attempt=attempt, owner=owner)
     return {"job": job_id, "state": str(JobState.completed), "result": result}
 
 
@@ -206,7 +228,7 @@ def _child_process(
             env=env,
             preexec_fn=_die_with_parent,
         )
-        stopped = _supervise(proc, job_id, owner, cfg.lease_s, cfg.heartbeat_s, cfg.cancel_grace_s)
+        stopped = watch_child(proc, job_id, owner, cfg.lease_s, cfg.heartbeat_s, cfg.cancel_grace_s)
         outcome = json.loads(result_file.read_text()) if result_file.exists() else {}
     if stopped is None and proc.returncode != 0 and "error" not in outcome:
         outcome["error"] = f"the run exited with status {proc.returncode}"
@@ -221,25 +243,9 @@ def _in_process(
     cfg = get_settings().jobs
     module, _, name = target.partition(":")
     fn = getattr(importlib.import_module(module), name)
-    done, stopped = threading.Event(), []
-
-    def beat() -> None:
-        while not done.wait(cfg.heartbeat_s):
-            try:
-                held = lease.renew(job_id, owner, lease_s=cfg.lease_s)
-            except Exception:  # noqa: BLE001 - the database is away: keep running, try next beat
-                log.warning("job %s: heartbeat failed", job_id, exc_info=True)
-                continue
-            if not held:
-                stopped.append(
-                    "cancelled" if lease.state_of(job_id) == JobState.cancelled else "lost"
-                )
-                lease.stop_current()  # the run raises JobStopped at its next progress report
-                return
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+    stopped: list[str] = []
     lease.set_current(job_id, owner)
-    thread.start()
+    end_beat = beat_in_thread(job_id, owner, cfg.lease_s, cfg.heartbeat_s, stopped)
     try:
         return None, {"result": fn(job_id, params)}
     except lease.JobStopped:
@@ -247,69 +253,8 @@ def _in_process(
     except Exception as exc:  # noqa: BLE001 - recorded by run_leased, then raised
         return (stopped[0] if stopped else None), {"error": exc}
     finally:
-        done.set()
+        end_beat()
         lease.set_current(None, None)
-        thread.join()
-
-
-def _supervise(
-    proc: subprocess.Popen,
-    job_id: str,
-    owner: str,
-    lease_s: float,
-    heartbeat_s: float,
-    grace_s: float,
-) -> str | None:
-    """Wait for the child, renewing the lease; None when it exited by itself, else why it was
-    stopped (``cancelled`` or ``lost``: the lease went to another worker)."""
-    while True:
-        try:
-            proc.wait(timeout=heartbeat_s)
-            return None
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            held = lease.renew(job_id, owner, lease_s=lease_s)
-        except Exception:  # noqa: BLE001 - the database is away: keep running, try next beat
-            log.warning("job %s: heartbeat failed", job_id, exc_info=True)
-            continue
-        if not held:
-            why = "cancelled" if lease.state_of(job_id) == JobState.cancelled else "lost"
-            log.warning("job %s: %s; stopping its run", job_id, why)
-            _stop(proc, grace_s)
-            return why
-
-
-def sweep(kinds: tuple[str, ...], send: Callable[[dict[str, Any]], None]) -> list[str]:
-    """Re-send the message of every job of ``kinds`` whose lease expired (its worker died); a
-    worker of that kind claims it and resumes. One re-send per ``jobs.lease_s`` over all sweepers
-    (``lease.take_resend``); were there two, one claim would win. Returns the job ids."""
-    sent, every = [], get_settings().jobs.lease_s
-    for job_id, message in lease.expired(kinds):
-        if not message or not lease.take_resend(job_id, every_s=every):
-            continue
-        lease.log(job_id, "expired", reason="lease expired; message sent again")
-        send(message)
-        sent.append(job_id)
-    return sent
-
-
-def start_sweeper(
-    kinds: tuple[str, ...], send: Callable[[dict[str, Any]], None], every_s: float | None = None
-) -> threading.Event:
-    """``sweep`` every ``jobs.sweep_s`` in a daemon thread; set the returned event to stop it."""
-    stop = threading.Event()
-    every = every_s or get_settings().jobs.sweep_s
-
-    def loop() -> None:
-        while not stop.wait(every):
-            try:
-                sweep(kinds, send)
-            except Exception:  # noqa: BLE001 - the database or broker is away: next round
-                log.warning("lease sweep failed", exc_info=True)
-
-    threading.Thread(target=loop, name="lease-sweeper", daemon=True).start()
-    return stop
 
 
 def _child(target: str, job_id: str, params_file: str, result_file: str) -> int:

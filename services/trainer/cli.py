@@ -72,29 +72,39 @@ def run_cmd(
     if prober is not None:
         data["overrides"] = {**(data.get("overrides") or {}), "prober": prober}
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        cfg_file = Path(data.get("out", "train-out")) / "config.yaml"
-        cfg_file.parent.mkdir(parents=True, exist_ok=True)
-        cfg_file.write_text(yaml.safe_dump(data))
-        # --standalone: one node, rendezvous on a free local port (two runs on one host don't
-        # collide on 29500)
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={nproc}",
-            "-m",
-            "services.trainer.cli",
-            "run",
-            "--config",
-            str(cfg_file),
-        ] + (["--json"] if json_out else [])
-        raise typer.Exit(subprocess.call(cmd))
+        raise typer.Exit(_relaunch_under_torchrun(data, nproc, json_out))
     from services.trainer.loop import TrainConfig, train
 
     result = train(TrainConfig(**data))
     if int(os.environ.get("RANK", "0")) != 0:
         return
+    _print_run(result, json_out)
+
+
+def _relaunch_under_torchrun(data: dict, nproc: int, json_out: bool) -> int:
+    """Run this command again under torchrun on ``nproc`` processes, the config written to the
+    output folder; returns torchrun's exit status."""
+    cfg_file = Path(data.get("out", "train-out")) / "config.yaml"
+    cfg_file.parent.mkdir(parents=True, exist_ok=True)
+    cfg_file.write_text(yaml.safe_dump(data))
+    # --standalone: one node, rendezvous on a free local port (two runs on one host don't
+    # collide on 29500)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "services.trainer.cli",
+        "run",
+        "--config",
+        str(cfg_file),
+    ] + (["--json"] if json_out else [])
+    return subprocess.call(cmd)
+
+
+def _print_run(result: dict, json_out: bool) -> None:
     if json_out:
         typer.echo(json.dumps(result))
     else:
@@ -138,25 +148,7 @@ def ablation_cmd(
                     out=str(out / f"{sampler}-s{s}"),
                 )
             )
-            runs[sampler].append(
-                {
-                    "seed": s,
-                    **{
-                        k: result[k]
-                        for k in (
-                            "run_id",
-                            "adapter",
-                            "steps",
-                            "wall_seconds",
-                            "final_loss",
-                            "heldout_t2v_r1_before",
-                            "heldout_t2v_r1_after",
-                            "curve",
-                            "task_probs",
-                        )
-                    },
-                }
-            )
+            runs[sampler].append({"seed": s, **{k: result[k] for k in ABLATION_RUN_KEYS}})
     summary = {
         "runs": runs,
         "heldout_t2v_r1": ablation(
@@ -168,8 +160,25 @@ def ablation_cmd(
     if json_out:
         typer.echo(json.dumps(summary))
         return
-    r1 = summary["heldout_t2v_r1"]
-    for name in runs:
+    _print_ablation(summary["heldout_t2v_r1"], list(runs))
+
+
+# what ablation.json keeps of each run
+ABLATION_RUN_KEYS = (
+    "run_id",
+    "adapter",
+    "steps",
+    "wall_seconds",
+    "final_loss",
+    "heldout_t2v_r1_before",
+    "heldout_t2v_r1_after",
+    "curve",
+    "task_probs",
+)
+
+
+def _print_ablation(r1: dict, samplers: list[str]) -> None:
+    for name in samplers:
         typer.echo(
             f"{name}: held-out t2v R@1 {r1[name]['mean']:.3f} ± {r1[name]['std']:.3f} over seeds "
             f"{[round(v, 3) for v in r1[name]['seeds']]}"

@@ -140,7 +140,7 @@ def test_cancel_stops_an_in_process_run_at_its_next_progress_report(pg, monkeypa
 
 def test_the_sweeper_resends_the_message_of_an_expired_job_once_per_lease(pg, monkeypatch):
     from shared.db import lease
-    from shared.supervise import sweep
+    from shared.sweeper import sweep
 
     monkeypatch.setenv("UNIVR_JOBS__LEASE_S", "0.5")
     monkeypatch.setenv("UNIVR_JOBS__HEARTBEAT_S", "0.1")
