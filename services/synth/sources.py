@@ -1,23 +1,22 @@
 """Sources of raw videos: a local directory, an S3 prefix, or a manifest (JSONL/CSV of path-or-URL
 + raw caption, the shape of WebVid / InternVid / PE-Video). Each entry becomes one job item; an
 entry that cannot be used becomes an item with its rejection reason (nothing is dropped). A row
-naming a URL or a YouTube id is a web item (``url_sources``), downloaded before V-SynFlow."""
+naming a URL or a YouTube id is a web item (``url_sources``), downloaded before V-SynFlow. A
+manifest's rows are read (bad rows told apart) in ``manifest``; here each row becomes an item."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from services.synth import url_sources
+from services.synth.manifest import MAX_ROW_CHARS, PATH_FIELDS, read_rows, shown
 
 VIDEO_EXTENSIONS = set(".mp4 .mov .mkv .webm .avi .m4v .mpg .mpeg .ts .gif .flv .wmv".split())
 CAPTION_FIELDS = ("caption", "raw_caption", "text", "name", "title", "human_caption")
-PATH_FIELDS = ("path", "video", "videoid", "video_path", "url", "contentUrl", "file")
 
 
 @dataclass
@@ -46,15 +45,8 @@ def source_kind(uri: str) -> str:
     )
 
 
-MAX_ROW_CHARS = 64 * 1024  # a manifest row (a line, a CSV record) longer than this is rejected
 MAX_NAME_CHARS = 255  # a path component longer than this cannot name a file
 MAX_SIDECAR_BYTES = 1024**2
-SHOWN_CHARS = 120  # how much of a bad value a rejection reason quotes
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
 
 
 def _read_sidecar(side: Path) -> tuple[dict[str, Any] | None, str | None]:
@@ -92,7 +84,7 @@ def _local_item(
 ) -> SourceItem:
     if "\x00" in name:
         return SourceItem(
-            uri=_shown(name), local_path=None, raw_caption=caption, reject="invalid path (NUL byte)"
+            uri=shown(name), local_path=None, raw_caption=caption, reject="invalid path (NUL byte)"
         )
     if "://" in name:  # a manifest's URL is a web item (url_sources); a file name cannot be one
         return SourceItem(
@@ -156,84 +148,6 @@ def list_directory(root: Path) -> list[SourceItem]:
     return items
 
 
-class ManifestError(ValueError):
-    """A manifest that cannot be read as a whole (the job fails with this reason)."""
-
-
-def _bad(n: int, reason: str) -> dict[str, Any]:
-    return {"_error": f"manifest row {n}: {reason}"}
-
-
-def _csv_rows(text: str, delimiter: str) -> Iterator[dict[str, Any]]:
-    """Records one at a time (a quoted caption may span lines); a record the csv module refuses
-    (e.g. a field over its 131,072-character limit) is a bad row and reading goes on after it."""
-    reader = csv.reader(iter(text.splitlines()), delimiter=delimiter)
-    try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise ManifestError(f"the CSV header cannot be parsed ({exc})") from None
-    if header is None:
-        return
-    if not set(header) & {*PATH_FIELDS, *url_sources.URL_FIELDS, *url_sources.ID_FIELDS}:
-        raise ManifestError(
-            f"the CSV manifest has no header naming a video column (one of "
-            f"{', '.join(PATH_FIELDS)}); its first line is {_shown(delimiter.join(header))}"
-        )
-    while True:
-        n = reader.line_num + 1
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield _bad(n, f"not valid CSV ({str(exc)[:100]})")
-            continue
-        if not any(v.strip() for v in values):
-            continue
-        if sum(len(v) for v in values) > MAX_ROW_CHARS:
-            yield _bad(n, f"longer than {MAX_ROW_CHARS} characters")
-            continue
-        yield dict(zip(header, values, strict=False))
-
-
-def _jsonl_rows(text: str) -> Iterator[Any]:
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        if len(line) > MAX_ROW_CHARS:
-            yield _bad(n, f"longer than {MAX_ROW_CHARS} characters")
-            continue
-        try:
-            yield json.loads(line)
-        except (ValueError, RecursionError) as exc:
-            yield _bad(n, f"invalid JSON ({getattr(exc, 'msg', type(exc).__name__)})")
-
-
-def _rows(manifest: Path) -> Iterator[Any]:
-    """The manifest's rows, one at a time; a row that cannot be parsed is ``{"_error": reason}``.
-    A byte-order mark is skipped; a manifest that cannot be read as a whole raises ManifestError."""
-    try:
-        text = manifest.read_text(encoding="utf-8-sig", errors="replace")
-    except OSError as exc:
-        raise ManifestError(f"cannot read the manifest ({type(exc).__name__})") from None
-    suffix = manifest.suffix.lower()
-    if suffix in {".csv", ".tsv"}:
-        yield from _csv_rows(text, "\t" if suffix == ".tsv" else ",")
-        return
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError):
-            raise ManifestError("the .json manifest is not valid JSON") from None
-        if isinstance(data, dict):
-            data = [data]
-        if not isinstance(data, list):
-            raise ManifestError("the .json manifest must be an object or a list of objects")
-        yield from data
-        return
-    yield from _jsonl_rows(text)
-
-
 def _row_item(manifest: Path, n: int, row: Any) -> SourceItem:
     root = manifest.parent
     where = f"{manifest}#L{n}"
@@ -278,14 +192,14 @@ def _row_item(manifest: Path, n: int, row: Any) -> SourceItem:
 def list_manifest(manifest: Path) -> list[SourceItem]:
     """One item per row; a row naming a video an earlier row named becomes a rejected item."""
     items, seen = [], set()
-    for n, row in enumerate(_rows(manifest), 1):
+    for n, row in enumerate(read_rows(manifest), 1):
         item = _row_item(manifest, n, row)
         if item.reject is None and item.uri in seen:
             item = SourceItem(
                 uri=f"{manifest}#L{n}",
                 local_path=None,
                 raw_caption=item.raw_caption,
-                reject=f"manifest row {n}: the same video as an earlier row ({_shown(item.uri)})",
+                reject=f"manifest row {n}: the same video as an earlier row ({shown(item.uri)})",
             )
         seen.add(item.uri)
         items.append(item)

@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from services.synth.sources import ManifestError, list_directory, list_manifest
+from services.synth.manifest import ManifestError
+from services.synth.sources import list_directory, list_manifest
 
 
 @pytest.fixture
