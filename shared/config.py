@@ -209,9 +209,11 @@ class SynthSettings(BaseModel):
     consistency_scorer: Literal["auto", "embedder", "truth"] = "auto"
     consistency_threshold: float = 0.2
     hard_negatives: int = 1
-    # T2V queries per clip: "all" five caption styles, or "sample" one of them per clip (SPEC §3.3,
-    # the paper's "(video, one sampled new caption)"); "all" is what the demo's figures used
-    t2v_styles: Literal["all", "sample"] = "all"
+    # T2V queries per clip: "sample" one caption style per clip (SPEC §3.3, the paper's "(video,
+    # one sampled new caption)"; T2T then pairs two captions T2V did not use, T2I one sampled frame
+    # caption), or "all" five styles as T2V queries with T2T concise → rich and T2I the concise
+    # frame caption (what the demo's figures before 2026-12-05 evening used)
+    t2v_styles: Literal["all", "sample"] = "sample"
     # `univr data import`: a WebDataset member larger than this is never read (its sample is
     # skipped with the reason), so a hostile archive cannot fill memory
     import_max_member_bytes: int = Field(512 * 1024**2, gt=0)

@@ -131,18 +131,17 @@ def _caption_clip(
     """The Caption rows of one clip (every style the captioner writes)."""
     ctx = _context(store, video, clip, nxt, raw)
     caps = captioner.caption(ctx, random.Random(f"{seed}|{clip.id}"))
-    target = nxt.id if nxt is not None else layout.video_ref(video.id)
-    return _rows(clip, caps, layout.keyframe_key(clip.id), target)
+    # the TV2V pair's target is the clip's whole video (SPEC §3.4: (clip c_jl, its video v_j))
+    return _rows(clip, caps, layout.keyframe_key(clip.id), layout.video_ref(video.id))
 
 
 def _context(store, video: Video, clip: Clip, nxt: Clip | None, raw: str) -> ClipContext:  # noqa: ANN001
     """What the captioner is shown: the clip's frames, its stored keyframe (the very object the
-    T2I and TI2V pairs use) and, for the openai back end, the TV2V target's frames."""
+    T2I and TI2V pairs use) and, for the openai back end, the TV2V target's frames (the whole
+    video's: the target of every TV2V pair); the template reads what follows in the next clip."""
     n = get_settings().synth.frames_per_clip
     frames = _frames(store, layout.frame_keys(clip.id, n))
-    target_keys = (
-        layout.frame_keys(nxt.id, n) if nxt is not None else layout.video_frame_keys(video.id, n)
-    )
+    target_keys = layout.video_frame_keys(video.id, n)
     openai = get_settings().caption.backend == "openai"
     return ClipContext(
         clip_id=clip.id,

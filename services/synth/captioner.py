@@ -43,14 +43,14 @@ class ClipContext:
     raw_caption: str
     sidecar: dict[str, Any] | None  # ground truth of the clip span, if the source has it
     next_sidecar: dict[str, Any] | None = None  # the following clip (for text+video queries)
-    target_frames: list[np.ndarray] | None = None  # the TV2V pair's target (next clip or video)
+    target_frames: list[np.ndarray] | None = None  # the TV2V target: the whole video
 
 
 @dataclass
 class ClipCaptions:
     video: dict[str, str]  # style → caption
     frame: dict[str, str]  # style → caption of the keyframe
-    composed_image: str  # query text for (keyframe + text → clip)
+    composed_image: str  # query text for (keyframe + text → its video)
     composed_video: str  # query text for (this clip + text → the TV2V target)
     info_profile: str
     model: str

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from services.synth.captioner import FRAME_STYLES
 from services.synth.objects import clip_fps
 from shared import layout
 from shared.config import get_settings
@@ -112,9 +113,8 @@ def pairs_stage(video_id: str, hard_negatives: int) -> dict[str, Any]:
         )
 
     whole = _whole_video(video_id, video, n)
-    for i, clip in enumerate(clips):
-        nxt = clips[i + 1] if i + 1 < len(clips) else None
-        _clip_pairs(add, clip, by_clip.get(clip.id, {}), nxt, whole, len(clips), n)
+    for clip in clips:
+        _clip_pairs(add, clip, by_clip.get(clip.id, {}), whole, len(clips), n)
     with session_scope() as db:
         upsert(db, Pair, rows)
     counts: dict[str, int] = {}
@@ -142,27 +142,53 @@ def count_variants(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 
 def t2v_styles(cc: dict[str, Caption], clip_id: str, mode: str) -> list[str]:
-    """The caption styles that become T2V queries: all five, or one sampled per clip (SPEC §3.3:
-    "(video, one sampled new caption)"), seeded by the clip id."""
+    """The caption styles that become T2V queries: one sampled per clip (SPEC §3.3: "(video, one
+    sampled new caption)", seeded by the clip id; the default) or all five (``all``)."""
     have = [s for s in DOMAIN_OF_STYLE if s in cc]
     if mode == "all" or not have:
         return have
     return [random.Random(f"t2v|{clip_id}").choice(have)]
 
 
+def t2t_styles(cc: dict[str, Caption], clip_id: str, used: list[str], mode: str) -> list[str]:
+    """The (query, target) caption styles of the T2T pair: two of the clip's captions that were
+    not T2V queries (SPEC §3.4), drawn seeded by the clip id; with ``all`` (every style a T2V
+    query) concise → rich. Empty when the clip has too few captions."""
+    if mode == "all":
+        return ["concise", "rich"] if "concise" in cc and "rich" in cc else []
+    rest = [s for s in DOMAIN_OF_STYLE if s in cc and s not in used]
+    if len(rest) < 2:
+        return []
+    return random.Random(f"t2t|{clip_id}").sample(rest, 2)
+
+
+def t2i_style(cc: dict[str, Caption], clip_id: str, mode: str) -> str | None:
+    """The frame-caption style of the T2I pair: one sampled among the keyframe's captions (the
+    same five styles as the video's, SPEC §3.3), or the concise one (``frame``) with ``all``."""
+    have = [s for s in FRAME_STYLES.values() if s in cc]
+    if mode == "all" or len(have) < 2:
+        return "frame" if "frame" in cc else (have[0] if have else None)
+    return random.Random(f"t2i|{clip_id}").choice(have)
+
+
 def _clip_pairs(
-    add,
+    add,  # noqa: ANN001
     clip: Clip,
     cc: dict[str, Caption],
-    nxt: Clip | None,  # noqa: ANN001
     whole: dict[str, Any],
     n_clips: int,
     n: int,
 ) -> None:
-    """The pairs of one clip, through ``add(task, domain, clip, query, target)``."""
+    """The pairs of one clip, through ``add(task, domain, clip, query, target, meta)``, as SPEC
+    §3.3–3.4 builds them: T2V (text, clip) with one sampled caption (``synth.t2v_styles``), T2T
+    from two captions the T2V pair did not use, T2I (frame caption, frame); a frame f_jk of the
+    clip (its stored keyframe, the frame the captioner saw) and the clip c_jl go with *their
+    video* v_j: I2V (frame → video), V2V (clip → video), TI2V (text + frame → video), TV2V (text +
+    clip → video)."""
+    mode = get_settings().synth.t2v_styles
     vref = _video_ref(clip, n)
     key_img = {"image": layout.keyframe_key(clip.id)}
-    used = t2v_styles(cc, clip.id, get_settings().synth.t2v_styles)
+    used = t2v_styles(cc, clip.id, mode)
     for style in used:
         dom = DOMAIN_OF_STYLE[style]
         if style == "rich":
@@ -170,11 +196,14 @@ def _clip_pairs(
                 cc[style].info_profile or "", dom
             )
         add("T2V", dom, clip, {"text": cc[style].text}, vref, {"style": style})
-    if "concise" in cc and "rich" in cc:
-        add("T2T", "coarse", clip, {"text": cc["concise"].text}, {"text": cc["rich"].text})
-    if "frame" in cc:
-        add("T2I", "spatial", clip, {"text": cc["frame"].text}, key_img, {"style": "frame"})
-    add("I2V", "spatial", clip, key_img, vref)
+    if tt := t2t_styles(cc, clip.id, used, mode):
+        q, t = tt
+        add(
+            "T2T", "coarse", clip, {"text": cc[q].text}, {"text": cc[t].text}, {"style": f"{q}>{t}"}
+        )
+    if fs := t2i_style(cc, clip.id, mode):
+        add("T2I", "spatial", clip, {"text": cc[fs].text}, key_img, {"style": fs})
+    add("I2V", "spatial", clip, key_img, whole)
     if "composed_image" in cc:
         ti2v = cc["composed_image"]
         add(
@@ -182,18 +211,17 @@ def _clip_pairs(
             "temporal",
             clip,
             {"text": ti2v.text, **key_img},
-            vref,
+            whole,
             {"strategy": (ti2v.meta or {}).get("strategy")},
         )
     if "composed_video" in cc:
-        target = _video_ref(nxt, n) if nxt is not None else whole
         tv2v = cc["composed_video"]
         add(
             "TV2V",
             "temporal",
             clip,
             {"text": tv2v.text, **vref},
-            target,
+            whole,
             {"relation": (tv2v.meta or {}).get("relation")},
         )
     add("V2V", "partial" if n_clips > 1 else "coarse", clip, vref, whole)

@@ -10,13 +10,16 @@ import json
 import pytest
 from sqlalchemy import select
 
-from services.synth import prompts, stages
+from services.synth import caption, prompts, stages
 from services.synth.captioner import FRAME_STYLES
+from services.synth.captioner_openai import _data_url
 from services.synth.pairs import DOMAIN_OF_STYLE
 from services.synth.sources import SourceItem
+from shared import layout
 from shared.db import init_db, session_scope
 from shared.db.models import Caption, Clip, Pair
 from shared.ids import stable_id
+from shared.storage import get_store
 from shared.world.vocab import COLORS, SHAPES
 from tests.fake_vllm import FakeVLLM
 
@@ -125,8 +128,16 @@ def test_a_matching_raw_caption_passes_and_is_captioned(row, vllm):
     for p in by_task["TI2V"]:
         assert p.query["image"] in frame_of.values()
         assert p.meta["strategy"] in prompts.load("composed_image").choices
-    for p in by_task["TV2V"]:
+    whole = layout.video_ref(vid)
+    for p in by_task["TV2V"]:  # text + clip → the clip's whole video, as its caption says
         assert p.meta["relation"] in prompts.load("composed_video").choices
+        assert p.target["video"]["clip_id"] == whole
+    assert {c.meta["target"] for c in caps if c.style == "composed_video"} == {whole}
+    # each TV2V prompt was shown the whole video's last frame (its target's) last
+    last = _data_url(caption._frames(get_store(), layout.video_frame_keys(vid, 8))[-1])
+    tv2v = [r for r in vllm.requests if r["request_id"].split(":")[1] == "composed_video"]
+    assert len(tv2v) == len(kept)
+    assert all(r["body"]["messages"][0]["content"][-2]["image_url"]["url"] == last for r in tv2v)
 
 
 def test_the_filter_follows_the_preset_and_its_knobs(monkeypatch):
@@ -138,11 +149,12 @@ def test_the_filter_follows_the_preset_and_its_knobs(monkeypatch):
 
 
 def test_one_sampled_style_per_t2v_pair_and_variant_counts(row, vllm, monkeypatch):
-    """With synth.t2v_styles=sample each clip gives one T2V pair (its style recorded); the pairs
-    step, the snapshot manifest and the job status count pairs by task and variant."""
+    """By default (synth.t2v_styles=sample) each clip gives one T2V pair (its style recorded) and
+    one T2T pair of two other captions; the pairs step, the snapshot manifest and the job status
+    count pairs by task and variant."""
     from services.synth.snapshot import create_snapshot
 
-    monkeypatch.setenv("UNIVR_SYNTH__T2V_STYLES", "sample")
+    monkeypatch.delenv("UNIVR_SYNTH__T2V_STYLES", raising=False)
     stages.get_settings.cache_clear()
     vid = _media(row, _own_caption(row["sidecar"]))
     stages.caption_stage(vid)
@@ -153,6 +165,15 @@ def test_one_sampled_style_per_t2v_pair_and_variant_counts(row, vllm, monkeypatc
         db.expunge_all()
     t2v = [p for p in pairs if p.task == "T2V"]
     assert len(t2v) == len(kept) and all(p.meta["style"] in DOMAIN_OF_STYLE for p in t2v)
+    # one T2T pair per clip (a kept clip is its own dedup cluster), of two captions its T2V
+    # pair did not use
+    t2t = {p.dedup_cluster: p.meta["style"].split(">") for p in pairs if p.task == "T2T"}
+    assert set(t2t) == {c.id for c in kept}
+    for p in t2v:
+        assert p.meta["style"] not in t2t[p.dedup_cluster]
+    assert result["pairs_by_task"] == {
+        t: sum(1 for p in pairs if p.task == t) for t in {p.task for p in pairs}
+    }
     variants = result["pairs_by_variant"]
     assert variants["TI2V"] == {
         s: n

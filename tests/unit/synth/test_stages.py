@@ -86,7 +86,7 @@ def test_stored_frames_with_the_recorded_fps_embed_like_the_clip_file(
     init_db()
     _synth(raw[0])
     with session_scope() as s:
-        pair = next(p for p in s.scalars(select(Pair).where(Pair.task == "I2V")))
+        pair = next(p for p in s.scalars(select(Pair).where(Pair.task == "T2V")))
         ref = pair.target["video"]
     mp4 = tmp_path / "clip.mp4"
     get_store().download(f"clips/{ref['clip_id']}/clip.mp4", mp4)
@@ -201,7 +201,7 @@ def test_hard_negatives_name_their_source_video_and_dedup_cluster(raw):
         assert (v["video_id"], v["dedup_cluster"]) == (clip.video_id, clip.dedup_cluster)
     # a pair whose target is that clip groups by the same (dedup cluster, video) as its
     # hard-negative ref
-    by_target = {p.target["video"]["clip_id"]: p for p in pairs if p.task == "I2V"}
+    by_target = {p.target["video"]["clip_id"]: p for p in pairs if p.task == "T2V"}
     for v in negs:
         assert (by_target[v["clip_id"]].dedup_cluster, by_target[v["clip_id"]].video_id) == (
             v["dedup_cluster"],
