@@ -94,6 +94,19 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def pg(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The fresh database of ``postgres_url`` as univr's database for one test
+    (``UNIVR_DATABASE__URL``), with fresh Settings and engines (reset again afterwards)."""
+    from shared.db.session import reset_engines
+
+    monkeypatch.setenv("UNIVR_DATABASE__URL", postgres_url)
+    get_settings.cache_clear()
+    reset_engines()
+    yield postgres_url
+    reset_engines()
+
+
+@pytest.fixture
 def rabbitmq_url() -> str:
     require_service("RabbitMQ", RABBITMQ_URL)
     return RABBITMQ_URL

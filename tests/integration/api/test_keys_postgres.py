@@ -6,18 +6,6 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture
-def pg(postgres_url, monkeypatch):
-    from shared.config import get_settings
-    from shared.db.session import reset_engines
-
-    monkeypatch.setenv("UNIVR_DATABASE__URL", postgres_url)
-    get_settings.cache_clear()
-    reset_engines()
-    yield postgres_url
-    reset_engines()
-
-
 @pytest.mark.postgres
 @pytest.mark.parametrize(
     "token",

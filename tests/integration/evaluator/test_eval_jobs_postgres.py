@@ -12,11 +12,9 @@ from tests.unit.evaluator.test_jobs import FakeEmbedder, _dataset, _job
 
 
 @pytest.mark.postgres
-def test_eval_job_rows_on_postgres(tmp_path, postgres_url, monkeypatch):
+def test_eval_job_rows_on_postgres(tmp_path, pg, monkeypatch):
     from services.evaluator.jobs import run_eval_job
-    from shared.config import get_settings
     from shared.db.jobs import job_progress
-    from shared.db.session import reset_engines
 
     uvrb = tmp_path / "uvrb"
     for d in DATASETS[:3]:
@@ -24,19 +22,11 @@ def test_eval_job_rows_on_postgres(tmp_path, postgres_url, monkeypatch):
     monkeypatch.setattr(
         "services.evaluator.runner.Embedder", lambda model=None, adapter=None: FakeEmbedder()
     )
-    monkeypatch.setenv("UNIVR_DATABASE__URL", postgres_url)
-    get_settings.cache_clear()
-    reset_engines()
-    try:
-        params = {"uvrb": str(uvrb), "datasets": [d.short for d in DATASETS[:3]]}
-        report = run_eval_job("job-pg", params)
-        run_eval_job("job-pg", params)  # delivered again: the same rows move again
-        job, items = _job("job-pg")
-        assert (
-            job.state == JobState.completed and job.result["eval_run_id"] == report["eval_run_id"]
-        )
-        assert items == {d.short: ItemState.done for d in DATASETS[:3]}
-        with session_scope() as s:
-            assert job_progress(s, "job-pg") == {"done": 3, "total": 3}
-    finally:
-        reset_engines()
+    params = {"uvrb": str(uvrb), "datasets": [d.short for d in DATASETS[:3]]}
+    report = run_eval_job("job-pg", params)
+    run_eval_job("job-pg", params)  # delivered again: the same rows move again
+    job, items = _job("job-pg")
+    assert job.state == JobState.completed and job.result["eval_run_id"] == report["eval_run_id"]
+    assert items == {d.short: ItemState.done for d in DATASETS[:3]}
+    with session_scope() as s:
+        assert job_progress(s, "job-pg") == {"done": 3, "total": 3}

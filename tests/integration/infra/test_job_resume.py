@@ -24,17 +24,6 @@ class Killed(BaseException):
     """The worker's death: nothing catches it, nothing is recorded."""
 
 
-@pytest.fixture
-def pg(postgres_url, univr_home, monkeypatch):
-    from shared.db.session import reset_engines
-
-    monkeypatch.setenv("UNIVR_DATABASE__URL", postgres_url)
-    get_settings.cache_clear()
-    reset_engines()
-    yield postgres_url
-    reset_engines()
-
-
 def _expire(job_id: str) -> None:
     """The dead worker's lease runs out (without waiting ``jobs.lease_s``)."""
     from shared.db import session_scope

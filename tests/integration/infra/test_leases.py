@@ -16,17 +16,6 @@ from shared.db.models import JobState
 TARGET = "tests.integration.infra.lease_targets:counting"
 
 
-@pytest.fixture
-def pg(postgres_url, univr_home, monkeypatch):
-    from shared.db.session import reset_engines
-
-    monkeypatch.setenv("UNIVR_DATABASE__URL", postgres_url)
-    get_settings.cache_clear()
-    reset_engines()
-    yield postgres_url
-    reset_engines()
-
-
 def _job(job_id):
     from shared.db import session_scope
     from shared.db.models import Job

@@ -125,17 +125,12 @@ def test_0005_upgrades_a_sqlite_database_with_data(tmp_path):
 
 
 @pytest.mark.postgres
-def test_item_sums_fit_the_counter_rows_on_postgres(postgres_url, monkeypatch):
+def test_item_sums_fit_the_counter_rows_on_postgres(pg):
     """Every summed result name fits ``job_counts.state`` (PostgreSQL enforces the length)."""
     from services.synth import records
-    from shared.config import get_settings
-    from shared.db.session import reset_engines
 
-    monkeypatch.setenv("UNIVR_DATABASE__URL", postgres_url)
-    get_settings.cache_clear()
-    reset_engines()
-    upgrade("head", postgres_url)
-    with session_scope(postgres_url) as s:
+    upgrade("head", pg)
+    with session_scope(pg) as s:
         s.add(Job(id="j", kind="synth"))
         s.flush()
         upsert(
@@ -144,4 +139,3 @@ def test_item_sums_fit_the_counter_rows_on_postgres(postgres_url, monkeypatch):
     records.update_result("i", **{k: 2 for k in records.TOTALS})
     records.finish_item("i", ItemState.done, stage="pairs")
     assert records.job_summary("j")["clips_reencoded"] == 2
-    reset_engines()
