@@ -1,7 +1,9 @@
 """Step 2, ``caption``: the raw caption rectified (filter 1), the cross-modal consistency of the raw
 caption against every kept clip (filter 2, ``consistency``), dropping mismatches before any
 captioning request, then captions of the clips left (template or OpenAI-compatible captioner).
-Filter 3, temporal dynamics, ran in the media step on the same clips (``media``)."""
+Filter 3, temporal dynamics, ran earlier, in the media step (``media``: the motion score comes
+from its decode pass and a static clip is never cut or stored; each filter judges each clip alone,
+so the clips kept are those of the paper's order, see ``stages``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Step 1, ``media``: probe + integrity + limits (repair by remux), one low-res decode pass feeding
-the scene split, motion (static filter), perceptual hashes (near-duplicates) and stored frames;
+the scene split, motion (the temporal-dynamics filter, run here before the caption step's
+consistency filter: see ``stages`` for why), perceptual hashes (near-duplicates) and stored frames;
 clips cut by stream copy in one pass (an exact re-encode where copy is impossible); 8 uniform
 frames + a keyframe per clip; 8 frames of the whole video. Each kept clip goes through the
 near-duplicate claim and finalize (``services.synth.dedup``)."""

@@ -2,10 +2,19 @@
 in its own module:
 
 1. ``media`` (``services.synth.media``, near-duplicates in ``dedup``, objects in ``objects``):
-   probe, decode once, split, filter, hash, cut and store clips and frames;
-2. ``caption`` (``services.synth.caption``, its filter in ``consistency``): captions of every kept
-   clip, then the cross-modal consistency filter;
+   probe, decode once, split, the temporal-dynamics filter (motion), near-duplicates, cut and
+   store clips and frames;
+2. ``caption`` (``services.synth.caption``, its filter in ``consistency``): the raw caption
+   rectified, its cross-modal consistency with each kept clip (mismatches dropped before any
+   captioning request), then captions of the clips left;
 3. ``pairs`` (``services.synth.pairs``): retrieval pairs of the seven task types.
+
+Filter order: the paper's is rectification → consistency → temporal dynamics (SPEC §3.2). Temporal
+dynamics runs first here on purpose: its motion score comes free from the media step's one
+decode pass, so a static clip is never cut, deduplicated, stored or embedded, while the
+consistency scorer (the embedder) needs stored frames and runs on the caption workers. Each
+filter judges each clip alone, so the clips kept are the paper's order's (README, "V-SynFlow:
+stages and filters, in order").
 
 A bad input raises ``Rejected`` with the reason a user reads; anything else is an error the task
 retries (and fails for good after ``broker.max_attempts``). ``run_stage`` is what a task calls.
