@@ -205,23 +205,22 @@ def _clip_pairs(
         add("T2I", "spatial", clip, {"text": cc[fs].text}, key_img, {"style": fs})
     add("I2V", "spatial", clip, key_img, whole)
     if "composed_image" in cc:
-        ti2v = cc["composed_image"]
-        add(
-            "TI2V",
-            "temporal",
-            clip,
-            {"text": ti2v.text, **key_img},
-            whole,
-            {"strategy": (ti2v.meta or {}).get("strategy")},
-        )
+        _composed(add, "TI2V", clip, cc["composed_image"], key_img, whole, "strategy")
     if "composed_video" in cc:
-        tv2v = cc["composed_video"]
-        add(
-            "TV2V",
-            "temporal",
-            clip,
-            {"text": tv2v.text, **vref},
-            whole,
-            {"relation": (tv2v.meta or {}).get("relation")},
-        )
+        _composed(add, "TV2V", clip, cc["composed_video"], vref, whole, "relation")
     add("V2V", "partial" if n_clips > 1 else "coarse", clip, vref, whole)
+
+
+def _composed(
+    add,  # noqa: ANN001
+    task: str,
+    clip: Clip,
+    cap: Caption,
+    ref: dict[str, Any],
+    target: dict[str, Any],
+    meta_key: str,
+) -> None:
+    """A composed query (temporal) of ``target``: the caption's text with the frame or clip it
+    speaks of (``ref``), and how the caption was written (its ``strategy`` or ``relation``)."""
+    meta = {meta_key: (cap.meta or {}).get(meta_key)}
+    add(task, "temporal", clip, {"text": cap.text, **ref}, target, meta)
