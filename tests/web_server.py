@@ -1,6 +1,7 @@
 """A loopback-only HTTP server for the web-source tests: files served with Range support, and
-hostile answers (slow, truncated, 404, oversized, flaky, redirects to private addresses and in a
-loop). It counts the requests of each path and records the ranges asked for."""
+hostile answers (slow, truncated, 404, oversized, flaky, redirects to private addresses, to a URL
+the test names and in a loop). It counts the requests of each path and records the ranges asked
+for."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 
 class WebServer:
@@ -54,6 +56,9 @@ def _handler(web: WebServer) -> type[BaseHTTPRequestHandler]:
                 return self._head(301, {"Location": "http://10.1.2.3/x.mp4"})
             if path.startswith("/redirect-loop"):
                 return self._head(302, {"Location": path, "Content-Length": "0"})
+            if path == "/redirect-to":  # /redirect-to?to=URL: anywhere the test names
+                to = parse_qs(urlsplit(self.path).query)["to"][0]
+                return self._head(302, {"Location": to, "Content-Length": "0"})
             if path.startswith("/redirect-good/"):
                 to = "/files/" + path.removeprefix("/redirect-good/")
                 return self._head(302, {"Location": to, "Content-Length": "0"})
@@ -115,12 +120,12 @@ class _Quiet(ThreadingHTTPServer):
 
 
 @contextmanager
-def web_server() -> Iterator[WebServer]:
-    """The server on 127.0.0.1 and a free port, stopped on exit."""
+def web_server(host: str = "127.0.0.1") -> Iterator[WebServer]:
+    """The server on ``host`` (a loopback address) and a free port, stopped on exit."""
     web = WebServer()
-    httpd = _Quiet(("127.0.0.1", 0), _handler(web))
+    httpd = _Quiet((host, 0), _handler(web))
     httpd.daemon_threads = True
-    web.base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    web.base = f"http://{host}:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

@@ -10,7 +10,8 @@ unfinished one waits in ``partial_dir`` for the next try to resume it.
 - plain HTTP (``http_fetch``): ``max_bytes``, timeouts and ``deadline_s``, retries with backoff,
   ``Range`` resume;
 - platforms (``ytdlp_fetch``): YouTube ids and URLs of ``platform_hosts`` through yt-dlp, a span as
-  its download range.
+  its download range, every request of yt-dlp and its ffmpeg through the address guard's proxy
+  (``ytdlp_guard``).
 
 A refusal (an address, a 4xx, a size) rejects the item at once with its reason; a transient failure
 left after the retries is raised (``DownloadFailed``): the task retries it, then fails the item."""

@@ -1,7 +1,9 @@
 """Platform videos (YouTube ids, URLs of ``synth.download.platform_hosts``) through yt-dlp for the
 download stage (``services.synth.download``): a span becomes yt-dlp's download range (cut by the
 pinned ffmpeg), ``max_bytes`` its size limit, its ``.part`` files resume in the work folder. The
-first host is checked like any other (``netguard``); yt-dlp's own redirects are not."""
+first host is checked like any other (``netguard``), then every request yt-dlp and its ffmpeg
+make (redirect hops, format and fragment URLs) goes through the address guard's proxy
+(``ytdlp_guard``): an address plain HTTP may not reach, yt-dlp may not either."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from services.synth.netguard import RATE, Fetched, Refused, Transient, resolve_checked
+from services.synth.ytdlp_guard import GuardProxy
 from shared.config import DownloadSettings
 
 log = logging.getLogger(__name__)
@@ -68,11 +71,16 @@ def fetch_ytdlp(url: str, span: list[float] | None, work: Path, cfg: DownloadSet
     }
     if span:
         opts["download_ranges"] = download_range_func(None, [(span[0], span[1])])
+    guard = GuardProxy(cfg)
     try:
-        with yt_dlp.YoutubeDL(opts) as ydl:
+        with guard as proxy, yt_dlp.YoutubeDL({**opts, "proxy": proxy}) as ydl:
             ydl.extract_info(url, download=True)
     except DownloadError as exc:
+        if guard.refused:  # the guard's reason, not yt-dlp's "403 Forbidden" from the proxy
+            raise Refused(f"yt-dlp: {guard.refused[0]}") from None
         raise _ytdlp_error(str(exc)) from None
+    if guard.refused:  # a refused request yt-dlp got over (another format): still a refusal
+        raise Refused(f"yt-dlp: {guard.refused[0]}")
     files = [p for p in work.glob("ytdlp.*") if not p.name.endswith((".part", ".ytdl"))]
     if not files:
         raise Refused(f"yt-dlp wrote no file (larger than {cfg.max_bytes} bytes, or no format)")

@@ -302,3 +302,53 @@ def test_ytdlp_for_real_on_the_loopback_server(web, tmp_path):
     assert 0 < part.size < got.size and probe(part.path).duration_s < probe(video).duration_s
     with pytest.raises(netguard.Refused, match="HTTP Error 404"):
         ytdlp_fetch.fetch_ytdlp(web.url("/missing.mp4"), None, tmp_path, cfg)
+
+
+def test_ytdlp_redirects_go_through_the_address_guard(web, tmp_path, monkeypatch):
+    """yt-dlp's own requests are checked like plain HTTP's (``ytdlp_guard``): the loopback server
+    is allowed (``allow_networks`` 127.0.0.1/32, as above) but a redirect from it to another
+    loopback server (127.0.0.2, which serves the file: without the guard yt-dlp fetches it), to a
+    private or to a link-local address is refused with the guard's reason; a redirect to an
+    allowed address is followed, every request through the guard."""
+    (video,) = small_videos(tmp_path / "v", 1, seed=1)
+    web.files["/files/v.mp4"] = video.read_bytes()
+    guards: list = []
+    real = ytdlp_fetch.GuardProxy
+
+    def spy(cfg):  # noqa: ANN001, ANN202
+        guards.append(real(cfg))
+        return guards[-1]
+
+    monkeypatch.setattr(ytdlp_fetch, "GuardProxy", spy)
+    cfg = _cfg(max_bytes=10**7, retries=0)
+    with web_server("127.0.0.2") as inner:
+        inner.files["/files/v.mp4"] = video.read_bytes()
+        to_inner = web.url(f"/redirect-to?to={inner.url('/files/v.mp4')}")
+        cases = {
+            to_inner: "127.0.0.2",
+            web.url("/redirect-ten/v.mp4"): "10.1.2.3",
+            web.url("/redirect-private/v.mp4"): "169.254.169.254",
+        }
+        for i, (url, address) in enumerate(cases.items()):
+            work = tmp_path / f"w{i}"
+            work.mkdir()
+            with pytest.raises(netguard.Refused) as exc:
+                ytdlp_fetch.fetch_ytdlp(url, None, work, cfg)
+            assert str(exc.value).startswith("yt-dlp: ") and f"address ({address})" in str(
+                exc.value
+            ), str(exc.value)
+            assert guards[-1].refused and not list(work.glob("ytdlp.*"))
+        assert inner.hits["/files/v.mp4"] == 0  # never reached
+        # allowed, the inner server serves it (the guard, not the server, refused it above)
+        allowed = _cfg(max_bytes=10**7, allow_networks=["127.0.0.1/32", "127.0.0.2/32"])
+        (tmp_path / "in").mkdir()
+        got = ytdlp_fetch.fetch_ytdlp(to_inner, None, tmp_path / "in", allowed)
+        assert got.path.read_bytes() == video.read_bytes() and inner.hits["/files/v.mp4"] >= 1
+    (tmp_path / "ok").mkdir()
+    got = ytdlp_fetch.fetch_ytdlp(web.url("/redirect-good/v.mp4"), None, tmp_path / "ok", cfg)
+    assert got.path.read_bytes() == video.read_bytes() and not guards[-1].refused
+    port = web.base.rsplit(":", 1)[1]
+    assert guards[-1].hosts and set(guards[-1].hosts) == {f"127.0.0.1:{port}"}
+    # with loopback not allowed at all, the first host is refused before yt-dlp starts
+    with pytest.raises(netguard.Refused, match=r"loopback or link-local address \(127\.0\.0\.1\)"):
+        ytdlp_fetch.fetch_ytdlp(web.url("/files/v.mp4"), None, tmp_path, DownloadSettings())
