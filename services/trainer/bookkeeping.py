@@ -15,6 +15,7 @@ from shared.config import TrainSettings, get_settings
 from shared.db import session_scope, upsert
 from shared.db.lease import report_progress
 from shared.db.models import Checkpoint, TrainingRun, TrainMetric
+from shared.model.portable import save_adapter
 
 
 def record_start(
@@ -81,7 +82,12 @@ def save_checkpoint(
     ``checkpoint.ready`` when events are on."""
     step, epoch = state.step, state.epoch_done
     prefix = ckpt.save_checkpoint(
-        run_id, step, state.embedder.model, ckpt.training_state(state, epoch), resolved
+        run_id,
+        step,
+        state.embedder.model,
+        ckpt.training_state(state, epoch),
+        resolved,
+        state.embedder.name_or_path,
     )
     with session_scope() as s:
         upsert(
@@ -115,7 +121,7 @@ def save_checkpoint(
 
 def write_result(run_id: str, state: TrainState, out: Path, result: dict[str, Any]) -> None:
     """The adapter and result.json under ``out``; the run row marked done."""
-    state.embedder.model.save_pretrained(out / "adapter")
+    save_adapter(state.embedder.model, out / "adapter", state.embedder.name_or_path)
     with session_scope() as s:
         run_row = s.get_one(TrainingRun, run_id)
         run_row.state, run_row.step = "done", state.step

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from shared.model.portable import save_adapter
 from shared.storage import download_prefix, get_store
 
 
@@ -32,12 +33,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(
-    run_id: str, step: int, model, state: dict[str, Any], config: dict[str, Any]
-) -> str:  # noqa: ANN001
+    run_id: str,
+    step: int,
+    model,  # noqa: ANN001 - a PEFT model
+    state: dict[str, Any],
+    config: dict[str, Any],
+    base: str,
+) -> str:
+    """``base``: the base model as the run was given it (recorded portably in the adapter's
+    config: shared/model/portable.py)."""
     store = get_store()
     prefix = f"checkpoints/{run_id}/{step:08d}"
     with tempfile.TemporaryDirectory() as tmp:
-        model.save_pretrained(tmp)
+        save_adapter(model, tmp, base)
         for f in Path(tmp).iterdir():
             store.put_file(f"{prefix}/adapter/{f.name}", f)
     buf = io.BytesIO()
