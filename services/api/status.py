@@ -1,7 +1,8 @@
 """What the dashboard shows: jobs and progress, queue depths, items by state (the dashboard's
 items/min and errors charts are the differences between its polls), synthesis throughput, error
-reasons and, apart from them, the notes on items that went on, training curves, UVRB scores per
-run, the live index version."""
+reasons and, apart from them, the notes on items that went on (both of the recent-events window,
+``api.metrics_events_window_s``, at most ``api.metrics_events_limit`` events, like
+``/metrics``), training curves, UVRB scores per run, the live index version."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.config import get_settings
 from shared.db import counters, session_scope
 from shared.db.models import EvalRun, IndexVersion, Job, JobEvent, TrainingRun, TrainMetric
 
@@ -58,20 +60,6 @@ def _latest_training(
     return run, curve, probs
 
 
-def _reasons(s: Session, notes: bool) -> list[tuple[str, int]]:
-    """The 12 most frequent event reasons: of rejections and errors, or (``notes``) of the notes
-    on items that went on (``counters.NOTE_STATES``)."""
-    is_note = JobEvent.state.in_(counters.NOTE_STATES)
-    rows = s.execute(
-        select(JobEvent.reason, func.count())
-        .where(JobEvent.reason.is_not(None), is_note if notes else ~is_note)
-        .group_by(JobEvent.reason)
-        .order_by(func.count().desc())
-        .limit(12)
-    ).all()
-    return [(str(r), int(c)) for r, c in rows]
-
-
 def platform_status(
     queue_depths: dict[str, int | None] | None = None, detail: bool = True
 ) -> dict[str, Any]:
@@ -91,8 +79,10 @@ def platform_status(
             )
             or 0
         )
-        reasons = _reasons(s, notes=False)
-        notes = _reasons(s, notes=True)
+        api = get_settings().api  # reasons of the recent-events window, like /metrics
+        window, limit = api.metrics_events_window_s, api.metrics_events_limit
+        reasons = counters.recent_reasons(s, window, limit, notes=False)
+        notes = counters.recent_reasons(s, window, limit, notes=True)
         items = counters.items_by_state(s)
         run, curve, probs = _latest_training(s)
         evals = [

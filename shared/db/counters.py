@@ -150,6 +150,31 @@ def recent_events(s: Session, window_s: float, limit: int) -> dict[tuple[str, st
     return {(stage, state): int(n) for stage, state, n in rows}
 
 
+def recent_reasons(
+    s: Session, window_s: float, limit: int, notes: bool, top: int = 12
+) -> list[tuple[str, int]]:
+    """The ``top`` most frequent reasons among the events of the last ``window_s`` seconds (at
+    most the ``limit`` newest that carry a reason, index on ``created_at``): of rejections and
+    errors, or (``notes``) of the notes on items that went on (``NOTE_STATES``)."""
+    is_note = JobEvent.state.in_(NOTE_STATES)
+    newest = (
+        select(JobEvent.reason)
+        .where(
+            JobEvent.created_at >= utcnow() - timedelta(seconds=window_s),
+            JobEvent.reason.is_not(None),
+            is_note if notes else ~is_note,
+        )
+        .order_by(JobEvent.created_at.desc())
+        .limit(limit)
+        .subquery()
+    )
+    n = func.count()
+    rows = s.execute(
+        select(newest.c.reason, n).group_by(newest.c.reason).order_by(n.desc()).limit(top)
+    ).all()
+    return [(str(r), int(c)) for r, c in rows]
+
+
 def set_counts(s: Session, job_id: str, counts: dict[str, int]) -> None:
     """Overwrite a job's counters (a repair or a bulk load that bypassed the triggers)."""
     upsert(
@@ -173,5 +198,6 @@ __all__ = [
     "open_count",
     "recent_errors",
     "recent_events",
+    "recent_reasons",
     "set_counts",
 ]

@@ -29,3 +29,25 @@ def test_notes_apart_from_rejections_and_items_by_state():
     ]
     assert {e["reason"] for e in status["error_reasons"]} == {"static video", "broker hiccup"}
     assert status["items"] == {"done": 5, "rejected": 2, "failed": 1}
+
+
+def test_error_reasons_are_of_the_recent_window():
+    """Reasons come from the recent-events window (like ``/metrics``), not the whole log."""
+    from datetime import timedelta
+
+    from shared.config import get_settings
+    from shared.db.models import utcnow
+
+    init_db()
+    window = get_settings().api.metrics_events_window_s
+    with session_scope() as s:
+        s.add(Job(id="w", kind="synth", state=JobState.running, params={}))
+        s.flush()
+        old = utcnow() - timedelta(seconds=window + 60)
+        s.add(JobEvent(job_id="w", stage="x", state="rejected", reason="ancient", created_at=old))
+        s.add(JobEvent(job_id="w", stage="x", state="rectified", reason="old note", created_at=old))
+        s.add(JobEvent(job_id="w", stage="x", state="rejected", reason="fresh"))
+    status = platform_status({})
+    reasons = {e["reason"] for e in status["error_reasons"]}
+    assert "fresh" in reasons and "ancient" not in reasons
+    assert "old note" not in {e["reason"] for e in status["notes"]}
