@@ -5,7 +5,9 @@ fragment URL included (each is a new request to the proxy), names its host; the 
 like plain HTTP does (``netguard.resolve_checked``: private, loopback, link-local... refused unless
 ``allow_private`` / ``allow_networks``) and connects to the address it checked, so a redirect or an
 extractor's URL cannot reach an address the guard refuses. A refusal answers 403 and is kept in
-``refused`` (the reason the item records)."""
+``refused`` (the reason the item records). ffmpeg takes the proxy from ``http_proxy`` and, like
+any client of that variable, skips it for the hosts a ``no_proxy`` in the worker's environment
+names: leave ``no_proxy`` unset on download workers."""
 
 from __future__ import annotations
 

@@ -349,6 +349,11 @@ def test_ytdlp_redirects_go_through_the_address_guard(web, tmp_path, monkeypatch
     assert got.path.read_bytes() == video.read_bytes() and not guards[-1].refused
     port = web.base.rsplit(":", 1)[1]
     assert guards[-1].hosts and set(guards[-1].hosts) == {f"127.0.0.1:{port}"}
+    # a span is cut by ffmpeg, which yt-dlp hands the proxy: its requests go through the guard too
+    (tmp_path / "span").mkdir()
+    before = web.hits["/files/v.mp4"]
+    ytdlp_fetch.fetch_ytdlp(web.url("/files/v.mp4"), [0.5, 1.5], tmp_path / "span", cfg)
+    assert len(guards[-1].hosts) == web.hits["/files/v.mp4"] - before >= 2
     # with loopback not allowed at all, the first host is refused before yt-dlp starts
     with pytest.raises(netguard.Refused, match=r"loopback or link-local address \(127\.0\.0\.1\)"):
         ytdlp_fetch.fetch_ytdlp(web.url("/files/v.mp4"), None, tmp_path, DownloadSettings())
