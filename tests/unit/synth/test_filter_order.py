@@ -182,4 +182,5 @@ def test_one_sampled_style_per_t2v_pair_and_variant_counts(row, vllm, monkeypatc
     }
     assert sum(variants["TV2V"].values()) == sum(1 for p in pairs if p.task == "TV2V")
     manifest = create_snapshot("variants")
+    assert manifest["counts"] == result["pairs_by_task"]
     assert manifest["variants"] == {t: dict(sorted(v.items())) for t, v in sorted(variants.items())}
