@@ -143,6 +143,9 @@ class ClipHashBand(Base):
     Written with a clip's Frame rows (when it becomes stored), deleted with them."""
 
     __tablename__ = "clip_hash_bands"
+    __table_args__ = (  # covering: a bucket's rows read from the index alone (migration 0008)
+        Index("ix_clip_hash_bands_lookup", "scheme", "band", "value", "hash", "clip_id"),
+    )
     scheme: Mapped[int] = mapped_column(Integer, primary_key=True)  # number of bands
     band: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, primary_key=True)
