@@ -17,6 +17,7 @@ TERMINAL = (ItemState.done, ItemState.rejected, ItemState.failed)
 TOTALS = ("clips", "frames", "pairs", "clips_rejected", "clips_reencoded")  # summed over items
 ITEMS_PAGE = 1000  # items a summary lists unless asked otherwise
 RECENT_ERRORS = 20
+VARIANT = "v:"  # sums of pairs by task and variant: job_counts rows sum:v:<task>:<variant>
 
 
 def log_event(
@@ -110,14 +111,23 @@ def update_result(item_id: str, **result: Any) -> None:
 
 def _merge(s, item: JobItem, result: dict[str, Any]) -> None:  # noqa: ANN001
     """Merge a stage's result into the item's (under the item's row lock) and add what changed in
-    the summed values to its job's sums: a stage run again adds nothing."""
+    the summed values (``TOTALS`` and the pairs by variant) to its job's sums: a stage run again
+    adds nothing."""
     old = item.result or {}
     item.result = {**old, **result}
-    counters.add_sums(
-        s,
-        item.job_id,
-        {k: int(result.get(k) or 0) - int(old.get(k) or 0) for k in TOTALS if k in result},
-    )
+    delta = {k: int(result.get(k) or 0) - int(old.get(k) or 0) for k in TOTALS if k in result}
+    if "pairs_by_variant" in result:
+        new_v, old_v = variant_sums(result), variant_sums(old)
+        delta.update({k: new_v.get(k, 0) - old_v.get(k, 0) for k in {*new_v, *old_v}})
+    counters.add_sums(s, item.job_id, delta)
+
+
+def variant_sums(result: dict[str, Any]) -> dict[str, int]:
+    """An item result's pairs by task and variant as sum names (``VARIANT``<task>:<variant>)."""
+    by_task = result.get("pairs_by_variant") or {}
+    return {
+        f"{VARIANT}{task}:{v}"[:60]: int(n) for task, by in by_task.items() for v, n in by.items()
+    }
 
 
 def _refresh(s, job_id: str) -> JobState:  # noqa: ANN001
@@ -209,7 +219,7 @@ def job_summary(
             q = q.where(JobItem.item_key > after)
         items = s.scalars(q).all() if limit > 0 else []
         notes = counters.item_notes(s, [it.id for it in items])
-        variants = _variants(s, job_id)
+        variants = _variants(sums)
         return {
             "job": job.id,
             "state": job.state.value,
@@ -236,14 +246,12 @@ def job_summary(
         }
 
 
-def _variants(s: Any, job_id: str) -> dict[str, dict[str, int]]:
-    """The job's pairs by task and variant (caption style, TI2V strategy, TV2V relation), summed
-    over what each item's pairs step recorded."""
+def _variants(sums: dict[str, int]) -> dict[str, dict[str, int]]:
+    """The job's pairs by task and variant (caption style, TI2V strategy, TV2V relation): the sums
+    kept as each item's pairs step recorded them (``variant_sums``), a handful of counter rows."""
     out: dict[str, dict[str, int]] = {}
-    q = select(JobItem.result).where(JobItem.job_id == job_id)
-    for result in s.scalars(q.execution_options(yield_per=1000)):
-        for task, by in ((result or {}).get("pairs_by_variant") or {}).items():
-            acc = out.setdefault(task, {})
-            for v, n in by.items():
-                acc[v] = acc.get(v, 0) + n
+    for key, n in sums.items():
+        if key.startswith(VARIANT) and n:
+            task, _, v = key.removeprefix(VARIANT).partition(":")
+            out.setdefault(task, {})[v] = n
     return {t: dict(sorted(v.items())) for t, v in sorted(out.items())}

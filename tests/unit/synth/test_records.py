@@ -140,8 +140,8 @@ def test_status_reads_counters_sums_newest_errors_and_pages_items():
 
 
 def test_the_status_counts_pairs_by_task_and_variant(job):
-    with session_scope() as s:
-        for i, by in ((1, {"TI2V": {"scene_change": 2}}), (2, {"TI2V": {"scene_change": 1}})):
-            s.get(JobItem, f"item-{i}").result = {"pairs_by_variant": {**by, "TV2V": {"x": i}}}
+    # as the pairs step records them (records.update_result): kept as the job's sums
+    for i, by in ((1, {"TI2V": {"scene_change": 2}}), (2, {"TI2V": {"scene_change": 1}})):
+        records.update_result(f"item-{i}", pairs_by_variant={**by, "TV2V": {"x": i}})
     summary = records.job_summary(job)
     assert summary["variants"] == {"TI2V": {"scene_change": 3}, "TV2V": {"x": 3}}
