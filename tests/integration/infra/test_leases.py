@@ -24,6 +24,28 @@ def _job(job_id):
         return s.get(Job, job_id)
 
 
+def _cancel_once_running(job_id: str, ready=lambda: True, timeout_s: float = 300):  # noqa: ANN201
+    """Cancel ``job_id`` once its run has reported a step to the row (and ``ready()``): on a busy
+    machine the run may take seconds to start, so a fixed delay could cancel it before any step."""
+    from shared.db import lease
+
+    def wait_then_cancel() -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                job = _job(job_id)
+            except Exception:  # noqa: BLE001 - the run has not made its tables yet
+                job = None
+            if job is not None and (job.progress or {}).get("step", 0) > 0 and ready():
+                break
+            time.sleep(0.05)
+        lease.cancel(job_id)
+
+    thread = threading.Thread(target=wait_then_cancel, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_one_claim_wins_a_duplicate_is_refused_an_expired_lease_is_taken_over(pg):
     from shared.db import lease
 
@@ -57,14 +79,13 @@ def test_one_claim_wins_a_duplicate_is_refused_an_expired_lease_is_taken_over(pg
 def test_cancel_stops_a_supervised_child_process_and_the_job_says_cancelled(
     pg, tmp_path, monkeypatch
 ):
-    from shared.db import lease
     from shared.supervise import run_leased
 
     monkeypatch.setenv("UNIVR_JOBS__HEARTBEAT_S", "0.3")
     monkeypatch.setenv("UNIVR_JOBS__CANCEL_GRACE_S", "5")
     get_settings.cache_clear()
     pid_file = tmp_path / "pid"
-    threading.Timer(3.0, lambda: lease.cancel("j2")).start()
+    _cancel_once_running("j2", ready=pid_file.exists)
     out = run_leased(
         "j2",
         {"n": 600, "every_s": 0.1, "pid_file": str(pid_file)},
@@ -109,12 +130,11 @@ def test_a_supervised_run_completes_fails_and_is_not_run_twice(pg, monkeypatch):
 
 
 def test_cancel_stops_an_in_process_run_at_its_next_progress_report(pg, monkeypatch):
-    from shared.db import lease
     from shared.supervise import run_leased
 
     monkeypatch.setenv("UNIVR_JOBS__HEARTBEAT_S", "0.2")
     get_settings.cache_clear()
-    threading.Timer(1.5, lambda: lease.cancel("j5")).start()
+    _cancel_once_running("j5")
     out = run_leased(
         "j5",
         {"n": 600, "every_s": 0.05},
