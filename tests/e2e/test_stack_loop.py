@@ -43,9 +43,9 @@ ROOT = Path(__file__).resolve().parents[2]
 API = probe.API
 SERVICES = (
     "postgres,rabbitmq,minio,minio-init,"
-    "qdrant,migrate,synth-worker,caption-worker,trainer,evaluator,indexer,api"
+    "qdrant,migrate,synth-worker,caption-worker,trainer-cpu,evaluator,indexer,api"
 )
-KILLED = ("synth-worker", "caption-worker", "trainer", "evaluator", "indexer")
+KILLED = ("synth-worker", "caption-worker", "trainer-cpu", "evaluator", "indexer")
 STEPS, CHECKPOINT_EVERY = 8, 4
 
 
@@ -183,7 +183,7 @@ IN_FLIGHT: dict[str, Callable] = {
         ).scalar()
         and "a caption task runs"
     ),
-    "trainer": lambda c: (
+    "trainer-cpu": lambda c: (
         (
             step := _sql(
                 c,

@@ -28,6 +28,7 @@ REQUIRED = {
     "caption-worker",
     "caption-worker-vllm",
     "trainer",
+    "trainer-cpu",
     "evaluator",
     "indexer",
     "api",
@@ -176,12 +177,13 @@ def test_gpu_services_are_in_the_gpu_profile_and_profiles_do_not_overlap(compose
             for s in services.values()
             if s.get("profiles") == [profile] and s.get("command", [""])[0] == "univr"
         ]
-        kinds = [c[1:3] for c in cmds if c[1:3] != ("train", "worker")]
+        kinds = [c[1:3] for c in cmds]
         assert sorted(kinds) == [
             ("api", "serve"),
             ("eval", "worker"),
             ("index", "worker"),
             ("synth", "worker"),
+            ("train", "worker"),
         ], (profile, kinds)
 
 

@@ -44,6 +44,7 @@ def test_every_univr_service_of_compose_runs_its_command_against_this_host(tmp_p
     assert {"migrate", "synth-worker", "trainer", "evaluator", "indexer", "api"} <= univr
     assert services["migrate"].one_shot and not services["api"].one_shot
     assert services["trainer"].profiles == ["gpu"]  # a gpu-profile service runs too
+    assert services["trainer-cpu"].profiles == ["cpu"]  # `make stack`'s default profile trains
     hosts = [s for s in services if not services[s].is_univr]
     for name in univr:
         svc = services[name]
