@@ -148,12 +148,31 @@ def test_the_filter_follows_the_preset_and_its_knobs(monkeypatch):
     assert SynthSettings(preset="tiny", consistency_filter=True).consistency_on
 
 
+def _captions_per_clip(monkeypatch) -> None:  # noqa: ANN001
+    """The fake's captions name their clip, as a real captioner's differ per clip: with the same
+    texts for every clip, two clips drawing the same T2T styles make one pair (equal content, one
+    id), and the count per clip came out short (CI failed so, about one run in ten)."""
+    from tests import fake_vllm
+
+    plain = fake_vllm.reply_for
+
+    def reply_for(schema, text, clip):  # noqa: ANN001, ANN202
+        out = plain(schema, text, clip)
+        return {
+            k: f"{v} ({clip})" if k in fake_vllm.TEXTS or k == "query" else v
+            for k, v in out.items()
+        }
+
+    monkeypatch.setattr(fake_vllm, "reply_for", reply_for)
+
+
 def test_one_sampled_style_per_t2v_pair_and_variant_counts(row, vllm, monkeypatch):
     """By default (synth.t2v_styles=sample) each clip gives one T2V pair (its style recorded) and
     one T2T pair of two other captions; the pairs step, the snapshot manifest and the job status
     count pairs by task and variant."""
     from services.synth.snapshot import create_snapshot
 
+    _captions_per_clip(monkeypatch)
     monkeypatch.delenv("UNIVR_SYNTH__T2V_STYLES", raising=False)
     stages.get_settings.cache_clear()
     vid = _media(row, _own_caption(row["sidecar"]))
@@ -165,6 +184,7 @@ def test_one_sampled_style_per_t2v_pair_and_variant_counts(row, vllm, monkeypatc
         db.expunge_all()
     t2v = [p for p in pairs if p.task == "T2V"]
     assert len(t2v) == len(kept) and all(p.meta["style"] in DOMAIN_OF_STYLE for p in t2v)
+    assert all(p.query["text"].endswith(f"({p.dedup_cluster})") for p in t2v)  # per-clip texts
     # one T2T pair per clip (a kept clip is its own dedup cluster), of two captions its T2V
     # pair did not use
     t2t = {p.dedup_cluster: p.meta["style"].split(">") for p in pairs if p.task == "T2T"}
