@@ -5,6 +5,7 @@ the job's row and timeline) or, when nothing is missing, reuses the finished col
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections import deque
@@ -26,6 +27,8 @@ from shared.db.lease import report_resume
 from shared.db.models import IndexVersion
 from shared.model import Embedder, EmbedInput, VideoFrames
 from shared.vectors import get_qdrant, is_server
+
+log = logging.getLogger(__name__)
 
 LIVE = "live"
 
@@ -184,6 +187,7 @@ def build_index(
     client = client or get_qdrant()
     try:
         version = version or collection_name(embedder.model_id, build_scope)
+        log.info("index build into %s: model %s", version, embedder.identity)
         _open_collection(client, version, embedder, build_scope)
         present = present_ids(client, version)
         todo = [r for r in rows if r["id"] not in present]

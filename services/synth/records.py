@@ -44,7 +44,7 @@ def log_event(
 
 
 def begin_attempt(
-    item_id: str, stage: str, lost: list[int] | None = None
+    item_id: str, stage: str, lost: list[int] | None = None, order: tuple[str, ...] = ()
 ) -> tuple[JobItem | None, int]:
     """Count one more attempt at ``stage`` before doing any work, so a task that kills its worker
     still counts (a poison item then fails with a reason instead of looping).
@@ -52,11 +52,18 @@ def begin_attempt(
     ``lost``: ``[attempt, retry]``, carried by the retry a database outage caused (the task's
     ``retry``-th): that attempt was not the item's fault, so it is taken again instead of counting a
     new one. Once per retry: the item records it under ``result["outage_retry"]``, so a redelivered
-    copy of the same retry (its worker was killed) counts as usual."""
+    copy of the same retry (its worker was killed) counts as usual.
+
+    ``order``: the stages in the order they run. A stage the item has already passed (a redelivered
+    message of a stage that ended: its worker died before the ack), or any stage of an item that
+    has ended, changes nothing and returns attempt 0."""
     with session_scope() as s:
         item = s.get(JobItem, item_id, with_for_update=True)
         if item is None:
             return None, 0
+        if item.state in TERMINAL or _passed(item.stage, stage, order):
+            s.expunge(item)
+            return item, 0
         token = [stage, *lost] if lost else None
         if (
             lost
@@ -76,6 +83,48 @@ def begin_attempt(
         s.flush()
         s.expunge(item)
         return item, item.attempts
+
+
+def _passed(current: str | None, stage: str, order: tuple[str, ...]) -> bool:
+    return current in order and stage in order and order.index(current) > order.index(stage)
+
+
+def complete_stage(
+    job_id: str,
+    item_id: str,
+    stage: str,
+    attempt: int,
+    result: dict[str, Any],
+    next_stage: str | None,
+) -> bool:
+    """A stage's end, once: under the item's row lock, only the attempt that holds the stage (the
+    item is at ``stage``, its ``attempt`` the newest, not finished) merges its result, logs ``done``
+    and moves the item to ``next_stage`` (attempts from 0), or, after the last stage, ends it as
+    done with its job's sums and state. Returns False for any other run of the stage (a duplicate
+    delivery that ran beside it or after it): its work is the same and is not recorded twice, and
+    it must not send the next stage."""
+    with session_scope() as s:
+        item = s.get_one(JobItem, item_id, with_for_update=True)
+        if item.state in TERMINAL or item.stage != stage or item.attempts != attempt:
+            return False
+        _merge(s, item, result)
+        s.add(
+            JobEvent(
+                job_id=job_id, item_id=item_id, stage=stage, state="done", attempt=attempt, detail={}
+            )
+        )
+        if next_stage is not None:
+            item.stage, item.attempts = next_stage, 0
+            return True
+        item.state, item.error = ItemState.done, None
+        s.add(
+            JobEvent(
+                job_id=job_id, item_id=item_id, stage=stage, state=ItemState.done.value, detail={}
+            )
+        )
+        s.flush()
+        _refresh(s, job_id)
+        return True
 
 
 def finish_item(

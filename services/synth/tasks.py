@@ -22,11 +22,17 @@ app = get_celery()
 STAGES = stages.STAGES
 
 
+ORDER = ("download", *STAGES)
+
+
+def _after(stage: str) -> str | None:
+    return ORDER[ORDER.index(stage) + 1] if stage != ORDER[-1] else None
+
+
 def _next(stage: str, job_id: str, item_id: str) -> None:
-    order = ("download", *STAGES)
-    nxt = order[order.index(stage) + 1] if stage != order[-1] else None
+    nxt = _after(stage)
     if nxt:
-        name = f"synth.{nxt}" if nxt != "caption" else "synth.caption"
+        name = f"synth.{nxt}"
         app.send_task(name, args=[job_id, item_id], queue=route_for(name))
 
 
@@ -50,7 +56,7 @@ def _run(
 ) -> None:
     init_db()
     max_attempts = get_settings().broker.max_attempts
-    item, attempt = records.begin_attempt(item_id, stage, lost)
+    item, attempt = records.begin_attempt(item_id, stage, lost, ORDER)
     if counted is not None:
         counted["attempt"] = attempt  # an outage from here on gives this attempt back (_guarded)
     if item is None:
@@ -58,6 +64,12 @@ def _run(
     if item.state in records.TERMINAL:
         # a redelivered duplicate; the job's state is settled all the same
         records.refresh_job(job_id)
+        return
+    if attempt == 0:  # a redelivered duplicate of a stage that ended (records.complete_stage)
+        if item.stage == _after(stage) and item.attempts == 0:
+            # the next stage never began: the worker that ended this one may have died before
+            # sending it; sent again (were it sent already, only one of the two ends it)
+            _next(stage, job_id, item_id)
         return
     if attempt > max_attempts:
         records.finish_item(
@@ -89,14 +101,8 @@ def _run(
     except Exception as exc:  # noqa: BLE001 - any other error is retried, then recorded
         _retry(task, job_id, item_id, stage, attempt, error_text(exc))
         return
-    records.update_result(
-        item_id,
-        **{k: v for k, v in result.items() if not isinstance(v, dict) or k == "pairs_by_task"},
-    )
-    records.log_event(job_id, item_id, stage, "done", attempt=attempt)
-    if stage == STAGES[-1]:
-        records.finish_item(item_id, ItemState.done, stage=stage)
-    else:
+    kept = {k: v for k, v in result.items() if not isinstance(v, dict) or k == "pairs_by_task"}
+    if records.complete_stage(job_id, item_id, stage, attempt, kept, _after(stage)):
         _next(stage, job_id, item_id)
 
 

@@ -182,21 +182,35 @@ class Embedder:
         return cls(s.model.name_or_path or None, s.model.adapter, settings=s)
 
     # --- identity ----------------------------------------------------------------------------
+    def _identity_parts(self) -> tuple:
+        ms = self.settings.model
+        video, image = self._budgets()
+        recipe = (str(self.dtype), ms.num_frames, ms.fps, video, image, ms.max_length)
+        return (
+            _fingerprint(self.name_or_path),
+            _fingerprint(self.adapter) if self.adapter else "",
+            recipe,
+        )
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """What ``model_id`` hashes, readable: the base's and the adapter's content fingerprints
+        (with their paths) and the input recipe. The indexer logs it, so two builds that chose
+        different collections say why."""
+        base, adapter, recipe = self._identity_parts()
+        return {
+            "base": f"{base} {self.name_or_path}",
+            "adapter": f"{adapter} {self.adapter}" if self.adapter else "",
+            "recipe": repr(recipe),
+        }
+
     @property
     def model_id(self) -> str:
         """``<name>-<hash>``: the hash covers the weights, the adapter and the input recipe (dtype,
         frames, pixel budgets, max length), so the id changes whenever the vectors would. Safe in
         paths and collection names (no "/", at most 49 characters)."""
         if self._model_id is None:
-            ms = self.settings.model
-            video, image = self._budgets()
-            recipe = (str(self.dtype), ms.num_frames, ms.fps, video, image, ms.max_length)
-            parts = (
-                _fingerprint(self.name_or_path),
-                _fingerprint(self.adapter) if self.adapter else "",
-                recipe,
-            )
-            digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+            digest = hashlib.sha256(repr(self._identity_parts()).encode()).hexdigest()[:16]
             self._model_id = f"{_safe_name(self.name_or_path)}-{digest}"
         return self._model_id
 

@@ -83,7 +83,7 @@ def test_outages_after_the_attempt_was_counted_do_not_spend_attempts(item, monke
         monkeypatch.setattr(stages, "media_stage", _flaky(OUTAGES, {"clips": 2}))
     else:  # the stage's work is done, the write of its result fails
         monkeypatch.setattr(stages, "media_stage", lambda *a, **k: {"clips": 2})
-        monkeypatch.setattr(records, "update_result", _flaky(OUTAGES, records.update_result))
+        monkeypatch.setattr(records, "complete_stage", _flaky(OUTAGES, records.complete_stage))
     sent = []
     monkeypatch.setattr(
         tasks, "_next", lambda stage, job_id, item_id: sent.append((stage, item_id))
@@ -94,8 +94,8 @@ def test_outages_after_the_attempt_was_counted_do_not_spend_attempts(item, monke
         row = s.get(JobItem, item)
         assert (row.state, row.stage, row.attempts, row.error) == (
             ItemState.running,
-            "media",
-            1,
+            "caption",  # media ended: the item waits for its next stage
+            0,
             None,
         )
         assert row.result["clips"] == 2
