@@ -108,20 +108,12 @@ def complete_stage(
         if item.state in TERMINAL or item.stage != stage or item.attempts != attempt:
             return False
         _merge(s, item, result)
-        s.add(
-            JobEvent(
-                job_id=job_id, item_id=item_id, stage=stage, state="done", attempt=attempt, detail={}
-            )
-        )
+        s.add(JobEvent(job_id=job_id, item_id=item_id, stage=stage, state="done", attempt=attempt))
         if next_stage is not None:
             item.stage, item.attempts = next_stage, 0
             return True
         item.state, item.error = ItemState.done, None
-        s.add(
-            JobEvent(
-                job_id=job_id, item_id=item_id, stage=stage, state=ItemState.done.value, detail={}
-            )
-        )
+        s.add(JobEvent(job_id=job_id, item_id=item_id, stage=stage, state=ItemState.done.value))
         s.flush()
         _refresh(s, job_id)
         return True

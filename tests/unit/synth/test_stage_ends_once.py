@@ -36,9 +36,7 @@ def item():
 def sent(monkeypatch):
     """The next-stage tasks sent (no broker: recorded), and every stage's work done at once."""
     out: list[str] = []
-    monkeypatch.setattr(
-        tasks.app, "send_task", lambda name, args, queue, **kw: out.append(name)
-    )
+    monkeypatch.setattr(tasks.app, "send_task", lambda name, args, queue, **kw: out.append(name))
     monkeypatch.setattr(stages, "run_stage", lambda stage, *a: {"clips": 2, "stage": stage})
     return out
 
