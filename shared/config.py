@@ -249,6 +249,9 @@ class TrainSettings(BaseModel):
     # when the run is given in epochs (steps 0); with a step count the epochs split it evenly
     steps_per_epoch: int = Field(0, ge=0)
     heldout_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # of source videos, held out of training
+    # decoded Parquet row groups (up to 1000 pairs each) the trainer keeps of its snapshot, which it
+    # reads lazily (services/trainer/shards.py): memory is bounded by these, not by the snapshot
+    shard_cache: int = Field(16, ge=1)
     lr: float = 3e-5
     weight_decay: float = 0.1
     warmup_steps: int = 20

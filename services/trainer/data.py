@@ -3,6 +3,11 @@ source videos (the same global batch on every process, each taking its slice), i
 the embedder's ``EmbedInput`` (frames read from the object store, decoded once through the
 embedder's frame cache).
 
+The trainer reads its snapshot lazily (``open_snapshot``): one streaming pass keeps a compact
+index of the pairs (``services.trainer.pairindex``), and a batch's pairs are read from their
+shards when it is drawn (``services.trainer.shards``), so memory is bounded by a few row groups,
+not by the snapshot. ``load_snapshot`` (every pair in memory) remains for tools and tests.
+
 Groups: a pair's group is its ``dedup_cluster`` (else its ``video_id``); in-batch candidates of the
 positive's group are not negatives. A hard negative belongs to the group of its clip, the same
 definition: the ``dedup_cluster``/``video_id`` it carries, else the group of the snapshot's pairs
@@ -10,13 +15,15 @@ whose target is that clip, else its own clip id."""
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from services.trainer.pairindex import PairIndex, PairView, group_key
+from services.trainer.shards import ShardSource
+from shared.contracts.pairs import TASKS
 from shared.contracts.snapshot import is_heldout
 from shared.model import TASK_INSTRUCTIONS, EmbedInput, VideoFrames
 from shared.snapshots import iter_pairs, read_manifest
@@ -37,8 +44,38 @@ def iter_snapshot_pairs(snapshot_id: str) -> Iterator[dict[str, Any]]:
     yield from iter_pairs(store, read_manifest(store, snapshot_id))
 
 
+class GroupLookup(Protocol):
+    """clip id → group: a dict (``clip_groups``) or the index's ``ClipGroups``."""
+
+    def get(self, key: str, default: int, /) -> int: ...
+
+
+@dataclass
+class LazySnapshot:
+    """A snapshot as the trainer reads it: its manifest, the compact index of its pairs (one
+    streaming pass) and a view of all of them, read on demand through ``source``'s cache of
+    ``cache_groups`` row groups (``train.shard_cache``)."""
+
+    id: str
+    manifest: dict[str, Any]
+    source: ShardSource
+    pairs: PairView
+
+
+def open_snapshot(snapshot_id: str, cache_groups: int = 16) -> LazySnapshot:
+    """Index a snapshot in one pass over its shards (checked against the manifest); no pair is
+    kept in memory."""
+    store = get_store()
+    manifest = read_manifest(store, snapshot_id)
+    source = ShardSource(store, manifest, cache_groups)
+    index = PairIndex.build(source.scan())
+    view = PairView(index, np.arange(len(index)), source.fetch)
+    return LazySnapshot(snapshot_id, manifest.model_dump(exclude_none=True), source, view)
+
+
 def load_snapshot(snapshot_id: str) -> Snapshot:
-    """A snapshot's manifest (validated) and all its pairs (the batcher draws from all of them)."""
+    """A snapshot's manifest (validated) and all its pairs in memory (tools and tests; the trainer
+    reads lazily: ``open_snapshot``)."""
     store = get_store()
     manifest = read_manifest(store, snapshot_id)
     return Snapshot(
@@ -71,11 +108,11 @@ def split_pairs(
 
 
 def _hash(key: str) -> int:
-    return zlib.crc32(key.encode()) & 0x7FFFFFFF
+    return group_key({"video_id": key})
 
 
 def group_of(pair: dict[str, Any]) -> int:
-    return _hash(str(pair.get("dedup_cluster") or pair["video_id"]))
+    return group_key(pair)
 
 
 def clip_groups(pairs: list[dict[str, Any]]) -> dict[str, int]:
@@ -89,7 +126,7 @@ def clip_groups(pairs: list[dict[str, Any]]) -> dict[str, int]:
     return out
 
 
-def hard_group(neg: dict[str, Any], groups: dict[str, int]) -> int:
+def hard_group(neg: dict[str, Any], groups: GroupLookup) -> int:
     """The group of a hard negative, defined as for a positive (see the module docstring)."""
     video = neg.get("video") or {}
     own = (
@@ -102,6 +139,9 @@ def hard_group(neg: dict[str, Any], groups: dict[str, int]) -> int:
         return _hash(str(own))
     clip = str(video.get("clip_id", ""))
     return groups.get(clip, _hash(clip))
+
+
+NO_GROUPS: dict[str, int] = {}
 
 
 def side_input(side: dict[str, Any], instruction: str | None) -> EmbedInput:
@@ -124,47 +164,54 @@ def unit_of(pair: dict[str, Any], unit: str = "task") -> str:
 
 class PairBatcher:
     """Draws single-unit batches (one task, or one dataset: ``unit``) whose pairs come from
-    distinct groups where possible. ``by_task`` holds each unit's pairs."""
+    distinct groups where possible. ``pools`` holds each unit's pairs as positions of ``pairs`` (a
+    ``PairView``: a lazily read snapshot, or a list in memory); a batch's pairs are read when it is
+    drawn. ``by_task`` is each unit's pairs as a view."""
 
-    def __init__(self, pairs: list[dict[str, Any]], seed: int = 0, unit: str = "task"):
+    def __init__(self, pairs: Sequence[dict[str, Any]], seed: int = 0, unit: str = "task"):
         """Every process builds it from the same pairs and seed, so all draw the same batches."""
-        self.by_task: dict[str, list[dict[str, Any]]] = {}
-        for p in pairs:
-            self.by_task.setdefault(unit_of(p, unit), []).append(p)
+        self.pairs = PairView.of(pairs)
+        units = self.pairs.compact.units(unit)[self.pairs.positions]
+        self.pools: dict[str, np.ndarray] = {
+            str(u): np.flatnonzero(units == u) for u in sorted(set(units.tolist()))
+        }
+        self.groups = self.pairs.column("group")
         self.rng = np.random.default_rng(seed)
+
+    @property
+    def by_task(self) -> dict[str, PairView]:
+        return {u: self.pairs.subset(pool) for u, pool in self.pools.items()}
 
     def task_of(self, unit: str) -> str:
         """The task type of a unit's pairs (a dataset holds one task type)."""
-        return str(self.by_task[unit][0]["task"])
+        return TASKS[int(self.pairs.column("task")[self.pools[unit][0]])]
 
     @property
     def tasks(self) -> list[str]:
-        return sorted(self.by_task)
+        return sorted(self.pools)
+
+    def draw(self, task: str, size: int) -> list[int]:
+        """A batch as positions in ``pairs``: in a random order of the unit's pairs, the first of
+        each group; filled up with the rest in that order if the unit has too few groups, then
+        (tiny units) with random repeats, masked as duplicates in the loss."""
+        pool = self.pools[task]
+        order = self.rng.permutation(len(pool))
+        _, first = np.unique(self.groups[pool[order]], return_index=True)
+        chosen = order[np.sort(first)[:size]].tolist()
+        if len(chosen) < size:
+            taken = set(chosen)
+            chosen += [i for i in order.tolist() if i not in taken][: size - len(chosen)]
+        while len(chosen) < size:
+            chosen.append(int(self.rng.integers(len(pool))))
+        return pool[chosen].tolist()
 
     def batch(self, task: str, size: int) -> list[dict[str, Any]]:
-        pool = self.by_task[task]
-        order = self.rng.permutation(len(pool))
-        chosen, seen = [], set()
-        for i in order:  # prefer one pair per group; fill up with the rest if the task is small
-            g = group_of(pool[i])
-            if g not in seen:
-                chosen.append(pool[i])
-                seen.add(g)
-            if len(chosen) == size:
-                return chosen
-        for i in order:
-            if len(chosen) == size:
-                break
-            if pool[i] not in chosen:
-                chosen.append(pool[i])
-        while len(chosen) < size:  # tiny tasks: repeat (masked as duplicates in the loss)
-            chosen.append(pool[int(self.rng.integers(len(pool)))])
-        return chosen
+        return self.pairs.take(self.draw(task, size))
 
     def local_batch(self, task: str, size: int, rank: int, world: int) -> list[dict[str, Any]]:
         """This process's ``size`` pairs: slice ``rank`` of the global batch of ``size × world``,
         which every process draws identically (distinct groups across the whole global batch)."""
-        return self.batch(task, size * world)[rank * size : (rank + 1) * size]
+        return self.pairs.take(self.draw(task, size * world)[rank * size : (rank + 1) * size])
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state}
@@ -176,7 +223,7 @@ class PairBatcher:
 def to_inputs(
     batch: list[dict[str, Any]],
     task: str,
-    groups_of_clips: dict[str, int] | None = None,
+    groups_of_clips: GroupLookup | None = None,
 ) -> tuple[list[EmbedInput], list[EmbedInput], list[EmbedInput], list[int], list[int]]:
     """Queries, targets, hard negatives and their group ids; ``groups_of_clips`` (``clip_groups``
     of the whole snapshot) places hard negatives in their clips' groups."""
@@ -188,5 +235,5 @@ def to_inputs(
     for p in batch:
         for neg in p.get("hard_negatives") or []:
             hard.append(side_input(neg, None))
-            hard_groups.append(hard_group(neg, groups_of_clips or {}))
+            hard_groups.append(hard_group(neg, groups_of_clips or NO_GROUPS))
     return queries, targets, hard, groups, hard_groups

@@ -3,12 +3,14 @@ pairs, before and after training, embedded in shares over the processes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from services.trainer.data import side_input
+from services.trainer.pairindex import PairView
 from shared.model import Embedder, EmbedInput
 
 HELDOUT_TEMPERATURE = 0.05
@@ -32,9 +34,14 @@ def embed_shared(
     return rows.cpu().numpy()
 
 
-def _one_query_per_clip(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _t2v(pairs: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+    """The T2V pairs (of a lazily read view: only those are read)."""
+    return pairs.of_task("T2V") if isinstance(pairs, PairView) else pairs
+
+
+def _one_query_per_clip(pairs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     best: dict[str, dict[str, Any]] = {}
-    for p in pairs:
+    for p in _t2v(pairs):
         if p["task"] != "T2V":
             continue
         clip = p["target"]["video"]["clip_id"]
@@ -43,13 +50,13 @@ def _one_query_per_clip(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(best.values())
 
 
-def heldout_queries(pairs: list[dict[str, Any]]) -> int:
-    return len({p["target"]["video"]["clip_id"] for p in pairs if p["task"] == "T2V"})
+def heldout_queries(pairs: Sequence[dict[str, Any]]) -> int:
+    return len({p["target"]["video"]["clip_id"] for p in _t2v(pairs) if p["task"] == "T2V"})
 
 
 @torch.no_grad()
 def t2v_heldout(
-    embedder: Embedder, pairs: list[dict[str, Any]], rank: int = 0, world: int = 1
+    embedder: Embedder, pairs: Sequence[dict[str, Any]], rank: int = 0, world: int = 1
 ) -> tuple[float, float]:
     """Text→video R@1 and symmetric InfoNCE (τ 0.05) over held-out T2V pairs: one query per target
     clip (its shortest caption). Under ``world`` processes each embeds a 1/world share and all get

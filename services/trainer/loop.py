@@ -75,10 +75,13 @@ __all__ = [
 ]
 
 
+NOT_IN_RUN_ID = {"shard_cache"}  # knobs that do not change what a run computes
+
+
 def run_id_for(cfg: TrainConfig, ts: TrainSettings) -> str:
     """Every resolved training knob is in the id, so a run with other overrides never resumes
     this one."""
-    knobs = json.dumps(ts.model_dump(), sort_keys=True, default=str)
+    knobs = json.dumps(ts.model_dump(exclude=NOT_IN_RUN_ID), sort_keys=True, default=str)
     return cfg.run_id or stable_id("train", cfg.snapshot, cfg.model, knobs)
 
 
@@ -191,7 +194,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     dist = setup_distributed()
     if dist.lead:
         init_db()
-    data = load_run_data(cfg.snapshot, ts.heldout_fraction)
+    data = load_run_data(cfg.snapshot, ts.heldout_fraction, ts.shard_cache)
     plan = schedule(ts, data.task_pairs(), dist.world)
     run_id = run_id_for(cfg, ts)
     embedder = Embedder(cfg.model or None)

@@ -9,7 +9,9 @@ and videos are those of every pair that targets it, and those its video ref name
 the exact blocked top-k of shared/topk.py, asked for K plus the most exclusions any query of the
 task has, so the K kept are exactly the best K allowed.
 
-The trainer mines after the snapshot is loaded and again whenever the prober changes (each epoch);
+The pairs are read in passes over the (lazily read) snapshot: the candidate pools are built in one
+pass, then one task's pairs are held at a time; the mined negatives apply as pairs are read
+(``PairView.negatives``). The trainer mines whenever the prober changes (each epoch);
 each epoch's negatives are stored with the run's checkpoints, so a resumed run trains on the same
 ones. Cost (items embedded, seconds) and spread (how far the negatives are from the positives)
 go to stderr and into the stored record."""
@@ -19,7 +21,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,7 @@ import torch
 from services.trainer.data import side_input
 from services.trainer.heldout import embed_shared
 from services.trainer.mining_spread import print_spread, task_spread
+from services.trainer.pairindex import PairView
 from shared.config import TrainSettings
 from shared.model import TASK_INSTRUCTIONS, EmbedInput
 from shared.storage import get_store
@@ -92,7 +95,7 @@ class Pool:
         return {**side, "video_id": video_id, "dedup_cluster": cluster}
 
 
-def build_pools(pairs: list[dict[str, Any]]) -> dict[str, Pool]:
+def build_pools(pairs: Iterable[dict[str, Any]]) -> dict[str, Pool]:
     pools: dict[str, Pool] = {}
     for p in pairs:
         pools.setdefault(target_kind(p["target"]), Pool()).add(p["target"], p)
@@ -137,7 +140,7 @@ class Guard:
 
 
 def mine(
-    pairs: list[dict[str, Any]],
+    pairs: Sequence[dict[str, Any]],
     embed: Embed,
     k_per_task: dict[str, int],
     guard: Guard | None = None,
@@ -147,15 +150,17 @@ def mine(
     negatives are from the positives, services/trainer/mining_spread.py). ``embed`` maps inputs to
     unit rows."""
     t0 = time.perf_counter()
-    pools = build_pools(pairs)
-    wanted = [p for p in pairs if k_per_task.get(p["task"], 0) > 0]
+    view = PairView.of(pairs)  # read in passes; one task's pairs are held at a time
+    pools = build_pools(view)
+    tasks = view.tasks()
+    wanted = view.subset(np.array([k_per_task.get(t, 0) > 0 for t in tasks], dtype=bool))
     emb: dict[str, np.ndarray] = {}
     for kind in sorted({target_kind(p["target"]) for p in wanted}):
         emb[kind] = embed([side_input(s, None) for s in pools[kind].sides])
     out: dict[str, list[dict[str, Any]]] = {}
     spread: dict[str, dict[str, Any]] = {}
-    for task in sorted({p["task"] for p in wanted}):
-        task_pairs = [p for p in wanted if p["task"] == task]
+    for task in sorted(set(wanted.tasks().tolist())):
+        task_pairs = list(wanted.of_task(task))
         queries = embed([side_input(p["query"], TASK_INSTRUCTIONS.get(task)) for p in task_pairs])
         kinds = sorted({target_kind(p["target"]) for p in task_pairs})
         for kind in kinds:
@@ -243,7 +248,7 @@ def prober_embed(prober: Any, rank: int = 0, world: int = 1) -> Embed:  # noqa: 
 
 
 def mine_for_epoch(
-    pairs: list[dict[str, Any]],
+    pairs: Sequence[dict[str, Any]],
     prober: Any,
     ts: TrainSettings,
     run_id: str,  # noqa: ANN401
@@ -285,6 +290,9 @@ def mine_for_epoch(
         print_spread(epoch, cost.get("spread") or {})
     if spreads is not None:
         spreads[epoch] = cost.get("spread") or {}
-    for p in pairs:
-        p["hard_negatives"] = record["negatives"].get(p["id"], [])
+    if isinstance(pairs, PairView):  # applied as its pairs are read
+        pairs.negatives = record["negatives"]
+    else:
+        for p in pairs:
+            p["hard_negatives"] = record["negatives"].get(p["id"], [])
     return epoch

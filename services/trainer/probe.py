@@ -29,9 +29,9 @@ def probe_pairs(batcher: PairBatcher, n_pairs: int) -> dict[str, list[dict[str, 
     process."""
     out = {}
     for task in batcher.tasks:
-        pool = batcher.by_task[task]
+        pool = batcher.pools[task]
         idx = np.random.default_rng(len(pool)).permutation(len(pool))[:n_pairs]
-        out[task] = [pool[i] for i in idx]
+        out[task] = batcher.pairs.take(pool[idx])  # read from the snapshot now
     return out
 
 

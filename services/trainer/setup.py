@@ -7,14 +7,15 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from services.trainer.data import PairBatcher, clip_groups, heldout, load_snapshot
+from services.trainer.data import GroupLookup, PairBatcher, open_snapshot
+from services.trainer.pairindex import PairView
 from services.trainer.pyramid import TaskSampler
 from shared.config import TrainSettings
 from shared.model import Embedder
@@ -42,11 +43,12 @@ class Dist:
 
 @dataclass
 class RunData:
-    """The snapshot's pairs split by source video, and its clip → group map (hard negatives)."""
+    """The snapshot's pairs split by source video (views read on demand: ``data.open_snapshot``),
+    and its clip → group map (hard negatives)."""
 
-    train_pairs: list[dict[str, Any]]
-    eval_pairs: list[dict[str, Any]]
-    groups_of_clips: dict[str, int]
+    train_pairs: PairView
+    eval_pairs: PairView
+    groups_of_clips: GroupLookup
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)  # the manifest's datasets
 
     def batch_size(self, ts: TrainSettings, unit: str, task: str) -> int:
@@ -67,7 +69,7 @@ class RunData:
 
     def task_pairs(self) -> dict[str, int]:
         """Training pairs per task (what one epoch passes over)."""
-        return dict(Counter(p["task"] for p in self.train_pairs))
+        return self.train_pairs.task_counts()
 
 
 @dataclass
@@ -108,12 +110,15 @@ def setup_distributed() -> Dist:
     return Dist(torch.distributed.get_rank(), torch.distributed.get_world_size(), own_group)
 
 
-def load_run_data(snapshot: str, heldout_fraction: float) -> RunData:
-    snap = load_snapshot(snapshot)
-    train_pairs = [p for p in snap.pairs if not heldout(p["video_id"], heldout_fraction)]
-    eval_pairs = [p for p in snap.pairs if heldout(p["video_id"], heldout_fraction)]
+def load_run_data(snapshot: str, heldout_fraction: float, cache_groups: int = 16) -> RunData:
+    """The run's data from one streaming pass over the snapshot (``data.open_snapshot``): the
+    pairs of the held-out source videos (``heldout``) on one side, the rest on the other; pairs are
+    read when a batch, the probe or the held-out check needs them."""
+    snap = open_snapshot(snapshot, cache_groups)
+    held = snap.pairs.compact.heldout(heldout_fraction)
     datasets = dict(snap.manifest.get("datasets") or {})
-    return RunData(train_pairs, eval_pairs, clip_groups(snap.pairs), datasets)
+    groups = snap.pairs.compact.clip_groups
+    return RunData(snap.pairs.subset(~held), snap.pairs.subset(held), groups, datasets)
 
 
 def _lora(embedder: Embedder, ts: TrainSettings) -> None:
@@ -144,7 +149,7 @@ def build_state(
     embedder: Embedder,
     ts: TrainSettings,
     total_steps: int,
-    train_pairs: list[dict[str, Any]],
+    train_pairs: Sequence[dict[str, Any]],
     dist: Dist,
 ) -> TrainState:
     """LoRA on ``embedder`` (the same initial weights on every process), AdamW with its schedule,
