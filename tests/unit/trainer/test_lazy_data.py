@@ -6,6 +6,7 @@ damaged or missing shard is named; an older JSON-lines snapshot reads the same w
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,13 @@ class OldBatcher:
         while len(chosen) < size:
             chosen.append(pool[int(self.rng.integers(len(pool)))])
         return chosen
+
+
+def _embed(items: list) -> np.ndarray:
+    """A fixed pseudo-random unit embedding of each input (stable across processes)."""
+    seeds = [zlib.crc32(repr(x).encode()) for x in items]
+    rows = np.array([np.random.default_rng(s).normal(size=8) for s in seeds]).reshape(-1, 8)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def _sequence(batcher: Any, seed: int, steps: int) -> list[tuple[str, list[str]]]:
@@ -142,12 +150,8 @@ def test_mining_reads_lazily_and_its_negatives_apply_as_pairs_are_read(parquet):
     data = load_run_data(parquet, 0.0, cache_groups=2)
     lazy = data.train_pairs.subset(np.isin(data.train_pairs.tasks(), ["T2V", "T2I"]))
 
-    def embed(items):  # a fixed pseudo-random embedding of each input
-        rows = [np.random.default_rng(abs(hash(repr(x))) % 2**32).normal(size=8) for x in items]
-        return np.array([r / np.linalg.norm(r) for r in rows])
-
-    old_neg, _ = mine(pairs, embed, {"T2V": 2})
-    new_neg, _ = mine(lazy, embed, {"T2V": 2})
+    old_neg, _ = mine(pairs, _embed, {"T2V": 2})
+    new_neg, _ = mine(lazy, _embed, {"T2V": 2})
     assert new_neg == old_neg and len(new_neg) == sum(p["task"] == "T2V" for p in pairs)
     lazy.negatives = new_neg
     first = next(p for p in lazy if p["task"] == "T2V")
@@ -195,3 +199,17 @@ def test_jsonl_rows_are_validated_and_spooled(jsonl):
     assert snap.pairs[N // 2 - 1] == load_snapshot(jsonl).pairs[-1]
     snap.source.close()
     assert not snap.source.paths[0].exists()
+
+
+def test_an_epochs_mined_negatives_reach_the_lazily_read_batches(parquet, monkeypatch):
+    import services.trainer.mining as mining
+    from shared.config import TrainSettings
+
+    monkeypatch.setattr(mining, "prober_embed", lambda *_a, **_k: _embed)
+    data = load_run_data(parquet, FRACTION, cache_groups=2)
+    ts = TrainSettings(mined_negatives_per_task={"T2V": 1})
+    assert mining.mine_for_epoch(data.train_pairs, None, ts, "run1", 1) == 1
+    batcher = PairBatcher(data.train_pairs)  # the batcher reads the same view
+    assert all(len(p["hard_negatives"]) == 1 for p in batcher.batch("T2V", 8))
+    assert all(p["hard_negatives"] == [] for p in batcher.batch("I2V", 8))  # K 0: none
+    assert get_store().exists("checkpoints/run1/mined/epoch-001.json")
