@@ -103,7 +103,7 @@ def child_command(
     return [sys.executable, *tail]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: SIGKILL it when the worker that started it dies."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -226,7 +226,7 @@ def _child_process(
         proc = subprocess.Popen(
             child_command(target, job_id, params_file, result_file, nproc),
             env=env,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         stopped = watch_child(proc, job_id, owner, cfg.lease_s, cfg.heartbeat_s, cfg.cancel_grace_s)
         outcome = json.loads(result_file.read_text()) if result_file.exists() else {}

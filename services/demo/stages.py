@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.supervise import die_with_parent
+
 
 class StageError(RuntimeError):
     """A stage failed; the message names the stage and where its log is."""
@@ -75,7 +77,14 @@ class StageRunner:
         with open(log, "a", encoding="utf-8") as fh:
             fh.write(f"$ univr {' '.join(args)}\n")
             fh.flush()
-            proc = subprocess.run(cmd, env=self.env, stdout=subprocess.PIPE, stderr=fh, text=True)
+            proc = subprocess.run(
+                cmd,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=fh,
+                text=True,
+                preexec_fn=die_with_parent,  # a killed demo leaves no stage running
+            )
             fh.write(proc.stdout)
         if proc.returncode != 0:
             tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,33 +31,26 @@ def reused_stages(stdout: str) -> list[str]:
 def _demo(out, *extra: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNIVR_")}
     env["HF_HUB_OFFLINE"] = "1"
-    return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from shared.cli import main; main()",
-            "demo",
-            "--out",
-            str(out),
-            "--videos",
-            "40",
-            "--long",
-            "1",
-            "--steps",
-            "120",
-            "--uvrb-size",
-            "12",
-            "--prober-videos",
-            "24",
-            "--prober-steps",
-            "30",
-            *extra,
-        ],
+    args = [
+        *("demo", "--out", str(out), "--videos", "40", "--long", "1", "--steps", "120"),
+        *("--uvrb-size", "12", "--prober-videos", "24", "--prober-steps", "30", *extra),
+    ]
+    # its own process group: a demo past the timeout is stopped with every stage it started
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from shared.cli import main; main()", *args],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=1500,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=1500)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 @pytest.mark.slow
