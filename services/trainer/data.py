@@ -171,10 +171,13 @@ class PairBatcher:
     def __init__(self, pairs: Sequence[dict[str, Any]], seed: int = 0, unit: str = "task"):
         """Every process builds it from the same pairs and seed, so all draw the same batches."""
         self.pairs = PairView.of(pairs)
-        units = self.pairs.compact.units(unit)[self.pairs.positions]
-        self.pools: dict[str, np.ndarray] = {
-            str(u): np.flatnonzero(units == u) for u in sorted(set(units.tolist()))
-        }
+        codes, names = self.pairs.compact.units(unit)
+        codes = codes[self.pairs.positions]
+        present = np.flatnonzero(np.bincount(codes, minlength=len(names)))
+        self.pools: dict[str, np.ndarray] = {}
+        for name in sorted({names[c] for c in present}):
+            same = [c for c in present if names[c] == name]  # a dataset named UVRD-<task>
+            self.pools[name] = np.flatnonzero(np.isin(codes, same)).astype(np.int32)
         self.groups = self.pairs.column("group")
         self.rng = np.random.default_rng(seed)
 

@@ -102,9 +102,11 @@ class PairIndex:
             if video and "video" not in p["query"]:
                 clips.append(clip_key(str(video["clip_id"])))
                 clip_group.append(g)
-        arrays = {k: np.frombuffer(v, dtype=np.dtype(v.typecode)).copy() for k, v in cols.items()}
+        # the arrays' own buffers (no copy: the pass's peak is the index, not twice it)
+        arrays = {k: np.frombuffer(v, dtype=np.dtype(v.typecode)) for k, v in cols.items()}
         arrays["recorded"] = arrays["recorded"].astype(bool)
-        groups = ClipGroups(np.array(clips, dtype=np.int64), np.array(clip_group, dtype=np.int64))
+        keys = np.frombuffer(clips, dtype=np.int64)
+        groups = ClipGroups(keys, np.frombuffer(clip_group, dtype=np.int32))
         return cls(**arrays, datasets=list(names), clip_groups=groups)
 
     def __len__(self) -> int:
@@ -114,13 +116,16 @@ class PairIndex:
         """Pairs of held-out source videos (``is_heldout(video_id, fraction)``)."""
         return self.bucket < fraction * SPLIT_BUCKETS
 
-    def units(self, unit: str = "task") -> np.ndarray:
-        """Each pair's Modality Pyramid unit (``data.unit_of``) as a string array."""
-        tasks = np.array(TASKS, dtype=object)[self.task]
+    def units(self, unit: str = "task") -> tuple[np.ndarray, list[str]]:
+        """Each pair's Modality Pyramid unit (``data.unit_of``) as a code, and the codes' names:
+        its task, or its dataset (synthesized pairs: ``UVRD-<task>``)."""
         if unit != "dataset":
-            return tasks
-        names = np.array([*self.datasets, ""], dtype=object)[self.dataset]
-        return np.where(self.dataset >= 0, names, "UVRD-" + tasks)
+            return self.task, list(TASKS)
+        names = [*self.datasets, *(f"UVRD-{t}" for t in TASKS)]
+        codes = np.where(
+            self.dataset >= 0, self.dataset, self.task.astype(np.int32) + len(self.datasets)
+        )
+        return codes, names
 
     def nbytes(self) -> int:
         cols = (self.shard, self.row, self.task, self.dataset, self.group, self.bucket)
@@ -135,7 +140,7 @@ class PairView(Sequence[dict[str, Any]]):
     def __init__(self, index: PairIndex, positions: np.ndarray, fetch: Any):  # noqa: ANN401
         self.compact, self.positions, self._fetch = (
             index,
-            np.asarray(positions, dtype=np.int64),
+            np.asarray(positions, dtype=np.int32),
             fetch,
         )
         self.negatives: dict[str, list[dict[str, Any]]] | None = None
