@@ -376,13 +376,18 @@ def checkpoint_adapter(checkpoint: str, settings: Settings | None = None) -> Pat
                 f"checkpoint {checkpoint!r} has no adapter in the store "
                 f"({key}/adapter/adapter_config.json)"
             )
-        shutil.rmtree(dest, ignore_errors=True)
-        # complete or absent: a download killed half-way is never taken for an adapter
-        os.replace(partial, dest)
+        # published by one rename, complete or not at all: a download killed half-way is never
+        # taken for an adapter, and a finished folder is never removed (a process may be reading
+        # it: a concurrent download of the same checkpoint that finished first wins)
+        try:
+            os.replace(partial, dest)
+        except OSError:
+            if (dest / "adapter_config.json").is_file():
+                return dest
+            shutil.rmtree(dest, ignore_errors=True)  # a leftover without a config: never read
+            os.replace(partial, dest)
     except OSError:
-        if not (
-            dest / "adapter_config.json"
-        ).is_file():  # not a concurrent download that finished first
+        if not (dest / "adapter_config.json").is_file():
             raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)

@@ -45,3 +45,36 @@ def test_a_checkpoint_without_an_adapter_is_a_clear_error_and_leaves_nothing(uni
 def test_hostile_prefixes_are_refused(bad):
     with pytest.raises(InvalidKey):
         checkpoint_adapter(bad) if bad not in ("", "/") else download_prefix(bad, "/tmp/x")
+
+
+def test_a_concurrent_download_that_finished_first_is_kept_not_replaced(univr_home, monkeypatch):
+    """Two processes fetching one checkpoint at once (an evaluator and an indexer): the one that
+    finishes second must not remove the first one's folder, which a model may be reading."""
+    _put_adapter()
+    store = type(get_store())
+    real = store.download
+    dest = univr_home / "cache" / PREFIX / "adapter"
+    theirs: dict[str, int] = {}
+
+    def download(self, key, path):  # noqa: ANN001, ANN202
+        if not dest.exists():  # the other process publishes its copy while this one downloads
+            dest.mkdir(parents=True)
+            (dest / "adapter_model.safetensors").write_bytes(b"weights")
+            (dest / "adapter_config.json").write_bytes(b'{"r": 16}')
+            theirs["inode"] = (dest / "adapter_model.safetensors").stat().st_ino
+        return real(self, key, path)
+
+    monkeypatch.setattr(store, "download", download)
+    assert checkpoint_adapter(PREFIX) == dest
+    assert (dest / "adapter_model.safetensors").stat().st_ino == theirs["inode"]
+    assert [p.name for p in dest.parent.iterdir()] == ["adapter"]  # no partial download left
+
+
+def test_a_leftover_folder_without_a_config_is_replaced_by_the_download(univr_home):
+    _put_adapter()
+    dest = univr_home / "cache" / PREFIX / "adapter"
+    dest.mkdir(parents=True)
+    (dest / "adapter_model.safetensors").write_bytes(b"half")  # never published by this code
+    assert checkpoint_adapter(PREFIX) == dest
+    assert (dest / "adapter_model.safetensors").read_bytes() == b"weights"
+    assert (dest / "adapter_config.json").is_file()
