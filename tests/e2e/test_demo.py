@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from shared.supervise import die_with_parent
 
 # a hang guard, not a speed check (benchmarks check speed): ~8 min on an idle 2-core machine, three
 # times that under two CPU hogs (a fresh-clone run timed out at 1500 s there, mid-training)
@@ -38,19 +39,19 @@ def _demo(out, *extra: str) -> subprocess.CompletedProcess:
         *("demo", "--out", str(out), "--videos", "40", "--long", "1", "--steps", "120"),
         *("--uvrb-size", "12", "--prober-videos", "24", "--prober-steps", "30", *extra),
     ]
-    # its own process group: a demo past the timeout is stopped with every stage it started
+    # the demo dies with this test process (killed, timed out), and its stages die with it
     proc = subprocess.Popen(
         [sys.executable, "-c", "from shared.cli import main; main()", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,
+        preexec_fn=die_with_parent,
     )
     try:
         stdout, stderr = proc.communicate(timeout=HANG_S)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        proc.kill()
         proc.communicate()
         raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
