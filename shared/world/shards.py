@@ -68,6 +68,13 @@ def _row(p: dict[str, Any], fraction: float) -> dict[str, Any]:
     return row
 
 
+def _upload_shard(store, snapshot_id: str, index: int, path: Path, rows: int) -> Shard:  # noqa: ANN001
+    key = layout.shard_key(snapshot_id, index)
+    data = path.read_bytes()
+    store.put_file(key, path, "application/vnd.apache.parquet")
+    return Shard(key=key, rows=rows, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+
+
 def write_shards(
     store,  # noqa: ANN001
     snapshot_id: str,
@@ -91,14 +98,7 @@ def write_shards(
             nonlocal writer
             if writer is not None:
                 writer.close()
-                key = layout.shard_key(snapshot_id, len(shards))
-                data = path.read_bytes()
-                store.put_file(key, path, "application/vnd.apache.parquet")
-                shards.append(
-                    Shard(
-                        key=key, rows=rows, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data)
-                    )
-                )
+                shards.append(_upload_shard(store, snapshot_id, len(shards), path, rows))
                 writer = None
 
         def flush() -> None:
