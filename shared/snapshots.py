@@ -9,13 +9,70 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from shared import layout
 from shared.contracts.pairs import Pair
-from shared.contracts.snapshot import SnapshotManifest
+from shared.contracts.snapshot import Shard, SnapshotManifest
 
 JSON_COLUMNS = ("query", "target", "hard_negatives")  # stored as JSON text in a shard
+COLUMNS = ("id", "task", "domain", "video_id", "dedup_cluster", "split", *JSON_COLUMNS, "dataset")
+
+
+def shard_schema():  # noqa: ANN201
+    """A shard's columns: every one a string (JSON text for ``JSON_COLUMNS``)."""
+    import pyarrow as pa
+
+    return pa.schema([(c, pa.string()) for c in COLUMNS])
+
+
+class ShardFiles:
+    """Rows into local Parquet files of at most ``rows_per_shard`` rows, a page at a time;
+    ``files``: (path, rows) of each."""
+
+    def __init__(self, tmp: Path, rows_per_shard: int):
+        self.tmp, self.limit = tmp, rows_per_shard
+        self.files: list[tuple[Path, int]] = []
+        self.writer: Any = None
+        self.rows = 0
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        while rows:
+            if self.writer is None:
+                path = self.tmp / f"{len(self.files):05d}.parquet"
+                self.writer = pq.ParquetWriter(path, shard_schema(), compression="zstd")
+                self.rows = 0
+                self.files.append((path, 0))
+            take, rows = rows[: self.limit - self.rows], rows[self.limit - self.rows :]
+            self.writer.write_table(pa.Table.from_pylist(take, schema=shard_schema()))
+            self.rows += len(take)
+            self.files[-1] = (self.files[-1][0], self.rows)
+            if self.rows >= self.limit:
+                self.close()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def upload_shards(store, snapshot_id: str, files: list[tuple[Path, int]]) -> list[Shard]:  # noqa: ANN001
+    """Put each local shard at its key; its manifest entry (rows, SHA-256, bytes)."""
+    out = []
+    for i, (path, rows) in enumerate(files):
+        data = path.read_bytes()
+        key = layout.shard_key(snapshot_id, i)
+        store.put_file(key, path, "application/vnd.apache.parquet")
+        out.append(
+            Shard(key=key, rows=rows, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+        )
+    return out
+
+
 READ_BATCH = 1024
 
 

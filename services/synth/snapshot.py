@@ -21,7 +21,7 @@ import json
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
@@ -29,54 +29,13 @@ from services.synth.mix import SYNTHESIZED, keeps, where
 from services.synth.pairs import variant
 from shared import layout
 from shared.config import get_settings
-from shared.contracts.snapshot import Shard, SnapshotManifest, Splits, is_heldout
-
-if TYPE_CHECKING:
-    import pyarrow.parquet as pq
+from shared.contracts.snapshot import SnapshotManifest, Splits, is_heldout
 from shared.db import init_db, session_scope, upsert
 from shared.db.models import Clip, Pair, Snapshot, clip_stored
-from shared.snapshots import JSON_COLUMNS
+from shared.snapshots import COLUMNS, ShardFiles, upload_shards
 from shared.storage import get_store
 
 PAGE = 1000  # pairs fetched from the cursor, checked and written at a time
-COLUMNS = ("id", "task", "domain", "video_id", "dedup_cluster", "split", *JSON_COLUMNS, "dataset")
-
-
-def _schema():  # noqa: ANN202
-    import pyarrow as pa
-
-    return pa.schema([(c, pa.string()) for c in COLUMNS])
-
-
-class _Shards:
-    """Rows into local Parquet files of at most ``rows_per_shard`` rows, one page at a time."""
-
-    def __init__(self, tmp: Path, rows_per_shard: int):
-        self.tmp, self.limit = tmp, rows_per_shard
-        self.files: list[tuple[Path, int]] = []
-        self.writer: pq.ParquetWriter | None = None
-        self.rows = 0
-
-    def add(self, rows: list[dict[str, Any]]) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        while rows:
-            if self.writer is None:
-                path = self.tmp / f"{len(self.files):05d}.parquet"
-                self.writer, self.rows = pq.ParquetWriter(path, _schema(), compression="zstd"), 0
-                self.files.append((path, 0))
-            take, rows = rows[: self.limit - self.rows], rows[self.limit - self.rows :]
-            self.writer.write_table(pa.Table.from_pylist(take, schema=_schema()))
-            self.rows += len(take)
-            self.files[-1] = (self.files[-1][0], self.rows)
-            if self.rows >= self.limit:
-                self.close()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
 
 
 def _stored(ids: set[str]) -> set[str]:
@@ -162,7 +121,7 @@ def create_snapshot(
     init_db()
     tally = _Tally(holdout_fraction)
     with tempfile.TemporaryDirectory(prefix="univr-snapshot-") as tmp:
-        shards = _Shards(Path(tmp), get_settings().synth.snapshot_shard_rows)
+        shards = ShardFiles(Path(tmp), get_settings().synth.snapshot_shard_rows)
         with session_scope() as s:
             q = select(
                 Pair.id,
@@ -218,14 +177,7 @@ def _publish(
     if store.exists(manifest_key):
         manifest = SnapshotManifest.model_validate_json(store.get_bytes(manifest_key))
     else:
-        shard_list = []
-        for i, (path, rows) in enumerate(files):
-            data = path.read_bytes()
-            key = layout.shard_key(sid, i)
-            store.put_file(key, path, "application/vnd.apache.parquet")
-            shard_list.append(
-                Shard(key=key, rows=rows, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
-            )
+        shard_list = upload_shards(store, sid, files)
         manifest = SnapshotManifest(
             id=sid,
             name=name,

@@ -6,7 +6,6 @@ negatives) one at a time."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import tempfile
@@ -16,10 +15,9 @@ from typing import Any
 
 from shared import layout
 from shared.contracts.pairs import TASKS
-from shared.contracts.snapshot import Shard, SnapshotManifest, is_heldout
-from shared.snapshots import JSON_COLUMNS
+from shared.contracts.snapshot import SnapshotManifest, is_heldout
+from shared.snapshots import COLUMNS, JSON_COLUMNS, ShardFiles, upload_shards
 
-COLUMNS = ("id", "task", "domain", "video_id", "dedup_cluster", "split", *JSON_COLUMNS, "dataset")
 ROW_GROUP = 1000  # rows per write, as the snapshot job's pages
 
 
@@ -68,13 +66,6 @@ def _row(p: dict[str, Any], fraction: float) -> dict[str, Any]:
     return row
 
 
-def _upload_shard(store, snapshot_id: str, index: int, path: Path, rows: int) -> Shard:  # noqa: ANN001
-    key = layout.shard_key(snapshot_id, index)
-    data = path.read_bytes()
-    store.put_file(key, path, "application/vnd.apache.parquet")
-    return Shard(key=key, rows=rows, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
-
-
 def write_shards(
     store,  # noqa: ANN001
     snapshot_id: str,
@@ -82,44 +73,20 @@ def write_shards(
     rows_per_shard: int,
     holdout_fraction: float = 0.0,
 ) -> SnapshotManifest:
-    """Write ``pairs`` (streamed, ``ROW_GROUP`` rows at a time) as shards and the manifest."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pa.schema([(c, pa.string()) for c in COLUMNS])
-    shards: list[Shard] = []
+    """Write ``pairs`` (streamed, ``ROW_GROUP`` rows at a time) as shards and the manifest, with
+    the snapshot job's own writer (``shared.snapshots.ShardFiles``)."""
     counts: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="univr-shards-") as tmp:
-        buf: list[dict[str, Any]] = []
-        writer: pq.ParquetWriter | None = None
-        rows, path = 0, Path(tmp) / "shard.parquet"
-
-        def close() -> None:
-            nonlocal writer
-            if writer is not None:
-                writer.close()
-                shards.append(_upload_shard(store, snapshot_id, len(shards), path, rows))
-                writer = None
-
-        def flush() -> None:
-            nonlocal writer, rows
-            if not buf:
-                return
-            if writer is None:
-                writer, rows = pq.ParquetWriter(path, schema, compression="zstd"), 0
-            writer.write_table(pa.Table.from_pylist(buf, schema=schema))
-            rows += len(buf)
-            buf.clear()
-            if rows >= rows_per_shard:
-                close()
-
+        files, page = ShardFiles(Path(tmp), rows_per_shard), []
         for p in pairs:
             counts[p["task"]] = counts.get(p["task"], 0) + 1
-            buf.append(_row(p, holdout_fraction))
-            if len(buf) == min(ROW_GROUP, rows_per_shard - rows if writer else rows_per_shard):
-                flush()
-        flush()
-        close()
+            page.append(_row(p, holdout_fraction))
+            if len(page) == ROW_GROUP:
+                files.add(page)
+                page = []
+        files.add(page)
+        files.close()
+        shards = upload_shards(store, snapshot_id, files.files)
     manifest = SnapshotManifest(
         id=snapshot_id,
         name=snapshot_id,
