@@ -35,7 +35,9 @@ def upsert(
     unknown = set(keys) - columns
     if unknown:
         raise ValueError(f"{table.name}: unknown columns {sorted(unknown)}")
-    stmt = insert(table).values([{k: r.get(k, _default(table, k)) for k in keys} for r in rows])
+    # One statement with the rows as executemany parameters: compiled once (and cached), where a
+    # multi-row VALUES literal is compiled anew for every call (seconds for 10⁴ rows).
+    stmt = insert(table)
     cols = [c for c in (update if update is not None else keys) if c not in key]
     if cols:
         stmt = stmt.on_conflict_do_update(
@@ -43,7 +45,7 @@ def upsert(
         )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
-    session.execute(stmt)
+    session.execute(stmt, [{k: r.get(k, _default(table, k)) for k in keys} for r in rows])
     return len(rows)
 
 
