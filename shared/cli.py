@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from functools import partial
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, entry_points, version
+from typing import Any
 
 import typer
 
@@ -99,7 +102,7 @@ def db_downgrade(revision: str = typer.Argument("base"), json_out: bool = json_o
 
 
 BUILTIN_GROUPS = {"model": "shared.model.cli:app", "media": "shared.world.cli:app"}
-_built = False
+_mounted: set[str] = set()
 
 
 def _load(name: str, target: str, load) -> None:  # noqa: ANN001
@@ -117,17 +120,49 @@ def _load(name: str, target: str, load) -> None:  # noqa: ANN001
         app.command(name)(sub)
 
 
-def build_app() -> typer.Typer:
-    """Mount the library's and the services' command groups (once per process)."""
-    global _built
-    if _built:
-        return app
+def _attribute(module: str, attr: str) -> Any:
+    return getattr(import_module(module), attr)
+
+
+def _groups() -> dict[str, tuple[str, Callable[[], Any]]]:
+    """Every command group by name: (target, loader), nothing imported yet."""
+    groups: dict[str, tuple[str, Callable[[], Any]]] = {}
     for name, target in BUILTIN_GROUPS.items():
         module, attr = target.split(":")
-        _load(name, target, lambda m=module, a=attr: getattr(import_module(m), a))
+        groups[name] = (target, partial(_attribute, module, attr))
     for ep in sorted(entry_points(group="univr.commands"), key=lambda e: e.name):
-        _load(ep.name, ep.value, ep.load)
-    _built = True
+        groups[ep.name] = (ep.value, ep.load)
+    return groups
+
+
+OWN_GROUPS = ("config", "db")  # defined in this module: nothing to import
+
+
+def _named_group(args: list[str], groups: dict) -> str | None:
+    """The group a command line names (its first word after the root options): one of
+    ``groups``, ``""`` for one of this module's own, None for anything else (help, a typo)."""
+    for arg in args:
+        if arg == "--debug":
+            continue
+        if arg in (*OWN_GROUPS, "--version"):
+            return ""
+        return arg if arg in groups else None
+    return None
+
+
+def build_app(args: list[str] | None = None) -> typer.Typer:
+    """Mount the library's and the services' command groups, once per process. Given the command
+    line, only the group it names is imported (the others pull in torch, transformers and the
+    services: seconds of start-up for every command); for help, a bare ``univr`` or anything not
+    naming a group, all of them."""
+    groups = _groups()
+    named = _named_group(args, groups) if args is not None else None
+    everything = sorted(groups, key=lambda n: (n not in BUILTIN_GROUPS, n))
+    for name in everything if named is None else [named] if named else []:
+        if name not in _mounted:
+            _mounted.add(name)
+            target, load = groups[name]
+            _load(name, target, load)
     return app
 
 
@@ -137,7 +172,7 @@ def main() -> None:
     from shared.errors import describe
 
     try:
-        build_app()(prog_name="univr")
+        build_app(sys.argv[1:])(prog_name="univr")
     except (SystemExit, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 - sorted into expected failures and defects below
