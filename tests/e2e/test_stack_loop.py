@@ -419,11 +419,20 @@ def _train(univr, tmp_path: Path, home: Path, engine, cli_env):  # noqa: ANN001,
     done = ("completed", "failed", "cancelled")
     _wait("the train job", lambda: _state(engine, job) in done, timeout=400)
     assert _state(engine, job) == "completed"
+    refused = _lease_events(engine, job).count("refused")  # copies of a re-send, if any
     univr("train", "submit", "--config", str(tmp_path / "train.yaml"))  # delivered again
-    _wait("the refused duplicate", lambda: "refused" in _lease_events(engine, job), 60)
+    _wait(
+        "the refused duplicate",
+        lambda: _lease_events(engine, job).count("refused") > refused,
+        60,
+    )
     shown = json.loads(univr("job", "show", job, "--json"))
     names = [e["event"] for e in shown["timeline"]]
-    assert names[:3] == ["claimed", "expired", "takeover"] and names.count("completed") == 1
+    # the expired lease's message is sent again once per lease period until a worker claims it:
+    # a takeover slow to start (a loaded machine) finds it expired twice, and refuses the copy
+    takeover = names.index("takeover")
+    assert names[0] == "claimed" and takeover >= 2, names
+    assert set(names[1:takeover]) == {"expired"} and names.count("completed") == 1, names
     resumed = [e for e in shown["timeline"] if e["event"] == "resumed"]
     assert resumed and resumed[-1]["step"] == CHECKPOINT_EVERY
     assert shown["attempts"] == 2  # the takeover's claim; the duplicate was refused, not run
