@@ -187,12 +187,7 @@ def build_index(
     client = client or get_qdrant()
     try:
         version = version or collection_name(embedder.model_id, build_scope)
-        # what the collection's name hashes (an embedder given by the caller may only have an id)
-        log.info(
-            "index build into %s: model %s",
-            version,
-            getattr(embedder, "identity", embedder.model_id),
-        )
+        log.info("index build into %s: model %s", version, embedder.identity)
         _open_collection(client, version, embedder, build_scope)
         present = present_ids(client, version)
         todo = [r for r in rows if r["id"] not in present]

@@ -26,6 +26,11 @@ class FakeEmbedder:
     fail_after_batches: int | None = None
     batches: list[int] = field(default_factory=list)
 
+    @property
+    def identity(self) -> dict[str, str]:
+        """What the model id stands for, as ``Embedder.identity`` gives it (the indexer logs it)."""
+        return {"base": self.name_or_path, "adapter": self.adapter or "", "recipe": "fake"}
+
     def embed(self, items):  # noqa: ANN001, ANN201
         if self.fail_after_batches is not None and len(self.batches) >= self.fail_after_batches:
             raise RuntimeError("interrupted")
