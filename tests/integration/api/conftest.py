@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -24,8 +23,11 @@ def clip_home(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.fixture
-def api(clip_home, monkeypatch):
-    """A TestClient on a fresh copy of the corpus home, with keys of each scope and a live index."""
+def api(clip_home, monkeypatch, tmp_path):
+    """A TestClient on a fresh copy of the corpus home, with keys of each scope and a live index.
+    The copy lives in the test's own tmp folder: a name from ``id()`` of a fixture object was
+    reused once that object was freed, and a later test's copy then collided with an earlier one
+    (FileExistsError, seen in full-suite runs)."""
     import shutil
 
     from fastapi.testclient import TestClient
@@ -33,7 +35,7 @@ def api(clip_home, monkeypatch):
     from shared.config import get_settings
     from shared.db.session import reset_engines
 
-    home = Path(clip_home["root"]) / f"copy-{id(monkeypatch)}"
+    home = tmp_path / "api-home"
     shutil.copytree(clip_home["env"]["UNIVR_HOME"], home)
     monkeypatch.setenv("UNIVR_HOME", str(home))
     get_settings.cache_clear()
