@@ -327,6 +327,7 @@ def _index(
 
 
 def _queries(runner: StageRunner, raw: Path) -> dict[str, Any]:
+    """A few queries of each kind, answered by one `univr search --queries` (one model load)."""
     rows = [
         json.loads(line)
         for line in (raw / "manifest.jsonl").read_text().splitlines()
@@ -334,21 +335,20 @@ def _queries(runner: StageRunner, raw: Path) -> dict[str, Any]:
     ]
     good = [r for r in rows if not r.get("failure")]
     sample_video = str(raw / good[0]["path"]) if good else None
-    queries: list[tuple[str, list[str]]] = [
-        ("text", ["a red circle moving right"]),
-        ("text", ["a blue square appears, then a green triangle moves left"]),
+    queries: list[tuple[str, dict[str, str]]] = [
+        ("text", {"text": "a red circle moving right"}),
+        ("text", {"text": "a blue square appears, then a green triangle moves left"}),
     ]
     if sample_video:
-        queries.append(("video", ["--video", sample_video]))
-        queries.append(("text+video", ["what happens next", "--video", sample_video]))
-    results = []
-    for kind, args in queries:
-        hits = runner.univr("queries", ["search", *args, "--top-k", "3", "--json"], json_out=True)
-        results.append(
-            {
-                "kind": kind,
-                "query": " ".join(a for a in args if not a.startswith("--")),
-                "hits": hits,
-            }
-        )
+        queries.append(("video", {"video": sample_video}))
+        queries.append(("text+video", {"text": "what happens next", "video": sample_video}))
+    path = runner.out / "queries.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for _, q in queries))
+    answers = runner.univr(
+        "queries", ["search", "--queries", str(path), "--top-k", "3", "--json"], json_out=True
+    )
+    results = [
+        {"kind": kind, "query": " ".join(q.values()), "hits": answer["hits"]}
+        for (kind, q), answer in zip(queries, answers, strict=True)
+    ]
     return {"results": results}

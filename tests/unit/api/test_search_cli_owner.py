@@ -97,6 +97,60 @@ def test_search_goes_through_the_running_api(home_with_index, tmp_path):
     assert json.loads(r.stdout)[0]["video"].startswith("/data/")
 
 
+def test_a_file_of_queries_is_answered_in_order_by_one_process(home_with_index, tmp_path):
+    """`--queries`: each line's answer equals the same query searched alone, in file order."""
+    from PIL import Image
+
+    from services.api.search import search
+    from shared.model import Embedder
+    from shared.vectors import get_qdrant
+
+    image = tmp_path / "q.png"
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(image)
+    asked = [{"text": "a red circle"}, {"image": str(image)}, {"text": "blue", "image": str(image)}]
+    path = tmp_path / "queries.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in asked) + "\n")
+    embedder, client = Embedder.from_settings(), get_qdrant()
+    try:  # this process holds the Qdrant folder until it closes it
+        alone = [_found(search(embedder, client, top_k=2, **q)) for q in asked]
+    finally:
+        client.close()
+    env = home_with_index["env"]
+    r = _univr("search", "--queries", str(path), "--top-k", "2", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    answers = json.loads(r.stdout)
+    assert [a["query"] for a in answers] == asked
+    assert [_found(a["hits"]) for a in answers] == alone
+    assert len({tuple(a) for a in alone}) == len(asked)  # each query finds its own answer
+
+
+def _found(hits: list[dict]) -> list[tuple[str, float]]:
+    return [(h["id"], round(h["score"], 4)) for h in hits]
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (["{"], "queries.jsonl:1: not JSON"),
+        (['{"text": "a"}', '["a"]'], "queries.jsonl:2: a query is an object"),
+        (['{"text": "a", "audio": "x.wav"}'], "queries.jsonl:1: a query is an object"),
+        (['{"text": 3}'], "queries.jsonl:1: text, image and video are strings"),
+        (["", "  "], "holds no query"),
+        (['{"text": ""}'], "give a text, --image or --video"),
+        (['{"video": "/nonexistent/v.mp4"}'], "no such file /nonexistent/v.mp4"),
+    ],
+)
+def test_a_bad_queries_file_is_a_usage_error_naming_its_line(tmp_path, lines, message):
+    from typer.testing import CliRunner
+
+    from shared.cli import build_app
+
+    path = tmp_path / "queries.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    r = CliRunner().invoke(build_app(["search"]), ["search", "--queries", str(path)])
+    assert r.exit_code == 2 and message in r.output, r.output
+
+
 def test_a_held_folder_is_a_clear_error_not_a_crash(home_with_index):
     from shared.vectors import get_qdrant
 
