@@ -1,4 +1,6 @@
-"""A synthesized clip corpus (real workers, embedded broker) and an API with a live index."""
+"""A synthesized clip corpus (real workers, embedded broker) and an API with a live index: for the
+API's tests and the indexer's (promotion is tested while searches run). Defined here, once for
+both folders: a session fixture imported into two conftest files is built once per file."""
 
 from __future__ import annotations
 
