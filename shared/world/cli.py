@@ -61,6 +61,9 @@ def snapshot_cmd(
     side: int = typer.Option(64, min=16, help="Frame width and height in pixels."),
     tasks: str = typer.Option("T2V,I2V,T2I", help="Comma-separated tasks: T2V, I2V, T2I."),
     hard_negatives: int = typer.Option(0, min=0, help="Random other clips per video pair."),
+    twins: int = typer.Option(
+        1, min=1, help="Videos in groups of this many that differ in one captioned attribute."
+    ),
     json_out: bool = json_option(),
 ) -> None:
     """Store a training snapshot straight from world renders (no synthesis); prints its id."""
@@ -75,12 +78,14 @@ def snapshot_cmd(
         name=name,
         tasks=task_list,
         hard_negatives=hard_negatives,
+        twins=twins,
     )
     summary = {
         "id": snapshot_id,
         "name": name,
         "videos": videos,
         "seed": seed,
+        "twins": twins,
         "tasks": list(task_list),
         "wall_seconds": round(time.perf_counter() - t0, 2),
     }
