@@ -8,6 +8,8 @@ LOCK := requirements.lock
 DEMO_OUT ?= demo-out
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
+# pytest processes of `make test` (pytest-xdist; 0: one process, no xdist)
+TEST_WORKERS ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
@@ -48,7 +50,7 @@ demo: setup
 
 ## test: the test suite (CI=true makes tests that need Postgres/RabbitMQ/Redis fail instead of skip)
 test: setup tools
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
 
 ## bench: every benchmark; each prints ratios against a baseline measured in the same run
 bench: setup

@@ -2,6 +2,14 @@
 
 Services (PostgreSQL, RabbitMQ, Redis) are on localhost on the development machine. Locally a
 missing service skips its tests; with ``CI=true`` it fails them, so CI cannot pass by skipping.
+
+`make test` runs the suite on ``TEST_WORKERS`` pytest-xdist processes. Each test has its own home,
+database and temp folder, and the fault-injection tests start private services; what is shared is
+the broker on localhost (queue names are the configuration's), so every test that uses it (the
+``rabbitmq_url`` and ``redis_url`` fixtures) runs in one worker, one after another; the other
+tests of a file run in one worker (its module fixtures are built once). Each worker's
+torch (and its subprocesses') gets cores / workers threads: two processes each with torch's
+default of a thread per core slow each other down many times over (shared/threads.py).
 """
 
 from __future__ import annotations
@@ -16,6 +24,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from shared.config import get_settings
+from shared.threads import cpu_cores
+
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+if _WORKERS > 1:  # set before torch is loaded: inherited by every process a test starts
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, str(max(1, cpu_cores() // _WORKERS)))
+SHARED_BROKER_FIXTURES = {"rabbitmq_url", "redis_url"}
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -24,6 +39,15 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 RABBITMQ_URL = os.environ.get("UNIVR_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("UNIVR_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """xdist groups (``--dist loadgroup``): the tests on the shared broker form one; every other
+    test is grouped with its file, so a module's fixtures are built once, in one worker."""
+    for item in items:
+        uses_broker = SHARED_BROKER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        group = "shared-broker" if uses_broker else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def service_address(url: str) -> tuple[str, int]:
