@@ -20,7 +20,7 @@ from typing import Any, overload
 import numpy as np
 
 from shared.contracts.pairs import TASKS
-from shared.contracts.snapshot import SPLIT_BUCKETS
+from shared.contracts.snapshot import SPLIT_BUCKETS, split_bucket
 
 FETCH_CHUNK = 1024  # pairs read at a time when a view is iterated
 
@@ -96,7 +96,7 @@ class PairIndex:
             cols["task"].append(TASKS.index(p["task"]))
             cols["dataset"].append(names.setdefault(ds, len(names)) if ds else -1)
             cols["group"].append(g)
-            cols["bucket"].append(zlib.crc32(p["video_id"].encode()) % SPLIT_BUCKETS)
+            cols["bucket"].append(split_bucket(p["video_id"]))
             cols["recorded"].append(p.get("split") == "heldout")
             video = p["target"].get("video")
             if video and "video" not in p["query"]:

@@ -14,9 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 SPLIT_BUCKETS = 1000
 
 
+def split_bucket(video_id: str) -> int:
+    """A source video's split bucket, in [0, SPLIT_BUCKETS): the lowest ``fraction`` of them are
+    held out."""
+    return zlib.crc32(video_id.encode()) % SPLIT_BUCKETS
+
+
 def is_heldout(video_id: str, fraction: float) -> bool:
     """A stable split by source video: the same videos are held out in every run and service."""
-    return (zlib.crc32(video_id.encode()) % SPLIT_BUCKETS) < fraction * SPLIT_BUCKETS
+    return split_bucket(video_id) < fraction * SPLIT_BUCKETS
 
 
 class Shard(BaseModel):

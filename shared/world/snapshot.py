@@ -18,7 +18,6 @@ import copy
 import io
 import json
 import random
-import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from shared import layout
-from shared.contracts.snapshot import SPLIT_BUCKETS
+from shared.contracts.snapshot import split_bucket
 from shared.db import init_db, session_scope, upsert
 from shared.db.models import Snapshot
 from shared.ids import stable_id
@@ -96,14 +95,10 @@ def _pairs(
     return out
 
 
-def _bucket(video_id: str) -> int:
-    return zlib.crc32(video_id.encode()) % SPLIT_BUCKETS
-
-
 def _twin_id(stem: str, bucket: int) -> str:
     """``stem`` with the first suffix that puts it in split ``bucket`` (~1000 tries)."""
     salt = 0
-    while _bucket(f"{stem}-{salt}") != bucket:
+    while split_bucket(f"{stem}-{salt}") != bucket:
         salt += 1
     return f"{stem}-{salt}"
 
@@ -150,7 +145,7 @@ def _specs(
             group, k = divmod(i, twins)
             base_id, base = out[group * twins]
             change = TWIN_CHANGES[(group + k - 1) % len(TWIN_CHANGES)]
-            vid = _twin_id(f"{name}-{seed}-{group:04d}-t{k}", _bucket(base_id))
+            vid = _twin_id(f"{name}-{seed}-{group:04d}-t{k}", split_bucket(base_id))
             out.append((vid, dict(_twin(rng, base, change), id=vid)))
             continue
         vid = f"{name}-{seed}-{i:04d}"

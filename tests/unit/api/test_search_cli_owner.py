@@ -151,6 +151,29 @@ def test_a_bad_queries_file_is_a_usage_error_naming_its_line(tmp_path, lines, me
     assert r.exit_code == 2 and message in r.output, r.output
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["a red circle", "--queries", "{path}"], "give either --queries or one query"),
+        (["--queries", "{missing}"], "cannot read"),
+        (["--queries", "{binary}"], "cannot read"),
+        (["--queries", "{folder}"], "cannot read"),
+    ],
+)
+def test_queries_with_a_query_or_an_unreadable_file_are_usage_errors(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from shared.cli import build_app
+
+    paths = {"path": tmp_path / "q.jsonl", "missing": tmp_path / "nope.jsonl"}
+    paths |= {"binary": tmp_path / "b.jsonl", "folder": tmp_path}
+    paths["path"].write_text('{"text": "a"}\n')
+    paths["binary"].write_bytes(b"\xff\xfe\x00junk")
+    argv = ["search", *(a.format(**paths) for a in args)]
+    r = CliRunner().invoke(build_app(["search"]), argv)
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+
+
 def test_a_held_folder_is_a_clear_error_not_a_crash(home_with_index):
     from shared.vectors import get_qdrant
 
