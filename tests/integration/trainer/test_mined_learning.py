@@ -71,20 +71,29 @@ def pretrained(world_home, tmp_path_factory) -> str:
         return str(export_merged(result["run_id"], None, root / "merged"))
 
 
+@pytest.fixture(scope="module")
+def twin_world(world_home) -> str:
+    """The world the runs tune on (rendered once for both seeds)."""
+    from shared.world.snapshot import build_world_snapshot
+
+    with pytest.MonkeyPatch.context() as mp:
+        home_env(world_home, mp)
+        return build_world_snapshot(
+            VIDEOS, seed=WORLD_SEED, tasks=WORLD_TASKS, hard_negatives=1, twins=TWINS
+        )
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(3600)  # four ~100 s runs and the pretraining on one idle core; longer loaded
 @pytest.mark.parametrize("seed", [3, 7])
-def test_mined_negatives_beat_random_ones(world_home, pretrained, monkeypatch, tmp_path, seed):
+def test_mined_negatives_beat_random_ones(
+    world_home, pretrained, twin_world, monkeypatch, tmp_path, seed
+):
     home_env(world_home, monkeypatch)
-    from shared.world.snapshot import build_world_snapshot
-
-    snapshot = build_world_snapshot(
-        VIDEOS, seed=WORLD_SEED, tasks=WORLD_TASKS, hard_negatives=1, twins=TWINS
-    )
     r1 = {}
     for source in ("random", "mined"):
         result = _train(
-            snapshot,
+            twin_world,
             pretrained,
             tmp_path / source,
             seed,
